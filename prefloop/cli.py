@@ -1,0 +1,183 @@
+"""The ``prefloop`` command line: parse arguments, call the library, print results.
+
+Errors raised by the packages (``store.StoreError`` and the other packages' error classes) are
+printed as one line (``Error: ...``) with exit status 1; no business logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+import store
+from store.importer import FORMATS, ImportReport, import_file
+from store.pairs import ExportResult, PairFilters, export_pairs
+from store.stats import store_stats
+
+__all__ = ["app", "main"]
+
+console = Console()
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The error classes that are the user's to fix (printed as one line, no traceback)."""
+    errors: list[type[Exception]] = [store.StoreError]
+    for module, name in (("judge.errors", "JudgeError"), ("training.errors", "TrainingError"),
+                         ("annotate_app.errors", "AppError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except ImportError:
+            pass
+    return tuple(errors)
+
+
+class _Group(TyperGroup):
+    """Turns the packages' errors into ``Error: <message>`` and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False, help="prefloop: collect preferences, judge, retrain.")
+
+
+class State:
+    db: Path | None = None
+
+    def store(self, create: bool = False) -> store.Store:
+        return store.Store(self.db, create=create)
+
+
+state = State()
+
+
+@app.callback()
+def _global(db: Annotated[Optional[Path], typer.Option(
+        "--db", help="Store file (default: $PREFLOOP_DB, else ./prefloop.duckdb).",
+        envvar="PREFLOOP_DB", show_envvar=True)] = None) -> None:
+    """prefloop: collect preferences from people and AI judges, export pairs, retrain."""
+    state.db = db
+
+
+@app.command()
+def init() -> None:
+    """Create the store (or upgrade an existing one to the current schema)."""
+    s = state.store(create=True)
+    console.print(f"Store ready at {s.path} (schema: {', '.join(s.schema_version())})")
+
+
+def _print_report(r: ImportReport) -> None:
+    console.print(f"Imported [bold]{r.path}[/] ({r.format}) into dataset "
+                  f"[bold]{r.dataset}[/] in {r.seconds:.1f} s")
+    t = Table(show_header=False, box=None, padding=(0, 2))
+    t.add_row("lines read", str(r.lines_read))
+    t.add_row("imported", str(r.imported))
+    t.add_row("duplicates", f"{r.duplicates}  (already in the store or earlier in the file)")
+    t.add_row("rejected", str(r.rejected))
+    for reason, count, lines in r.reasons():
+        more = ", ..." if count > len(lines) else ""
+        t.add_row("", f"{count:>5}  {reason} (lines {', '.join(map(str, lines))}{more})")
+    added = f"{r.prompts_added} prompts, {r.responses_added} responses, {r.comparisons_added} comparisons"
+    t.add_row("added", added)
+    if r.without_comparison and r.format != "prompts":
+        t.add_row("", f"{r.without_comparison} lines have no usable verdict: responses kept, "
+                      "no comparison")
+    if r.rejects_path:
+        t.add_row("rejects", r.rejects_path)
+    console.print(t)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="JSONL (.gz), JSON, Parquet file or datasets dir.")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help=f"One of: {', '.join(FORMATS)}.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name (default: from the file name).")] = None,
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Import the good lines; write unreadable ones to the rejects file.")] = False,
+    rejects: Annotated[Optional[Path], typer.Option(
+        help="Write lines not imported, with reasons, to this JSONL file.")] = None,
+    labeler_kind: Annotated[Optional[str], typer.Option(
+        help="trl: who labeled the file, human or ai (default human).")] = None,
+    labeler: Annotated[Optional[str], typer.Option(help="Labeler name (default: the dataset).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Import prompts, responses and comparisons (idempotent: re-importing adds nothing)."""
+    s = state.store()
+    report = import_file(s, path, format, dataset=dataset, skip_invalid=skip_invalid,
+                         rejects_path=rejects, labeler_kind=labeler_kind, labeler=labeler)
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print_report(report)
+
+
+def _print_export(r: ExportResult) -> None:
+    console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} pairs "
+                  f"({r.n_train} train, {r.n_test} test) from {r.n_comparisons} comparisons "
+                  f"-> {r.export.path}")
+    if r.n_conflicts or r.n_ties or r.n_below_agreement:
+        console.print(f"  not exported: {r.n_conflicts} conflicting pairs, {r.n_ties} tied "
+                      f"pairs, {r.n_below_agreement} below min agreement")
+    console.print(f"  sha256 {r.export.sha256}")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="Output directory (must be new or empty).")],
+    source: Annotated[str, typer.Option(help="Labels from: human, ai or all.")] = "all",
+    min_agreement: Annotated[float, typer.Option(help="Minimum share of votes for the majority.")] = 0.0,
+    dataset: Annotated[Optional[str], typer.Option(help="Only prompts of this dataset.")] = None,
+    since_export: Annotated[Optional[int], typer.Option(help="Only comparisons newer than this export id.")] = None,
+    test_fraction: Annotated[float, typer.Option(help="Share of prompts held out as the test split.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Salt of the prompt split.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
+) -> None:
+    """Export pairwise preferences (TRL conversational format, Parquet + datasets dir)."""
+    filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
+                          since_export=since_export, test_fraction=test_fraction, seed=seed)
+    _print_export(export_pairs(state.store(), out, filters, overwrite=overwrite))
+
+
+@app.command()
+def stats() -> None:
+    """Row counts, counts per dataset and source, human-human agreement."""
+    st = store_stats(state.store())
+    t = Table(title="tables")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in st.tables.items():
+        t.add_row(name, str(n))
+    console.print(t)
+    for title, rows in (("prompts by dataset", st.prompts_by_dataset),
+                        ("comparisons by source", st.comparisons_by_source),
+                        ("responses by origin", st.responses_by_origin)):
+        if not rows:
+            continue
+        t = Table(title=title)
+        for col in rows[0]:
+            t.add_column(col, justify="right" if isinstance(rows[0][col], int) else "left")
+        for row in rows:
+            t.add_row(*map(str, row.values()))
+        console.print(t)
+    if st.human_agreement is None:
+        console.print("human-human agreement: no pair was labeled by two or more people yet")
+    else:
+        console.print(f"human-human agreement: {st.human_agreement:.3f} "
+                      f"(pairwise, over {st.overlap_pairs} pairs with 2+ human votes)")
+
+
+def main() -> None:
+    """Entry point of the ``prefloop`` console script."""
+    app()

@@ -1,0 +1,12 @@
+"""Readers of import formats; each yields :class:`ImportRecord` or :class:`Problem` per line."""
+
+from .alpaca_eval import read_alpaca_eval
+from .common import ImportRecord, Problem
+from .hh import read_hh
+from .prompts import read_prompts
+from .trl import read_trl
+
+READERS = {"hh": read_hh, "trl": read_trl, "alpaca-eval": read_alpaca_eval, "prompts": read_prompts}
+
+__all__ = ["READERS", "ImportRecord", "Problem", "read_hh", "read_trl", "read_alpaca_eval",
+           "read_prompts"]

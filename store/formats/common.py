@@ -1,0 +1,268 @@
+"""Reading import files line by line, with problems that name the file, line and field.
+
+A reader yields :class:`ImportRecord` (a usable prompt with optional responses and ranking) or
+:class:`Problem` for each input line. Problems come in two kinds:
+
+* ``invalid``: the line cannot be read as the format says (malformed JSON, invalid UTF-8, a
+  missing or mistyped field). By default the whole import fails on the first one; with
+  ``--skip-invalid`` the line is skipped and written to the rejects file.
+* ``rejected``: the line is well-formed but is not a usable record (HH transcripts whose
+  conversations differ before the last reply, an empty reply, identical chosen and rejected).
+  It is skipped and reported with its reason; the import goes on.
+
+Errors about the whole file (missing, empty, truncated gzip) raise :class:`InvalidInputError`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..db import validate_messages
+from ..errors import InvalidInputError, ValidationError
+from ..records import Message
+
+__all__ = ["ImportRecord", "Problem", "iter_rows", "iter_text_lines", "read_records",
+           "FieldError", "get_str", "get_messages"]
+
+
+@dataclass(slots=True)
+class ImportRecord:
+    """One usable input record.
+
+    Attributes:
+        line: 1-based line (JSONL), starting line (JSON array) or row (Parquet, datasets).
+        messages: the prompt conversation, ending with a user turn.
+        responses: ``(text, model)`` per response; ``model`` is the generator or ``None``.
+        ranking: tie groups of indices into ``responses``, best first; ``None`` records the
+            prompt and responses without a comparison.
+        labeler_kind, labeler, confidence: provenance of the ranking.
+    """
+
+    line: int
+    messages: list[Message]
+    responses: list[tuple[str, str | None]] = field(default_factory=list)
+    ranking: list[list[int]] | None = None
+    labeler_kind: str | None = None
+    labeler: str | None = None
+    confidence: float | None = None
+
+
+@dataclass(slots=True)
+class Problem:
+    """A line that was not imported: ``kind`` is ``invalid`` or ``rejected`` (see module doc)."""
+
+    line: int
+    field: str | None
+    reason: str
+    kind: str = "invalid"
+    raw: str | None = None
+
+    def error(self, path: str) -> InvalidInputError:
+        return InvalidInputError(path, self.line, self.field, self.reason)
+
+
+class FieldError(Exception):
+    """Raised by the field helpers; the reader turns it into a :class:`Problem`."""
+
+    def __init__(self, field: str | None, reason: str, kind: str = "invalid"):
+        super().__init__(reason)
+        self.field, self.reason, self.kind = field, reason, kind
+
+
+def get_str(obj: dict[str, Any], name: str, *, allow_empty: bool = False) -> str:
+    """``obj[name]`` as a string; raises :class:`FieldError` if missing or not a string."""
+    if name not in obj or obj[name] is None:
+        raise FieldError(name, "missing (required)")
+    value = obj[name]
+    if not isinstance(value, str):
+        raise FieldError(name, f"expected a string, found {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise FieldError(name, "is empty", kind="rejected")
+    return value
+
+
+def get_messages(obj: dict[str, Any], name: str, *, end_with_user: bool) -> list[Message]:
+    """``obj[name]`` as validated chat messages; raises :class:`FieldError`."""
+    if name not in obj or obj[name] is None:
+        raise FieldError(name, "missing (required)")
+    try:
+        return validate_messages(obj[name], field_name=name, end_with_user=end_with_user)
+    except ValidationError as exc:
+        sub, _, reason = str(exc).partition(": ")
+        raise FieldError(sub, reason) from None
+
+
+def read_records(path: Path, make_record: Callable[[int, Any], ImportRecord]
+                 ) -> Iterator[ImportRecord | Problem]:
+    """Apply ``make_record(line, object)`` to each row of ``path`` (see :func:`iter_rows`);
+    a :class:`FieldError` it raises becomes a :class:`Problem` carrying the raw row."""
+    for item in iter_rows(path):
+        if isinstance(item, Problem):
+            yield item
+            continue
+        n, obj = item
+        try:
+            if not isinstance(obj, dict):
+                raise FieldError(None, f"expected a JSON object, found {type(obj).__name__}")
+            yield make_record(n, obj)
+        except FieldError as exc:
+            yield Problem(n, exc.field, exc.reason, exc.kind,
+                          raw=json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def _open_binary(path: Path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def iter_text_lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
+    """Yield ``(line_number, text, raw_bytes)`` for each non-blank line of a (gzipped) file.
+
+    ``text`` is ``None`` when the line is not valid UTF-8 (the caller reports it).
+
+    Raises:
+        InvalidInputError: the file is missing, empty, or a truncated/corrupt gzip stream.
+    """
+    spath = str(path)
+    if not path.exists():
+        raise InvalidInputError(spath, None, None, "file does not exist")
+    n = 0
+    seen_any = False
+    try:
+        with _open_binary(path) as f:
+            for n, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                seen_any = True
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = None
+                yield n, text, raw
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InvalidInputError(spath, n + 1, None,
+                                f"the gzip stream is truncated or corrupt ({exc}); "
+                                "re-download or re-compress the file") from exc
+    if not seen_any:
+        raise InvalidInputError(spath, None, None, "file is empty: expected at least one record")
+
+
+def _utf8_problem(n: int, raw: bytes) -> Problem:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Problem(n, None, f"invalid UTF-8 at byte {exc.start} of the line",
+                       raw=raw.decode("utf-8", "replace"))
+    raise AssertionError("line decodes")
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any] | Problem]:
+    for n, text, raw in iter_text_lines(path):
+        if text is None:
+            yield _utf8_problem(n, raw)
+            continue
+        try:
+            yield n, json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Problem(n, None, f"malformed JSON: {exc.msg} (column {exc.colno})",
+                          raw=text.rstrip("\r\n"))
+
+
+def _iter_json_array(path: Path) -> Iterator[tuple[int, Any] | Problem]:
+    """Elements of a top-level JSON array with the line where each starts."""
+    spath = str(path)
+    with _open_binary(path) as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InvalidInputError(spath, line, None, f"invalid UTF-8 at byte {exc.start}") from None
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    line = text.count("\n", 0, pos) + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            if text[pos] == "\n":
+                line += 1
+            pos += 1
+        if pos >= len(text):
+            raise InvalidInputError(spath, line, None, "malformed JSON: the array is not closed "
+                                    "(is the file truncated?)")
+        if text[pos] == "]":
+            return
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            # Inside an array nothing after a broken element can be trusted: stop here.
+            raise InvalidInputError(spath, exc.lineno, None,
+                                    f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+        yield line, obj
+        line += text.count("\n", pos, end)
+        pos = end
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    row = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        for obj in batch.to_pylist():
+            row += 1
+            yield row, obj
+    if row == 0:
+        raise InvalidInputError(str(path), None, None, "file is empty: expected at least one row")
+
+
+def _iter_datasets_dir(path: Path) -> Iterator[tuple[int, Any]]:
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    splits = ds.values() if isinstance(ds, datasets.DatasetDict) else [ds]
+    row = 0
+    for split in splits:
+        for batch in split.with_format("arrow").iter(batch_size=8192):
+            for obj in batch.to_pylist():
+                row += 1
+                yield row, obj
+    if row == 0:
+        raise InvalidInputError(str(path), None, None, "dataset is empty: expected at least one row")
+
+
+def iter_rows(path: Path) -> Iterator[tuple[int, Any] | Problem]:
+    """Yield ``(line, object)`` or :class:`Problem` for each record of a JSONL (optionally
+    gzipped), JSON-array, Parquet file or ``datasets.save_to_disk`` directory.
+
+    Raises:
+        InvalidInputError: for problems with the whole file.
+    """
+    if path.is_dir():
+        if not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
+            raise InvalidInputError(str(path), None, None, "a directory must be a dataset saved "
+                                    "with datasets.save_to_disk (no dataset_info.json found)")
+        yield from _iter_datasets_dir(path)
+        return
+    if not path.exists():
+        raise InvalidInputError(str(path), None, None, "file does not exist")
+    if path.suffix == ".parquet":
+        yield from _iter_parquet(path)
+        return
+    with _open_binary(path) as f:
+        try:
+            head = f.read(4096).lstrip()
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise InvalidInputError(str(path), 1, None,
+                                    f"the gzip stream is truncated or corrupt ({exc})") from exc
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    if head.startswith(b"["):
+        yield from _iter_json_array(path)
+    else:
+        yield from _iter_jsonl(path)

@@ -1,0 +1,267 @@
+"""Import a file into the store: stream, validate, stage, then commit in one transaction.
+
+Records are parsed line by line and staged in the process's in-memory DuckDB (not in the store
+file), so a failing file leaves the store unchanged and other processes can keep writing while a
+large file is parsed. The commit is a handful of set-based ``INSERT ... SELECT`` statements in a
+single transaction: prompts and responses deduplicated by content hash, comparisons by a content
+key, so re-importing a file adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .db import Store
+from .errors import InvalidInputError, ValidationError
+from .formats import READERS, Problem
+from .records import LABELER_KINDS, prompt_hash, text_hash
+
+__all__ = ["ImportReport", "import_file", "FORMATS"]
+
+FORMATS = tuple(READERS)
+_BATCH = 20_000
+_SOURCE = {"hh": "hh-rlhf", "trl": "trl", "alpaca-eval": "alpaca-eval", "prompts": "prompts"}
+
+
+@dataclass
+class ImportReport:
+    """What an import did. Every line read is ``imported``, a ``duplicate`` (already in the
+    store or earlier in the file) or ``rejected`` (see ``problems`` for line, field, reason)."""
+
+    path: str
+    format: str
+    dataset: str
+    lines_read: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    prompts_added: int = 0
+    responses_added: int = 0
+    comparisons_added: int = 0
+    without_comparison: int = 0
+    rejects_path: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def rejected(self) -> int:
+        return len(self.problems)
+
+    def reasons(self) -> list[tuple[str, int, list[int]]]:
+        """``(reason, count, first line numbers)`` grouped by field and reason."""
+        groups: dict[str, list[int]] = {}
+        for p in self.problems:
+            key = f"{p.kind}: " + (f"field '{p.field}': " if p.field else "") + _generic(p.reason)
+            groups.setdefault(key, []).append(p.line)
+        return [(k, len(v), v[:5]) for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "format": self.format, "dataset": self.dataset,
+                "lines_read": self.lines_read, "imported": self.imported,
+                "duplicates": self.duplicates, "rejected": self.rejected,
+                "prompts_added": self.prompts_added, "responses_added": self.responses_added,
+                "comparisons_added": self.comparisons_added,
+                "without_comparison": self.without_comparison,
+                "reasons": [{"reason": r, "count": c, "lines": lines}
+                            for r, c, lines in self.reasons()],
+                "rejects_path": self.rejects_path, "seconds": round(self.seconds, 3)}
+
+
+def _generic(reason: str) -> str:
+    # Group "(first at turn 4)" / "(column 17)" variants under one reason.
+    return reason.split(" (")[0]
+
+
+def _default_dataset(path: Path, fmt: str) -> str:
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".json", ".parquet"):
+        name = name.removesuffix(suffix)
+    if fmt == "prompts" and path.name.startswith("question") and path.parent.name == "mt-bench":
+        return "mt-bench"
+    return name
+
+
+class _Stager:
+    """Accumulates records in column lists and flushes them to in-memory staging tables."""
+
+    def __init__(self, store: Store, tag: str):
+        self.store, self.tag = store, tag
+        self.rec: dict[str, list] = {k: [] for k in (
+            "seq", "line", "prompt_hash", "messages", "rec_key", "has_comparison", "labeler_kind",
+            "labeler", "confidence", "ranking_hashes", "dedup_key")}
+        self.resp: dict[str, list] = {k: [] for k in ("seq", "prompt_hash", "text_hash", "text",
+                                                       "model")}
+        self.n = 0
+        with store.scratch() as con:
+            con.execute(f"""CREATE TABLE memory.stage_rec_{tag} (seq BIGINT, line BIGINT, prompt_hash VARCHAR,
+                messages VARCHAR, rec_key VARCHAR, has_comparison BOOLEAN, labeler_kind VARCHAR,
+                labeler VARCHAR, confidence DOUBLE, ranking_hashes VARCHAR[][], dedup_key VARCHAR)""")
+            con.execute(f"""CREATE TABLE memory.stage_resp_{tag} (seq BIGINT, prompt_hash VARCHAR,
+                text_hash VARCHAR, text VARCHAR, model VARCHAR)""")
+
+    def add(self, r: ImportRecord) -> None:
+        ph = prompt_hash(r.messages)
+        hashes = [text_hash(t) for t, _ in r.responses]
+        for (text, model), th in zip(r.responses, hashes):
+            for k, v in zip(self.resp, (self.n, ph, th, text, model)):
+                self.resp[k].append(v)
+        ranking = None if r.ranking is None else [sorted(hashes[i] for i in g) for g in r.ranking]
+        rec_key = hashlib.sha256("|".join([ph, *sorted(hashes)]).encode()).hexdigest()
+        dedup = None
+        if ranking is not None:
+            dedup = hashlib.sha256(json.dumps([r.labeler_kind, r.labeler, ph, ranking,
+                                               r.confidence]).encode()).hexdigest()
+        values = (self.n, r.line, ph, json.dumps(r.messages, ensure_ascii=False), rec_key,
+                  ranking is not None, r.labeler_kind, r.labeler, r.confidence, ranking, dedup)
+        for k, v in zip(self.rec, values):
+            self.rec[k].append(v)
+        self.n += 1  # seq: the record's position, unique even when records share a line
+        if self.n % _BATCH == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rec["seq"]:
+            return
+        rec = pa.table({**self.rec, "ranking_hashes": pa.array(self.rec["ranking_hashes"],
+                                                                pa.list_(pa.list_(pa.string())))})
+        resp = pa.table(self.resp, schema=pa.schema([("seq", pa.int64()), ("prompt_hash", pa.string()),
+                        ("text_hash", pa.string()), ("text", pa.string()), ("model", pa.string())]))
+        with self.store.scratch() as con:
+            con.register("rec_batch", rec)
+            con.register("resp_batch", resp)
+            con.execute(f"INSERT INTO memory.stage_rec_{self.tag} SELECT * FROM rec_batch")
+            con.execute(f"INSERT INTO memory.stage_resp_{self.tag} SELECT * FROM resp_batch")
+            con.unregister("rec_batch")
+            con.unregister("resp_batch")
+        for d in (self.rec, self.resp):
+            for v in d.values():
+                v.clear()
+
+    def drop(self) -> None:
+        with self.store.scratch() as con:
+            con.execute(f"DROP TABLE IF EXISTS memory.stage_rec_{self.tag}")
+            con.execute(f"DROP TABLE IF EXISTS memory.stage_resp_{self.tag}")
+
+
+def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportReport) -> None:
+    rec, resp = f"memory.stage_rec_{tag}", f"memory.stage_resp_{tag}"
+    with store.atomic() as con:
+        # Lines whose comparison (or, without one, whose prompt + responses) is new.
+        report.imported = con.execute(f"""
+            SELECT count(DISTINCT dedup_key) FROM {rec}
+            WHERE has_comparison AND dedup_key NOT IN
+                (SELECT dedup_key FROM comparisons WHERE dedup_key IS NOT NULL)""").fetchone()[0]
+        report.imported += con.execute(f"""
+            WITH k AS (SELECT rec_key, any_value(prompt_hash) ph FROM {rec}
+                       WHERE NOT has_comparison GROUP BY rec_key),
+                 new_resp AS (SELECT DISTINCT s.prompt_hash FROM {resp} s
+                       LEFT JOIN prompts p ON p.text_hash = s.prompt_hash
+                       LEFT JOIN responses r ON r.prompt_id = p.id AND r.text_hash = s.text_hash
+                       WHERE r.id IS NULL)
+            SELECT count(*) FROM k WHERE ph NOT IN (SELECT text_hash FROM prompts)
+                OR ph IN (SELECT prompt_hash FROM new_resp)""").fetchone()[0]
+        report.prompts_added = con.execute(f"""
+            INSERT INTO prompts (messages, text_hash, source, dataset)
+            SELECT arg_min(messages, seq), prompt_hash, ?, ? FROM {rec}
+            WHERE prompt_hash NOT IN (SELECT text_hash FROM prompts)
+            GROUP BY prompt_hash ORDER BY min(seq)""", [source, dataset]).fetchone()[0]
+        report.responses_added = con.execute(f"""
+            INSERT INTO responses (prompt_id, text, text_hash, origin, model)
+            SELECT p.id, arg_min(s.text, s.seq), s.text_hash, 'dataset', arg_min(s.model, s.seq)
+            FROM {resp} s JOIN prompts p ON p.text_hash = s.prompt_hash
+            LEFT JOIN responses r ON r.prompt_id = p.id AND r.text_hash = s.text_hash
+            WHERE r.id IS NULL
+            GROUP BY p.id, s.text_hash ORDER BY min(s.seq)""").fetchone()[0]
+        report.comparisons_added = con.execute(f"""
+            INSERT INTO comparisons (prompt_id, ranking, labeler_kind, labeler, confidence, dedup_key)
+            WITH c AS (SELECT * FROM {rec} WHERE has_comparison AND dedup_key NOT IN
+                           (SELECT dedup_key FROM comparisons WHERE dedup_key IS NOT NULL)
+                       QUALIFY row_number() OVER (PARTITION BY dedup_key ORDER BY seq) = 1),
+                 g AS (SELECT seq, prompt_hash, unnest(ranking_hashes) AS grp,
+                              generate_subscripts(ranking_hashes, 1) AS pos FROM c),
+                 f AS (SELECT seq, prompt_hash, pos, unnest(grp) AS th FROM g),
+                 ids AS (SELECT f.seq, f.pos, list(r.id ORDER BY r.id) AS grp
+                         FROM f JOIN prompts p ON p.text_hash = f.prompt_hash
+                         JOIN responses r ON r.prompt_id = p.id AND r.text_hash = f.th
+                         GROUP BY f.seq, f.pos),
+                 rk AS (SELECT seq, list(grp ORDER BY pos) AS ranking FROM ids GROUP BY seq)
+            SELECT p.id, rk.ranking, c.labeler_kind, c.labeler, c.confidence, c.dedup_key
+            FROM c JOIN rk ON rk.seq = c.seq JOIN prompts p ON p.text_hash = c.prompt_hash
+            ORDER BY c.seq""").fetchone()[0]
+
+
+def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None = None,
+                skip_invalid: bool = False, rejects_path: str | Path | None = None,
+                labeler_kind: str | None = None, labeler: str | None = None,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Import one file in format ``fmt`` (one of :data:`FORMATS`) into ``store``.
+
+    Args:
+        dataset: the dataset name given to new prompts (default: derived from the file name).
+        skip_invalid: skip unreadable lines instead of failing the import.
+        rejects_path: write every line not imported (invalid or rejected) as JSONL
+            ``{"line", "kind", "field", "reason", "raw"}``; defaults to
+            ``./<file>.rejects.jsonl`` when ``skip_invalid`` skipped something.
+        labeler_kind, labeler: who labeled a TRL file (default ``human`` and the dataset name).
+        progress: called with the number of lines read so far, every few thousand lines.
+
+    Returns:
+        an :class:`ImportReport`.
+
+    Raises:
+        InvalidInputError: a line cannot be read (without ``skip_invalid``), or the whole file
+            is unusable (missing, empty, truncated gzip); the store is unchanged.
+        StoreBusyError: another process held the store's lock for too long.
+    """
+    if fmt not in READERS:
+        raise ValidationError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if labeler_kind is not None and labeler_kind not in LABELER_KINDS:
+        raise ValidationError(f"labeler kind {labeler_kind!r} is not one of {LABELER_KINDS}")
+    path = Path(path)
+    t0 = time.perf_counter()
+    dataset = dataset or _default_dataset(path, fmt)
+    opts: dict[str, Any] = {}
+    if fmt == "trl":
+        opts = {"labeler_kind": labeler_kind or "human", "labeler": labeler or dataset}
+    elif fmt == "hh" and labeler:
+        opts = {"labeler": labeler}
+    report = ImportReport(str(path), fmt, dataset)
+    stager = _Stager(store, uuid.uuid4().hex[:12])
+    try:
+        for item in READERS[fmt](path, **opts):
+            report.lines_read += 1
+            if progress and report.lines_read % 5000 == 0:
+                progress(report.lines_read)
+            if isinstance(item, Problem):
+                if item.kind == "invalid" and not skip_invalid:
+                    raise item.error(str(path))
+                report.problems.append(item)
+                continue
+            if item.ranking is None:
+                report.without_comparison += 1
+            stager.add(item)
+        if progress:
+            progress(report.lines_read)
+        stager.flush()
+        if stager.n:
+            _commit(store, stager.tag, _SOURCE[fmt], report.dataset, report)
+        report.duplicates = stager.n - report.imported
+    finally:
+        stager.drop()
+    if report.problems and (rejects_path or skip_invalid):
+        out = Path(rejects_path or f"{report.dataset}.rejects.jsonl")
+        with open(out, "w", encoding="utf-8") as f:
+            for p in report.problems:
+                f.write(json.dumps({"line": p.line, "kind": p.kind, "field": p.field,
+                                    "reason": p.reason, "raw": p.raw}, ensure_ascii=False) + "\n")
+        report.rejects_path = str(out)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,200 @@
+"""Named schema migrations, applied in order, each in its own transaction.
+
+A store records the migrations it has applied in ``schema_migrations``; opening an older store
+applies the missing ones (the sqlite-utils ``migrations`` pattern). Never edit a migration that
+has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from .errors import SchemaError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "applied_migrations", "migrate"]
+
+
+def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables of DESIGN.md."""
+    for seq in ("prompts", "responses", "annotators", "tasks", "comparisons", "judgments", "runs",
+                "exports"):
+        con.execute(f"CREATE SEQUENCE {seq}_id_seq START 1")
+    con.execute("""
+        CREATE TABLE prompts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('prompts_id_seq'),
+            messages JSON NOT NULL,
+            text_hash VARCHAR NOT NULL UNIQUE,
+            source VARCHAR,
+            dataset VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("""
+        CREATE TABLE responses (
+            id BIGINT PRIMARY KEY DEFAULT nextval('responses_id_seq'),
+            prompt_id BIGINT NOT NULL,
+            text VARCHAR NOT NULL,
+            text_hash VARCHAR NOT NULL,
+            origin VARCHAR NOT NULL CHECK (origin IN ('dataset', 'model', 'revision', 'human_edit')),
+            model VARCHAR,
+            run_id BIGINT,
+            parent_response_id BIGINT,
+            gen_params JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            UNIQUE (prompt_id, text_hash)
+        )""")
+    con.execute("""
+        CREATE TABLE annotators (
+            id BIGINT PRIMARY KEY DEFAULT nextval('annotators_id_seq'),
+            name VARCHAR NOT NULL UNIQUE,
+            role VARCHAR NOT NULL CHECK (role IN ('annotator', 'admin')),
+            password_hash VARCHAR,
+            active BOOLEAN NOT NULL DEFAULT true,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("""
+        CREATE TABLE tasks (
+            id BIGINT PRIMARY KEY DEFAULT nextval('tasks_id_seq'),
+            prompt_id BIGINT NOT NULL,
+            response_ids BIGINT[] NOT NULL,
+            overlap INTEGER NOT NULL DEFAULT 1 CHECK (overlap >= 1),
+            priority INTEGER NOT NULL DEFAULT 0,
+            reason VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("""
+        CREATE TABLE assignments (
+            task_id BIGINT NOT NULL,
+            annotator_id BIGINT NOT NULL,
+            leased_at TIMESTAMP NOT NULL,
+            lease_expires_at TIMESTAMP NOT NULL,
+            state VARCHAR NOT NULL CHECK (state IN ('leased', 'done', 'skipped', 'expired')),
+            PRIMARY KEY (task_id, annotator_id)
+        )""")
+    con.execute("""
+        CREATE TABLE comparisons (
+            id BIGINT PRIMARY KEY DEFAULT nextval('comparisons_id_seq'),
+            prompt_id BIGINT NOT NULL,
+            task_id BIGINT,
+            ranking BIGINT[][] NOT NULL,
+            labeler_kind VARCHAR NOT NULL CHECK (labeler_kind IN ('human', 'ai')),
+            labeler VARCHAR NOT NULL,
+            rationale VARCHAR,
+            flags VARCHAR[] NOT NULL DEFAULT [],
+            confidence DOUBLE,
+            duration_ms BIGINT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("""
+        CREATE TABLE judgments (
+            id BIGINT PRIMARY KEY DEFAULT nextval('judgments_id_seq'),
+            comparison_id BIGINT,
+            cache_key VARCHAR NOT NULL UNIQUE,
+            judge_model VARCHAR NOT NULL,
+            template VARCHAR NOT NULL,
+            principle VARCHAR,
+            "order" VARCHAR CHECK ("order" IN ('AB', 'BA')),
+            raw_output VARCHAR,
+            verdict VARCHAR,
+            probability DOUBLE,
+            critique VARCHAR,
+            revision_response_id BIGINT,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            latency_ms DOUBLE,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("""
+        CREATE TABLE runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('runs_id_seq'),
+            kind VARCHAR NOT NULL,
+            config JSON NOT NULL,
+            export_id BIGINT,
+            parent_run_id BIGINT,
+            status VARCHAR NOT NULL,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            checkpoint_path VARCHAR,
+            summary JSON
+        )""")
+    con.execute("""
+        CREATE TABLE run_metrics (
+            run_id BIGINT NOT NULL,
+            step BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE NOT NULL
+        )""")
+    con.execute("""
+        CREATE TABLE exports (
+            id BIGINT PRIMARY KEY DEFAULT nextval('exports_id_seq'),
+            filters JSON NOT NULL,
+            n_pairs BIGINT NOT NULL,
+            path VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+
+
+def _0002_provenance(con: duckdb.DuckDBPyConnection) -> None:
+    """Idempotent imports, judge metadata, run liveness, gold items, incremental exports."""
+    # Content key of an imported comparison: re-importing a file adds nothing. NULL for labels
+    # from the app, whose uniqueness is (task_id, labeler).
+    con.execute("ALTER TABLE comparisons ADD COLUMN dedup_key VARCHAR")
+    con.execute("CREATE UNIQUE INDEX comparisons_dedup_key ON comparisons (dedup_key)")
+    con.execute("ALTER TABLE judgments ADD COLUMN meta JSON")
+    con.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
+    con.execute("ALTER TABLE tasks ADD COLUMN gold_ranking BIGINT[][]")
+    con.execute("ALTER TABLE exports ADD COLUMN max_comparison_id BIGINT")
+
+
+MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
+    ("0001_initial", _0001_initial),
+    ("0002_provenance", _0002_provenance),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations recorded in the attached store, oldest first."""
+    con.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                       name VARCHAR PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)""")
+    return [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, upto: str | None = None) -> list[str]:
+    """Apply the missing migrations (up to and including ``upto``) to the attached store.
+
+    ``con`` must be outside a transaction; each migration runs in its own.
+
+    Returns:
+        the names applied now (empty when the store is current).
+
+    Raises:
+        SchemaError: the store records a migration this version does not know (it was written
+            by a newer prefloop).
+    """
+    done = applied_migrations(con)
+    known = [name for name, _ in MIGRATIONS]
+    unknown = [n for n in done if n not in known]
+    if unknown:
+        raise SchemaError(
+            f"the store has migrations {unknown} that this prefloop does not know; "
+            f"it was written by a newer version: upgrade prefloop to open it")
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        con.execute("BEGIN")
+        try:
+            fn(con)
+            con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+        if name == upto:
+            break
+    return applied

@@ -1,0 +1,314 @@
+"""Typed records of the store: what the store API takes and returns.
+
+Every row type of the data model (``../shared/DESIGN.md``) has a frozen dataclass here. The
+store converts rows to these records; other packages never see SQL rows or tuples.
+
+Conventions:
+    * ids are ``int`` (BIGINT sequences);
+    * ``messages`` are OpenAI/TRL chat messages: ``[{"role": "system"|"user"|"assistant",
+      "content": str}, ...]``; a prompt ends with a ``user`` turn;
+    * a ranking is a list of tie groups of response ids, best first:
+      ``[[12], [15, 16]]`` means 12 is better than 15 and 16, which are tied;
+    * timestamps are naive ``datetime`` in UTC.
+
+>>> prompt_hash([{"role": "user", "content": "hi"}]) == prompt_hash([{"role": "user", "content": "hi"}])
+True
+>>> len(text_hash("hello"))
+64
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+__all__ = [
+    "Message",
+    "Ranking",
+    "ROLES",
+    "LABELER_KINDS",
+    "RESPONSE_ORIGINS",
+    "RUN_KINDS",
+    "RUN_STATUSES",
+    "prompt_hash",
+    "text_hash",
+    "utcnow",
+    "Prompt",
+    "Response",
+    "ResponseIn",
+    "Annotator",
+    "Task",
+    "TaskIn",
+    "Assignment",
+    "LeasedTask",
+    "Comparison",
+    "Judgment",
+    "JudgmentIn",
+    "Run",
+    "RunMetric",
+    "Export",
+]
+
+Message = dict[str, str]
+Ranking = list[list[int]]
+
+ROLES = ("system", "user", "assistant")
+LABELER_KINDS = ("human", "ai")
+RESPONSE_ORIGINS = ("dataset", "model", "revision", "human_edit")
+RUN_KINDS = ("rm", "dpo", "ppo", "sft", "grpo", "rloo", "generate", "judge", "demo", "loop")
+RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+
+_UNIT, _RECORD = "\x1f", "\x1e"
+
+
+def prompt_hash(messages: list[Message]) -> str:
+    """Content hash of a prompt: sha256 hex (64 chars) over ``role<US>content<RS>`` per turn.
+
+    The serialization does not depend on JSON formatting, so the same conversation hashes the
+    same whichever file format it came from.
+    """
+    h = hashlib.sha256()
+    for m in messages:
+        h.update(f"{m['role']}{_UNIT}{m['content']}{_RECORD}".encode("utf-8"))
+    return h.hexdigest()
+
+
+def text_hash(text: str) -> str:
+    """sha256 hex digest (64 chars) of a response text, UTF-8 encoded, not normalized."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def utcnow() -> datetime:
+    """Current time as a naive UTC ``datetime`` (the store's timestamp convention)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A row of ``prompts``: a conversation that ends with a user turn."""
+
+    id: int
+    messages: list[Message]
+    text_hash: str
+    source: str | None
+    dataset: str | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A row of ``responses``: one assistant reply to a prompt.
+
+    ``origin`` is one of ``dataset`` (imported), ``model`` (sampled by a policy; ``run_id`` and
+    ``gen_params`` say how), ``revision`` (a constitutional revision of ``parent_response_id``)
+    or ``human_edit`` (an annotator's edit of ``parent_response_id``).
+    """
+
+    id: int
+    prompt_id: int
+    text: str
+    text_hash: str
+    origin: str
+    model: str | None = None
+    run_id: int | None = None
+    parent_response_id: int | None = None
+    gen_params: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseIn:
+    """A response to add; deduplicated on ``(prompt_id, text_hash(text))``."""
+
+    prompt_id: int
+    text: str
+    origin: Literal["dataset", "model", "revision", "human_edit"] = "dataset"
+    model: str | None = None
+    run_id: int | None = None
+    parent_response_id: int | None = None
+    gen_params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Annotator:
+    """A row of ``annotators``; ``password_hash`` is an argon2/bcrypt hash, never clear text."""
+
+    id: int
+    name: str
+    role: Literal["annotator", "admin"]
+    active: bool
+    password_hash: str | None = field(default=None, repr=False)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskIn:
+    """A labeling task to create: rank ``response_ids`` (k >= 2) of ``prompt_id``.
+
+    ``overlap`` is how many different annotators label it; higher ``priority`` is served first;
+    ``reason`` says why it was selected (e.g. ``"uncertain: reward gap 0.03"``).
+    ``gold_ranking`` (optional) is the known answer of a gold item, used to score annotators.
+    """
+
+    prompt_id: int
+    response_ids: list[int]
+    overlap: int = 1
+    priority: int = 0
+    reason: str | None = None
+    gold_ranking: Ranking | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A row of ``tasks``."""
+
+    id: int
+    prompt_id: int
+    response_ids: list[int]
+    overlap: int
+    priority: int
+    reason: str | None
+    created_at: datetime | None = None
+    gold_ranking: Ranking | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A row of ``assignments``: one annotator's lease on one task.
+
+    ``state`` is ``leased`` (until ``lease_expires_at``), ``done``, ``skipped`` or ``expired``.
+    """
+
+    task_id: int
+    annotator_id: int
+    leased_at: datetime
+    lease_expires_at: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedTask:
+    """What an annotator sees: a task, its prompt and its responses (in task order)."""
+
+    task: Task
+    prompt: Prompt
+    responses: list[Response]
+    assignment: Assignment
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A row of ``comparisons``: a ranking of responses of one prompt by one labeler.
+
+    ``labeler_kind`` is ``human`` or ``ai``; ``labeler`` is an annotator name, a dataset's
+    labeling crowd (``"hh-rlhf"``) or a judge model. ``flags`` hold e.g. ``both_bad``,
+    ``unsafe``; ``confidence`` is in [0, 1] (a judge's soft label) or ``None``.
+    """
+
+    id: int
+    prompt_id: int
+    ranking: Ranking
+    labeler_kind: str
+    labeler: str
+    task_id: int | None = None
+    rationale: str | None = None
+    flags: list[str] = field(default_factory=list)
+    confidence: float | None = None
+    duration_ms: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgmentIn:
+    """One judge call to record; ``cache_key`` identifies (inputs, model, template, principle,
+    order) so a re-run never calls twice. Tokens are counts, ``latency_ms`` milliseconds."""
+
+    cache_key: str
+    judge_model: str
+    template: str
+    raw_output: str | None
+    verdict: str | None
+    comparison_id: int | None = None
+    principle: str | None = None
+    order: Literal["AB", "BA"] | None = None
+    probability: float | None = None
+    critique: str | None = None
+    revision_response_id: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """A row of ``judgments`` (see :class:`JudgmentIn` for the fields)."""
+
+    id: int
+    cache_key: str
+    judge_model: str
+    template: str
+    raw_output: str | None
+    verdict: str | None
+    comparison_id: int | None = None
+    principle: str | None = None
+    order: str | None = None
+    probability: float | None = None
+    critique: str | None = None
+    revision_response_id: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float | None = None
+    meta: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A row of ``runs``: a training, generation or judge job with its lineage.
+
+    ``pid``/``host`` identify the process while ``status == "running"``; a run whose process is
+    gone is reported as ``interrupted`` by :meth:`store.Store.reap_runs`.
+    """
+
+    id: int
+    kind: str
+    config: dict[str, Any]
+    export_id: int | None
+    parent_run_id: int | None
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    checkpoint_path: str | None
+    summary: dict[str, Any] | None
+    pid: int | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunMetric:
+    """A row of ``run_metrics``: ``value`` of metric ``name`` at training ``step``."""
+
+    run_id: int
+    step: int
+    name: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A row of ``exports``: a pair export written to ``path`` with its filters and sha256.
+
+    ``max_comparison_id`` is the newest comparison the export could see; ``--since-export``
+    exports only comparisons after it.
+    """
+
+    id: int
+    filters: dict[str, Any]
+    n_pairs: int
+    path: str
+    sha256: str
+    max_comparison_id: int | None
+    created_at: datetime | None = None

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real DuckDB store file per test, the shared real data, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import store
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("PREFLOOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+HH = SHARED_DATA / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz"
+ALPACA = SHARED_DATA / "alpaca-eval" / "alpaca-7b_vs_text-davinci-003_gpt4-judge.json"
+MT_BENCH = SHARED_DATA / "mt-bench" / "question.jsonl"
+CAI = SHARED_DATA / "constitutions" / "anthropic-cai-principles.json"
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """Path of a fresh store file (created)."""
+    path = tmp_path / "prefloop.duckdb"
+    store.Store.init(path)
+    return path
+
+
+@pytest.fixture
+def db(store_path: Path) -> store.Store:
+    """A fresh store."""
+    return store.Store(store_path)
+
+
+@pytest.fixture
+def cli():
+    """Run ``prefloop`` in-process: ``cli("--db", path, "stats")`` -> click Result."""
+    from prefloop.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str | os.PathLike):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+def make_pairs(db: store.Store, n_prompts: int = 3, k: int = 2, dataset: str = "toy"):
+    """Add ``n_prompts`` prompts with ``k`` responses each; returns ``[(prompt_id, [rids])]``."""
+    out = []
+    pids = db.add_prompts([[{"role": "user", "content": f"question {i}"}] for i in range(n_prompts)],
+                          source="test", dataset=dataset)
+    for pid in pids:
+        rids = db.add_responses([store.ResponseIn(pid, f"answer {j} to {pid}") for j in range(k)])
+        out.append((pid, rids))
+    return out

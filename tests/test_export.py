@@ -1,0 +1,101 @@
+"""Rankings -> pairs -> deterministic TRL exports."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+import store
+from store.importer import import_file
+from store.pairs import PairFilters, derive_pairs, export_pairs, verify_export
+
+from .conftest import HH, make_pairs
+
+
+def _pairs(db, **kw):
+    table, counts = derive_pairs(db, PairFilters(**kw))
+    rows = table.to_pylist()
+    return {(r["chosen_id"], r["rejected_id"]): r for r in rows}, counts
+
+
+def test_a_ranking_with_ties_yields_pairs_between_groups_only(db):
+    (p, (a, b, c)), = make_pairs(db, 1, k=3)
+    db.record_comparison(p, [[a], [b, c]], labeler_kind="human", labeler="x")
+    pairs, counts = _pairs(db)
+    assert set(pairs) == {(a, b), (a, c)}          # b ~ c is a tie: no pair
+    assert counts["n_ties"] == 1
+    row = pairs[(a, b)]
+    assert row["chosen"] == [{"role": "assistant", "content": f"answer 0 to {p}"}]
+    assert row["prompt"] == [{"role": "user", "content": "question 0"}]
+
+
+def test_votes_aggregate_across_labelers(db):
+    (p, (a, b)), (p2, (c, d)) = make_pairs(db, 2)
+    for who, ranking in [("x", [[a], [b]]), ("y", [[a], [b]]), ("z", [[b], [a]])]:
+        db.record_comparison(p, ranking, labeler_kind="human", labeler=who)
+    db.record_comparison(p2, [[c], [d]], labeler_kind="human", labeler="x")
+    db.record_comparison(p2, [[d], [c]], labeler_kind="ai", labeler="judge")
+    pairs, counts = _pairs(db)
+    assert (pairs[(a, b)]["votes_chosen"], pairs[(a, b)]["votes_rejected"]) == (2, 1)
+    assert pairs[(a, b)]["agreement"] == pytest.approx(2 / 3)
+    assert len(pairs[(a, b)]["comparison_ids"]) == 3
+    assert (c, d) not in pairs and (d, c) not in pairs  # 1 vs 1: a conflict, not exported
+    assert counts["n_conflicts"] == 1
+    assert set(_pairs(db, min_agreement=0.7)[0]) == set()
+    assert set(_pairs(db, source="ai")[0]) == {(d, c)}
+    assert set(_pairs(db, source="human")[0]) == {(a, b), (c, d)}
+    assert _pairs(db, source="human")[0][(c, d)]["labeler_kinds"] == ["human"]
+
+
+def test_dataset_and_since_export_filters(db, tmp_path):
+    (p, (a, b)), = make_pairs(db, 1, dataset="one")
+    pid = db.add_prompts([[{"role": "user", "content": "other"}]], dataset="two")[0]
+    c, d = db.add_responses([store.ResponseIn(pid, "c"), store.ResponseIn(pid, "d")])
+    db.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="x")
+    assert set(_pairs(db, dataset="two")[0]) == set()
+    first = export_pairs(db, tmp_path / "e1", PairFilters())
+    db.record_comparison(pid, [[c], [d]], labeler_kind="human", labeler="x")
+    assert set(_pairs(db, since_export=first.export.id)[0]) == {(c, d)}
+    assert set(_pairs(db, dataset="two")[0]) == {(c, d)}
+
+
+def test_export_is_deterministic_split_by_prompt_and_recorded(db, tmp_path):
+    import_file(db, HH, "hh")
+    f = PairFilters(source="human", test_fraction=0.2, seed=1)
+    e1 = export_pairs(db, tmp_path / "a", f)
+    e2 = export_pairs(db, tmp_path / "b", f)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes()
+                         for p in files)
+    assert e1.export.sha256 == e2.export.sha256 and e1.export.id != e2.export.id
+    assert e1.n_train + e1.n_test == 1794 and e1.n_test > 0
+
+    ds = datasets.load_from_disk(str(tmp_path / "a" / "dataset"))
+    assert {"prompt", "chosen", "rejected"} <= set(ds["train"].column_names)
+    train_prompts = set(ds["train"]["prompt_id"])
+    test_prompts = set(ds["test"]["prompt_id"])
+    assert train_prompts and test_prompts and not train_prompts & test_prompts
+    assert len(test_prompts) == round(0.2 * len(train_prompts | test_prompts))
+    assert pq.read_table(tmp_path / "a" / "train.parquet").num_rows == e1.n_train
+
+    rec = db.get_export(e1.export.id)
+    assert rec.n_pairs == 1794 and rec.filters["test_fraction"] == 0.2
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["sha256"] == rec.sha256 and manifest["splits"] == {"train": e1.n_train, "test": e1.n_test}
+    assert verify_export(rec) == tmp_path / "a"
+    (tmp_path / "a" / "train.parquet").write_bytes(b"tampered")
+    with pytest.raises(store.ExportError, match="changed"):
+        verify_export(rec)
+
+
+def test_export_refuses_to_overwrite_and_to_export_nothing(db, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x").write_text("keep me")
+    with pytest.raises(store.ExportError, match="not empty"):
+        export_pairs(db, tmp_path / "out")
+    with pytest.raises(store.ExportError, match="no pairs match"):
+        export_pairs(db, tmp_path / "new")
+    assert not (tmp_path / "new").exists() and db.list_exports() == []

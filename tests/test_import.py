@@ -1,0 +1,209 @@
+"""Importers on the real shared data and on bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import store
+from store.importer import import_file
+from store.stats import store_stats
+
+from .conftest import ALPACA, HH, MT_BENCH
+
+
+def _counts(db):
+    return store_stats(db).tables
+
+
+def test_hh_every_line_is_accounted_for(db):
+    r = import_file(db, HH, "hh")
+    # data README: 1800 lines = 1794 clean pairs + 4 with an empty final reply + 2 whose
+    # shared prefix differs between chosen and rejected
+    assert (r.lines_read, r.imported, r.duplicates, r.rejected) == (1800, 1794, 0, 6)
+    by_reason = {reason: lines for reason, _, lines in r.reasons()}
+    assert by_reason["rejected: field 'chosen': the final Assistant reply is empty"] == [87, 517, 926, 1104]
+    assert [lines for reason, _, lines in r.reasons() if "differs" in reason] == [[1255, 1689]]
+    assert r.comparisons_added == 1794 and r.responses_added == 3588
+    c = db.list_comparisons()[0]
+    assert c.labeler_kind == "human" and c.ranking == [[1], [2]]
+    p = db.get_prompt(c.prompt_id)
+    assert p.messages[0]["role"] == "user" and p.messages[-1]["role"] == "user"
+    assert p.dataset == "harmless-base-test-dev"
+
+
+def test_reimporting_adds_nothing(db):
+    import_file(db, HH, "hh")
+    before = _counts(db)
+    again = import_file(db, HH, "hh")
+    assert (again.imported, again.duplicates, again.rejected) == (0, 1794, 6)
+    assert _counts(db) == before
+
+
+def test_alpaca_eval_ai_labels_and_preference_zero(db):
+    r = import_file(db, ALPACA, "alpaca-eval")
+    # data README: 805 rows = 584 x "1" + 205 x "2" + 16 x "0"
+    assert (r.lines_read, r.imported, r.rejected) == (805, 805, 0)
+    assert r.comparisons_added == 789 and r.without_comparison == 16
+    comps = db.list_comparisons()
+    assert {c.labeler_kind for c in comps} == {"ai"} and {c.labeler for c in comps} == {"alpaca_eval_gpt4"}
+    winners = db.get_responses([c.ranking[0][0] for c in comps])
+    first_won = sum(w.model == "text_davinci_003" for w in winners)
+    models = {x["model"] for x in store_stats(db).responses_by_origin}
+    assert models == {"alpaca-7b", "text_davinci_003"}
+    raw = json.loads(ALPACA.read_text())
+    assert first_won == sum(1 for x in raw if x["preference"] == 1 and x["generator_1"] == "text_davinci_003") \
+        + sum(1 for x in raw if x["preference"] == 2 and x["generator_2"] == "text_davinci_003")
+
+
+def test_mt_bench_prompts_first_turn(db):
+    r = import_file(db, MT_BENCH, "prompts")
+    assert (r.lines_read, r.imported, r.rejected, r.dataset) == (80, 80, 0, "mt-bench")
+    first = json.loads(MT_BENCH.read_text().splitlines()[0])
+    assert db.list_prompts(dataset="mt-bench")[0].messages == [{"role": "user", "content": first["turns"][0]}]
+
+
+# ------------------------------------------------------------------------ bad input
+def _write(path, lines, gz=False):
+    data = "".join(line + "\n" for line in lines).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+GOOD_HH = json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"})
+
+
+@pytest.mark.parametrize("line, field, reason", [
+    ('{"chosen": "x", ', None, "malformed JSON"),
+    (json.dumps({"rejected": "\n\nHuman: a\n\nAssistant: b"}), "chosen", "missing"),
+    (json.dumps({"chosen": 5, "rejected": "\n\nHuman: a\n\nAssistant: b"}), "chosen", "expected a string"),
+    (json.dumps([1, 2]), None, "expected a JSON object"),
+])
+def test_bad_lines_name_file_line_and_field_and_change_nothing(db, tmp_path, line, field, reason):
+    import_file(db, HH, "hh")
+    before = _counts(db)
+    path = _write(tmp_path / "bad.jsonl", [GOOD_HH, GOOD_HH.replace("hello", "hey"), line])
+    with pytest.raises(store.InvalidInputError) as e:
+        import_file(db, path, "hh")
+    assert (e.value.path, e.value.line, e.value.field) == (str(path), 3, field)
+    assert reason in str(e.value) and str(path) + ":3" in str(e.value)
+    assert _counts(db) == before
+
+
+def test_invalid_utf8_is_reported_by_line(db, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(GOOD_HH.encode() + b"\n" + b'{"chosen": "\xff\xfe"}\n')
+    with pytest.raises(store.InvalidInputError, match=r"bad.jsonl:2: invalid UTF-8"):
+        import_file(db, path, "hh")
+    assert _counts(db)["comparisons"] == 0
+
+
+def test_empty_and_truncated_files(db, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(store.InvalidInputError, match="empty"):
+        import_file(db, empty, "hh")
+    data = gzip.compress(("\n".join([GOOD_HH] * 2000) + "\n").encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(store.InvalidInputError, match="truncated"):
+        import_file(db, cut, "hh")
+    with pytest.raises(store.InvalidInputError, match="does not exist"):
+        import_file(db, tmp_path / "missing.jsonl", "hh")
+    assert _counts(db)["prompts"] == 0
+
+
+def test_skip_invalid_imports_the_good_lines_and_writes_rejects(db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path / "mixed.jsonl.gz", [GOOD_HH, "{oops", json.dumps({"chosen": 1}),
+                                                 GOOD_HH.replace("hello", "hey")], gz=True)
+    r = import_file(db, path, "hh", skip_invalid=True)
+    assert (r.lines_read, r.imported, r.rejected) == (4, 2, 2)
+    rejects = [json.loads(x) for x in open(r.rejects_path)]
+    assert [(x["line"], x["field"]) for x in rejects] == [(2, None), (3, "chosen")]
+    assert rejects[0]["raw"] == "{oops" and "malformed JSON" in rejects[0]["reason"]
+
+
+def test_hh_prefix_mismatch_is_rejected_with_line_and_field(db, tmp_path):
+    bad = json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: a\n\nHuman: more\n\nAssistant: x",
+                      "rejected": "\n\nHuman: hi\n\nAssistant: b\n\nHuman: more\n\nAssistant: y"})
+    r = import_file(db, _write(tmp_path / "p.jsonl", [GOOD_HH, bad]), "hh",
+                    rejects_path=tmp_path / "rej.jsonl")
+    assert r.imported == 1
+    (p,) = r.problems
+    assert (p.line, p.field, p.kind) == (2, "rejected", "rejected")
+    assert "differs from 'chosen'" in p.reason and "turn 2" in p.reason
+    assert json.loads((tmp_path / "rej.jsonl").read_text())["line"] == 2
+
+
+# ------------------------------------------------------------------------ TRL formats
+ROWS = [
+    {"prompt": "What is 2+2?", "chosen": "4", "rejected": "5"},
+    {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
+     "chosen": [{"role": "assistant", "content": "Paris"}],
+     "rejected": [{"role": "assistant", "content": "Lyon"}]},
+]
+IMPLICIT = {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+            "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go."}]}
+
+
+def _check_trl(db, r, n=2):
+    assert (r.imported, r.rejected) == (n, 0)
+    comps = db.list_comparisons()
+    assert len(comps) == n and {c.labeler_kind for c in comps} == {"human"}
+    texts = {db.get_responses(c.ranking[0])[0].text for c in comps}
+    assert {"4", "Paris"} <= texts
+
+
+def test_trl_jsonl_standard_conversational_and_implicit(db, tmp_path):
+    path = _write(tmp_path / "prefs.jsonl", [json.dumps(x) for x in ROWS + [IMPLICIT]])
+    r = import_file(db, path, "trl", dataset="mine", labeler_kind="ai", labeler="judge-x")
+    assert (r.imported, r.rejected) == (3, 0)
+    comps = db.list_comparisons()
+    assert {(c.labeler_kind, c.labeler) for c in comps} == {("ai", "judge-x")}
+    system_prompt = db.get_prompt(comps[1].prompt_id)
+    assert system_prompt.messages[0] == {"role": "system", "content": "Be brief."}
+    assert db.get_prompt(comps[2].prompt_id).messages == [{"role": "user", "content": "Hi"}]
+
+
+def test_trl_parquet(db, tmp_path):
+    path = tmp_path / "prefs.parquet"
+    pq.write_table(pa.Table.from_pylist([ROWS[0], {"prompt": "Capital of France?", "chosen": "Paris",
+                                                    "rejected": "Lyon"}]), path)
+    _check_trl(db, import_file(db, path, "trl"))
+
+
+def test_trl_datasets_dir(db, tmp_path):
+    ds = datasets.DatasetDict({"train": datasets.Dataset.from_list([ROWS[1]]),
+                               "test": datasets.Dataset.from_list([{**ROWS[1], "chosen": [
+                                   {"role": "assistant", "content": "4"}]}])})
+    ds.save_to_disk(str(tmp_path / "ds"))
+    r = import_file(db, tmp_path / "ds", "trl")
+    assert (r.imported, r.rejected) == (2, 0)
+
+
+def test_trl_mistyped_field_names_the_row(db, tmp_path):
+    path = _write(tmp_path / "p.jsonl", [json.dumps(ROWS[0]),
+                                          json.dumps({"prompt": [{"role": "user", "content": "q"}],
+                                                      "chosen": [{"role": "assistant"}], "rejected": "x"})])
+    with pytest.raises(store.InvalidInputError, match=r"p.jsonl:2: field 'chosen\[0\].content'"):
+        import_file(db, path, "trl")
+
+
+def test_alpaca_eval_soft_preferences(db, tmp_path):
+    rows = [{"instruction": f"i{k}", "output_1": "a", "output_2": "b", "generator_1": "g1",
+             "generator_2": "g2", "annotator": "gpt", "preference": p}
+            for k, p in enumerate([1, 2, 1.5, 1.25, "0"])]
+    r = import_file(db, _write(tmp_path / "a.json", [json.dumps(rows)]), "alpaca-eval")
+    assert (r.imported, r.comparisons_added, r.without_comparison) == (5, 4, 1)
+    comps = {db.get_prompt(c.prompt_id).messages[0]["content"]: c for c in db.list_comparisons()}
+    assert len(comps["i2"].ranking) == 1                      # 1.5: a tie
+    assert comps["i3"].confidence == pytest.approx(0.5)       # 1.25: output_1, soft
+    bad = [{**rows[0], "preference": 7}]
+    with pytest.raises(store.InvalidInputError, match="field 'preference'"):
+        import_file(db, _write(tmp_path / "b.json", [json.dumps(bad)]), "alpaca-eval")
