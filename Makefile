@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo bench clean
+.PHONY: install test test-slow demo bench clean quickstart
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,12 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+quickstart: install
+	rm -rf quickstart && mkdir -p quickstart
+	cd quickstart && ../$(BIN)/prefloop init
+	cd quickstart && ../$(BIN)/prefloop import ../../shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz --format hh
+	cd quickstart && ../$(BIN)/prefloop import ../../shared/data/alpaca-eval/alpaca-7b_vs_text-davinci-003_gpt4-judge.json --format alpaca-eval
+	cd quickstart && ../$(BIN)/prefloop import ../../shared/data/mt-bench/question.jsonl --format prompts
+	cd quickstart && ../$(BIN)/prefloop export out --test-fraction 0.1
+	cd quickstart && ../$(BIN)/prefloop stats

@@ -9,7 +9,6 @@ key, so re-importing a file adds nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -18,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from .db import Store
 from .errors import InvalidInputError, ValidationError
 from .formats import READERS, Problem
-from .records import LABELER_KINDS, prompt_hash, text_hash
+from .formats.common import NORMALIZED, ImportRecord
+from .records import LABELER_KINDS
 
 __all__ = ["ImportReport", "import_file", "FORMATS"]
 
@@ -90,69 +91,98 @@ def _default_dataset(path: Path, fmt: str) -> str:
 
 
 class _Stager:
-    """Accumulates records in column lists and flushes them to in-memory staging tables."""
+    """Stages records in the process's in-memory DuckDB, then derives content hashes in SQL.
+
+    Row-wise records are buffered as Python column lists and flushed as Arrow batches of the
+    :data:`NORMALIZED` schema; vectorized readers hand over such batches directly.
+    """
 
     def __init__(self, store: Store, tag: str):
         self.store, self.tag = store, tag
-        self.rec: dict[str, list] = {k: [] for k in (
-            "seq", "line", "prompt_hash", "messages", "rec_key", "has_comparison", "labeler_kind",
-            "labeler", "confidence", "ranking_hashes", "dedup_key")}
-        self.resp: dict[str, list] = {k: [] for k in ("seq", "prompt_hash", "text_hash", "text",
-                                                       "model")}
+        self.cols: dict[str, list] = {name: [] for name in NORMALIZED.names}
         self.n = 0
         with store.scratch() as con:
-            con.execute(f"""CREATE TABLE memory.stage_rec_{tag} (seq BIGINT, line BIGINT, prompt_hash VARCHAR,
-                messages VARCHAR, rec_key VARCHAR, has_comparison BOOLEAN, labeler_kind VARCHAR,
-                labeler VARCHAR, confidence DOUBLE, ranking_hashes VARCHAR[][], dedup_key VARCHAR)""")
-            con.execute(f"""CREATE TABLE memory.stage_resp_{tag} (seq BIGINT, prompt_hash VARCHAR,
-                text_hash VARCHAR, text VARCHAR, model VARCHAR)""")
+            con.execute(f"""CREATE TABLE memory.stage_{tag} (seq BIGINT, line BIGINT,
+                messages STRUCT(role VARCHAR, content VARCHAR)[],
+                responses STRUCT(text VARCHAR, model VARCHAR)[], ranking INTEGER[][],
+                labeler_kind VARCHAR, labeler VARCHAR, confidence DOUBLE)""")
 
     def add(self, r: ImportRecord) -> None:
-        ph = prompt_hash(r.messages)
-        hashes = [text_hash(t) for t, _ in r.responses]
-        for (text, model), th in zip(r.responses, hashes):
-            for k, v in zip(self.resp, (self.n, ph, th, text, model)):
-                self.resp[k].append(v)
-        ranking = None if r.ranking is None else [sorted(hashes[i] for i in g) for g in r.ranking]
-        rec_key = hashlib.sha256("|".join([ph, *sorted(hashes)]).encode()).hexdigest()
-        dedup = None
-        if ranking is not None:
-            dedup = hashlib.sha256(json.dumps([r.labeler_kind, r.labeler, ph, ranking,
-                                               r.confidence]).encode()).hexdigest()
-        values = (self.n, r.line, ph, json.dumps(r.messages, ensure_ascii=False), rec_key,
-                  ranking is not None, r.labeler_kind, r.labeler, r.confidence, ranking, dedup)
-        for k, v in zip(self.rec, values):
-            self.rec[k].append(v)
-        self.n += 1  # seq: the record's position, unique even when records share a line
-        if self.n % _BATCH == 0:
+        for name, value in (("line", r.line), ("messages", r.messages),
+                            ("responses", [{"text": t, "model": m} for t, m in r.responses]),
+                            ("ranking", r.ranking), ("labeler_kind", r.labeler_kind),
+                            ("labeler", r.labeler), ("confidence", r.confidence)):
+            self.cols[name].append(value)
+        if len(self.cols["line"]) >= _BATCH:
             self.flush()
 
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        self.flush()
+        self._insert(pa.Table.from_batches([batch], NORMALIZED))
+
     def flush(self) -> None:
-        if not self.rec["seq"]:
-            return
-        rec = pa.table({**self.rec, "ranking_hashes": pa.array(self.rec["ranking_hashes"],
-                                                                pa.list_(pa.list_(pa.string())))})
-        resp = pa.table(self.resp, schema=pa.schema([("seq", pa.int64()), ("prompt_hash", pa.string()),
-                        ("text_hash", pa.string()), ("text", pa.string()), ("model", pa.string())]))
-        with self.store.scratch() as con:
-            con.register("rec_batch", rec)
-            con.register("resp_batch", resp)
-            con.execute(f"INSERT INTO memory.stage_rec_{self.tag} SELECT * FROM rec_batch")
-            con.execute(f"INSERT INTO memory.stage_resp_{self.tag} SELECT * FROM resp_batch")
-            con.unregister("rec_batch")
-            con.unregister("resp_batch")
-        for d in (self.rec, self.resp):
-            for v in d.values():
+        if self.cols["line"]:
+            table = pa.table(self.cols, schema=NORMALIZED)
+            for v in self.cols.values():
                 v.clear()
+            self._insert(table)
+
+    def _insert(self, table: pa.Table) -> None:
+        table = table.add_column(0, "seq", pa.array(np.arange(self.n, self.n + table.num_rows)))
+        with self.store.scratch() as con:
+            con.register("stage_batch", table)
+            try:
+                con.execute(f"INSERT INTO memory.stage_{self.tag} SELECT * FROM stage_batch")
+            finally:
+                con.unregister("stage_batch")
+        self.n += table.num_rows
+
+    def derive(self) -> None:
+        """Hash prompts, responses, records and rankings in SQL (16 bytes of sha256, exactly as
+        :func:`store.prompt_hash` and :func:`store.text_hash`) into ``stage_rec_*`` and
+        ``stage_resp_*``; runs outside the store lock."""
+        t = self.tag
+        with self.store.scratch() as con:
+            con.execute(f"""
+                CREATE TABLE memory.stage_h_{t} AS SELECT *,
+                    unhex(sha256(coalesce(list_aggr(list_transform(messages, lambda m:
+                        m.role || chr(31) || m.content || chr(30)), 'string_agg', ''), ''))[1:32])
+                        AS prompt_hash,
+                    list_transform(responses, lambda r: sha256(r.text)) AS hex_hashes
+                FROM memory.stage_{t}""")
+            con.execute(f"""
+                CREATE TABLE memory.stage_rec_{t} AS SELECT seq, line, prompt_hash,
+                    to_json(messages)::VARCHAR AS messages, ranking,
+                    ranking IS NOT NULL AS has_comparison, labeler_kind, labeler, confidence,
+                    unhex(sha256(hex(prompt_hash) || '|' ||
+                        coalesce(list_aggr(list_sort(hex_hashes), 'string_agg', '|'), ''))[1:32])
+                        AS rec_key,
+                    CASE WHEN ranking IS NOT NULL THEN unhex(sha256(concat_ws('|', labeler_kind,
+                        labeler, hex(prompt_hash),
+                        list_aggr(list_transform(ranking, lambda g: list_aggr(list_sort(
+                            list_transform(g, lambda i: hex_hashes[i + 1])), 'string_agg', ',')),
+                            'string_agg', '>'),
+                        coalesce(confidence::VARCHAR, '')))[1:32]) END AS dedup_key
+                FROM memory.stage_h_{t}""")
+            con.execute(f"""
+                CREATE TABLE memory.stage_resp_{t} AS
+                SELECT seq, idx, prompt_hash, r.text AS text, r.model AS model,
+                       unhex(hex_hashes[idx][1:32]) AS text_hash
+                FROM (SELECT seq, prompt_hash, hex_hashes, unnest(responses) AS r,
+                             generate_subscripts(responses, 1) AS idx FROM memory.stage_h_{t})""")
+            con.execute(f"DROP TABLE memory.stage_h_{t}")
 
     def drop(self) -> None:
         with self.store.scratch() as con:
-            con.execute(f"DROP TABLE IF EXISTS memory.stage_rec_{self.tag}")
-            con.execute(f"DROP TABLE IF EXISTS memory.stage_resp_{self.tag}")
+            for name in ("stage", "stage_h", "stage_rec", "stage_resp"):
+                con.execute(f"DROP TABLE IF EXISTS memory.{name}_{self.tag}")
 
 
 def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportReport) -> None:
     rec, resp = f"memory.stage_rec_{tag}", f"memory.stage_resp_{tag}"
+    with store.scratch() as con:
+        report.without_comparison = con.execute(
+            f"SELECT count(*) FROM {rec} WHERE NOT has_comparison").fetchone()[0]
     with store.atomic() as con:
         # Lines whose comparison (or, without one, whose prompt + responses) is new.
         report.imported = con.execute(f"""
@@ -185,16 +215,14 @@ def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportRep
             WITH c AS (SELECT * FROM {rec} WHERE has_comparison AND dedup_key NOT IN
                            (SELECT dedup_key FROM comparisons WHERE dedup_key IS NOT NULL)
                        QUALIFY row_number() OVER (PARTITION BY dedup_key ORDER BY seq) = 1),
-                 g AS (SELECT seq, prompt_hash, unnest(ranking_hashes) AS grp,
-                              generate_subscripts(ranking_hashes, 1) AS pos FROM c),
-                 f AS (SELECT seq, prompt_hash, pos, unnest(grp) AS th FROM g),
-                 ids AS (SELECT f.seq, f.pos, list(r.id ORDER BY r.id) AS grp
-                         FROM f JOIN prompts p ON p.text_hash = f.prompt_hash
-                         JOIN responses r ON r.prompt_id = p.id AND r.text_hash = f.th
-                         GROUP BY f.seq, f.pos),
-                 rk AS (SELECT seq, list(grp ORDER BY pos) AS ranking FROM ids GROUP BY seq)
-            SELECT p.id, rk.ranking, c.labeler_kind, c.labeler, c.confidence, c.dedup_key
-            FROM c JOIN rk ON rk.seq = c.seq JOIN prompts p ON p.text_hash = c.prompt_hash
+                 ids AS (SELECT s.seq, list(r.id ORDER BY s.idx) AS ids
+                         FROM {resp} s JOIN prompts p ON p.text_hash = s.prompt_hash
+                         JOIN responses r ON r.prompt_id = p.id AND r.text_hash = s.text_hash
+                         WHERE s.seq IN (SELECT seq FROM c) GROUP BY s.seq)
+            SELECT p.id, list_transform(c.ranking, lambda g: list_sort(
+                       list_transform(g, lambda i: ids.ids[i + 1]))),
+                   c.labeler_kind, c.labeler, c.confidence, c.dedup_key
+            FROM c JOIN ids ON ids.seq = c.seq JOIN prompts p ON p.text_hash = c.prompt_hash
             ORDER BY c.seq""").fetchone()[0]
 
 
@@ -240,18 +268,21 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
             report.lines_read += 1
             if progress and report.lines_read % 5000 == 0:
                 progress(report.lines_read)
+            if isinstance(item, pa.RecordBatch):
+                report.lines_read += item.num_rows - 1
+                stager.add_batch(item)
+                continue
             if isinstance(item, Problem):
                 if item.kind == "invalid" and not skip_invalid:
                     raise item.error(str(path))
                 report.problems.append(item)
                 continue
-            if item.ranking is None:
-                report.without_comparison += 1
             stager.add(item)
         if progress:
             progress(report.lines_read)
         stager.flush()
         if stager.n:
+            stager.derive()
             _commit(store, stager.tag, _SOURCE[fmt], report.dataset, report)
         report.duplicates = stager.n - report.imported
     finally:

@@ -181,7 +181,7 @@ def split_by_prompt(table: pa.Table, test_fraction: float, seed: int = 0
     import pyarrow.compute as pc
 
     prompts = sorted(set(table["prompt_hash"].to_pylist()),
-                     key=lambda h: hashlib.sha256(f"{seed}:{h}".encode()).hexdigest())
+                     key=lambda h: hashlib.sha256(f"{seed}:{h.hex()}".encode()).hexdigest())
     n_test = min(len(prompts) - 1, max(1, round(test_fraction * len(prompts))))
     if n_test <= 0:
         return table, None
@@ -197,22 +197,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_dataset(splits: dict[str, pa.Table], out: Path) -> None:
+def _write_dataset(splits: dict[str, pa.Table], out: Path, fingerprints: dict[str, str]) -> None:
+    """``save_to_disk`` with fingerprints derived from the data (datasets would otherwise
+    draw random ones and the files would differ between identical exports)."""
     import datasets
 
     datasets.disable_progress_bars()
-    dd = datasets.DatasetDict({
-        name: datasets.Dataset(t, fingerprint=hashlib.sha256(
-            f"{name}:{t.num_rows}".encode() + _table_digest(t)).hexdigest()[:16])
-        for name, t in splits.items()})
-    dd.save_to_disk(str(out))
-
-
-def _table_digest(t: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, t.schema) as w:
-        w.write_table(t)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).digest()
+    datasets.DatasetDict({name: datasets.Dataset(t, fingerprint=fingerprints[name][:16])
+                          for name, t in splits.items()}).save_to_disk(str(out))
 
 
 def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilters(), *,
@@ -245,7 +237,8 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     try:
         for name, t in splits.items():
             pq.write_table(t, tmp / f"{name}.parquet", compression="zstd")
-        _write_dataset(splits, tmp / "dataset")
+        _write_dataset(splits, tmp / "dataset",
+                       {name: _sha256(tmp / f"{name}.parquet") for name in splits})
         files = {str(p.relative_to(tmp)): _sha256(p)
                  for p in sorted(tmp.rglob("*")) if p.is_file()}
         digest = hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in files.items()).encode()).hexdigest()

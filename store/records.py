@@ -13,8 +13,9 @@ Conventions:
 
 >>> prompt_hash([{"role": "user", "content": "hi"}]) == prompt_hash([{"role": "user", "content": "hi"}])
 True
->>> len(text_hash("hello"))
-64
+>>> text_hash("hello").hex()
+'2cf24dba5fb0a30e26e83b2ac5b9e29e'
+
 """
 
 from __future__ import annotations
@@ -63,21 +64,24 @@ RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 _UNIT, _RECORD = "\x1f", "\x1e"
 
 
-def prompt_hash(messages: list[Message]) -> str:
-    """Content hash of a prompt: sha256 hex (64 chars) over ``role<US>content<RS>`` per turn.
+def prompt_hash(messages: list[Message]) -> bytes:
+    """Content hash of a prompt: the first 16 bytes (128 bits) of sha256 over
+    ``role<US>content<RS>`` per turn (US = \\x1f, RS = \\x1e), UTF-8 encoded.
 
     The serialization does not depend on JSON formatting, so the same conversation hashes the
-    same whichever file format it came from.
+    same whichever file format it came from. The importer computes the same hash in SQL.
     """
     h = hashlib.sha256()
     for m in messages:
         h.update(f"{m['role']}{_UNIT}{m['content']}{_RECORD}".encode("utf-8"))
-    return h.hexdigest()
+    return h.digest()[:16]
 
 
-def text_hash(text: str) -> str:
-    """sha256 hex digest (64 chars) of a response text, UTF-8 encoded, not normalized."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def text_hash(text: str) -> bytes:
+    """The first 16 bytes (128 bits) of sha256 of a response text, UTF-8 encoded, not
+    normalized. 128 bits keep the unique indexes small; a collision is not expected below
+    ~10^18 texts."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
 
 def utcnow() -> datetime:
@@ -91,7 +95,7 @@ class Prompt:
 
     id: int
     messages: list[Message]
-    text_hash: str
+    text_hash: bytes
     source: str | None
     dataset: str | None
     created_at: datetime | None = None
@@ -109,7 +113,7 @@ class Response:
     id: int
     prompt_id: int
     text: str
-    text_hash: str
+    text_hash: bytes
     origin: str
     model: str | None = None
     run_id: int | None = None

@@ -207,3 +207,25 @@ def test_alpaca_eval_soft_preferences(db, tmp_path):
     bad = [{**rows[0], "preference": 7}]
     with pytest.raises(store.InvalidInputError, match="field 'preference'"):
         import_file(db, _write(tmp_path / "b.json", [json.dumps(bad)]), "alpaca-eval")
+
+
+def test_imported_prompts_hash_like_the_api(db, tmp_path):
+    path = _write(tmp_path / "p.jsonl", [json.dumps(ROWS[1])])
+    import_file(db, path, "trl")
+    pid = db.list_comparisons()[0].prompt_id
+    assert db.add_prompts([ROWS[1]["prompt"]]) == [pid]
+    assert db.get_prompt(pid).text_hash == store.prompt_hash(ROWS[1]["prompt"])
+
+
+def test_trl_parquet_bad_rows_are_reported_like_jsonl(db, tmp_path):
+    rows = [ROWS[0], {"prompt": None, "chosen": "a", "rejected": "b"},
+            {"prompt": "q", "chosen": " ", "rejected": "b"}, {"prompt": "q2", "chosen": "same", "rejected": "same"},
+            {"prompt": "Capital of France?", "chosen": "Paris", "rejected": "Lyon"}]
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    with pytest.raises(store.InvalidInputError, match=r"p.parquet:2: field 'prompt': missing"):
+        import_file(db, path, "trl")
+    r = import_file(db, path, "trl", skip_invalid=True, rejects_path=tmp_path / "rej.jsonl")
+    assert (r.lines_read, r.imported, r.rejected) == (5, 2, 3)
+    assert sorted((p.line, p.field, p.kind) for p in r.problems) == [
+        (2, "prompt", "invalid"), (3, "chosen", "rejected"), (4, "rejected", "rejected")]

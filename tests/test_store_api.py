@@ -191,3 +191,32 @@ def test_annotators(db):
         db.add_annotator("ann")
     assert db.update_annotator("ann", active=False).active is False
     assert [x.name for x in db.list_annotators()] == ["ann"]
+
+
+def test_queue_frontier_falls_back_and_sees_new_tasks(db, monkeypatch):
+    monkeypatch.setattr(store.Store, "_FRONTIER", 4)
+    monkeypatch.setattr(store.Store, "_CANDIDATES", 2)
+    made = make_pairs(db, 8)
+    ids = db.create_tasks([TaskIn(p, r) for p, r in made[:7]])
+    a, b = db.add_annotator("a").id, db.add_annotator("b").id
+    for expected in ids[:5]:                    # a walks past the whole frontier
+        lease = db.lease_next_task(a)
+        assert lease.task.id == expected
+        db.skip_task(expected, a)
+    assert db.lease_next_task(a).task.id == ids[5]   # found beyond the cached frontier
+    assert db.lease_next_task(b).task.id == ids[0]   # b still starts at the head
+    urgent, = db.create_tasks([TaskIn(made[7][0], made[7][1], priority=9)])
+    db.skip_task(ids[0], b)
+    assert db.lease_next_task(b).task.id == urgent   # a new task refreshes the frontier
+
+
+def test_a_late_submission_is_accepted_while_the_slot_is_free(db):
+    (p, r), = make_pairs(db, 1)
+    t, = db.create_tasks([TaskIn(p, r)])
+    a = db.add_annotator("a").id
+    t0 = utcnow()
+    db.lease_next_task(a, lease_seconds=1, now=t0)
+    cid = db.record_comparison(p, [[r[0]], [r[1]]], labeler_kind="human", labeler="a", task_id=t,
+                               annotator_id=a, now=t0 + timedelta(minutes=5))
+    assert db.get_comparison(cid).task_id == t
+    assert db.list_tasks(open_only=True) == []

@@ -31,7 +31,7 @@ def test_opening_an_older_store_upgrades_it_and_keeps_its_rows(tmp_path):
     assert s.schema_version() == ["0001_initial", "0002_provenance"]
     assert "dedup_key" in _columns(path, "comparisons")
     with s.atomic() as c:
-        assert c.execute("SELECT text_hash FROM prompts").fetchall() == [("h1",)]
+        assert c.execute("SELECT text_hash FROM prompts").fetchall() == [(b"h1",)]
 
 
 def test_a_store_from_a_newer_version_is_refused(store_path):

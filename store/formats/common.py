@@ -23,12 +23,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ..db import validate_messages
 from ..errors import InvalidInputError, ValidationError
 from ..records import Message
 
 __all__ = ["ImportRecord", "Problem", "iter_rows", "iter_text_lines", "read_records",
-           "FieldError", "get_str", "get_messages"]
+           "iter_arrow_batches", "is_columnar", "FieldError", "get_str", "get_messages", "NORMALIZED"]
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+RESPONSE = pa.struct([("text", pa.string()), ("model", pa.string())])
+#: Schema of staged records: what :class:`ImportRecord` holds, as Arrow columns. Vectorized
+#: readers yield ``pa.RecordBatch`` of this schema instead of one record per row.
+NORMALIZED = pa.schema([
+    ("line", pa.int64()),
+    ("messages", pa.list_(MESSAGE)),
+    ("responses", pa.list_(RESPONSE)),
+    ("ranking", pa.list_(pa.list_(pa.int32()))),
+    ("labeler_kind", pa.string()),
+    ("labeler", pa.string()),
+    ("confidence", pa.float64()),
+])
 
 
 @dataclass(slots=True)
@@ -98,11 +114,13 @@ def get_messages(obj: dict[str, Any], name: str, *, end_with_user: bool) -> list
         raise FieldError(sub, reason) from None
 
 
-def read_records(path: Path, make_record: Callable[[int, Any], ImportRecord]
+def read_records(path: Path, make_record: Callable[[int, Any], ImportRecord],
+                 rows: Iterator[tuple[int, Any] | Problem] | None = None
                  ) -> Iterator[ImportRecord | Problem]:
-    """Apply ``make_record(line, object)`` to each row of ``path`` (see :func:`iter_rows`);
-    a :class:`FieldError` it raises becomes a :class:`Problem` carrying the raw row."""
-    for item in iter_rows(path):
+    """Apply ``make_record(line, object)`` to each row of ``path`` (see :func:`iter_rows`), or
+    to ``rows`` if given; a :class:`FieldError` it raises becomes a :class:`Problem` carrying
+    the raw row."""
+    for item in iter_rows(path) if rows is None else rows:
         if isinstance(item, Problem):
             yield item
             continue
@@ -209,31 +227,45 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any] | Problem]:
         pos = end
 
 
-def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
-    import pyarrow.parquet as pq
-
-    row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-        for obj in batch.to_pylist():
-            row += 1
-            yield row, obj
-    if row == 0:
-        raise InvalidInputError(str(path), None, None, "file is empty: expected at least one row")
+def is_columnar(path: Path) -> bool:
+    """True for a Parquet file or a ``datasets.save_to_disk`` directory."""
+    return path.is_dir() or path.suffix == ".parquet"
 
 
-def _iter_datasets_dir(path: Path) -> Iterator[tuple[int, Any]]:
-    import datasets
+def iter_arrow_batches(path: Path, batch_size: int = 65536) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """``(first_row, batch)`` of a Parquet file or a saved ``datasets`` directory (all splits,
+    rows numbered from 1 across splits).
 
-    ds = datasets.load_from_disk(str(path))
-    splits = ds.values() if isinstance(ds, datasets.DatasetDict) else [ds]
-    row = 0
-    for split in splits:
-        for batch in split.with_format("arrow").iter(batch_size=8192):
-            for obj in batch.to_pylist():
-                row += 1
-                yield row, obj
-    if row == 0:
-        raise InvalidInputError(str(path), None, None, "dataset is empty: expected at least one row")
+    Raises:
+        InvalidInputError: the file or dataset has no rows, or the directory is not a dataset.
+    """
+    if path.is_dir():
+        if not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
+            raise InvalidInputError(str(path), None, None, "a directory must be a dataset saved "
+                                    "with datasets.save_to_disk (no dataset_info.json found)")
+        import datasets
+
+        ds = datasets.load_from_disk(str(path))
+        tables = [split.data.table for split in
+                  (ds.values() if isinstance(ds, datasets.DatasetDict) else [ds])]
+        batches = (b for t in tables for b in t.to_batches(max_chunksize=batch_size))
+    else:
+        import pyarrow.parquet as pq
+
+        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
+    row = 1
+    for batch in batches:
+        if batch.num_rows:
+            yield row, batch
+            row += batch.num_rows
+    if row == 1:
+        raise InvalidInputError(str(path), None, None, "no rows: expected at least one record")
+
+
+def _iter_columnar(path: Path) -> Iterator[tuple[int, Any]]:
+    for first, batch in iter_arrow_batches(path, 8192):
+        for i, obj in enumerate(batch.to_pylist()):
+            yield first + i, obj
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, Any] | Problem]:
@@ -243,16 +275,10 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Any] | Problem]:
     Raises:
         InvalidInputError: for problems with the whole file.
     """
-    if path.is_dir():
-        if not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
-            raise InvalidInputError(str(path), None, None, "a directory must be a dataset saved "
-                                    "with datasets.save_to_disk (no dataset_info.json found)")
-        yield from _iter_datasets_dir(path)
-        return
     if not path.exists():
         raise InvalidInputError(str(path), None, None, "file does not exist")
-    if path.suffix == ".parquet":
-        yield from _iter_parquet(path)
+    if is_columnar(path):
+        yield from _iter_columnar(path)
         return
     with _open_binary(path) as f:
         try:

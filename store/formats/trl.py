@@ -19,8 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ..records import Message
-from .common import FieldError, ImportRecord, Problem, get_messages, get_str, read_records
+from .common import (MESSAGE, NORMALIZED, RESPONSE, FieldError, ImportRecord, Problem,
+                     get_messages, get_str, is_columnar, iter_arrow_batches, read_records)
 
 __all__ = ["read_trl"]
 
@@ -73,9 +78,69 @@ def _record(n: int, obj: dict[str, Any], labeler_kind: str, labeler: str) -> Imp
                         ranking=[[0], [1]], labeler_kind=labeler_kind, labeler=labeler)
 
 
+def _standard_batches(path: Path, labeler_kind: str, labeler: str
+                      ) -> Iterator[pa.RecordBatch | ImportRecord | Problem]:
+    """Vectorized reading of standard (all-string) columnar rows: clean rows become one
+    normalized batch per input batch; the others go through :func:`_record` one by one, which
+    reports them exactly as the row-wise path would."""
+    for first, batch in iter_arrow_batches(path):
+        cols = [batch.column(name) for name in ("prompt", "chosen", "rejected")]
+        ok = pc.and_(pc.and_(_filled(cols[0]), _filled(cols[1])),
+                     pc.and_(_filled(cols[2]), pc.not_equal(cols[1], cols[2])))
+        ok = pc.fill_null(ok, False)
+        good = batch.filter(ok)
+        n = good.num_rows
+        if n:
+            lines = pc.add(pc.indices_nonzero(ok), first).cast(pa.int64())
+            prompt, chosen, rejected = (good.column(k) for k in ("prompt", "chosen", "rejected"))
+            two = pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32))
+            texts = pc.take(pa.concat_arrays([chosen, rejected]),
+                            pa.array(np.arange(2 * n).reshape(2, n).T.ravel()))
+            yield pa.RecordBatch.from_arrays([
+                lines,
+                pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)),
+                                         pa.StructArray.from_arrays(
+                                             [pa.array(["user"] * n), prompt],
+                                             fields=list(MESSAGE))),
+                pa.ListArray.from_arrays(two, pa.StructArray.from_arrays(
+                    [texts, pa.nulls(2 * n, pa.string())], fields=list(RESPONSE))),
+                pa.ListArray.from_arrays(two, pa.ListArray.from_arrays(
+                    pa.array(np.arange(2 * n + 1, dtype=np.int32)),
+                    pa.array(np.tile(np.array([0, 1], dtype=np.int32), n)))),
+                pa.array([labeler_kind] * n), pa.array([labeler] * n), pa.nulls(n, pa.float64()),
+            ], schema=NORMALIZED)
+        if n < batch.num_rows:
+            bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+            rows = batch.take(pa.array(bad)).to_pylist()
+            yield from read_records(path, lambda i, obj: _record(i, obj, labeler_kind, labeler),
+                                    rows=((first + i, obj) for i, obj in zip(bad, rows)))
+
+
+def _filled(col: pa.Array) -> pa.Array:
+    return pc.not_equal(pc.utf8_trim_whitespace(col), "")
+
+
+def _is_standard(path: Path) -> bool:
+    if not is_columnar(path) or not path.exists():
+        return False
+    if path.is_dir():
+        first = next(iter_arrow_batches(path, 1), None)
+        schema = first[1].schema if first else None
+    else:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+    return schema is not None and all(
+        name in schema.names and pa.types.is_string(schema.field(name).type)
+        for name in ("prompt", "chosen", "rejected"))
+
+
 def read_trl(path: Path, *, labeler_kind: str = "human", labeler: str = "trl",
-             **_: Any) -> Iterator[ImportRecord | Problem]:
+             **_: Any) -> Iterator[ImportRecord | Problem | pa.RecordBatch]:
     """Read TRL preference rows from JSONL (optionally gzipped), a JSON array, Parquet, or a
     ``datasets.save_to_disk`` directory; every row becomes a comparison chosen > rejected
-    labeled ``labeler_kind`` / ``labeler``."""
+    labeled ``labeler_kind`` / ``labeler``. Standard-format Parquet and datasets are read
+    vectorized (batches of the normalized schema); everything else row by row."""
+    if _is_standard(path):
+        return _standard_batches(path, labeler_kind, labeler)
     return read_records(path, lambda n, obj: _record(n, obj, labeler_kind, labeler))
