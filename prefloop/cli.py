@@ -181,3 +181,6 @@ def stats() -> None:
 def main() -> None:
     """Entry point of the ``prefloop`` console script."""
     app()
+
+
+from . import cli_training  # noqa: E402,F401  (registers train, runs, generate)

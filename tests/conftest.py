@@ -54,3 +54,21 @@ def make_pairs(db: store.Store, n_prompts: int = 3, k: int = 2, dataset: str = "
         rids = db.add_responses([store.ResponseIn(pid, f"answer {j} to {pid}") for j in range(k)])
         out.append((pid, rids))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Llama (2 layers, hidden 32) with a byte-level BPE tokenizer."""
+    from training.models import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def hh_store(store_path) -> store.Store:
+    """A store with the shared HH-RLHF pairs imported."""
+    from store.importer import import_file
+
+    s = store.Store(store_path)
+    import_file(s, HH, "hh")
+    return s

@@ -1,0 +1,49 @@
+"""PPO on a task whose reward is known: count tokens of a target set in the response."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from training.configs import PPORunConfig
+from training.models import load_causal_lm, load_tokenizer
+from training.ppo import PPOTrainer
+
+TARGET = set(range(40, 70))  # 30 of ~300 token ids: about 10% of random tokens
+
+
+def _run(model_dir, kl_coef: float, iterations: int = 30):
+    tok = load_tokenizer(model_dir)
+    policy, ref = load_causal_lm(model_dir), load_causal_lm(model_dir)
+    value = AutoModelForSequenceClassification.from_pretrained(str(model_dir), num_labels=1)
+    value.config.pad_token_id = tok.pad_token_id
+
+    def score(prompts, responses):
+        return torch.tensor([sum(t in TARGET for t in r) / 4.0 for r in responses])
+
+    cfg = PPORunConfig(max_steps=iterations, batch_size=16, mini_batch_size=8, ppo_epochs=4,
+                       learning_rate=3e-3, max_new_tokens=12, temperature=1.0, kl_coef=kl_coef,
+                       missing_eos_penalty=0.0, save_steps=0, seed=0)
+    prompts = [[{"role": "user", "content": f"say something {i}"}] for i in range(32)]
+    ids = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True,
+                                   return_dict=True)["input_ids"] for m in prompts]
+    trainer = PPOTrainer(policy, ref, value, score, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id, config=cfg)
+    return trainer.train(prompts, ids, output_dir="/nonexistent")
+
+
+def test_reward_rises_while_the_kl_penalty_bounds_the_drift(tmp_path):
+    from training.models import build_tiny_llama
+
+    model_dir = build_tiny_llama(tmp_path / "m", vocab_size=300)
+    with_penalty = _run(model_dir, kl_coef=0.05)
+    first = sum(m["reward"] for m in with_penalty[:5]) / 5
+    last = sum(m["reward"] for m in with_penalty[-5:]) / 5
+    assert last > first + 0.5, (first, last)
+    for m in with_penalty:
+        assert {"reward", "kl", "entropy", "clipfrac", "approxkl", "value_loss", "policy_loss"} <= set(m)
+
+    free = _run(model_dir, kl_coef=0.0)
+    kl_penalized = sum(m["kl"] for m in with_penalty[-5:]) / 5
+    kl_free = sum(m["kl"] for m in free[-5:]) / 5
+    assert kl_penalized < 0.7 * kl_free, (kl_penalized, kl_free)

@@ -1,0 +1,137 @@
+"""Training runs on tiny models through the store: rm, dpo, sft, grpo, ppo, generate, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import store
+from training import configs
+from training.errors import ConfigError, ModelNotFoundError
+from training.generate import GenParams, generate
+from training.models import resolve_model
+from training.train import train
+
+from .conftest import MT_BENCH, ROOT
+
+FAST = {"max_steps": 2, "max_length": 256, "max_eval_pairs": 16, "save_steps": 1000}
+
+
+@pytest.fixture
+def rm_run(hh_store, tiny_model):
+    return train(hh_store, "rm", overrides={"model": str(tiny_model), **FAST})
+
+
+def test_reward_model_run_is_recorded_with_metrics_and_lineage(hh_store, rm_run):
+    run = hh_store.get_run(rm_run.run.id)
+    assert run.status == "finished" and run.kind == "rm" and run.export_id is not None
+    assert (rm_run.final_dir / "config.json").exists()
+    assert resolve_model(f"run:{run.id}", hh_store).kind == "reward"
+    ev = run.summary["eval"]
+    assert {"all", "dataset=harmless-base-test-dev", "source=human"} <= set(ev)
+    assert ev["all"]["n"] == 16 and 0.0 <= ev["all"]["accuracy"] <= 1.0 and ev["all"]["ece"] >= 0
+    names = {m.name for m in hh_store.run_metrics(run.id)}
+    assert {"loss", "accuracy", "eval/all/accuracy", "eval/all/ece"} <= names
+    export = hh_store.get_export(run.export_id)
+    assert export.filters["test_fraction"] == 0.1 and run.config["export_id"] == export.id
+
+
+def test_dpo_and_sft_runs_read_a_named_export(hh_store, rm_run, tiny_model):
+    export_id = rm_run.run.export_id
+    dpo = train(hh_store, "dpo", overrides={"model": str(tiny_model), "export_id": export_id, **FAST})
+    assert dpo.run.export_id == export_id and dpo.run.status == "finished"
+    assert "rewards/accuracies" in dpo.summary["eval"]
+    sft = train(hh_store, "sft", overrides={"model": f"run:{dpo.run.id}", "export_id": export_id, **FAST})
+    assert sft.run.parent_run_id == dpo.run.id and sft.summary["steps"] == 2
+
+
+def test_ppo_and_grpo_with_the_reward_model(hh_store, rm_run, tiny_model):
+    rm = f"run:{rm_run.run.id}"
+    ppo = train(hh_store, "ppo", overrides={
+        "model": str(tiny_model), "reward_model": rm, "max_steps": 2, "batch_size": 4,
+        "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 8, "max_prompt_length": 64})
+    assert ppo.run.status == "finished" and ppo.summary["value_init"] == "reward model"
+    names = {m.name for m in hh_store.run_metrics(ppo.run.id)}
+    assert {"reward", "kl", "entropy", "clipfrac", "approxkl", "value_loss", "policy_loss"} <= names
+    assert [m.step for m in hh_store.run_metrics(ppo.run.id, "reward")] == [1, 2]
+    grpo = train(hh_store, "grpo", overrides={
+        "model": str(tiny_model), "reward_model": rm, "max_steps": 1, "max_completion_length": 8,
+        "export_id": rm_run.run.export_id})
+    assert grpo.run.status == "finished"
+    with pytest.raises(ConfigError, match="reward-model"):
+        train(hh_store, "ppo", overrides={"model": str(tiny_model), "max_steps": 1})
+    assert hh_store.list_runs(kind="ppo")[-1].status == "failed"
+
+
+def test_generate_stores_provenance_and_queues_the_most_uncertain(hh_store, rm_run, tiny_model):
+    r = generate(hh_store, str(tiny_model), str(MT_BENCH), limit=4,
+                 params=GenParams(n=3, max_new_tokens=8, batch_size=6),
+                 reward_model=f"run:{rm_run.run.id}", n_tasks=2)
+    assert r.n_prompts == 4 and r.run.kind == "generate" and r.run.status == "finished"
+    responses = [x for rs in hh_store.responses_for_prompts(
+        [p.id for p in hh_store.list_prompts(dataset="question")]).values() for x in rs]
+    assert responses and all(x.origin == "model" and x.run_id == r.run.id for x in responses)
+    assert responses[0].gen_params["temperature"] == 0.7
+    tasks = [t for t, _, _ in hh_store.list_tasks()]
+    assert len(tasks) == 2 and all(t.reason.startswith("uncertain") for t in tasks)
+    gaps = [float(t.reason.split("gap ")[1].split(" ")[0]) for t in tasks]  # by priority
+    assert gaps == sorted(gaps)
+
+
+def test_configs_merge_file_and_overrides(tmp_path):
+    f = tmp_path / "dpo.yaml"
+    f.write_text("beta: 0.3\nlearning_rate: 1.0e-6\nmax_steps: 7\n")
+    c = configs.load_config("dpo", f, {"max_steps": 3, "model": None})
+    assert (c.beta, c.learning_rate, c.max_steps, c.model) == (0.3, 1e-6, 3, "smollm2-135m-instruct")
+    with pytest.raises(ConfigError, match="unknown field"):
+        configs.load_config("rm", overrides={"betta": 1})
+    for cls in configs.CONFIGS.values():
+        import dataclasses
+
+        own = {f.name for f in dataclasses.fields(cls)} - {
+            f.name for base in cls.__mro__[2:] if dataclasses.is_dataclass(base)
+            for f in dataclasses.fields(base)}
+        assert all(f.metadata.get("help") for f in dataclasses.fields(cls) if f.name in own)
+
+
+def test_model_specs_never_download(hh_store, tmp_path):
+    with pytest.raises(ModelNotFoundError, match="never downloads"):
+        resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct", hh_store)
+    run = hh_store.create_run("rm", {})
+    with pytest.raises(ModelNotFoundError, match="running"):
+        resolve_model(f"run:{run.id}", hh_store)
+
+
+def test_a_killed_run_is_marked_interrupted_and_resumes(hh_store, tiny_model):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "prefloop", "--db", str(hh_store.path), "train", "dpo",
+           "--model", str(tiny_model), "--max-steps", "5000", "--set", "save_steps=2",
+           "--set", "max_length=256", "--set", "max_eval_pairs=4"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    run = None
+    while time.monotonic() < deadline and run is None:
+        runs = hh_store.list_runs(kind="dpo")
+        if runs and runs[-1].checkpoint_path:
+            run = runs[-1]
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+    assert run is not None, "no checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert hh_store.get_run(run.id).status == "running"       # it could not say goodbye
+    assert hh_store.reap_runs() == [run.id]
+    assert hh_store.get_run(run.id).status == "interrupted"
+
+    last_saved = int(hh_store.get_run(run.id).checkpoint_path.rsplit("-", 1)[1])
+    resumed = train(hh_store, "dpo", resume=True, overrides={"max_steps": last_saved + 3})
+    assert resumed.run.id == run.id and resumed.run.status == "finished"
+    steps = [m.step for m in hh_store.run_metrics(run.id, "loss")]
+    assert steps[-1] == last_saved + 3
+    assert steps.count(1) == 1                                 # continued, not restarted
+    assert set(range(last_saved + 1, last_saved + 4)) <= set(steps)

@@ -1,0 +1,213 @@
+"""Typed configs, one per training method, extending TRL's (``RewardConfig``-style).
+
+Every field has ``metadata={"help": ...}``. A run's config comes from defaults < ``--config
+FILE.yaml`` < command-line overrides, and is saved with the run (``runs.config``).
+
+Defaults are chosen for CPU runs of small models (SmolLM2-135M, MiniLM): short sequences,
+small batches, no reporting unless asked (``report_to``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from trl import DPOConfig, GRPOConfig, RewardConfig, SFTConfig
+
+from .errors import ConfigError
+
+__all__ = ["DataOptions", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
+           "PPORunConfig", "CONFIGS", "load_config", "config_to_dict"]
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class DataOptions:
+    """Which model to start from and which labels to learn from."""
+
+    model: str = _f("smollm2-135m-instruct", "Model spec: smollm2-135m-instruct, minilm, run:ID "
+                    "or a local checkpoint directory. Nothing is downloaded.")
+    export_id: int | None = _f(None, "Train on this recorded export; if unset, a fresh export is "
+                               "made with the filters below.")
+    source: str = _f("all", "Labels from human, ai or all labelers (fresh export).")
+    dataset: str | None = _f(None, "Only prompts of this dataset (fresh export).")
+    min_agreement: float = _f(0.0, "Minimum majority share of votes per pair (fresh export).")
+    test_fraction: float = _f(0.1, "Share of prompts held out for evaluation (fresh export).")
+    max_eval_pairs: int = _f(256, "Evaluate on at most this many held-out pairs.")
+    bf16: bool | None = _f(None, "bfloat16 mixed precision (default: on where a GPU supports it, "
+                           "off on CPU).")
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:
+            import torch
+
+            self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        parent = super()
+        if hasattr(parent, "__post_init__"):
+            parent.__post_init__()
+
+
+@dataclass
+class RewardRunConfig(DataOptions, RewardConfig):
+    """Bradley-Terry reward model (TRL ``RewardTrainer``: loss -log sigmoid(r_c - r_r)) on a
+    sequence-classification head over the model; optional LoRA (peft)."""
+
+    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/rm-<time> next to the store).")
+    max_length: int | None = _f(512, "Pairs longer than this many tokens are dropped (TRL).")
+    per_device_train_batch_size: int = _f(4, "Pairs per step.")
+    per_device_eval_batch_size: int = _f(8, "Pairs per evaluation step.")
+    learning_rate: float = _f(2e-5, "AdamW learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
+    logging_steps: float = _f(1, "Log metrics every N steps.")
+    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
+    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
+    report_to: Any = _f("none", "none or tensorboard.")
+    use_lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha.")
+
+
+@dataclass
+class DPORunConfig(DataOptions, DPOConfig):
+    """Direct Preference Optimization (Rafailov et al. 2023) with TRL ``DPOTrainer``."""
+
+    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/dpo-<time> next to the store).")
+    max_length: int | None = _f(512, "Truncate prompt + response to this many tokens.")
+    per_device_train_batch_size: int = _f(2, "Pairs per step.")
+    per_device_eval_batch_size: int = _f(4, "Pairs per evaluation step.")
+    learning_rate: float = _f(5e-6, "AdamW learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
+    logging_steps: float = _f(1, "Log metrics every N steps.")
+    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
+    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
+    report_to: Any = _f("none", "none or tensorboard.")
+
+
+@dataclass
+class SFTRunConfig(DataOptions, SFTConfig):
+    """Supervised fine-tuning on chosen responses (incl. constitutional revisions and human
+    edits), loss on the completion only (TRL ``SFTTrainer``)."""
+
+    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/sft-<time> next to the store).")
+    max_length: int | None = _f(512, "Truncate sequences to this many tokens.")
+    completion_only_loss: bool | None = _f(True, "Loss on the completion tokens only.")
+    per_device_train_batch_size: int = _f(2, "Rows per step.")
+    learning_rate: float = _f(1e-5, "AdamW learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
+    logging_steps: float = _f(1, "Log metrics every N steps.")
+    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
+    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
+    report_to: Any = _f("none", "none or tensorboard.")
+
+
+@dataclass
+class GRPORunConfig(DataOptions, GRPOConfig):
+    """Group Relative Policy Optimization (Shao et al. 2024) with TRL ``GRPOTrainer``, our
+    reward model as the reward function, on the export's prompts."""
+
+    reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
+    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/grpo-<time> next to the store).")
+    num_generations: int | None = _f(4, "Completions sampled per prompt (the group).")
+    max_completion_length: int | None = _f(48, "Tokens generated per completion.")
+    per_device_train_batch_size: int = _f(4, "Completions per step (a multiple of num_generations).")
+    learning_rate: float = _f(1e-6, "AdamW learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
+    logging_steps: float = _f(1, "Log metrics every N steps.")
+    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
+    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
+    report_to: Any = _f("none", "none or tensorboard.")
+
+
+@dataclass
+class PPORunConfig(DataOptions):
+    """PPO for RLHF (Schulman et al. 2017; Ziegler et al. 2019; Huang et al. 2024): our
+    implementation in :mod:`training.ppo` (TRL no longer ships one). Defaults follow
+    ``../shared/PPO-NOTES.md``."""
+
+    reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
+    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/ppo-<time> next to the store).")
+    max_steps: int = _f(10, "PPO iterations (one rollout batch each).")
+    batch_size: int = _f(8, "Prompts (rollouts) per iteration.")
+    mini_batch_size: int = _f(4, "Rollouts per gradient step.")
+    ppo_epochs: int = _f(4, "Passes over each rollout batch.")
+    learning_rate: float = _f(3e-6, "AdamW learning rate (policy and value model).")
+    max_prompt_length: int = _f(256, "Prompt tokens kept (from the right).")
+    max_new_tokens: int = _f(48, "Tokens sampled per response.")
+    temperature: float = _f(0.7, "Sampling temperature; logits are divided by it in training too.")
+    kl_coef: float = _f(0.05, "Per-token KL penalty coefficient (initial value if adaptive).")
+    adaptive_kl: bool = _f(False, "Adapt kl_coef toward kl_target (Ziegler et al. 2019).")
+    kl_target: float = _f(6.0, "Target KL (nats per response) of the adaptive controller.")
+    kl_horizon: int = _f(10000, "Horizon of the adaptive controller (episodes).")
+    gamma: float = _f(1.0, "GAE discount.")
+    lam: float = _f(0.95, "GAE lambda.")
+    cliprange: float = _f(0.2, "Policy ratio clip epsilon.")
+    cliprange_value: float = _f(0.2, "Value clip range.")
+    vf_coef: float = _f(0.1, "Value loss coefficient.")
+    whiten_rewards: bool = _f(False, "Whiten per-token rewards before GAE.")
+    missing_eos_penalty: float = _f(-1.0, "Added to the score of responses that never emit EOS.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping.")
+    save_steps: int = _f(5, "Save a checkpoint every N iterations (resume point).")
+    seed: int = _f(0, "Random seed.")
+    report_to: str = _f("none", "none or tensorboard.")
+
+
+CONFIGS: dict[str, type] = {"rm": RewardRunConfig, "dpo": DPORunConfig, "sft": SFTRunConfig,
+                            "grpo": GRPORunConfig, "ppo": PPORunConfig}
+
+
+def load_config(kind: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                default_output_dir: str | Path | None = None):
+    """The typed config of ``kind`` from defaults, a YAML/JSON file, then ``overrides``
+    (``None`` values are ignored); ``default_output_dir`` applies when neither sets one.
+
+    Raises:
+        ConfigError: unknown kind, unreadable file, unknown or invalid fields.
+    """
+    if kind not in CONFIGS:
+        raise ConfigError(f"unknown training kind {kind!r}: expected one of {', '.join(CONFIGS)}")
+    cls = CONFIGS[kind]
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: expected a mapping of field: value")
+        values.update(loaded)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if default_output_dir is not None and not values.get("output_dir"):
+        values["output_dir"] = str(default_output_dir)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"config{f' {path}' if path else ''}: unknown field(s) {unknown} for "
+                          f"{kind}; see `prefloop train {kind} --help` or the {cls.__name__} docs")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config for {kind}: {exc}") from None
+
+
+def config_to_dict(config) -> dict[str, Any]:
+    """The config's JSON-safe fields (saved with the run; ``load_config`` can rebuild the
+    config from them). Fields holding objects (``AcceleratorConfig``, enums) are left out:
+    they are derived from the others."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[f.name] = v
+    return out

@@ -1,0 +1,47 @@
+"""GRPO (Shao et al. 2024) with TRL ``GRPOTrainer``: groups of ``num_generations`` samples per
+prompt of the export, rewarded by our reward model (:class:`training.scoring.RewardScorer`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .models import load_causal_lm, load_tokenizer, resolve_model
+from .scoring import RewardScorer
+
+__all__ = ["run", "prompt_rows"]
+
+
+def prompt_rows(split):
+    """One ``{"prompt": messages}`` row per distinct prompt of a pair split."""
+    seen, keep = set(), []
+    for i, p in enumerate(split["prompt_id"]):
+        if p not in seen:
+            seen.add(p)
+            keep.append(i)
+    return split.select(keep).select_columns(["prompt"])
+
+
+def run(ctx) -> tuple[Path, dict[str, Any]]:
+    from trl import GRPOTrainer
+
+    cfg = ctx.config
+    if not cfg.reward_model:
+        raise ConfigError("grpo needs --reward-model (a finished rm run: run:ID, or a path)")
+    scorer = RewardScorer(resolve_model(cfg.reward_model, ctx.store).path)
+
+    def reward_model(prompts, completions, **_):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return scorer.score([list(p) for p in prompts], texts).tolist()
+
+    tok = load_tokenizer(ctx.model.path)
+    trainer = GRPOTrainer(model=load_causal_lm(ctx.model.path), reward_funcs=reward_model,
+                          args=cfg, train_dataset=prompt_rows(ctx.data["train"]),
+                          processing_class=tok, callbacks=ctx.callbacks())
+    result = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    final = ctx.output_dir / "final"
+    trainer.model.save_pretrained(final)
+    tok.save_pretrained(final)
+    return final, {"train_loss": result.training_loss, "steps": result.global_step,
+                   "model": ctx.model.name, "reward_model": cfg.reward_model}

@@ -1,0 +1,63 @@
+"""Reward model training: TRL ``RewardTrainer`` (Bradley-Terry loss -log sigmoid(r_c - r_r),
+Ouyang et al. 2022) on a sequence-classification head; held-out accuracy, margin and ECE per
+dataset and label source (:mod:`training.evaluate`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .evaluate import grouped_reward_metrics
+from .models import load_reward_model
+from .runs import MetricsLogger
+from .scoring import RewardScorer, prepare_reward_tokenizer, to_reward_rows
+
+__all__ = ["run", "evaluate_reward_model", "PAIR_COLUMNS"]
+
+PAIR_COLUMNS = ["prompt", "chosen", "rejected"]
+
+
+def evaluate_reward_model(scorer: RewardScorer, split) -> dict[str, dict[str, float]]:
+    """Grouped metrics of a reward model on a pair split (``all``, ``dataset=...``,
+    ``source=human|ai|human+ai``)."""
+    prompts = [list(p) for p in split["prompt"]]
+    r_c = scorer.score(prompts, [c[0]["content"] for c in split["chosen"]])
+    r_r = scorer.score(prompts, [r[0]["content"] for r in split["rejected"]])
+    return grouped_reward_metrics(r_c, r_r, {
+        "dataset": list(split["dataset"]),
+        "source": ["+".join(k) for k in split["labeler_kinds"]]})
+
+
+def run(ctx) -> tuple[Path, dict[str, Any]]:
+    from trl import RewardTrainer
+
+    cfg = ctx.config
+    tok = prepare_reward_tokenizer(ctx.model.path)
+    model = load_reward_model(ctx.model.path, tok.pad_token_id)
+    train = to_reward_rows(ctx.data["train"].select_columns(PAIR_COLUMNS), tok)
+    peft_config = None
+    if cfg.use_lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha)
+    trainer = RewardTrainer(model=model, args=cfg, train_dataset=train, processing_class=tok,
+                            peft_config=peft_config, callbacks=ctx.callbacks())
+    result = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    model = trainer.model
+    if peft_config is not None:
+        model = model.merge_and_unload()
+    final = ctx.output_dir / "final"
+    model.save_pretrained(final)
+    tok.save_pretrained(final)
+    summary: dict[str, Any] = {"train_loss": result.training_loss, "steps": result.global_step,
+                               "train_pairs": len(train), "model": ctx.model.name}
+    test = ctx.eval_split()
+    if test is not None and len(test):
+        model.eval()
+        scorer = RewardScorer(final, model=model, tokenizer=tok, max_length=cfg.max_length or 512,
+                              batch_size=cfg.per_device_eval_batch_size)
+        metrics = evaluate_reward_model(scorer, test)
+        summary["eval"] = metrics
+        MetricsLogger(ctx.store, ctx.run.id).log(result.global_step, {
+            f"eval/{group}/{name}": value for group, m in metrics.items() for name, value in m.items()})
+    return final, summary

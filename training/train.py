@@ -1,0 +1,129 @@
+"""``prefloop train KIND``: one entry point for every training method.
+
+Steps: reap dead runs; resolve (or resume) the run's config, export and model; create the run
+row; train with the method's module; evaluate on the held-out split; save ``final/``; record
+the summary and status. The method modules (:mod:`training.reward`, :mod:`training.dpo`,
+:mod:`training.sft`, :mod:`training.grpo`, :mod:`training.ppo`) each expose
+``run(ctx) -> (final_dir, summary)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import store
+
+from .configs import config_to_dict, load_config
+from .data import load_pairs, resolve_export, runs_dir
+from .errors import TrainingError
+from .models import ModelRef, resolve_model
+from .runs import StoreMetricsCallback, last_checkpoint, tracked_run
+
+__all__ = ["RunContext", "TrainResult", "train", "find_resumable"]
+
+
+@dataclass
+class RunContext:
+    """Everything a method module needs for one run."""
+
+    store: store.Store
+    run: store.Run
+    config: Any
+    export: store.Export
+    data: Any                      # datasets.DatasetDict with "train" (and "test")
+    model: ModelRef
+    output_dir: Path
+    resume_from: Path | None
+
+    def callbacks(self) -> list:
+        return [StoreMetricsCallback(self.store, self.run.id)]
+
+    def eval_split(self):
+        """The held-out split, capped at ``config.max_eval_pairs`` rows, or ``None``."""
+        if "test" not in self.data:
+            return None
+        test = self.data["test"]
+        return test.select(range(min(len(test), self.config.max_eval_pairs)))
+
+
+@dataclass
+class TrainResult:
+    run: store.Run
+    final_dir: Path
+    summary: dict[str, Any]
+    seconds: float
+
+
+def _method(kind: str):
+    from . import dpo, grpo, ppo_run, reward, sft
+
+    return {"rm": reward, "dpo": dpo, "sft": sft, "grpo": grpo, "ppo": ppo_run}[kind]
+
+
+def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> store.Run:
+    """The run to resume: ``run_id``, or the newest interrupted/failed run of ``kind``.
+
+    Raises:
+        TrainingError: no such run, or it is still running or already finished.
+    """
+    s.reap_runs()
+    if run_id is not None:
+        run = s.get_run(run_id)
+    else:
+        candidates = [r for r in s.list_runs(kind=kind) if r.status in ("interrupted", "failed")]
+        if not candidates:
+            raise TrainingError(f"no interrupted or failed {kind} run to resume "
+                                "(see `prefloop runs list`)")
+        run = candidates[-1]
+    if run.kind != kind:
+        raise TrainingError(f"run {run.id} is a {run.kind} run, not {kind}")
+    if run.status == "running":
+        raise TrainingError(f"run {run.id} is still running (pid {run.pid} on {run.host})")
+    if run.status == "finished":
+        raise TrainingError(f"run {run.id} already finished; start a new run instead")
+    return run
+
+
+def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
+          overrides: dict[str, Any] | None = None, resume: bool = False,
+          resume_run_id: int | None = None, parent_run_id: int | None = None) -> TrainResult:
+    """Train one model of ``kind`` (rm, dpo, sft, grpo, ppo) and record it as a run.
+
+    With ``resume``/``resume_run_id`` the run's saved config is used, with ``overrides`` on top
+    (e.g. a new ``max_steps``), and training continues from its last checkpoint.
+
+    Raises:
+        TrainingError, store.StoreError: bad config, model, export or resume target.
+    """
+    t0 = time.perf_counter()
+    s.reap_runs()
+    resume_run = None
+    if resume or resume_run_id is not None:
+        resume_run = find_resumable(s, kind, resume_run_id)
+        config = load_config(kind, overrides={**resume_run.config, **(overrides or {})})
+        export = s.get_export(resume_run.export_id)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
+        config = load_config(kind, config_path, overrides,
+                             default_output_dir=runs_dir(s) / f"{kind}-{stamp}")
+        export = resolve_export(s, config.export_id, source=config.source, dataset=config.dataset,
+                                min_agreement=config.min_agreement,
+                                test_fraction=config.test_fraction)
+        config.export_id = export.id
+    model = resolve_model(config.model, s)
+    data = load_pairs(export)
+    parent = parent_run_id if parent_run_id is not None else model.run_id
+    with tracked_run(s, kind, config_to_dict(config), export_id=export.id, parent_run_id=parent,
+                     resume=resume_run) as run:
+        output_dir = Path(config.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        resume_from = last_checkpoint(output_dir) if resume_run else None
+        ctx = RunContext(s, run, config, export, data, model, output_dir, resume_from)
+        final_dir, summary = _method(kind).run(ctx)
+        summary = {**summary, "output_dir": str(output_dir), "seconds": round(time.perf_counter() - t0, 1)}
+        run = s.update_run(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
+    return TrainResult(run, Path(final_dir), summary, time.perf_counter() - t0)
