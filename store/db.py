@@ -870,6 +870,53 @@ class Store:
                                "(SELECT unnest(?))", [list(cache_keys)]).fetchall()
         return {r[1]: self._judgment(r) for r in rows}
 
+    def link_revision(self, judgment_id: int, response_id: int) -> None:
+        """Record the response a revision judgment produced."""
+        with self.atomic() as con:
+            con.execute("UPDATE judgments SET revision_response_id = ? WHERE id = ?",
+                        [response_id, judgment_id])
+
+    def candidate_pairs(self, source: str = "human", *, dataset: str | None = None,
+                        limit: int | None = None) -> list[tuple[int, int, int]]:
+        """Response pairs to judge, as ``(prompt_id, a_id, b_id)`` with ``a_id < b_id``,
+        deduplicated, in a stable order (prompt id, then response ids).
+
+        ``source``: ``human`` / ``ai`` (pairs ranked by such labelers: every two responses
+        in different groups of a comparison), ``tasks`` (every two responses of a labeling
+        task) or ``generated`` (every two model-sampled responses of a prompt).
+
+        Raises:
+            ValidationError: unknown source.
+        """
+        if source in ("human", "ai"):
+            sql = """
+                WITH g AS (SELECT c.id, c.prompt_id, unnest(c.ranking) grp,
+                                  generate_subscripts(c.ranking, 1) pos
+                           FROM comparisons c WHERE c.labeler_kind = $source),
+                     i AS (SELECT id, prompt_id, pos, unnest(grp) rid FROM g)
+                SELECT DISTINCT a.prompt_id, least(a.rid, b.rid) x, greatest(a.rid, b.rid) y
+                FROM i a JOIN i b ON a.id = b.id AND a.pos < b.pos"""
+        elif source == "tasks":
+            sql = """
+                WITH i AS (SELECT id, prompt_id, unnest(response_ids) rid FROM tasks)
+                SELECT DISTINCT a.prompt_id, a.rid x, b.rid y
+                FROM i a JOIN i b ON a.id = b.id AND a.rid < b.rid"""
+        elif source == "generated":
+            sql = """
+                SELECT DISTINCT a.prompt_id, a.id x, b.id y FROM responses a
+                JOIN responses b ON a.prompt_id = b.prompt_id AND a.id < b.id
+                WHERE a.origin = 'model' AND b.origin = 'model'"""
+        else:
+            raise ValidationError(f"source {source!r}: expected human, ai, tasks or generated")
+        with self.atomic() as con:
+            rows = con.execute(f"""
+                SELECT s.* FROM ({sql}) s JOIN prompts p ON p.id = s.prompt_id
+                WHERE $dataset::VARCHAR IS NULL OR p.dataset = $dataset
+                ORDER BY 1, 2, 3 LIMIT $limit""",
+                {**({"source": source} if source in ("human", "ai") else {}), "dataset": dataset,
+                 "limit": limit if limit is not None else 2**62}).fetchall()
+        return [tuple(r) for r in rows]
+
     def link_judgments(self, judgment_ids: Sequence[int], comparison_id: int) -> None:
         """Point judgments at the comparison they produced."""
         with self.atomic() as con:

@@ -48,7 +48,7 @@ from .errors import ExportError, ValidationError
 from .records import Export
 
 __all__ = ["PairFilters", "ExportResult", "derive_pairs", "export_pairs", "split_by_prompt",
-           "verify_export"]
+           "verify_export", "pair_votes"]
 
 
 @dataclass(frozen=True)
@@ -284,3 +284,32 @@ def verify_export(export: Export) -> Path:
         raise ExportError(f"export {export.id} at {path} changed since it was recorded "
                           f"(files {changed[:5]}); re-export instead of editing it")
     return path
+
+
+def pair_votes(store: Store, *, labeler_kind: str | None = None, labeler: str | None = None,
+               exclude_labeler: str | None = None) -> list[dict[str, Any]]:
+    """Votes per unordered response pair (``lo < hi``) and comparison rationale, for the
+    comparisons of the given labeler kind / labeler (``exclude_labeler`` leaves one out).
+
+    Returns rows ``{"prompt_id", "lo", "hi", "rationale", "v_lo", "v_hi", "v_tie"}`` where
+    ``v_lo`` counts votes for ``lo`` over ``hi``; ordered by prompt, pair, rationale.
+    """
+    with store.atomic() as con:
+        rows = con.execute("""
+            WITH sel AS (SELECT id, prompt_id, ranking, coalesce(rationale, '') AS rationale
+                         FROM comparisons
+                         WHERE ($kind::VARCHAR IS NULL OR labeler_kind = $kind)
+                           AND ($labeler::VARCHAR IS NULL OR labeler = $labeler)
+                           AND ($exclude::VARCHAR IS NULL OR labeler <> $exclude)),
+                 g AS (SELECT id, prompt_id, rationale, unnest(ranking) grp,
+                              generate_subscripts(ranking, 1) pos FROM sel),
+                 i AS (SELECT id, prompt_id, rationale, pos, unnest(grp) rid FROM g),
+                 v AS (SELECT a.prompt_id, a.rationale, least(a.rid, b.rid) lo, greatest(a.rid, b.rid) hi,
+                              CASE WHEN a.pos = b.pos THEN 0 WHEN a.rid < b.rid THEN 1 ELSE -1 END d
+                       FROM i a JOIN i b ON a.id = b.id
+                        AND (a.pos < b.pos OR (a.pos = b.pos AND a.rid < b.rid)))
+            SELECT prompt_id, lo, hi, rationale, count(*) FILTER (d = 1), count(*) FILTER (d = -1),
+                   count(*) FILTER (d = 0)
+            FROM v GROUP BY ALL ORDER BY prompt_id, lo, hi, rationale""",
+            {"kind": labeler_kind, "labeler": labeler, "exclude": exclude_labeler}).fetchall()
+    return [dict(zip(("prompt_id", "lo", "hi", "rationale", "v_lo", "v_hi", "v_tie"), r)) for r in rows]

@@ -187,15 +187,34 @@ def load_config(kind: str, path: str | Path | None = None, overrides: dict[str, 
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if default_output_dir is not None and not values.get("output_dir"):
         values["output_dir"] = str(default_output_dir)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"config{f' {path}' if path else ''}: unknown field(s) {unknown} for "
                           f"{kind}; see `prefloop train {kind} --help` or the {cls.__name__} docs")
     try:
-        return cls(**values)
+        return cls(**{k: _coerce(fields[k], v) for k, v in values.items()})
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config for {kind}: {exc}") from None
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """Strings from YAML/the command line to the field's scalar type ("3e-5" -> 3e-05;
+    YAML reads exponents without a dot as strings)."""
+    if not isinstance(value, str):
+        return value
+    kind = str(f.type)
+    try:
+        if kind.startswith("bool"):
+            if value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+        elif kind.startswith("int") and "float" not in kind:
+            return int(value)
+        elif kind.startswith("float") or kind.startswith("int | float"):
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"{f.name}: expected {kind}, found {value!r}") from None
+    return value
 
 
 def config_to_dict(config) -> dict[str, Any]:

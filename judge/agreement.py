@@ -1,0 +1,110 @@
+"""How well an AI judge agrees with people (or with another judge) on the same pairs.
+
+For every response pair labeled by both, each side's label is its majority vote (``lo`` wins,
+``hi`` wins, or ``tie`` when votes are even). Reported overall and per principle:
+
+* ``accuracy``: agreement on pairs where neither side says tie (agreement without ties);
+* ``agreement_with_ties``: identical labels over all shared pairs (a judge tie is wrong unless
+  the reference is a tie);
+* ``kappa``: Cohen's kappa (Cohen 1960) over the three labels;
+* ``position_consistency``: share of (pair, principle) whose AB and BA verdicts pick the same
+  response (from the judge's ``pairwise`` judgments, shared pairs or not);
+* ``length_bias``: share of the judge's non-tie verdicts won by the longer response
+  (0.5 = no bias).
+
+>>> cohen_kappa(["a", "b", "a", "tie"], ["a", "b", "b", "tie"])
+0.6363636363636364
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import store
+from store.pairs import pair_votes
+
+from .templates import PAIRWISE
+
+__all__ = ["cohen_kappa", "judge_agreement"]
+
+
+def cohen_kappa(x: list[str], y: list[str]) -> float | None:
+    """Cohen's kappa of two label lists of equal length; ``None`` if undefined."""
+    n = len(x)
+    if n == 0:
+        return None
+    p_o = sum(a == b for a, b in zip(x, y)) / n
+    cx, cy = Counter(x), Counter(y)
+    p_e = sum(cx[k] * cy[k] for k in set(cx) | set(cy)) / (n * n)
+    return None if p_e == 1 else (p_o - p_e) / (1 - p_e)
+
+
+def _label(v_lo: int, v_hi: int) -> str:
+    return "lo" if v_lo > v_hi else "hi" if v_hi > v_lo else "tie"
+
+
+def _metrics(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    judge = [j for j, _ in pairs]
+    ref = [r for _, r in pairs]
+    no_ties = [(j, r) for j, r in pairs if j != "tie" and r != "tie"]
+    return {"pairs": len(pairs),
+            "accuracy": sum(j == r for j, r in no_ties) / len(no_ties) if no_ties else None,
+            "pairs_without_ties": len(no_ties),
+            "agreement_with_ties": sum(j == r for j, r in pairs) / len(pairs) if pairs else None,
+            "kappa": cohen_kappa(judge, ref),
+            "judge_tie_rate": judge.count("tie") / len(judge) if judge else None}
+
+
+def judge_agreement(s: store.Store, judge_model: str, *, against: str = "human") -> dict[str, dict[str, Any]]:
+    """Metrics of ``judge_model``'s AI comparisons against ``against`` (``human`` for all
+    human labels, or a labeler name such as ``alpaca_eval_gpt4``), overall (key ``all``) and
+    per principle (``principle=<id>``)."""
+    ref_rows = (pair_votes(s, labeler_kind="human") if against == "human"
+                else pair_votes(s, labeler=against))
+    ref: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for r in ref_rows:
+        ref[(r["prompt_id"], r["lo"], r["hi"])][0] += r["v_lo"]
+        ref[(r["prompt_id"], r["lo"], r["hi"])][1] += r["v_hi"]
+    judged = pair_votes(s, labeler=judge_model)
+    by_principle: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    overall: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for r in judged:
+        key = (r["prompt_id"], r["lo"], r["hi"])
+        if key not in ref:
+            continue
+        by_principle[r["rationale"]].append((_label(r["v_lo"], r["v_hi"]), _label(*ref[key])))
+        overall[key][0] += r["v_lo"]
+        overall[key][1] += r["v_hi"]
+    out = {"all": _metrics([(_label(*v), _label(*ref[k])) for k, v in overall.items()])}
+    for principle, pairs in sorted(by_principle.items()):
+        out[f"principle={principle or '-'}"] = _metrics(pairs)
+    consistency, lengths = _position_and_length(s, judge_model, judged)
+    for key, value in consistency.items():
+        out.setdefault(key, {"pairs": 0})["position_consistency"] = value
+    out["all"]["length_bias"] = lengths
+    return out
+
+
+def _position_and_length(s: store.Store, judge_model: str, judged: list[dict]) -> tuple[dict, float | None]:
+    orders: dict[tuple, dict[str, int]] = defaultdict(dict)
+    for j in s.list_judgments(judge_model=judge_model, template=PAIRWISE):
+        meta = j.meta or {}
+        if j.verdict is None or "first" not in meta:
+            continue
+        winner = meta["first"] if j.verdict == "A" else meta["second"]
+        pair = (meta["prompt_id"], min(meta["first"], meta["second"]), max(meta["first"], meta["second"]))
+        orders[(pair, j.principle or "")][j.order] = winner
+    per: dict[str, list[bool]] = defaultdict(list)
+    for (pair, principle), o in orders.items():
+        if "AB" in o and "BA" in o:
+            same = o["AB"] == o["BA"]
+            per["all"].append(same)
+            per[f"principle={principle or '-'}"].append(same)
+    consistency = {k: sum(v) / len(v) for k, v in per.items() if v}
+    winners = [(r["lo"], r["hi"], _label(r["v_lo"], r["v_hi"])) for r in judged]
+    ids = sorted({x for lo, hi, _ in winners for x in (lo, hi)})
+    length = {r.id: len(r.text) for r in s.get_responses(ids)} if ids else {}
+    decided = [(lo, hi, lab) for lo, hi, lab in winners if lab != "tie" and length[lo] != length[hi]]
+    longer = sum((lab == "lo") == (length[lo] > length[hi]) for lo, hi, lab in decided)
+    return consistency, (longer / len(decided) if decided else None)

@@ -1,0 +1,159 @@
+"""Judge backends behind one interface: ``await backend.complete(messages, max_tokens)``.
+
+* :class:`OpenAIBackend`: any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI,
+  vLLM, llama.cpp, ``transformers serve``) through the ``openai`` package. The API key comes
+  from ``PREFLOOP_JUDGE_API_KEY`` or ``OPENAI_API_KEY`` and is never stored or logged. The
+  client is an argument (httpx's ``transport=`` idea), so tests point it at real local
+  servers. Retries are the batch runner's (the client's own are turned off).
+* :class:`LocalBackend`: transformers in-process, default the embedded SmolLM2-135M-Instruct;
+  greedy decoding; for ``choices`` it also returns the normalized next-token probabilities of
+  the options (a soft label, as in Constitutional AI).
+
+Both are deterministic at temperature 0, so a resumed batch reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["Completion", "JudgeBackend", "OpenAIBackend", "LocalBackend", "api_key_from_env"]
+
+
+@dataclass
+class Completion:
+    """One judge call's result: ``text``; token counts; ``latency_ms`` (wall clock of the call);
+    ``choice_probs`` (option -> probability, normalized over the options) where available."""
+
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_ms: float
+    choice_probs: dict[str, float] | None = None
+
+
+class JudgeBackend(Protocol):
+    """What the batch runner needs from a backend."""
+
+    model: str
+
+    async def complete(self, messages: list[dict], *, max_tokens: int,
+                       choices: tuple[str, ...] | None = None) -> Completion: ...
+
+
+def api_key_from_env() -> str:
+    """``PREFLOOP_JUDGE_API_KEY``, else ``OPENAI_API_KEY``, else a placeholder for local
+    servers that need none."""
+    return os.environ.get("PREFLOOP_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "unused"
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible chat endpoint.
+
+    Args:
+        model: the model name the server expects.
+        base_url: e.g. ``http://127.0.0.1:8000/v1``; ignored when ``client`` is given.
+        client: an ``openai.AsyncOpenAI`` (tests, custom transports); built from ``base_url``
+            and the environment's key otherwise, with ``max_retries=0``.
+        timeout: seconds per request.
+        logprobs: ask for top log-probs of the first token to get soft labels (servers that do
+            not return them fall back to parsing the text).
+    """
+
+    def __init__(self, model: str, base_url: str | None = None, *, client=None,
+                 timeout: float = 60.0, logprobs: bool = True, seed: int = 0):
+        self.model, self.logprobs, self.seed = model, logprobs, seed
+        self._given, self._timeout = client, timeout
+        self._clients: dict[int, Any] = {}
+        self.base_url = str(client.base_url) if client is not None else base_url
+
+    @property
+    def client(self):
+        """The given client, or one per event loop (an ``AsyncOpenAI`` client's connection
+        pool belongs to the loop it first ran in; each ``asyncio.run`` is a new loop)."""
+        if self._given is not None:
+            return self._given
+        import openai
+
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._clients:
+            self._clients = {loop: openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key_from_env(),
+                                                      timeout=self._timeout, max_retries=0)}
+        return self._clients[loop]
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def complete(self, messages: list[dict], *, max_tokens: int,
+                       choices: tuple[str, ...] | None = None) -> Completion:
+        kwargs = {}
+        if choices and self.logprobs:
+            kwargs = {"logprobs": True, "top_logprobs": 5}
+        t0 = time.perf_counter()
+        resp = await self.client.chat.completions.create(
+            model=self.model, messages=messages, max_tokens=max_tokens, temperature=0.0,
+            seed=self.seed, **kwargs)
+        latency = (time.perf_counter() - t0) * 1000
+        choice = resp.choices[0]
+        probs = None
+        lp = getattr(choice, "logprobs", None)
+        if choices and lp is not None and lp.content:
+            import math
+
+            top = {t.token.strip(): math.exp(t.logprob) for t in lp.content[0].top_logprobs or []}
+            mass = {c: top.get(c, 0.0) for c in choices}
+            if sum(mass.values()) > 0:
+                probs = {c: v / sum(mass.values()) for c, v in mass.items()}
+        usage = resp.usage
+        return Completion(choice.message.content or "", getattr(usage, "prompt_tokens", None),
+                          getattr(usage, "completion_tokens", None), latency, probs)
+
+
+class LocalBackend:
+    """A transformers causal LM in this process (greedy decoding, one call at a time).
+
+    Args:
+        model_path: a local checkpoint (default: the embedded SmolLM2-135M-Instruct).
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, name: str | None = None):
+        from training.models import default_model_path, load_causal_lm, load_tokenizer
+
+        path = Path(model_path) if model_path else default_model_path()
+        self.model = name or path.name
+        self.tokenizer = load_tokenizer(path)
+        self.lm = load_causal_lm(path).eval()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(model={self.model!r})"
+
+    def _complete_sync(self, messages, max_tokens, choices):
+        import torch
+
+        tok = self.tokenizer
+        with self._lock, torch.no_grad():
+            t0 = time.perf_counter()
+            enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                          return_dict=True)
+            n_in = enc["input_ids"].shape[1]
+            probs = None
+            if choices:
+                logits = self.lm(**enc).logits[0, -1]
+                ids = {c: tok.encode(c, add_special_tokens=False)[0] for c in choices}
+                p = torch.softmax(logits[list(ids.values())].float(), dim=-1)
+                probs = {c: float(v) for c, v in zip(ids, p)}
+            out = self.lm.generate(**enc, do_sample=False, max_new_tokens=max_tokens,
+                                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            new = out[0, n_in:]
+            text = tok.decode(new, skip_special_tokens=True)
+            return Completion(text, n_in, int(new.shape[0]), (time.perf_counter() - t0) * 1000, probs)
+
+    async def complete(self, messages: list[dict], *, max_tokens: int,
+                       choices: tuple[str, ...] | None = None) -> Completion:
+        return await asyncio.to_thread(self._complete_sync, messages, max_tokens, choices)

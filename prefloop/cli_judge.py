@@ -1,0 +1,99 @@
+"""``prefloop judge run`` and ``prefloop judge agreement``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .cli import app, console, state
+
+judge_app = typer.Typer(no_args_is_help=True, help="AI judges and Constitutional AI batches (RLAIF).")
+app.add_typer(judge_app, name="judge")
+
+
+def make_backend(backend: str, model: Optional[str], base_url: Optional[str], timeout: float = 60.0):
+    """An OpenAI-compatible or local judge backend from command-line options."""
+    from judge.backends import LocalBackend, OpenAIBackend
+    from judge.errors import JudgeError
+
+    if backend == "openai":
+        if not base_url or not model:
+            raise JudgeError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) "
+                             "and --model; the key comes from PREFLOOP_JUDGE_API_KEY or OPENAI_API_KEY")
+        return OpenAIBackend(model, base_url, timeout=timeout)
+    if backend == "local":
+        from training.models import resolve_model
+
+        ref = resolve_model(model, state.store())
+        return LocalBackend(ref.path, name=ref.name)
+    raise JudgeError(f"--backend {backend!r}: expected openai or local")
+
+
+@judge_app.command("run")
+def run(
+    mode: Annotated[str, typer.Option(help="pairwise, rank, critique or score.")],
+    backend: Annotated[str, typer.Option(help="openai (any OpenAI-compatible URL) or local (transformers).")] = "local",
+    base_url: Annotated[Optional[str], typer.Option(help="openai backend: e.g. http://127.0.0.1:8000/v1.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="openai: the served model name; local: a model spec (default smollm2-135m-instruct).")] = None,
+    constitution: Annotated[Optional[Path], typer.Option(help="Constitution file (YAML/TOML/JSON; default: prefloop's).")] = None,
+    principle: Annotated[list[str], typer.Option(help="Principle id(s) to judge under (default: the first).")] = [],
+    source: Annotated[str, typer.Option(help="Pairs from: human, ai, tasks or generated.")] = "human",
+    dataset: Annotated[Optional[str], typer.Option(help="Only prompts of this dataset.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most N pairs.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Calls in flight.")] = 4,
+    rounds: Annotated[int, typer.Option(help="critique: critique/revision rounds.")] = 1,
+    timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = 60.0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run a judge batch; every call is cached in `judgments`, so re-running resumes."""
+    from judge.batch import run_batch
+
+    s = state.store()
+    b = make_backend(backend, model, base_url, timeout)
+    result = run_batch(s, mode, b, source=source, dataset=dataset, limit=limit,
+                       concurrency=concurrency, constitution=constitution,
+                       principles=principle or None, rounds=rounds, progress=progress)
+    sm = result.summary
+    console.print(f"Run [bold]{result.run.id}[/] (judge {mode}, {b.model}): {sm['calls']} calls, "
+                  f"{sm['cached']} cached, {sm['failed']} failed, {sm['unparseable']} unparseable; "
+                  f"{sm['comparisons']} comparisons, {sm['revisions']} revisions; "
+                  f"{sm['tokens_in']} tokens in, {sm['tokens_out']} out; {sm['seconds']} s")
+    outcomes = {k.removeprefix("outcome_"): v for k, v in sm.items() if k.startswith("outcome_")}
+    if outcomes:
+        console.print("  outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+    for err in sm.get("errors", []):
+        console.print(f"  failed call: {err}")
+
+
+@judge_app.command("agreement")
+def agreement(
+    judge: Annotated[Optional[str], typer.Option(help="Judge model (default: every AI labeler with pairwise judgments).")] = None,
+    against: Annotated[str, typer.Option(help="Reference: human, or a labeler name such as alpaca_eval_gpt4.")] = "human",
+) -> None:
+    """Judge vs people: accuracy, Cohen's kappa, ties, position consistency, length bias."""
+    from judge.agreement import judge_agreement
+    from judge.templates import PAIRWISE
+
+    s = state.store()
+    judges = [judge] if judge else sorted({j.judge_model for j in s.list_judgments(template=PAIRWISE)})
+    if not judges:
+        console.print("No pairwise judgments yet: run `prefloop judge run --mode pairwise` first.")
+        raise typer.Exit(1)
+    cols = ("pairs", "accuracy", "agreement_with_ties", "kappa", "judge_tie_rate",
+            "position_consistency", "length_bias")
+    for name in judges:
+        res = judge_agreement(s, name, against=against)
+        t = Table(title=f"judge {name} vs {against}")
+        t.add_column("group")
+        for c in cols:
+            t.add_column(c, justify="right")
+        for group, m in res.items():
+            t.add_row(group, *(_fmt(m.get(c)) for c in cols))
+        console.print(t)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
