@@ -14,8 +14,10 @@ handlers, asyncio executors) share one instance safely.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import random
 import socket
 import threading
 import time
@@ -80,6 +82,19 @@ class _Instance:
 
 _instances: dict[str, _Instance] = {}
 _instances_lock = threading.Lock()
+
+
+@atexit.register
+def _close_instances() -> None:
+    """Close the in-memory instances at exit (DuckDB's bindings warn about open ones)."""
+    with _instances_lock:
+        for inst in _instances.values():
+            if inst.pid == os.getpid():
+                try:
+                    inst.con.close()
+                except duckdb.Error:
+                    pass
+        _instances.clear()
 
 
 def _instance_for(path: str) -> _Instance:
@@ -469,8 +484,8 @@ class Store:
     def create_tasks(self, tasks: Iterable[TaskIn]) -> list[int]:
         """Create labeling tasks in one set-based transaction; returns ids in input order.
 
-        A task identical to an existing one (same prompt and the same set of responses) is not
-        created again; its existing id is returned.
+        A task identical to an existing one (same prompt, same set of responses, both gold or
+        both not) is not created again; its existing id is returned.
 
         Raises:
             ValidationError: fewer than 2 responses, a response not of the task's prompt,
@@ -515,17 +530,54 @@ class Store:
                     SELECT prompt_id, response_ids, overlap, priority, reason, gold_ranking
                     FROM task_batch b
                     WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.prompt_id = b.prompt_id
-                                      AND list_sort(t.response_ids) = list_sort(b.response_ids))
-                    QUALIFY row_number() OVER (PARTITION BY prompt_id, list_sort(response_ids)
-                                               ORDER BY idx) = 1
+                                      AND list_sort(t.response_ids) = list_sort(b.response_ids)
+                                      AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL))
+                    QUALIFY row_number() OVER (PARTITION BY prompt_id, list_sort(response_ids),
+                                               gold_ranking IS NULL ORDER BY idx) = 1
                     ORDER BY idx""")
                 ids = con.execute("""
                     SELECT b.idx, min(t.id) FROM task_batch b JOIN tasks t
                       ON t.prompt_id = b.prompt_id AND list_sort(t.response_ids) = list_sort(b.response_ids)
+                     AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL)
                     GROUP BY b.idx ORDER BY b.idx""").fetchall()
             finally:
                 con.unregister("task_batch")
         return [i for _, i in ids]
+
+    def create_tasks_for_prompts(self, *, dataset: str | None = None,
+                                 prompt_ids: Sequence[int] | None = None, k: int | None = None,
+                                 overlap: int = 1, priority: int = 0, limit: int | None = None,
+                                 reason: str = "queued by admin") -> list[int]:
+        """A task per prompt (of ``dataset`` or ``prompt_ids``) with two or more responses,
+        ranking all its responses (or its first ``k`` by id); prompts already queued with the
+        same responses are skipped. Returns the task ids (new and existing)."""
+        with self.atomic() as con:
+            rows = con.execute(f"""
+                SELECT r.prompt_id, list(r.id ORDER BY r.id) FROM responses r
+                JOIN prompts p ON p.id = r.prompt_id
+                WHERE ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
+                  {'' if prompt_ids is None else f'AND r.prompt_id IN ({_id_list(prompt_ids) or "NULL"})'}
+                GROUP BY r.prompt_id HAVING count(*) >= 2 ORDER BY r.prompt_id LIMIT $limit""",
+                {"dataset": dataset, "limit": limit if limit is not None else 2**62}).fetchall()
+            return self.create_tasks([TaskIn(pid, rids[:k] if k else rids, overlap=overlap,
+                                             priority=priority, reason=reason) for pid, rids in rows])
+
+    def create_gold_tasks(self, *, dataset: str | None = None, limit: int | None = None,
+                          labeler_kind: str = "human") -> list[int]:
+        """Gold tasks from imported comparisons (no task of their own) whose answer is known:
+        the task ranks the comparison's responses and carries its ranking as ``gold_ranking``.
+        Gold tasks are served at the app's gold rate, outside the normal queue."""
+        with self.atomic() as con:
+            rows = con.execute("""
+                SELECT c.prompt_id, c.ranking FROM comparisons c JOIN prompts p ON p.id = c.prompt_id
+                WHERE c.task_id IS NULL AND c.labeler_kind = $kind AND len(c.ranking) >= 2
+                  AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
+                ORDER BY c.id LIMIT $limit""",
+                {"kind": labeler_kind, "dataset": dataset,
+                 "limit": limit if limit is not None else 2**62}).fetchall()
+            return self.create_tasks([
+                TaskIn(pid, [r for g in ranking for r in g], overlap=1, reason="gold",
+                       gold_ranking=ranking) for pid, ranking in rows])
 
     def get_task(self, task_id: int) -> Task:
         """The task with this id. Raises :class:`NotFoundError`."""
@@ -556,13 +608,17 @@ class Store:
         return [(Task(*r[:8]), r[8], r[9]) for r in rows]
 
     def lease_next_task(self, annotator_id: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                        now: datetime | None = None) -> LeasedTask | None:
+                        now: datetime | None = None, gold_rate: float = 0.0,
+                        rng: random.Random | None = None) -> LeasedTask | None:
         """Lease the next task for an annotator, or return ``None`` if the queue has none.
 
         Rules: an annotator's unexpired lease is returned again (a page reload shows the same
         task); otherwise the highest-priority task (then the oldest) is leased whose done +
         unexpired leases are fewer than its ``overlap`` and which this annotator has not done or
         skipped. An expired lease frees its slot for others; the lease lasts ``lease_seconds``.
+
+        Gold tasks (with a ``gold_ranking``) are outside the normal queue: with probability
+        ``gold_rate`` the annotator gets a gold task they have not seen yet instead.
         """
         now = now or utcnow()
         expires = now + timedelta(seconds=lease_seconds)
@@ -571,7 +627,13 @@ class Store:
                 "SELECT task_id FROM assignments WHERE annotator_id = ? AND state = 'leased' "
                 "AND lease_expires_at > ? ORDER BY leased_at LIMIT 1", [annotator_id, now]).fetchone()
             if row is None:
-                row = self._next_task_id(con, annotator_id, now)
+                if gold_rate > 0 and (rng or random).random() < gold_rate:
+                    row = con.execute("""
+                        SELECT id FROM tasks WHERE gold_ranking IS NOT NULL AND id NOT IN
+                            (SELECT task_id FROM assignments WHERE annotator_id = ?)
+                        ORDER BY hash(id + ?) LIMIT 1""", [annotator_id, annotator_id]).fetchone()
+                if row is None:
+                    row = self._next_task_id(con, annotator_id, now)
                 if row is None:
                     return None
                 con.execute("""
@@ -618,13 +680,14 @@ class Store:
                                  bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
                           FROM assignments GROUP BY task_id)
             SELECT t.id FROM tasks t LEFT JOIN busy b ON b.task_id = t.id
-            WHERE t.completed_at IS NULL AND coalesce(b.n, 0) < t.overlap
+            WHERE t.completed_at IS NULL AND t.gold_ranking IS NULL AND coalesce(b.n, 0) < t.overlap
               AND NOT coalesce(b.mine, false)
             ORDER BY t.priority DESC, t.id LIMIT 1""", [now, annotator_id]).fetchone()
 
     def _refresh_frontier(self, con: duckdb.DuckDBPyConnection, inst: _Instance, max_id: int) -> None:
         inst.frontier = [r[0] for r in con.execute(
-            "SELECT id FROM tasks WHERE completed_at IS NULL ORDER BY priority DESC, id LIMIT ?",
+            "SELECT id FROM tasks WHERE completed_at IS NULL AND gold_ranking IS NULL "
+            "ORDER BY priority DESC, id LIMIT ?",
             [self._FRONTIER]).fetchall()]
         inst.frontier_complete = len(inst.frontier) < self._FRONTIER
         inst.frontier_max_id, inst.frontier_at = max_id, time.monotonic()
@@ -744,8 +807,8 @@ class Store:
 
     @staticmethod
     def _complete_assignment(con, task_id, annotator_id, prompt_id, rids, now) -> None:
-        task = con.execute("SELECT prompt_id, response_ids, overlap FROM tasks WHERE id = ?",
-                           [task_id]).fetchone()
+        task = con.execute("SELECT prompt_id, response_ids, overlap, gold_ranking IS NOT NULL "
+                           "FROM tasks WHERE id = ?", [task_id]).fetchone()
         if task is None:
             raise NotFoundError(f"no task with id {task_id}")
         if task[0] != prompt_id or sorted(task[1]) != sorted(rids):
@@ -759,19 +822,22 @@ class Store:
             state = "no lease" if a is None else f"state {a[0]!r}"
             raise LeaseError(f"task {task_id}: annotator {annotator_id} has {state}; "
                              "lease the task before submitting")
-        others = con.execute(
-            "SELECT count(*) FROM assignments WHERE task_id = ? AND annotator_id <> ? AND "
-            "(state = 'done' OR (state = 'leased' AND lease_expires_at > ?))",
-            [task_id, annotator_id, now]).fetchone()[0]
-        if others >= task[2]:
-            raise LeaseError(f"task {task_id}: your lease expired and the task was completed "
-                             "by others; take the next task")
+        gold = task[3]
+        if not gold:  # gold tasks are answered by everyone: no overlap limit
+            others = con.execute(
+                "SELECT count(*) FROM assignments WHERE task_id = ? AND annotator_id <> ? AND "
+                "(state = 'done' OR (state = 'leased' AND lease_expires_at > ?))",
+                [task_id, annotator_id, now]).fetchone()[0]
+            if others >= task[2]:
+                raise LeaseError(f"task {task_id}: your lease expired and the task was completed "
+                                 "by others; take the next task")
         con.execute("UPDATE assignments SET state = 'done' WHERE task_id = ? AND annotator_id = ?",
                     [task_id, annotator_id])
-        done = con.execute("SELECT count(*) FROM assignments WHERE task_id = ? AND state = 'done'",
-                           [task_id]).fetchone()[0]
-        if done >= task[2]:
-            con.execute("UPDATE tasks SET completed_at = ? WHERE id = ?", [now, task_id])
+        if not gold:
+            done = con.execute("SELECT count(*) FROM assignments WHERE task_id = ? AND state = 'done'",
+                               [task_id]).fetchone()[0]
+            if done >= task[2]:
+                con.execute("UPDATE tasks SET completed_at = ? WHERE id = ?", [now, task_id])
 
     def undo_comparison(self, comparison_id: int, annotator_id: int, *,
                         window_seconds: float = 60.0, lease_seconds: float = DEFAULT_LEASE_SECONDS,

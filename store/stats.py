@@ -7,7 +7,8 @@ from typing import Any
 
 from .db import Store
 
-__all__ = ["StoreStats", "store_stats", "TABLES"]
+__all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
+           "task_rankings"]
 
 TABLES = ("prompts", "responses", "annotators", "tasks", "assignments", "comparisons",
           "judgments", "runs", "run_metrics", "exports")
@@ -58,3 +59,91 @@ def store_stats(store: Store) -> StoreStats:
             SELECT count(*), sum(agree), sum(n * (n - 1) / 2) FROM p WHERE n >= 2""").fetchone()
     return StoreStats(tables, by_dataset, by_source, by_origin, n_pairs or 0,
                       (agree / total) if total else None)
+
+
+def annotator_progress(store: Store, annotator_id: int, now=None) -> dict[str, int]:
+    """``{"today": n, "total": n}`` task submissions of an annotator (today = since 00:00 UTC)."""
+    from .records import utcnow
+
+    now = now or utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    with store.atomic() as con:
+        today, total = con.execute(
+            "SELECT count(*) FILTER (c.created_at >= ?), count(*) FROM comparisons c "
+            "JOIN annotators a ON a.name = c.labeler WHERE a.id = ? AND c.labeler_kind = 'human' "
+            "AND c.task_id IS NOT NULL", [midnight, annotator_id]).fetchone()
+    return {"today": today, "total": total}
+
+
+def labeling_dashboard(store: Store, now=None) -> dict[str, list[dict[str, Any]]]:
+    """Tables for the admin view.
+
+    * ``annotators``: per annotator, submissions total / today / last hour, skips, median
+      seconds per task, gold answered and gold accuracy (share of gold pairs ordered as the
+      gold ranking orders them);
+    * ``datasets``: per dataset, tasks, completed tasks, open tasks, submissions.
+    """
+    from .records import utcnow
+
+    now = now or utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    with store.atomic() as con:
+        annotators = con.execute("""
+            WITH subs AS (SELECT c.labeler, c.created_at, c.duration_ms, c.ranking, t.gold_ranking
+                          FROM comparisons c JOIN tasks t ON t.id = c.task_id
+                          WHERE c.labeler_kind = 'human'),
+                 skips AS (SELECT n.name, count(*) n FROM assignments a JOIN annotators n
+                           ON n.id = a.annotator_id WHERE a.state = 'skipped' GROUP BY n.name)
+            SELECT n.name, n.role, n.active,
+                   count(s.labeler) AS total,
+                   count(s.labeler) FILTER (s.created_at >= ?) AS today,
+                   count(s.labeler) FILTER (s.created_at >= ? - INTERVAL 1 HOUR) AS last_hour,
+                   coalesce(any_value(k.n), 0) AS skipped,
+                   median(s.duration_ms) / 1000.0 AS median_seconds,
+                   count(s.gold_ranking) AS gold_answered
+            FROM annotators n LEFT JOIN subs s ON s.labeler = n.name
+            LEFT JOIN skips k ON k.name = n.name
+            GROUP BY n.name, n.role, n.active ORDER BY n.name""", [midnight, now]).fetchall()
+        gold = con.execute("""
+            SELECT c.labeler, c.ranking, t.gold_ranking FROM comparisons c JOIN tasks t
+            ON t.id = c.task_id WHERE c.labeler_kind = 'human' AND t.gold_ranking IS NOT NULL""").fetchall()
+        datasets = con.execute("""
+            WITH sub AS (SELECT task_id, count(*) n FROM comparisons WHERE task_id IS NOT NULL
+                         GROUP BY task_id)
+            SELECT coalesce(p.dataset, '-'), count(*), count(t.completed_at),
+                   count(*) FILTER (t.completed_at IS NULL AND t.gold_ranking IS NULL),
+                   coalesce(sum(sub.n), 0)
+            FROM tasks t JOIN prompts p ON p.id = t.prompt_id LEFT JOIN sub ON sub.task_id = t.id
+            GROUP BY ALL ORDER BY ALL""").fetchall()
+    accuracy: dict[str, list[float]] = {}
+    for labeler, ranking, gold_ranking in gold:
+        accuracy.setdefault(labeler, []).append(_pair_accuracy(ranking, gold_ranking))
+    rows = []
+    for name, role, active, total, today, hour, skipped, median_s, gold_n in annotators:
+        acc = accuracy.get(name)
+        rows.append({"annotator": name, "role": role, "active": active, "total": total,
+                     "today": today, "last_hour": hour, "skipped": skipped,
+                     "median_seconds": None if median_s is None else round(median_s, 1),
+                     "gold_answered": gold_n,
+                     "gold_accuracy": None if not acc else round(sum(acc) / len(acc), 3)})
+    ds = [dict(zip(("dataset", "tasks", "completed", "open", "submissions"), r)) for r in datasets]
+    return {"annotators": rows, "datasets": ds}
+
+
+def _pair_accuracy(ranking: list[list[int]], gold: list[list[int]]) -> float:
+    """Share of response pairs that ``ranking`` orders as ``gold`` does (ties included)."""
+    pos = {r: i for i, g in enumerate(ranking) for r in g}
+    gpos = {r: i for i, g in enumerate(gold) for r in g}
+    ids = sorted(gpos)
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    sign = lambda x: (x > 0) - (x < 0)  # noqa: E731
+    same = sum(sign(pos[a] - pos[b]) == sign(gpos[a] - gpos[b]) for a, b in pairs)
+    return same / len(pairs) if pairs else 1.0
+
+
+def task_rankings(store: Store) -> list[tuple[int, str, list[list[int]]]]:
+    """``(task_id, annotator, ranking)`` of every human task submission (for agreement)."""
+    with store.atomic() as con:
+        return [tuple(r) for r in con.execute(
+            "SELECT task_id, labeler, ranking FROM comparisons WHERE labeler_kind = 'human' AND "
+            "task_id IS NOT NULL ORDER BY task_id, labeler").fetchall()]

@@ -1,0 +1,308 @@
+"""The Gradio labeling app: an annotator view and an admin view on one store.
+
+Every event handler takes the ``gr.Request``, asks :func:`annotate_app.auth.caller` who is
+calling (and, for admin handlers, requires the admin role) before doing anything: Gradio
+exposes handlers as API endpoints, so the check cannot live in the page. Errors reach the user
+as ``gr.Error`` messages, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+import store
+
+from .auth import authenticate, caller
+from .errors import AppError
+from .service import FLAGS, MAX_K, AppConfig, LabelingService, TaskView
+
+__all__ = ["build_app", "launch", "KEYBOARD_JS"]
+
+KEYBOARD_JS = """
+<script>
+document.addEventListener('keydown', (e) => {
+  const click = (id) => { const el = document.getElementById(id);
+                          if (el && el.offsetParent !== null) { e.preventDefault(); el.click(); } };
+  if (e.ctrlKey && e.key === 'Enter') { click('pf-submit'); return; }
+  const tag = (e.target && e.target.tagName || '').toLowerCase();
+  if (tag === 'textarea' || tag === 'input' || e.ctrlKey || e.altKey || e.metaKey) return;
+  const keys = {'1': 'pf-a', '2': 'pf-b', '3': 'pf-tie', '4': 'pf-bad', 's': 'pf-skip', 'u': 'pf-undo'};
+  if (keys[e.key]) click(keys[e.key]);
+});
+</script>
+"""
+
+RANKS = [str(i) for i in range(1, MAX_K + 1)]
+
+
+def _guard(fn, s: store.Store | None = None):
+    """Run ``fn``; store and app errors become ``gr.Error`` (a message, no traceback).
+
+    With ``s``, ``fn`` runs in one store transaction: the caller check, the submission and the
+    next lease attach the store file once (an annotator's click costs one unit of work).
+    """
+    try:
+        if s is None:
+            return fn()
+        with s.atomic():
+            return fn()
+    except (AppError, store.StoreError) as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
+    """The Blocks app (not launched). See :func:`launch`."""
+    svc = LabelingService(s, config)
+    cfg = svc.config
+
+    with gr.Blocks(title=cfg.title, analytics_enabled=False) as demo:
+        view_state = gr.State(None)      # the TaskView on screen (server side)
+        last_state = gr.State(None)      # id of the last submission, for undo
+        with gr.Row():
+            who = gr.Markdown("", elem_id="pf-who")
+            gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="pf-logout")
+        with gr.Tabs():
+            with gr.Tab("Label", id="label"):
+                progress = gr.Markdown("", elem_id="pf-progress")
+                with gr.Accordion("Guidelines", open=False):
+                    gr.Markdown(cfg.guidelines, elem_id="pf-guidelines")
+                prompt_md = gr.Markdown("", elem_id="pf-prompt")
+                slots, ranks = [], []
+                with gr.Row(equal_height=False):
+                    for i in range(MAX_K):
+                        with gr.Column(visible=False, min_width=240) as col:
+                            md = gr.Markdown("", elem_id=f"pf-response-{i}")
+                            rk = gr.Radio(RANKS, label="Rank (1 = best; equal = tie)", visible=False,
+                                          elem_id=f"pf-rank-{i}")
+                        slots.append((col, md))
+                        ranks.append(rk)
+                with gr.Row(visible=False) as pair_row:
+                    b_a = gr.Button("A is better [1]", variant="primary", elem_id="pf-a")
+                    b_b = gr.Button("B is better [2]", variant="primary", elem_id="pf-b")
+                    b_tie = gr.Button("Tie [3]", elem_id="pf-tie")
+                    b_bad = gr.Button("Both bad [4]", elem_id="pf-bad")
+                b_submit = gr.Button("Submit ranking [Ctrl+Enter]", variant="primary", visible=False,
+                                     elem_id="pf-submit")
+                with gr.Accordion("Rationale, flags and edit (optional)", open=False):
+                    rationale = gr.Textbox(label="Rationale", lines=2, elem_id="pf-rationale")
+                    flags = gr.CheckboxGroup(list(FLAGS), label="Flags", elem_id="pf-flags")
+                    edit = gr.Textbox(label="Edit the best response (saved as a new, better response)",
+                                      lines=4, elem_id="pf-edit")
+                with gr.Row():
+                    b_skip = gr.Button("Skip [S]", elem_id="pf-skip")
+                    b_undo = gr.Button("Undo last [U]", elem_id="pf-undo")
+                    b_next = gr.Button("Next task", elem_id="pf-next")
+                status = gr.Markdown("", elem_id="pf-status")
+
+            with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
+                b_refresh = gr.Button("Refresh", size="sm", elem_id="pf-refresh")
+                agreement_md = gr.Markdown("", elem_id="pf-agreement")
+                annot_df = gr.Dataframe(label="Annotators", interactive=False, elem_id="pf-annotators")
+                data_df = gr.Dataframe(label="Datasets", interactive=False, elem_id="pf-datasets")
+                ai_df = gr.Dataframe(label="Human vs AI labels", interactive=False)
+                with gr.Accordion("Queue", open=False):
+                    with gr.Row():
+                        q_dataset = gr.Textbox(label="Dataset (empty: all)")
+                        q_overlap = gr.Number(1, label="Overlap", precision=0)
+                        q_priority = gr.Number(0, label="Priority", precision=0)
+                        q_limit = gr.Number(100, label="Max tasks", precision=0)
+                    with gr.Row():
+                        b_add = gr.Button("Create tasks from prompts' responses")
+                        b_gold = gr.Button("Create gold tasks from imported human labels")
+                    queue_df = gr.Dataframe(label="Open tasks (highest priority first)", interactive=False)
+                with gr.Accordion("Export", open=False):
+                    with gr.Row():
+                        e_out = gr.Textbox(label="Output directory", value="exports/latest")
+                        e_source = gr.Dropdown(["all", "human", "ai"], value="human", label="Source")
+                        e_agree = gr.Number(0.0, label="Min agreement")
+                        e_test = gr.Number(0.1, label="Test fraction")
+                    b_export = gr.Button("Export pairs")
+                with gr.Accordion("Training and judge jobs", open=False):
+                    with gr.Row():
+                        j_cmd = gr.Dropdown(["train", "judge"], value="train", label="Job")
+                        j_kind = gr.Dropdown(["rm", "dpo", "sft", "ppo", "grpo", "pairwise", "critique",
+                                              "score", "rank"], value="rm", label="Kind / mode")
+                        j_model = gr.Textbox(label="Model", value="")
+                        j_steps = gr.Number(None, label="Max steps (train)", precision=0)
+                        j_limit = gr.Number(None, label="Limit (judge)", precision=0)
+                    b_start = gr.Button("Start job")
+                runs_df = gr.Dataframe(label="Runs", interactive=False, elem_id="pf-runs")
+                with gr.Row():
+                    m_run = gr.Number(None, label="Run id to plot", precision=0)
+                    m_names = gr.Textbox(label="Metrics (comma separated; empty: loss, accuracy, reward, kl)")
+                plot = gr.LinePlot(x="step", y="value", color="metric", label="Run metrics")
+                admin_status = gr.Markdown("", elem_id="pf-admin-status")
+                timer = gr.Timer(10.0)
+
+        outputs = [view_state, who, progress, prompt_md, pair_row, b_submit, status, rationale, flags,
+                   edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks
+
+        def show(view: TaskView | None, user: store.Annotator, message: str = ""):
+            head = f"Logged in as **{user.name}** ({user.role})"
+            if view is None:
+                hidden = [gr.update(visible=False)] * MAX_K
+                return ([None, head, "", "" if message.startswith("Press") else
+                         "### Nothing to label right now. Thank you!", gr.update(visible=False),
+                         gr.update(visible=False), message, "", [], ""] + hidden
+                        + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K)
+            p = view.progress
+            prog = (f"Task {view.task_id}{' (gold)' if view.gold else ''} - today: {p.get('today', 0)}, "
+                    f"total: {p.get('total', 0)}")
+            cols = [gr.update(visible=i < view.k) for i in range(MAX_K)]
+            mds = [gr.update(value=f"### Response {view.labels[i]}\n\n{view.response_markdown[i]}"
+                             if i < view.k else "") for i in range(MAX_K)]
+            rks = [gr.update(visible=view.k > 2 and i < view.k, value=None,
+                             choices=RANKS[:view.k]) for i in range(MAX_K)]
+            return ([view, head, prog, view.prompt_markdown, gr.update(visible=view.k == 2),
+                     gr.update(visible=view.k > 2), message, "", [], ""] + cols + mds + rks)
+
+        def on_load(request: gr.Request):
+            def go():
+                user = caller(s, request)
+                if user.role == "admin":  # looking at the dashboard must not lease a task
+                    return show(None, user, "Press **Next task** to label.") + [gr.update(visible=True)]
+                return show(svc.next_task(user), user) + [gr.update(visible=False)]
+            return _guard(go, s)
+
+        def on_next(request: gr.Request):
+            def go():
+                user = caller(s, request)
+                return show(svc.next_task(user), user)
+            return _guard(go, s)
+
+        def on_pair(choice: str):
+            def handler(view, rationale_v, flags_v, edit_v, request: gr.Request):
+                def go():
+                    user = caller(s, request)
+                    if view is None:
+                        raise AppError("no task on screen; reload the page")
+                    cid = svc.submit_pair(user, view.task_id, choice, rationale=rationale_v or "",
+                                          flags=flags_v or [], edit=edit_v or "")
+                    return show(svc.next_task(user), user, f"Saved ({choice}).") + [cid]
+                return _guard(go, s)
+            return handler
+
+        def on_ranks(view, rationale_v, flags_v, edit_v, r0, r1, r2, r3, r4, r5, request: gr.Request):
+            # one parameter per rank slot (MAX_K = 6): Gradio injects gr.Request by signature
+            rank_values = (r0, r1, r2, r3, r4, r5)
+
+            def go():
+                user = caller(s, request)
+                if view is None:
+                    raise AppError("no task on screen; reload the page")
+                ranks_by_label = {lab: rank_values[i] for i, lab in enumerate(view.labels)}
+                cid = svc.submit_ranks(user, view.task_id, ranks_by_label, rationale=rationale_v or "",
+                                       flags=flags_v or [], edit=edit_v or "")
+                return show(svc.next_task(user), user, "Saved ranking.") + [cid]
+            return _guard(go, s)
+
+        def on_skip(view, request: gr.Request):
+            def go():
+                user = caller(s, request)
+                if view is not None:
+                    svc.skip(user, view.task_id)
+                return show(svc.next_task(user), user, "Skipped.")
+            return _guard(go, s)
+
+        def on_undo(last, request: gr.Request):
+            def go():
+                user = caller(s, request)
+                if last is None:
+                    raise AppError("nothing to undo")
+                svc.undo(user, int(last))
+                return show(svc.next_task(user), user, "Last submission withdrawn: label it again.") + [None]
+            return _guard(go, s)
+
+        form = [view_state, rationale, flags, edit]
+        demo.load(on_load, None, outputs + [admin_tab], api_name="load_task")
+        for button, choice in ((b_a, "A"), (b_b, "B"), (b_tie, "tie"), (b_bad, "both_bad")):
+            button.click(on_pair(choice), form, outputs + [last_state], api_name=f"submit_{choice}")
+        b_submit.click(on_ranks, form + ranks, outputs + [last_state], api_name="submit_ranking")
+        b_skip.click(on_skip, [view_state], outputs, api_name="skip")
+        b_next.click(on_next, None, outputs, api_name="next_task")
+        b_undo.click(on_undo, [last_state], outputs + [last_state], api_name="undo")
+
+        # -------------------------------------------------------------- admin handlers
+        def refresh(run_id, names, request: gr.Request):
+            def go():
+                caller(s, request, role="admin")
+                board = svc.dashboard()
+                a = board["agreement"]
+                fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+                agreement = (f"**Inter-annotator agreement** (task pairs labeled by 2+ people: "
+                             f"{a['units_with_overlap']}): Krippendorff's alpha {fmt(a['krippendorff_alpha'])}, "
+                             f"pairwise agreement {fmt(a['pairwise_agreement'])}")
+                return (agreement, pd.DataFrame(board["annotators"]), pd.DataFrame(board["datasets"]),
+                        pd.DataFrame(board["human_vs_ai"]), pd.DataFrame(svc.queue()),
+                        pd.DataFrame(svc.runs()), _plot(run_id, names))
+            return _guard(go)
+
+        def _plot(run_id, names):
+            if not run_id:
+                return pd.DataFrame({"step": [], "value": [], "metric": []})
+            wanted = [n.strip() for n in (names or "").split(",") if n.strip()] or [
+                "loss", "accuracy", "reward", "kl", "eval/all/accuracy"]
+            return pd.DataFrame(svc.run_metrics(int(run_id), wanted))
+
+        admin_out = [agreement_md, annot_df, data_df, ai_df, queue_df, runs_df, plot]
+        b_refresh.click(refresh, [m_run, m_names], admin_out, api_name="admin_refresh")
+        timer.tick(refresh, [m_run, m_names], admin_out, api_name=False)
+
+        def add_tasks(dataset, overlap, priority, limit, request: gr.Request):
+            def go():
+                caller(s, request, role="admin")
+                n = svc.add_tasks(dataset=dataset, overlap=int(overlap or 1), priority=int(priority or 0),
+                                  limit=int(limit) if limit else None)
+                return f"{n} tasks in the queue for {dataset or 'all datasets'}."
+            return _guard(go)
+
+        def add_gold(dataset, limit, request: gr.Request):
+            def go():
+                caller(s, request, role="admin")
+                n = svc.add_gold(dataset=dataset, limit=int(limit) if limit else None)
+                return f"{n} gold tasks (served at rate {cfg.gold_rate})."
+            return _guard(go)
+
+        def export(out, source, agree, test, request: gr.Request):
+            def go():
+                caller(s, request, role="admin")
+                path = Path(out)
+                if not path.is_absolute():
+                    path = s.path.resolve().parent / path
+                return svc.export(str(path), source=source, min_agreement=float(agree or 0),
+                                  test_fraction=float(test or 0))
+            return _guard(go)
+
+        def start(cmd, kind, model, steps, limit, request: gr.Request):
+            def go():
+                caller(s, request, role="admin")
+                args: dict[str, Any] = {"model": model or None}
+                if cmd == "train":
+                    args["max_steps"] = int(steps) if steps else None
+                else:
+                    args["limit"] = int(limit) if limit else None
+                pid, log = svc.start_job(cmd, kind, args)
+                return f"Started {cmd} {kind} (pid {pid}); log: {log}"
+            return _guard(go)
+
+        b_add.click(add_tasks, [q_dataset, q_overlap, q_priority, q_limit], admin_status, api_name="admin_add_tasks")
+        b_gold.click(add_gold, [q_dataset, q_limit], admin_status, api_name="admin_add_gold")
+        b_export.click(export, [e_out, e_source, e_agree, e_test], admin_status, api_name="admin_export")
+        b_start.click(start, [j_cmd, j_kind, j_model, j_steps, j_limit], admin_status, api_name="admin_start_job")
+    return demo
+
+
+def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config: AppConfig | None = None,
+           block: bool = True):
+    """Serve the app with Gradio's login (active annotators, argon2-checked passwords)."""
+    if not any(a.active for a in s.list_annotators()):
+        raise AppError("no active users: create one with `prefloop users add NAME --role admin`")
+    demo = build_app(s, config)
+    demo.queue(default_concurrency_limit=16)
+    return demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p),
+                       auth_message="Log in with your prefloop user.", head=KEYBOARD_JS,
+                       prevent_thread_lock=not block, quiet=not block, show_error=True)

@@ -1,0 +1,17 @@
+"""Exceptions raised by :mod:`annotate_app`."""
+
+from __future__ import annotations
+
+__all__ = ["AppError", "NotAuthorized", "InvalidSubmission"]
+
+
+class AppError(Exception):
+    """Base class of labeling-app errors the user can fix."""
+
+
+class NotAuthorized(AppError):
+    """The caller is not logged in, is disabled, or lacks the role for this action."""
+
+
+class InvalidSubmission(AppError):
+    """A ranking, flag or edit from the form does not validate (the message says why)."""

@@ -1,0 +1,287 @@
+"""What the labeling app does, without Gradio: tasks for annotators, admin queries and actions.
+
+The Gradio layer (:mod:`annotate_app.app`) checks the caller and calls these methods; tests call
+them directly too. Nothing here imports torch: training and judge batches start as
+subprocesses (``prefloop train ...``, ``prefloop judge run ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import store
+from store.pairs import PairFilters, export_pairs
+from store.stats import annotator_progress, labeling_dashboard, task_rankings
+
+from .errors import AppError, InvalidSubmission
+from .metrics import krippendorff_alpha, pairwise_agreement, ranking_units
+from .render import escape, labels, render_conversation, shuffled
+
+__all__ = ["AppConfig", "TaskView", "LabelingService", "FLAGS", "PAIR_CHOICES", "MAX_K"]
+
+MAX_K = 6
+FLAGS = ("unsafe", "unusable", "needs_expert")
+PAIR_CHOICES = ("A", "B", "tie", "both_bad")
+DEFAULT_GUIDELINES = """\
+**Rank the responses by how well they answer the conversation's last message.**
+
+* Prefer responses that are helpful, honest and harmless: a polite refusal beats help with harm.
+* Judge the content, not the length; a short correct answer beats a long wrong one.
+* *Tie* when neither is better; *Both bad* when neither is acceptable.
+* Flag anything unsafe, unusable, or that needs an expert. You may fix the best response in
+  *Edit the best response*: your edit is saved as a new, better response.
+
+Keys: **1** A better, **2** B better, **3** tie, **4** both bad, **S** skip, **U** undo,
+**Ctrl+Enter** submit a ranking.
+"""
+
+
+@dataclass
+class AppConfig:
+    """Labeling-app settings (``prefloop annotate --config app.yaml``)."""
+
+    guidelines: str = DEFAULT_GUIDELINES
+    lease_seconds: float = store.DEFAULT_LEASE_SECONDS
+    undo_seconds: float = 60.0
+    gold_rate: float = 0.0
+    title: str = "prefloop labeling"
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "AppConfig":
+        """Defaults, overridden by a YAML file; ``guidelines_file`` reads markdown from a file."""
+        if path is None:
+            return cls()
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if "guidelines_file" in raw:
+            raw["guidelines"] = (Path(path).parent / raw.pop("guidelines_file")).read_text()
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise AppError(f"{path}: unknown settings {sorted(unknown)}")
+        return cls(**raw)
+
+
+@dataclass
+class TaskView:
+    """A leased task as shown: responses in a per-annotator random order under labels A, B..."""
+
+    task_id: int
+    labels: list[str]
+    response_ids: list[int]          # in label order
+    response_texts: list[str]
+    prompt_markdown: str
+    response_markdown: list[str]
+    gold: bool
+    progress: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return len(self.labels)
+
+    def id_of(self, label: str) -> int:
+        if label not in self.labels:
+            raise InvalidSubmission(f"unknown response label {label!r}; labels are {self.labels}")
+        return self.response_ids[self.labels.index(label)]
+
+
+class LabelingService:
+    """Annotator and admin operations on one store."""
+
+    def __init__(self, s: store.Store, config: AppConfig | None = None):
+        self.store = s
+        self.config = config or AppConfig()
+        self.jobs: dict[int, subprocess.Popen] = {}
+
+    # ------------------------------------------------------------------ annotators
+    def next_task(self, annotator: store.Annotator) -> TaskView | None:
+        """The annotator's current or next task, or ``None`` if nothing is left for them."""
+        lt = self.store.lease_next_task(annotator.id, lease_seconds=self.config.lease_seconds,
+                                        gold_rate=self.config.gold_rate)
+        if lt is None:
+            return None
+        by_id = {r.id: r for r in lt.responses}
+        order = shuffled([r.id for r in lt.responses], annotator.id, lt.task.id)
+        return TaskView(lt.task.id, labels(len(order)), order, [by_id[i].text for i in order],
+                        render_conversation(lt.prompt.messages),
+                        [escape(by_id[i].text) for i in order], lt.task.gold_ranking is not None,
+                        annotator_progress(self.store, annotator.id))
+
+    def _view(self, annotator: store.Annotator, task_id: int) -> TaskView:
+        view = self.next_task(annotator)
+        if view is None or view.task_id != task_id:
+            raise InvalidSubmission(f"task {task_id} is not your current task; reload to get it")
+        return view
+
+    def submit_pair(self, annotator: store.Annotator, task_id: int, choice: str, *,
+                    rationale: str = "", flags: list[str] | None = None, edit: str = "") -> int:
+        """Label a 2-response task: ``A``, ``B`` (better), ``tie`` or ``both_bad`` (a tie
+        flagged ``both_bad``: not a ranking)."""
+        if choice not in PAIR_CHOICES:
+            raise InvalidSubmission(f"choice {choice!r}: expected one of {PAIR_CHOICES}")
+        view = self._view(annotator, task_id)
+        if view.k != 2:
+            raise InvalidSubmission(f"task {task_id} has {view.k} responses: rank them instead")
+        extra = list(flags or [])
+        if choice in ("A", "B"):
+            other = "B" if choice == "A" else "A"
+            groups = [[choice], [other]]
+        else:
+            groups = [["A", "B"]]
+            if choice == "both_bad":
+                extra.append("both_bad")
+        return self._submit(annotator, view, groups, rationale, extra, edit)
+
+    def submit_ranks(self, annotator: store.Annotator, task_id: int, ranks: dict[str, int | None], *,
+                     rationale: str = "", flags: list[str] | None = None, edit: str = "") -> int:
+        """Label a task by rank per response label (1 = best; equal ranks are ties).
+
+        Raises:
+            InvalidSubmission: a response without a rank, or ranks with gaps (1, 3).
+        """
+        view = self._view(annotator, task_id)
+        missing = [lab for lab in view.labels if ranks.get(lab) in (None, "")]
+        if missing:
+            raise InvalidSubmission(f"give every response a rank: {', '.join(missing)} "
+                                    "has none (equal ranks mean a tie)")
+        values = {lab: int(ranks[lab]) for lab in view.labels}
+        levels = sorted(set(values.values()))
+        if levels != list(range(1, len(levels) + 1)):
+            raise InvalidSubmission(f"ranks must be 1, 2, ... without gaps; got {sorted(values.values())}")
+        groups = [[lab for lab in view.labels if values[lab] == lvl] for lvl in levels]
+        return self._submit(annotator, view, groups, rationale, list(flags or []), edit)
+
+    def _submit(self, annotator, view: TaskView, groups: list[list[str]], rationale: str,
+                flags: list[str], edit: str) -> int:
+        bad = [f for f in flags if f not in FLAGS + ("both_bad",)]
+        if bad:
+            raise InvalidSubmission(f"unknown flags {bad}; flags are {list(FLAGS)}")
+        ranking = [[view.id_of(lab) for lab in g] for g in groups]
+        assignment = self.store.assignments_for(annotator_id=annotator.id, task_id=view.task_id)
+        duration = None
+        if assignment:
+            duration = int((store.utcnow() - assignment[0].leased_at).total_seconds() * 1000)
+        prompt_id = self.store.get_task(view.task_id).prompt_id
+        cid = self.store.record_comparison(
+            prompt_id, ranking, labeler_kind="human", labeler=annotator.name, task_id=view.task_id,
+            annotator_id=annotator.id, rationale=rationale.strip() or None, flags=flags,
+            duration_ms=duration)
+        edit = (edit or "").strip()
+        best = ranking[0][0]
+        if edit and edit != view.response_texts[view.response_ids.index(best)]:
+            new_id, = self.store.add_responses([store.ResponseIn(
+                prompt_id, edit, origin="human_edit", model=None, parent_response_id=best,
+                gen_params={"editor": annotator.name, "task_id": view.task_id})])
+            self.store.record_comparison(prompt_id, [[new_id], [best]], labeler_kind="human",
+                                         labeler=annotator.name, rationale="human edit",
+                                         dedup_key=f"edit:{view.task_id}:{annotator.id}")
+        return cid
+
+    def skip(self, annotator: store.Annotator, task_id: int) -> None:
+        self.store.skip_task(task_id, annotator.id)
+
+    def undo(self, annotator: store.Annotator, comparison_id: int) -> int:
+        """Withdraw the annotator's last submission (within ``undo_seconds``); returns the task
+        id, which is leased to them again."""
+        return self.store.undo_comparison(comparison_id, annotator.id,
+                                          window_seconds=self.config.undo_seconds,
+                                          lease_seconds=self.config.lease_seconds)
+
+    # ------------------------------------------------------------------ admin
+    def dashboard(self) -> dict[str, Any]:
+        """Progress per annotator and dataset, inter-annotator and human-vs-AI agreement."""
+        from judge.agreement import judge_agreement  # no torch: store queries only
+
+        board = labeling_dashboard(self.store)
+        units = ranking_units(task_rankings(self.store))
+        board["agreement"] = {"krippendorff_alpha": krippendorff_alpha(units),
+                              "pairwise_agreement": pairwise_agreement(units),
+                              "units_with_overlap": sum(len(u) >= 2 for u in units)}
+        ai = sorted({row["labeler"] for row in _ai_labelers(self.store)})
+        board["human_vs_ai"] = []
+        for name in ai:
+            m = judge_agreement(self.store, name)["all"]
+            board["human_vs_ai"].append({"ai_labeler": name, "pairs": m["pairs"],
+                                         "accuracy": m["accuracy"], "kappa": m["kappa"]})
+        return board
+
+    def queue(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [{"task": t.id, "prompt": t.prompt_id, "k": len(t.response_ids), "overlap": t.overlap,
+                 "done": done, "leased": leased, "priority": t.priority,
+                 "gold": t.gold_ranking is not None, "reason": t.reason or ""}
+                for t, done, leased in self.store.list_tasks(limit=limit, open_only=True)]
+
+    def add_tasks(self, *, dataset: str | None, overlap: int, priority: int, limit: int | None,
+                  k: int | None = None) -> int:
+        if overlap < 1:
+            raise InvalidSubmission("overlap must be at least 1")
+        return len(self.store.create_tasks_for_prompts(dataset=dataset or None, overlap=overlap,
+                                                       priority=priority, limit=limit, k=k))
+
+    def add_gold(self, *, dataset: str | None, limit: int | None) -> int:
+        return len(self.store.create_gold_tasks(dataset=dataset or None, limit=limit))
+
+    def export(self, out: str, *, source: str = "all", min_agreement: float = 0.0,
+               dataset: str | None = None, test_fraction: float = 0.0) -> str:
+        r = export_pairs(self.store, out, PairFilters(source=source, min_agreement=min_agreement,
+                                                      dataset=dataset or None,
+                                                      test_fraction=test_fraction))
+        return (f"export {r.export.id}: {r.export.n_pairs} pairs ({r.n_train} train, {r.n_test} "
+                f"test) -> {r.export.path}")
+
+    JOB_KINDS = {"train": ("rm", "dpo", "sft", "ppo", "grpo"),
+                 "judge": ("pairwise", "rank", "critique", "score")}
+
+    def start_job(self, command: str, kind: str, args: dict[str, Any]) -> tuple[int, Path]:
+        """Start ``prefloop train KIND ...`` or ``prefloop judge run --mode KIND ...`` in a
+        subprocess (its run appears in the store); returns (pid, log file)."""
+        if command not in self.JOB_KINDS or kind not in self.JOB_KINDS[command]:
+            raise InvalidSubmission(f"unknown job {command} {kind}")
+        argv = [sys.executable, "-m", "prefloop", "--db", str(self.store.path.resolve())]
+        argv += ["train", kind] if command == "train" else ["judge", "run", "--mode", kind, "--no-progress"]
+        allowed = {"model", "reward_model", "max_steps", "source", "limit", "backend", "base_url",
+                   "export", "dataset"}
+        for key, value in args.items():
+            if value in (None, ""):
+                continue
+            if key not in allowed:
+                raise InvalidSubmission(f"option {key} is not allowed here")
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        logs = self.store.path.resolve().parent / "runs" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"{command}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        with open(log, "w") as f:
+            proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.jobs[proc.pid] = proc
+        return proc.pid, log
+
+    def runs(self) -> list[dict[str, Any]]:
+        self.store.reap_runs()
+        for pid, proc in list(self.jobs.items()):  # collect finished children
+            if proc.poll() is not None:
+                del self.jobs[pid]
+        return [{"run": r.id, "kind": r.kind, "status": r.status, "parent": r.parent_run_id,
+                 "export": r.export_id,
+                 "started": r.started_at.strftime("%H:%M:%S") if r.started_at else "",
+                 "summary": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in (r.summary or {}).items()
+                                      if not isinstance(v, (dict, list)) and k != "output_dir")[:120]}
+                for r in reversed(self.store.list_runs())]
+
+    def run_metrics(self, run_id: int, names: list[str] | None = None) -> list[dict[str, Any]]:
+        rows = self.store.run_metrics(run_id)
+        return [{"step": m.step, "metric": m.name, "value": m.value} for m in rows
+                if names is None or m.name in names]
+
+
+def _ai_labelers(s: store.Store) -> list[dict[str, Any]]:
+    from store.stats import store_stats
+
+    return [r for r in store_stats(s).comparisons_by_source if r["labeler_kind"] == "ai"]

@@ -1,0 +1,139 @@
+"""Labeling app latency under load; prints figures (no asserts).
+
+    python bench/annotate_bench.py [--tasks 100000] [--annotators 16] [--submits 20] [--think 1.0]
+
+Starts ``prefloop annotate`` on a store with N two-response tasks, then 16 annotators (threads,
+each with its own ``gradio_client`` session over HTTP) submit and get the next task, waiting
+``--think`` seconds between tasks as a person would (``--think 0``: back to back). Prints
+submit -> next-task latency p50/p99, then the page load time to the first task in Debian
+chromium (login to the first prompt on screen), when chromium is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gradio_client import Client  # noqa: E402
+
+import store  # noqa: E402
+from annotate_app.auth import hash_password  # noqa: E402
+from tests.app_server import AppServer  # noqa: E402
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def seed(s: store.Store, n: int, annotators: int) -> None:
+    t0 = time.perf_counter()
+    pids = s.add_prompts([[{"role": "user", "content": f"Question {i}: please explain topic {i}."}]
+                          for i in range(n)], dataset="bench")
+    rids = s.add_responses([store.ResponseIn(p, f"{kind} answer about topic {p}.")
+                            for p in pids for kind in ("A careful", "A sloppy")])
+    s.create_tasks([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]], overlap=2) for i, p in enumerate(pids)])
+    pw = hash_password("password123")
+    for i in range(annotators):
+        s.add_annotator(f"bench{i:02d}", "annotator", pw)
+    s.add_annotator("pageload", "annotator", pw)
+    print(f"store: {n:,} tasks (overlap 2), {annotators} annotators, seeded in {time.perf_counter() - t0:.0f} s")
+
+
+def load(url: str, annotators: int, submits: int, think: float) -> list[float]:
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            c = Client(url, auth=(f"bench{i:02d}", "password123"), verbose=False)
+            c.predict(api_name="/load_task")
+            for _ in range(submits):
+                time.sleep(think)
+                t0 = time.perf_counter()
+                out = c.predict("", [], "", api_name="/submit_A")
+                dt = time.perf_counter() - t0
+                if not out[3].startswith("Saved"):
+                    raise RuntimeError(out[3])
+                with lock:
+                    lat.append(dt)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(annotators)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print(f"  {len(errors)} annotators saw errors, e.g. {errors[0]}")
+    return lat
+
+
+def page_load(url: str, runs: int = 3) -> list[float] | None:
+    if not shutil.which("chromium"):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        for _ in range(runs):
+            page = b.new_context().new_page()
+            page.goto(url)
+            page.get_by_label("username").fill("pageload")
+            page.get_by_label("password").fill("password123")
+            t0 = time.perf_counter()
+            page.get_by_role("button", name="Login").click()
+            page.wait_for_function("document.querySelector('#pf-prompt') && "
+                                   "document.querySelector('#pf-prompt').innerText.includes('Question')",
+                                   timeout=60_000)
+            out.append(time.perf_counter() - t0)
+            page.context.close()
+        b.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=100_000)
+    ap.add_argument("--annotators", type=int, default=16)
+    ap.add_argument("--submits", type=int, default=20)
+    ap.add_argument("--think", type=float, default=1.0)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="annotate-bench-"))
+    s = store.Store.init(tmp / "bench.duckdb")
+    seed(s, args.tasks, args.annotators)
+    srv = AppServer(s.path, log=tmp / "server.log")
+    try:
+        for think in sorted({args.think, 0.0}, reverse=True):
+            t0 = time.perf_counter()
+            lat = load(srv.url, args.annotators, args.submits, think)
+            wall = time.perf_counter() - t0
+            if lat:
+                print(f"submit -> next task, {args.annotators} annotators, think {think:.1f} s: "
+                      f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
+                      f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
+        pl = page_load(srv.url)
+        if pl:
+            print(f"page load to first task (login click -> prompt shown): "
+                  f"{', '.join(f'{x:.2f}' for x in pl)} s")
+        else:
+            print("page load: chromium not installed, skipped")
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

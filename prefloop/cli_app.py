@@ -1,0 +1,123 @@
+"""``prefloop annotate``, ``prefloop users`` and ``prefloop tasks``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .cli import app, console, state
+
+users_app = typer.Typer(no_args_is_help=True, help="Annotator and admin accounts of the labeling app.")
+tasks_app = typer.Typer(no_args_is_help=True, help="The labeling queue.")
+app.add_typer(users_app, name="users")
+app.add_typer(tasks_app, name="tasks")
+
+
+@app.command()
+def annotate(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    config: Annotated[Optional[Path], typer.Option(help="App settings YAML (guidelines, lease_seconds, undo_seconds, gold_rate).")] = None,
+) -> None:
+    """Serve the labeling app (log in with a `prefloop users` account)."""
+    from annotate_app.app import launch
+    from annotate_app.service import AppConfig
+
+    s = state.store()
+    console.print(f"Labeling app on http://{host}:{port} (store {s.path}); Ctrl+C to stop")
+    launch(s, host=host, port=port, config=AppConfig.load(config))
+
+
+def _read_password(password_file: Optional[Path]) -> str:
+    if password_file is not None:
+        return password_file.read_text().strip()
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (the login).")],
+    role: Annotated[str, typer.Option(help="annotator or admin.")] = "annotator",
+    password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file instead of prompting.")] = None,
+) -> None:
+    """Create a user; the password is stored only as an argon2 hash."""
+    from annotate_app.auth import hash_password
+    from annotate_app.errors import AppError
+
+    try:
+        hashed = hash_password(_read_password(password_file))
+    except ValueError as exc:
+        raise AppError(str(exc)) from None
+    a = state.store().add_annotator(name, role, hashed)
+    console.print(f"User {a.name} ({a.role}) created.")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Users with role and status."""
+    t = Table()
+    for col in ("id", "name", "role", "active", "created"):
+        t.add_column(col)
+    for a in state.store().list_annotators():
+        t.add_row(str(a.id), a.name, a.role, "yes" if a.active else "no",
+                  a.created_at.strftime("%Y-%m-%d") if a.created_at else "-")
+    console.print(t)
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Disable a user: they can no longer log in or call the app."""
+    state.store().update_annotator(name, active=False)
+    console.print(f"User {name} disabled.")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file.")] = None,
+) -> None:
+    """Set a user's password."""
+    from annotate_app.auth import hash_password
+
+    state.store().update_annotator(name, password_hash=hash_password(_read_password(password_file)))
+    console.print(f"Password of {name} changed.")
+
+
+@tasks_app.command("add")
+def tasks_add(
+    dataset: Annotated[Optional[str], typer.Option(help="Prompts of this dataset (default: all).")] = None,
+    prompts: Annotated[Optional[str], typer.Option(help="Comma-separated prompt ids.")] = None,
+    overlap: Annotated[int, typer.Option(help="Annotators per task.")] = 1,
+    priority: Annotated[int, typer.Option(help="Higher is served first.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="At most N tasks.")] = None,
+    k: Annotated[Optional[int], typer.Option(help="At most K responses per task (default: all).")] = None,
+    gold: Annotated[bool, typer.Option("--gold", help="Gold tasks from imported human labels (known answers).")] = False,
+) -> None:
+    """Queue tasks: one per prompt with 2+ responses (or gold tasks with known answers)."""
+    s = state.store()
+    if gold:
+        ids = s.create_gold_tasks(dataset=dataset, limit=limit)
+    else:
+        pids = [int(x) for x in prompts.split(",")] if prompts else None
+        ids = s.create_tasks_for_prompts(dataset=dataset, prompt_ids=pids, k=k, overlap=overlap,
+                                         priority=priority, limit=limit)
+    console.print(f"{len(ids)} {'gold ' if gold else ''}tasks queued.")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    limit: Annotated[int, typer.Option(help="Show N tasks.")] = 30,
+    all_: Annotated[bool, typer.Option("--all", help="Include completed tasks.")] = False,
+) -> None:
+    """The queue, highest priority first, with progress and the reason each task was queued."""
+    t = Table()
+    for col in ("task", "prompt", "k", "overlap", "done", "leased", "priority", "gold", "reason"):
+        t.add_column(col)
+    for task, done, leased in state.store().list_tasks(limit=limit, open_only=not all_):
+        t.add_row(str(task.id), str(task.prompt_id), str(len(task.response_ids)), str(task.overlap),
+                  str(done), str(leased), str(task.priority), "yes" if task.gold_ranking else "",
+                  task.reason or "")
+    console.print(t)

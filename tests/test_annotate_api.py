@@ -1,0 +1,128 @@
+"""The labeling app's API endpoints: login required, admin actions for admins only, and 16
+annotators at once while another process writes AI judgments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+from gradio_client import Client
+
+import store
+from annotate_app.auth import hash_password
+
+from .app_server import AppServer
+from .conftest import ROOT
+
+ADMIN_CALLS = {
+    "/admin_refresh": (None, None),
+    "/admin_add_tasks": ("", 1, 0, 10),
+    "/admin_add_gold": ("", 10),
+    "/admin_export": ("exports/x", "all", 0, 0),
+    "/admin_start_job": ("train", "rm", "", 1, None),
+}
+
+
+def _seed(db: store.Store, n: int, overlap: int = 1):
+    pids = db.add_prompts([[{"role": "user", "content": f"q{i}"}] for i in range(n)], dataset="seed")
+    rids = db.add_responses([store.ResponseIn(p, f"{t} {p}") for p in pids for t in ("good", "bad")])
+    db.create_tasks([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]], overlap=overlap)
+                     for i, p in enumerate(pids)])
+    return pids
+
+
+@pytest.fixture
+def server(db, tmp_path):
+    _seed(db, 20)
+    db.add_annotator("ann", "annotator", hash_password("password123"))
+    db.add_annotator("boss", "admin", hash_password("password123"))
+    srv = AppServer(db.path, log=tmp_path / "server.log")
+    yield srv
+    srv.stop()
+
+
+def test_nobody_unauthenticated_gets_anything(server):
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(Exception, match="credentials|login|401|Unauthorized"):
+        Client(server.url, verbose=False)
+    for path in ("/config", "/gradio_api/info"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(server.url + path, timeout=5)
+        assert e.value.code in (401, 403)
+    with pytest.raises(Exception):
+        Client(server.url, auth=("ann", "wrong password"), verbose=False)
+
+
+def test_an_annotator_cannot_call_admin_handlers(db, server):
+    before = (len(db.list_tasks(limit=1000)), len(db.list_exports()), len(db.list_runs()))
+    ann = Client(server.url, auth=("ann", "password123"), verbose=False)
+    for api_name, args in ADMIN_CALLS.items():
+        with pytest.raises(Exception, match="not an admin"):
+            ann.predict(*args, api_name=api_name)
+    assert (len(db.list_tasks(limit=1000)), len(db.list_exports()), len(db.list_runs())) == before
+    boss = Client(server.url, auth=("boss", "password123"), verbose=False)
+    out = boss.predict(None, None, api_name="/admin_refresh")
+    assert "Inter-annotator agreement" in out[0]
+    db.update_annotator("ann", active=False)   # a disabled user's session is refused too
+    with pytest.raises(Exception, match="disabled"):
+        ann.predict(api_name="/load_task")
+
+
+SOAK = float(os.environ.get("PREFLOOP_APP_SOAK_SECONDS", "60"))
+PROMPT, STATUS = 2, 3   # positions in the API outputs (who, progress, prompt, status, ...)
+
+
+def test_sixteen_annotators_and_a_judge_process_at_once(db, tmp_path):
+    _seed(db, 3000, overlap=2)
+    names = [f"a{i:02d}" for i in range(16)]
+    for n in names:
+        db.add_annotator(n, "annotator", hash_password("password123"))
+    srv = AppServer(db.path, log=tmp_path / "server.log")
+    judge = subprocess.Popen([sys.executable, "-m", "tests.workers_app", str(db.path), str(SOAK)],
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    saved: Counter = Counter()
+    errors: list[str] = []
+    deadline = time.monotonic() + SOAK
+
+    def annotate(name: str) -> None:
+        try:
+            c = Client(srv.url, auth=(name, "password123"), verbose=False)
+            out = c.predict(api_name="/load_task")
+            while time.monotonic() < deadline:
+                if "Nothing to label" in out[PROMPT]:
+                    break
+                out = c.predict("", [], "", api_name="/submit_A")
+                assert out[STATUS].startswith("Saved"), out[STATUS]
+                saved[name] += 1
+        except Exception as exc:  # every error a user would have seen
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=annotate, args=(n,)) for n in names]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SOAK + 120)
+        out, err = judge.communicate(timeout=SOAK + 120)
+    finally:
+        srv.stop()
+    assert not errors, errors[:3]
+    assert judge.returncode == 0, err[-2000:]
+    human = db.list_comparisons(labeler_kind="human")
+    per_task = Counter(c.task_id for c in human)
+    assert max(per_task.values()) <= 2                                   # never beyond overlap
+    assert len({(c.task_id, c.labeler) for c in human}) == len(human)    # no duplicate
+    assert Counter(c.labeler for c in human) == saved                    # none lost
+    assert sum(saved.values()) > 16
+    written = json.loads(out.strip().splitlines()[-1])["judgments"]
+    assert len(db.list_judgments()) == written > 0
+    print(f"{sum(saved.values())} submissions by 16 annotators and {written} judgments in {SOAK:.0f} s")
