@@ -182,7 +182,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                         raise AppError("no task on screen; reload the page")
                     cid = svc.submit_pair(user, view.task_id, choice, rationale=rationale_v or "",
                                           flags=flags_v or [], edit=edit_v or "")
-                    return show(svc.next_task(user), user, f"Saved ({choice}).") + [cid]
+                    note = " with your edit" if (edit_v or "").strip() else ""
+                    return show(svc.next_task(user), user, f"Saved ({choice}){note}.") + [cid]
                 return _guard(go, s)
             return handler
 
@@ -197,7 +198,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 ranks_by_label = {lab: rank_values[i] for i, lab in enumerate(view.labels)}
                 cid = svc.submit_ranks(user, view.task_id, ranks_by_label, rationale=rationale_v or "",
                                        flags=flags_v or [], edit=edit_v or "")
-                return show(svc.next_task(user), user, "Saved ranking.") + [cid]
+                note = " with your edit" if (edit_v or "").strip() else ""
+                return show(svc.next_task(user), user, f"Saved ranking{note}.") + [cid]
             return _guard(go, s)
 
         def on_skip(view, request: gr.Request):

@@ -92,9 +92,10 @@ def test_annotator_and_admin_in_a_browser(db, tmp_path, browser):
         assert "<img src=x onerror" in page.inner_text(f"#pf-response-{xss_slot}")  # shown as text
         assert page.evaluate("window.__xss") is None                               # never ran
         page.get_by_text("Rationale, flags and edit (optional)").click()
-        page.fill("#pf-edit textarea", "A safer, edited answer.")
+        page.locator("#pf-edit textarea").press_sequentially("A safer, edited answer.")
+        page.locator("#pf-edit textarea").press("Tab")
         page.click("#pf-a")
-        wait_status(page, "Saved (A)")
+        wait_status(page, "Saved (A) with your edit")
 
         page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('fourth question')")
         page.click("#pf-skip")
