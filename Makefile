@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo bench clean quickstart
+.PHONY: install test test-slow demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,19 +23,14 @@ test-slow: install
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 demo: install
-	$(BIN)/prefloop demo $(if $(QUICK),--quick,)
+	mkdir -p prefloop-demo
+	cd prefloop-demo && ../$(BIN)/prefloop demo $(if $(QUICK),--quick,)
 
 bench: install
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/training_bench.py
+	$(BIN)/python bench/judge_bench.py
+	$(BIN)/python bench/annotate_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
-
-quickstart: install
-	rm -rf quickstart && mkdir -p quickstart
-	cd quickstart && ../$(BIN)/prefloop init
-	cd quickstart && ../$(BIN)/prefloop import ../../shared/data/hh-rlhf/harmless-base-test-dev.jsonl.gz --format hh
-	cd quickstart && ../$(BIN)/prefloop import ../../shared/data/alpaca-eval/alpaca-7b_vs_text-davinci-003_gpt4-judge.json --format alpaca-eval
-	cd quickstart && ../$(BIN)/prefloop import ../../shared/data/mt-bench/question.jsonl --format prompts
-	cd quickstart && ../$(BIN)/prefloop export out --test-fraction 0.1
-	cd quickstart && ../$(BIN)/prefloop stats

@@ -41,7 +41,8 @@ def _expected_calls(mode: str, n_items: int, n_principles: int, rounds: int, gro
 def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str = "human",
               dataset: str | None = None, limit: int | None = None, concurrency: int = 4,
               constitution: str | Path | None = None, principles: list[str] | None = None,
-              rounds: int = 1, progress: bool = True, max_tokens: int = 160) -> BatchResult:
+              rounds: int = 1, progress: bool = True, max_tokens: int = 160,
+              parent_run_id: int | None = None) -> BatchResult:
     """Run one judge batch (see :mod:`judge.modes`) and record it as a ``judge`` run.
 
     Inputs: ``candidate_pairs(source, dataset, limit)`` of the store; critique and score take
@@ -77,7 +78,7 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
               "constitution": cons.source, "principles": principles, "rounds": rounds}
     from training.runs import tracked_run
 
-    with tracked_run(s, "judge", config) as run:
+    with tracked_run(s, "judge", config, parent_run_id=parent_run_id) as run:
         summary = asyncio.run(_run(s, mode, backend, pairs, response_ids, groups, cons, chosen,
                                    rounds, concurrency, total, progress, max_tokens))
         summary["items"] = len(pairs) if mode == "pairwise" else len(response_ids)

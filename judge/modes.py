@@ -1,11 +1,12 @@
 """Judge modes: pairwise, rank, critique (SL-CAI) and score, writing AI labels to the store.
 
 * **pairwise**: each pair is judged in both orders (AB, BA) under each principle to cancel
-  position bias (Zheng et al. 2023, MT-Bench). Agreeing orders give a label; disagreeing
-  orders give a tie flagged ``position_inconsistent``. Where the backend returns option
+  position bias (Zheng et al. 2023, MT-Bench). Where the backend returns option
   probabilities, the soft label ``P(a > b)`` averages both orders (as in Constitutional AI,
-  Bai et al. 2022); it becomes the comparison's ``confidence``. An unparseable order yields no
-  comparison (its judgment is kept, verdict NULL).
+  Bai et al. 2022), decides the label and becomes the comparison's ``confidence``; otherwise
+  agreeing verdicts give a label and disagreeing ones a tie. Orders that disagree are flagged
+  ``position_inconsistent``. An unparseable order yields no comparison (its judgment is kept,
+  verdict NULL).
 * **rank**: k responses of a prompt are ranked by their pairwise wins (Copeland); responses
   with equal wins share a tie group.
 * **critique**: Bai et al. 2022's supervised stage: sample a principle, ask for a critique,
@@ -20,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import store
 
-from .backends import Completion, JudgeBackend
+from .backends import Completion
 from .constitution import Constitution, Principle
 from .errors import JudgeError
 from .runner import CallSpec, JudgeSession
@@ -71,23 +71,27 @@ async def _judge_pair(session: JudgeSession, prompt: store.Prompt, a: store.Resp
     return await asyncio.gather(session.call(ab), session.call(ba))
 
 
-def _combine(j_ab, j_ba) -> tuple[str, float | None]:
-    """Outcome for the pair (a, b) from the AB and BA judgments: ``a``, ``b``, ``tie``
-    (position inconsistent) or ``unparseable``/``failed``; and P(a > b) if known."""
+def _combine(j_ab, j_ba) -> tuple[str, float | None, bool]:
+    """Outcome for the pair (a, b) from the AB and BA judgments: ``a``, ``b``, ``tie``, or
+    ``unparseable``/``failed``; P(a > b) if known; whether the two orders agreed.
+
+    With option probabilities, ``P(a > b)`` is the mean over both orders, which cancels a
+    constant position bias: the label follows it (a tie only at exactly 0.5). Without them,
+    agreeing verdicts give the label and disagreeing ones a tie.
+    """
     if j_ab is None or j_ba is None:
-        return "failed", None
+        return "failed", None, False
     if j_ab.verdict is None or j_ba.verdict is None:
-        return "unparseable", None
+        return "unparseable", None, False
     a_first = j_ab.verdict == "A"           # AB: a was shown first
     a_second = j_ba.verdict == "B"          # BA: a was shown second
-    prob = None
+    consistent = a_first == a_second
     if j_ab.probability is not None and j_ba.probability is not None:
         prob = (j_ab.probability + (1.0 - j_ba.probability)) / 2
-    if a_first and a_second:
-        return "a", prob
-    if not a_first and not a_second:
-        return "b", prob
-    return "tie", prob
+        return ("a" if prob > 0.5 else "b" if prob < 0.5 else "tie"), prob, consistent
+    if consistent:
+        return ("a" if a_first else "b"), None, True
+    return "tie", None, False
 
 
 async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tuple[int, int, int]],
@@ -106,7 +110,7 @@ async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tupl
     judged = await asyncio.gather(*(_judge_pair(session, prompts[p], responses[a], responses[b], pr)
                                     for p, a, b, pr in jobs))
     for (p, a, b, pr), (j_ab, j_ba) in zip(jobs, judged):
-        outcome, prob = _combine(j_ab, j_ba)
+        outcome, prob, consistent = _combine(j_ab, j_ba)
         result.outcomes[outcome] += 1
         if outcome in ("failed", "unparseable"):
             continue
@@ -116,7 +120,7 @@ async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tupl
             confidence = None if prob is None else 1.0 - abs(prob - 0.5) * 2
         cid = await asyncio.to_thread(
             s.record_comparison, p, ranking, labeler_kind="ai", labeler=session.backend.model,
-            rationale=pr.id, flags=["position_inconsistent"] if outcome == "tie" else [],
+            rationale=pr.id, flags=[] if consistent else ["position_inconsistent"],
             confidence=confidence, dedup_key=f"pairwise:{j_ab.cache_key}:{j_ba.cache_key}")
         await asyncio.to_thread(s.link_judgments, [j_ab.id, j_ba.id], cid)
         result.comparisons.append(cid)
@@ -140,7 +144,7 @@ async def judge_rank(s: store.Store, session: JudgeSession, groups: dict[int, li
         wins = {r: 0.0 for r in rids}
         usable = 0
         for (a, b), (j_ab, j_ba) in zip(pairs, judged):
-            outcome, _ = _combine(j_ab, j_ba)
+            outcome, _, _ = _combine(j_ab, j_ba)
             if outcome == "a":
                 wins[a] += 1
             elif outcome == "b":

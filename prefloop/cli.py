@@ -183,4 +183,4 @@ def main() -> None:
     app()
 
 
-from . import cli_app, cli_judge, cli_training  # noqa: E402,F401  (register the other commands)
+from . import cli_app, cli_judge, cli_pipeline, cli_training  # noqa: E402,F401  (register commands)

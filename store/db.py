@@ -34,7 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from . import migrations
 from .locking import Turnstile
-from .errors import (LeaseError, NotFoundError, SchemaError, StoreBusyError, StoreNotFoundError,
+from .errors import (LeaseError, NotFoundError, StoreBusyError, StoreNotFoundError,
                      ValidationError)
 from .records import (LABELER_KINDS, ROLES, RUN_KINDS, RUN_STATUSES, Annotator, Assignment,
                       Comparison, Export, Judgment, JudgmentIn, LeasedTask, Message, Prompt,

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .db import Store
-from .errors import InvalidInputError, ValidationError
+from .errors import ValidationError
 from .formats import READERS, Problem
 from .formats.common import NORMALIZED, ImportRecord
 from .records import LABELER_KINDS

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-import store
 from training import configs
 from training.errors import ConfigError, ModelNotFoundError
 from training.generate import GenParams, generate
@@ -90,13 +89,12 @@ def test_configs_merge_file_and_overrides(tmp_path):
     assert (c.beta, c.learning_rate, c.max_steps, c.model) == (0.3, 1e-6, 3, "smollm2-135m-instruct")
     with pytest.raises(ConfigError, match="unknown field"):
         configs.load_config("rm", overrides={"betta": 1})
-    for cls in configs.CONFIGS.values():
-        import dataclasses
+    import dataclasses
 
-        own = {f.name for f in dataclasses.fields(cls)} - {
-            f.name for base in cls.__mro__[2:] if dataclasses.is_dataclass(base)
-            for f in dataclasses.fields(base)}
-        assert all(f.metadata.get("help") for f in dataclasses.fields(cls) if f.name in own)
+    for cls in [configs.DataOptions, configs.TrainerDefaults, *configs.CONFIGS.values()]:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in vars(cls).get("__annotations__", {}):   # the fields this class defines
+            assert fields[name].metadata.get("help"), f"{cls.__name__}.{name} has no help"
 
 
 def test_model_specs_never_download(hh_store, tmp_path):

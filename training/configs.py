@@ -20,7 +20,7 @@ from trl import DPOConfig, GRPOConfig, RewardConfig, SFTConfig
 
 from .errors import ConfigError
 
-__all__ = ["DataOptions", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
+__all__ = ["DataOptions", "TrainerDefaults", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
            "PPORunConfig", "CONFIGS", "load_config", "config_to_dict"]
 
 
@@ -43,6 +43,8 @@ class DataOptions:
     min_agreement: float = _f(0.0, "Minimum majority share of votes per pair (fresh export).")
     test_fraction: float = _f(0.1, "Share of prompts held out for evaluation (fresh export).")
     max_eval_pairs: int = _f(256, "Evaluate on at most this many held-out pairs.")
+    max_train_pairs: int | None = _f(None, "Train on a random subset of this many pairs (bounded "
+                                     "budgets; TRL tokenizes the whole train split up front).")
     bf16: bool | None = _f(None, "bfloat16 mixed precision (default: on where a GPU supports it, "
                            "off on CPU).")
 
@@ -57,74 +59,64 @@ class DataOptions:
 
 
 @dataclass
-class RewardRunConfig(DataOptions, RewardConfig):
-    """Bradley-Terry reward model (TRL ``RewardTrainer``: loss -log sigmoid(r_c - r_r)) on a
-    sequence-classification head over the model; optional LoRA (peft)."""
+class TrainerDefaults:
+    """Defaults shared by the TRL-based configs (placed before TRL's class in the bases, so
+    these override ``TrainingArguments``' defaults)."""
 
-    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/rm-<time> next to the store).")
-    max_length: int | None = _f(512, "Pairs longer than this many tokens are dropped (TRL).")
-    per_device_train_batch_size: int = _f(4, "Pairs per step.")
-    per_device_eval_batch_size: int = _f(8, "Pairs per evaluation step.")
-    learning_rate: float = _f(2e-5, "AdamW learning rate.")
+    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/<kind>-<time> next to "
+                                "the store).")
     num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
     logging_steps: float = _f(1, "Log metrics every N steps.")
     save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
     save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
     report_to: Any = _f("none", "none or tensorboard.")
+
+
+@dataclass
+class RewardRunConfig(DataOptions, TrainerDefaults, RewardConfig):
+    """Bradley-Terry reward model (TRL ``RewardTrainer``: loss -log sigmoid(r_c - r_r)) on a
+    sequence-classification head over the model; optional LoRA (peft)."""
+
+    max_length: int | None = _f(512, "Pairs longer than this many tokens are dropped (TRL).")
+    per_device_train_batch_size: int = _f(4, "Pairs per step.")
+    per_device_eval_batch_size: int = _f(8, "Pairs per evaluation step.")
+    learning_rate: float = _f(2e-5, "AdamW learning rate.")
     use_lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights.")
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA alpha.")
 
 
 @dataclass
-class DPORunConfig(DataOptions, DPOConfig):
+class DPORunConfig(DataOptions, TrainerDefaults, DPOConfig):
     """Direct Preference Optimization (Rafailov et al. 2023) with TRL ``DPOTrainer``."""
 
-    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/dpo-<time> next to the store).")
     max_length: int | None = _f(512, "Truncate prompt + response to this many tokens.")
     per_device_train_batch_size: int = _f(2, "Pairs per step.")
     per_device_eval_batch_size: int = _f(4, "Pairs per evaluation step.")
     learning_rate: float = _f(5e-6, "AdamW learning rate.")
-    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
-    logging_steps: float = _f(1, "Log metrics every N steps.")
-    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
-    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
-    report_to: Any = _f("none", "none or tensorboard.")
 
 
 @dataclass
-class SFTRunConfig(DataOptions, SFTConfig):
+class SFTRunConfig(DataOptions, TrainerDefaults, SFTConfig):
     """Supervised fine-tuning on chosen responses (incl. constitutional revisions and human
     edits), loss on the completion only (TRL ``SFTTrainer``)."""
 
-    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/sft-<time> next to the store).")
     max_length: int | None = _f(512, "Truncate sequences to this many tokens.")
     completion_only_loss: bool | None = _f(True, "Loss on the completion tokens only.")
     per_device_train_batch_size: int = _f(2, "Rows per step.")
     learning_rate: float = _f(1e-5, "AdamW learning rate.")
-    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
-    logging_steps: float = _f(1, "Log metrics every N steps.")
-    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
-    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
-    report_to: Any = _f("none", "none or tensorboard.")
 
 
 @dataclass
-class GRPORunConfig(DataOptions, GRPOConfig):
+class GRPORunConfig(DataOptions, TrainerDefaults, GRPOConfig):
     """Group Relative Policy Optimization (Shao et al. 2024) with TRL ``GRPOTrainer``, our
     reward model as the reward function, on the export's prompts."""
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
-    output_dir: str | None = _f(None, "Checkpoints go here (default: runs/grpo-<time> next to the store).")
     num_generations: int | None = _f(4, "Completions sampled per prompt (the group).")
     max_completion_length: int | None = _f(48, "Tokens generated per completion.")
     per_device_train_batch_size: int = _f(4, "Completions per step (a multiple of num_generations).")
     learning_rate: float = _f(1e-6, "AdamW learning rate.")
-    num_train_epochs: float = _f(1.0, "Epochs (max_steps > 0 overrides).")
-    logging_steps: float = _f(1, "Log metrics every N steps.")
-    save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
-    save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
-    report_to: Any = _f("none", "none or tensorboard.")
 
 
 @dataclass

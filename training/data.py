@@ -56,8 +56,8 @@ def load_pairs(export: store.Export):
     return datasets.load_from_disk(str(path))
 
 
-def sft_rows(split) -> "datasets.Dataset":
-    """SFT data from a pair split: one ``{"prompt", "completion"}`` row (conversational
+def sft_rows(split):
+    """SFT data (a ``datasets.Dataset``) from a pair split: one ``{"prompt", "completion"}`` row (conversational
     prompt-completion format) per distinct (prompt, chosen response). Chosen responses include
     constitutional revisions and human edits, which the judge and the app record as preferred
     over the original."""

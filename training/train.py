@@ -116,6 +116,8 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
         config.export_id = export.id
     model = resolve_model(config.model, s)
     data = load_pairs(export)
+    if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
+        data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
     parent = parent_run_id if parent_run_id is not None else model.run_id
     with tracked_run(s, kind, config_to_dict(config), export_id=export.id, parent_run_id=parent,
                      resume=resume_run) as run:

@@ -1,0 +1,159 @@
+"""``prefloop loop --config loop.yaml``: the demo's cycle for real use.
+
+One iteration: export the labels added since the last iteration -> train a reward model ->
+update the policy (DPO or PPO) -> sample new responses -> judge them -> queue the most
+uncertain pairs. Every step is a recorded run with lineage; any step can be skipped
+(``skip: true``); re-running after an interruption resumes the unfinished iteration.
+
+Config (all keys optional except where noted)::
+
+    policy: smollm2-135m-instruct      # or run:ID / a path; the starting policy
+    export: {source: human, min_agreement: 0.0, test_fraction: 0.1, dataset: null,
+             since_last: true}         # only comparisons newer than the previous iteration's export
+    rm: {model: minilm, max_steps: 200, max_length: 384}          # any RewardRunConfig field
+    policy_update: dpo                 # dpo, ppo or none
+    dpo: {max_steps: 50}               # any DPORunConfig field
+    ppo: {max_steps: 10}               # any PPORunConfig field
+    generate: {prompts: mt-bench, limit: 20, n: 4, max_new_tokens: 128, tasks: 10,
+               select: uncertain, overlap: 1}
+    judge: {modes: [pairwise, critique], backend: local, model: null, base_url: null,
+            limit: 20, rounds: 1, constitution: null}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+import store
+from store.pairs import PairFilters, export_pairs
+
+from .pipeline import Pipeline
+
+__all__ = ["load_loop_config", "run_loop", "LOOP_KEYS"]
+
+LOOP_KEYS = {"policy", "export", "rm", "policy_update", "dpo", "ppo", "generate", "judge"}
+
+
+def load_loop_config(path: str | Path) -> dict[str, Any]:
+    """Read and check a loop config.
+
+    Raises:
+        store.ValidationError: unknown keys or a bad ``policy_update``; names the file.
+    """
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, dict):
+        raise store.ValidationError(f"{path}: expected a mapping of loop settings")
+    unknown = set(raw) - LOOP_KEYS
+    if unknown:
+        raise store.ValidationError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(LOOP_KEYS)}")
+    if raw.get("policy_update", "dpo") not in ("dpo", "ppo", "none"):
+        raise store.ValidationError(f"{path}: policy_update must be dpo, ppo or none")
+    return raw
+
+
+def _skipped(section: dict | None) -> bool:
+    return bool(section and section.get("skip"))
+
+
+def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
+             console: Console | None = None) -> dict[str, Any]:
+    """Run (or resume) one loop iteration; returns the stage results."""
+    from judge.batch import run_batch
+    from training.generate import GenParams, generate
+    from training.train import train
+
+    console = console or Console()
+    pipe = Pipeline(s, "loop", cfg, resume=not fresh, reuse_finished=False, console=console)
+    loop_id = pipe.run.id
+    ex_cfg = dict(cfg.get("export") or {})
+    previous = [r for r in s.list_runs(kind="loop") if r.status == "finished" and r.id != loop_id]
+
+    def export():
+        since = None
+        if ex_cfg.get("since_last", True) and previous:
+            since = (previous[-1].summary or {}).get("stages", {}).get("export", {}).get("export_id")
+        out = s.path.resolve().parent / "runs" / f"loop-{loop_id}-export"
+        try:
+            r = export_pairs(s, out, PairFilters(
+                source=ex_cfg.get("source", "human"), min_agreement=ex_cfg.get("min_agreement", 0.0),
+                dataset=ex_cfg.get("dataset"), since_export=since,
+                test_fraction=ex_cfg.get("test_fraction", 0.1)), overwrite=True)
+        except store.ExportError as exc:
+            if "no pairs match" not in str(exc):
+                raise
+            console.print(f"  no new labels since export {since}: training steps are skipped")
+            return {"export_id": None, "since_export": since, "pairs": 0}
+        console.print(f"  export {r.export.id}: {r.export.n_pairs} pairs (since export {since})")
+        return {"export_id": r.export.id, "since_export": since, "pairs": r.export.n_pairs}
+
+    ex = pipe.stage("export", "Export labels since the last iteration", export)
+    policy = cfg.get("policy") or "smollm2-135m-instruct"
+    rm_ref = None
+    if ex["export_id"] is not None and not _skipped(cfg.get("rm")):
+        rm_cfg = {k: v for k, v in (cfg.get("rm") or {}).items() if k != "skip"}
+        res = pipe.stage("rm", "Train the reward model", lambda: _train(
+            train, s, "rm", {"model": "minilm", **rm_cfg, "export_id": ex["export_id"]}, loop_id))
+        rm_ref = f"run:{res['run_id']}"
+    update = cfg.get("policy_update", "dpo")
+    if ex["export_id"] is not None and update != "none" and not _skipped(cfg.get(update)):
+        upd_cfg = {k: v for k, v in (cfg.get(update) or {}).items() if k != "skip"}
+        overrides = {"model": policy, **upd_cfg, "export_id": ex["export_id"]}
+        if update == "ppo":
+            overrides.setdefault("reward_model", rm_ref)
+        res = pipe.stage(update, f"Update the policy ({update})",
+                         lambda: _train(train, s, update, overrides, loop_id))
+        policy = f"run:{res['run_id']}"
+    gen_cfg = dict(cfg.get("generate") or {})
+    gen_res = None
+    if not _skipped(gen_cfg):
+        def gen():
+            params = GenParams(n=gen_cfg.get("n", 4), max_new_tokens=gen_cfg.get("max_new_tokens", 128),
+                               temperature=gen_cfg.get("temperature", 0.7),
+                               batch_size=gen_cfg.get("batch_size", 16))
+            r = generate(s, policy, gen_cfg.get("prompts", "mt-bench"), limit=gen_cfg.get("limit", 20),
+                         params=params, reward_model=gen_cfg.get("reward_model", rm_ref),
+                         select=gen_cfg.get("select", "uncertain" if rm_ref else "random"),
+                         n_tasks=gen_cfg.get("tasks", 10), overlap=gen_cfg.get("overlap", 1),
+                         parent_run_id=int(policy.split(":")[1]) if policy.startswith("run:") else loop_id)
+            return {"run_id": r.run.id, "responses": r.n_responses, "tasks": len(r.task_ids)}
+
+        gen_res = pipe.stage("generate", "Sample new responses", gen)
+    judge_cfg = dict(cfg.get("judge") or {})
+    if not _skipped(judge_cfg):
+        def judging():
+            from judge.backends import LocalBackend, OpenAIBackend
+            from training.models import resolve_model
+
+            if judge_cfg.get("backend", "local") == "openai":
+                backend = OpenAIBackend(judge_cfg["model"], judge_cfg["base_url"])
+            else:
+                ref = resolve_model(judge_cfg.get("model"), s)
+                backend = LocalBackend(ref.path, name=ref.name)
+            out = {}
+            for mode in judge_cfg.get("modes", ["pairwise", "critique"]):
+                r = run_batch(s, mode, backend, source=judge_cfg.get("source", "generated"),
+                              limit=judge_cfg.get("limit", 20), rounds=judge_cfg.get("rounds", 1),
+                              constitution=judge_cfg.get("constitution"),
+                              parent_run_id=gen_res["run_id"] if gen_res else loop_id)
+                out[mode] = {"run_id": r.run.id, "comparisons": r.summary["comparisons"],
+                             "calls": r.summary["calls"]}
+            return out
+
+        pipe.stage("judge", "Judge the new responses", judging)
+    pipe.stage("queue", "Queue for people", lambda: {
+        "open_tasks": len(s.list_tasks(limit=100_000, open_only=True))})
+    run = pipe.finish()
+    console.print(f"Loop iteration {run.id} finished: " + ", ".join(
+        f"{k} {v.get('run_id', '')}".strip() for k, v in pipe.stages.items()))
+    return pipe.stages
+
+
+def _train(train, s, kind, overrides, parent) -> dict[str, Any]:
+    r = train(s, kind, overrides=overrides, parent_run_id=parent)
+    ev = r.summary.get("eval", {})
+    head = ev.get("all", ev) if isinstance(ev, dict) else {}
+    return {"run_id": r.run.id, **{k: v for k, v in head.items() if isinstance(v, (int, float))}}

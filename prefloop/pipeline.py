@@ -1,0 +1,73 @@
+"""Resumable multi-stage jobs (``prefloop demo``, ``prefloop loop``) recorded as runs.
+
+A pipeline is a ``demo`` or ``loop`` run whose summary records each finished stage (its result
+and seconds). Running the same pipeline again resumes: finished stages are skipped and their
+recorded results reused, so an interrupted demo continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+import store
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """Stages of one ``kind`` run (``demo`` or ``loop``) with the given ``config``.
+
+    Args:
+        resume: continue the newest unfinished run of this kind with an equal config (or,
+            with ``reuse_finished``, return the results of a finished one) instead of starting
+            a new run.
+    """
+
+    def __init__(self, s: store.Store, kind: str, config: dict[str, Any], *, resume: bool = True,
+                 reuse_finished: bool = True, console: Console | None = None):
+        self.store, self.kind, self.console = s, kind, console or Console()
+        s.reap_runs()
+        previous = [r for r in s.list_runs(kind=kind) if r.config == config] if resume else []
+        self.already_finished = False
+        if previous and (previous[-1].status != "finished" or reuse_finished):
+            run = previous[-1]
+            self.already_finished = run.status == "finished"
+            if not self.already_finished:
+                run = s.update_run(run.id, status="running", claim=True)
+            self.console.print(f"[bold]Resuming {kind} run {run.id}[/] "
+                               f"({len((run.summary or {}).get('stages', {}))} stages done)")
+        else:
+            run = s.create_run(kind, config)
+        self.run = run
+        self.stages: dict[str, dict[str, Any]] = dict((run.summary or {}).get("stages", {}))
+
+    def stage(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``fn`` unless stage ``name`` already finished; ``fn`` returns a JSON-able dict
+        (its result, kept in the pipeline run's summary)."""
+        if name in self.stages:
+            self.console.print(f"[dim]- {title}: done earlier ({self.stages[name]['seconds']:.0f} s), skipped[/]")
+            return self.stages[name]
+        self.console.rule(f"[bold]{title}")
+        t0 = time.perf_counter()
+        try:
+            result = fn()
+        except KeyboardInterrupt:
+            self.store.update_run(self.run.id, status="interrupted")
+            raise
+        except BaseException as exc:
+            self.store.update_run(self.run.id, status="failed",
+                                  summary={"error": f"{name}: {type(exc).__name__}: {exc}"})
+            raise
+        result = {**result, "seconds": round(time.perf_counter() - t0, 1)}
+        self.stages[name] = result
+        self.store.update_run(self.run.id, summary={"stages": self.stages})
+        return result
+
+    def finish(self, summary: dict[str, Any] | None = None) -> store.Run:
+        self.run = self.store.update_run(self.run.id, status="finished",
+                                         summary={**(summary or {}), "stages": self.stages})
+        return self.run

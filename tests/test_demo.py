@@ -1,0 +1,34 @@
+"""``prefloop demo --quick`` end to end (slow: about 5 minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import store
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_demo_runs_and_resumes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFLOOP_ADMIN_PASSWORD": "demo-password-1"}
+    cmd = [sys.executable, "-m", "prefloop", "demo", "--quick"]
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "prefloop demo summary" in first.stdout and "prefloop annotate" in first.stdout
+    assert "demo-password-1" not in first.stdout + first.stderr
+    s = store.Store(tmp_path / "prefloop.duckdb")
+    runs = {r.kind: r for r in s.list_runs()}
+    assert {"demo", "rm", "dpo", "ppo", "generate", "judge"} <= set(runs)
+    assert all(r.status == "finished" for r in s.list_runs())
+    assert runs["ppo"].parent_run_id == runs["dpo"].id
+    assert runs["generate"].parent_run_id == runs["ppo"].id
+    assert s.list_tasks(open_only=True) and s.get_annotator("admin").role == "admin"
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert len(s.list_runs(kind="demo")) == 1

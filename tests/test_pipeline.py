@@ -1,0 +1,76 @@
+"""``prefloop loop`` on tiny models, and the resume mechanics of pipelines."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import store
+from prefloop.loop import load_loop_config, run_loop
+from prefloop.pipeline import Pipeline
+
+from .conftest import MT_BENCH
+
+
+def test_a_pipeline_resumes_after_a_failed_stage(db):
+    calls = []
+
+    def ok(name):
+        def fn():
+            calls.append(name)
+            return {"value": name}
+        return fn
+
+    def boom():
+        raise RuntimeError("disk full")
+
+    p = Pipeline(db, "loop", {"x": 1})
+    p.stage("a", "A", ok("a"))
+    with pytest.raises(RuntimeError):
+        p.stage("b", "B", boom)
+    assert db.get_run(p.run.id).status == "failed"
+    again = Pipeline(db, "loop", {"x": 1})
+    assert again.run.id == p.run.id
+    assert again.stage("a", "A", ok("a2"))["value"] == "a"           # not run twice
+    again.stage("b", "B", ok("b"))
+    again.finish()
+    assert calls == ["a", "b"] and db.get_run(p.run.id).status == "finished"
+    assert Pipeline(db, "loop", {"x": 2}).run.id != p.run.id          # another config: a new run
+
+
+def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
+    from store.importer import import_file
+
+    import_file(hh_store, MT_BENCH, "prompts")
+    tiny = str(tiny_model)
+    cfg_path = tmp_path / "loop.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "policy": tiny,
+        "export": {"source": "human", "test_fraction": 0.1},
+        "rm": {"model": tiny, "max_steps": 2, "max_length": 256, "max_eval_pairs": 8},
+        "policy_update": "dpo",
+        "dpo": {"max_steps": 2, "max_length": 256, "max_eval_pairs": 4},
+        "generate": {"prompts": "mt-bench", "limit": 3, "n": 2, "max_new_tokens": 8, "tasks": 2},
+        "judge": {"modes": ["pairwise"], "backend": "local", "model": tiny, "limit": 2},
+    }))
+    cfg = load_loop_config(cfg_path)
+    stages = run_loop(hh_store, cfg)
+    assert list(stages) == ["export", "rm", "dpo", "generate", "judge", "queue"]
+    dpo = hh_store.get_run(stages["dpo"]["run_id"])
+    gen = hh_store.get_run(stages["generate"]["run_id"])
+    judge = hh_store.get_run(stages["judge"]["pairwise"]["run_id"])
+    loop_run = hh_store.list_runs(kind="loop")[-1]
+    assert dpo.parent_run_id == loop_run.id and gen.parent_run_id == dpo.id
+    assert judge.parent_run_id == gen.id and loop_run.status == "finished"
+    assert stages["export"]["pairs"] == 1794
+
+    second = run_loop(hh_store, cfg)                 # nothing new labeled since: no training
+    assert second["export"]["pairs"] == 0 and "rm" not in second and "dpo" not in second
+    assert second["export"]["since_export"] == stages["export"]["export_id"]
+
+
+def test_loop_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("polcy: x\n")
+    with pytest.raises(store.ValidationError, match="bad.yaml: unknown keys"):
+        load_loop_config(bad)
