@@ -30,6 +30,12 @@ def browser():
         b.close()
 
 
+def expect(locator):
+    from playwright.sync_api import expect as _expect
+
+    return _expect(locator)
+
+
 def login(browser, url, user):
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
     page.goto(url)
@@ -92,8 +98,11 @@ def test_annotator_and_admin_in_a_browser(db, tmp_path, browser):
         assert "<img src=x onerror" in page.inner_text(f"#pf-response-{xss_slot}")  # shown as text
         assert page.evaluate("window.__xss") is None                               # never ran
         page.get_by_text("Rationale, flags and edit (optional)").click()
-        page.locator("#pf-edit textarea").press_sequentially("A safer, edited answer.")
-        page.locator("#pf-edit textarea").press("Tab")
+        box = page.locator("#pf-edit textarea")
+        box.click()
+        box.press_sequentially("A safer, edited answer.")
+        expect(box).to_have_value("A safer, edited answer.")
+        box.press("Tab")
         page.click("#pf-a")
         wait_status(page, "Saved (A) with your edit")
 
