@@ -80,6 +80,8 @@ class TaskView:
     response_markdown: list[str]
     gold: bool
     progress: dict[str, int] = field(default_factory=dict)
+    prompt_id: int | None = None
+    leased_at: Any = None
 
     @property
     def k(self) -> int:
@@ -111,13 +113,23 @@ class LabelingService:
         return TaskView(lt.task.id, labels(len(order)), order, [by_id[i].text for i in order],
                         render_conversation(lt.prompt.messages),
                         [escape(by_id[i].text) for i in order], lt.task.gold_ranking is not None,
-                        annotator_progress(self.store, annotator.id))
+                        annotator_progress(self.store, annotator.id), lt.task.prompt_id,
+                        lt.assignment.leased_at)
 
     def _view(self, annotator: store.Annotator, task_id: int) -> TaskView:
-        view = self.next_task(annotator)
-        if view is None or view.task_id != task_id:
-            raise InvalidSubmission(f"task {task_id} is not your current task; reload to get it")
-        return view
+        """The submitted task as the annotator saw it (labels -> response ids), checking that
+        they hold its lease. Lighter than :meth:`next_task`: no rendering, no new lease."""
+        with self.store.atomic():
+            leases = [a for a in self.store.assignments_for(annotator_id=annotator.id, task_id=task_id)
+                      if a.state == "leased"]
+            if not leases:
+                raise InvalidSubmission(f"task {task_id} is not your current task; reload to get it")
+            task = self.store.get_task(task_id)
+            order = shuffled(task.response_ids, annotator.id, task_id)
+            texts = {r.id: r.text for r in self.store.get_responses(order)}
+        return TaskView(task_id, labels(len(order)), order, [texts[i] for i in order], "", [],
+                        task.gold_ranking is not None, prompt_id=task.prompt_id,
+                        leased_at=leases[0].leased_at)
 
     def submit_pair(self, annotator: store.Annotator, task_id: int, choice: str, *,
                     rationale: str = "", flags: list[str] | None = None, edit: str = "") -> int:
@@ -163,11 +175,8 @@ class LabelingService:
         if bad:
             raise InvalidSubmission(f"unknown flags {bad}; flags are {list(FLAGS)}")
         ranking = [[view.id_of(lab) for lab in g] for g in groups]
-        assignment = self.store.assignments_for(annotator_id=annotator.id, task_id=view.task_id)
-        duration = None
-        if assignment:
-            duration = int((store.utcnow() - assignment[0].leased_at).total_seconds() * 1000)
-        prompt_id = self.store.get_task(view.task_id).prompt_id
+        duration = int((store.utcnow() - view.leased_at).total_seconds() * 1000)
+        prompt_id = view.prompt_id
         cid = self.store.record_comparison(
             prompt_id, ranking, labeler_kind="human", labeler=annotator.name, task_id=view.task_id,
             annotator_id=annotator.id, rationale=rationale.strip() or None, flags=flags,

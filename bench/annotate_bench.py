@@ -4,7 +4,8 @@
 
 Starts ``prefloop annotate`` on a store with N two-response tasks, then 16 annotators (threads,
 each with its own ``gradio_client`` session over HTTP) submit and get the next task, waiting
-``--think`` seconds between tasks as a person would (``--think 0``: back to back). Prints
+``--think`` seconds (on average, uniformly 0.5x to 1.5x) between tasks as a person would
+(5, 1, then 0: back to back). Prints
 submit -> next-task latency p50/p99, then the page load time to the first task in Debian
 chromium (login to the first prompt on screen), when chromium is installed.
 """
@@ -12,6 +13,7 @@ chromium (login to the first prompt on screen), when chromium is installed.
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import sys
 import tempfile
@@ -56,8 +58,9 @@ def load(url: str, annotators: int, submits: int, think: float) -> list[float]:
         try:
             c = Client(url, auth=(f"bench{i:02d}", "password123"), verbose=False)
             c.predict(api_name="/load_task")
+            rng = random.Random(i)
             for _ in range(submits):
-                time.sleep(think)
+                time.sleep(rng.uniform(0.5 * think, 1.5 * think))  # people are not in lockstep
                 t0 = time.perf_counter()
                 out = c.predict("", [], "", api_name="/submit_A")
                 dt = time.perf_counter() - t0
@@ -109,14 +112,15 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--annotators", type=int, default=16)
     ap.add_argument("--submits", type=int, default=20)
-    ap.add_argument("--think", type=float, default=1.0)
+    ap.add_argument("--think", type=float, nargs="+", default=[5.0, 1.0, 0.0],
+                    help="seconds between tasks per annotator; one measurement per value")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="annotate-bench-"))
     s = store.Store.init(tmp / "bench.duckdb")
     seed(s, args.tasks, args.annotators)
     srv = AppServer(s.path, log=tmp / "server.log")
     try:
-        for think in sorted({args.think, 0.0}, reverse=True):
+        for think in args.think:
             t0 = time.perf_counter()
             lat = load(srv.url, args.annotators, args.submits, think)
             wall = time.perf_counter() - t0

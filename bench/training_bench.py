@@ -85,7 +85,8 @@ def dpo_speed(model, export, steps: int, out: Path) -> None:
         trainer.train()
         t_train = time.perf_counter() - t0
         print(f"dpo precompute_ref_log_probs={pre!s:5}: {t_train / steps:.2f} s/step over {steps} "
-              f"steps (+ {t_init:.1f} s setup, precomputation included in the first step when on)")
+              f"steps, + {t_init:.1f} s setup (with precomputation: the reference model's pass "
+              f"over all {len(ds)} pairs)")
 
 
 def generation(model, n_prompts: int) -> None:

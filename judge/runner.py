@@ -113,14 +113,16 @@ class JudgeSession:
 
     Args:
         max_attempts: tries per call (first call + retries).
+        linger: seconds the writer waits after a finished call for others to join its store
+            transaction (one write per batch instead of per call).
         base_delay, max_delay: exponential backoff with full jitter, seconds.
         on_done: called after each finished call (progress bars).
     """
 
     def __init__(self, s: store.Store, backend: JudgeBackend, *, concurrency: int = 4,
                  max_attempts: int = 6, base_delay: float = 0.5, max_delay: float = 20.0,
-                 on_done: Callable[[], None] | None = None):
-        self.store, self.backend = s, backend
+                 on_done: Callable[[], None] | None = None, linger: float = 0.05):
+        self.store, self.backend, self.linger = s, backend, linger
         self.semaphore = asyncio.Semaphore(concurrency)
         self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
         self.stats = BatchStats()
@@ -128,6 +130,7 @@ class JudgeSession:
         self._queue: asyncio.Queue | None = None
         self._writer: asyncio.Task | None = None
         self._known: dict[str, store.Judgment] = {}
+        self._checked: set[str] = set()   # keys already looked up in the store
 
     async def __aenter__(self) -> "JudgeSession":
         self._queue = asyncio.Queue()
@@ -142,6 +145,8 @@ class JudgeSession:
         while True:
             item = await self._queue.get()
             batch = [item]
+            if item is not None and self.linger:  # let calls finishing together share a write
+                await asyncio.sleep(self.linger)
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             stop = None in batch
@@ -162,6 +167,7 @@ class JudgeSession:
         """Load already recorded judgments for these cache keys (one query per 1000 keys)."""
         for i in range(0, len(keys), 1000):
             self._known.update(self.store.judgments_by_cache_key(keys[i:i + 1000]))
+        self._checked.update(keys)
 
     def key(self, spec: CallSpec) -> str:
         return cache_key(self.backend.model, spec.template, spec.principle, spec.order, spec.messages)
@@ -170,7 +176,7 @@ class JudgeSession:
         """The judgment for ``spec``: cached, or called, persisted and returned; ``None`` if the
         call failed after all retries (not cached; counted in ``stats.failed``)."""
         key = self.key(spec)
-        if key not in self._known:
+        if key not in self._known and key not in self._checked:
             found = await asyncio.to_thread(self.store.judgments_by_cache_key, [key])
             self._known.update(found)
         if key in self._known:

@@ -330,10 +330,15 @@ class Store:
             rows.append((prompt_hash(clean), json.dumps(clean, ensure_ascii=False)))
         if not rows:
             return []
-        with self.atomic() as con:
-            con.executemany(
-                "INSERT INTO prompts (messages, text_hash, source, dataset) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING", [(m, h, source, dataset) for h, m in rows])
+        batch = pa.table({"idx": list(range(len(rows))), "messages": [m for _, m in rows],
+                          "text_hash": pa.array([h for h, _ in rows], pa.binary())})
+        with self.atomic() as con, _registered(con, "prompt_batch", batch):
+            con.execute(
+                "INSERT INTO prompts (messages, text_hash, source, dataset) "
+                "SELECT messages, text_hash, ?, ? FROM prompt_batch "
+                "WHERE text_hash NOT IN (SELECT text_hash FROM prompts) "
+                "QUALIFY row_number() OVER (PARTITION BY text_hash ORDER BY idx) = 1 ORDER BY idx",
+                [source, dataset])
             ids = dict(con.execute(
                 "SELECT text_hash, id FROM prompts WHERE text_hash IN (SELECT unnest(?))",
                 [[h for h, _ in rows]]).fetchall())
@@ -386,15 +391,30 @@ class Store:
             rows.append((r.prompt_id, r.text, text_hash(r.text), r.origin, r.model, r.run_id,
                          r.parent_response_id, _json(r.gen_params)))
         with self.atomic() as con:
-            missing = con.execute(
+            missing = con.execute(  # fetchall: register() below needs no pending result
                 "SELECT list(x) FROM (SELECT unnest(?) x) WHERE x NOT IN (SELECT id FROM prompts)",
-                [sorted({r[0] for r in rows})]).fetchone()[0]
+                [sorted({r[0] for r in rows})]).fetchall()[0][0]
             if missing:
                 raise ValidationError(f"responses name prompts that do not exist: {missing[:10]}")
-            con.executemany(
-                "INSERT INTO responses (prompt_id, text, text_hash, origin, model, run_id, "
-                "parent_response_id, gen_params) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING", rows)
+            names = ("prompt_id", "text", "text_hash", "origin", "model", "run_id",
+                     "parent_response_id", "gen_params")
+            batch = pa.table({"idx": list(range(len(rows))),
+                              **{n: [r[i] for r in rows] for i, n in enumerate(names)}},
+                             schema=pa.schema([("idx", pa.int64()), ("prompt_id", pa.int64()),
+                                               ("text", pa.string()), ("text_hash", pa.binary()),
+                                               ("origin", pa.string()), ("model", pa.string()),
+                                               ("run_id", pa.int64()), ("parent_response_id", pa.int64()),
+                                               ("gen_params", pa.string())]))
+            with _registered(con, "response_batch", batch):
+                con.execute(
+                    "INSERT INTO responses (prompt_id, text, text_hash, origin, model, run_id, "
+                    "parent_response_id, gen_params) "
+                    "SELECT b.prompt_id, b.text, b.text_hash, b.origin, b.model, b.run_id, "
+                    "b.parent_response_id, b.gen_params FROM response_batch b "
+                    "LEFT JOIN responses r ON r.prompt_id = b.prompt_id AND r.text_hash = b.text_hash "
+                    "WHERE r.id IS NULL "
+                    "QUALIFY row_number() OVER (PARTITION BY b.prompt_id, b.text_hash ORDER BY b.idx) = 1 "
+                    "ORDER BY b.idx")
             found = con.execute(
                 "SELECT prompt_id, text_hash, id FROM responses r JOIN "
                 "(SELECT unnest(?) AS p, unnest(?) AS h) k ON r.prompt_id = k.p AND r.text_hash = k.h",
@@ -513,35 +533,31 @@ class Store:
         batch = pa.table({**rows, "response_ids": pa.array(rows["response_ids"], pa.list_(pa.int64())),
                           "gold_ranking": pa.array(rows["gold_ranking"],
                                                    pa.list_(pa.list_(pa.int64())))})
-        with self.atomic() as con:
-            con.register("task_batch", batch)
-            try:
-                bad = con.execute("""
-                    SELECT b.prompt_id, r.id FROM (SELECT prompt_id, unnest(response_ids) rid
-                                                   FROM task_batch) b
-                    LEFT JOIN responses r ON r.id = b.rid
-                    WHERE r.id IS NULL OR r.prompt_id <> b.prompt_id LIMIT 5""").fetchall()
-                if bad:
-                    raise ValidationError(
-                        f"task for prompt {bad[0][0]}: responses do not exist or belong to another "
-                        f"prompt ({len(bad)}+ found, e.g. response ids {[b[1] for b in bad]})")
-                con.execute("""
-                    INSERT INTO tasks (prompt_id, response_ids, overlap, priority, reason, gold_ranking)
-                    SELECT prompt_id, response_ids, overlap, priority, reason, gold_ranking
-                    FROM task_batch b
-                    WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.prompt_id = b.prompt_id
-                                      AND list_sort(t.response_ids) = list_sort(b.response_ids)
-                                      AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL))
-                    QUALIFY row_number() OVER (PARTITION BY prompt_id, list_sort(response_ids),
-                                               gold_ranking IS NULL ORDER BY idx) = 1
-                    ORDER BY idx""")
-                ids = con.execute("""
-                    SELECT b.idx, min(t.id) FROM task_batch b JOIN tasks t
-                      ON t.prompt_id = b.prompt_id AND list_sort(t.response_ids) = list_sort(b.response_ids)
-                     AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL)
-                    GROUP BY b.idx ORDER BY b.idx""").fetchall()
-            finally:
-                con.unregister("task_batch")
+        with self.atomic() as con, _registered(con, "task_batch", batch):
+            bad = con.execute("""
+                SELECT b.prompt_id, r.id FROM (SELECT prompt_id, unnest(response_ids) rid
+                                               FROM task_batch) b
+                LEFT JOIN responses r ON r.id = b.rid
+                WHERE r.id IS NULL OR r.prompt_id <> b.prompt_id LIMIT 5""").fetchall()
+            if bad:
+                raise ValidationError(
+                    f"task for prompt {bad[0][0]}: responses do not exist or belong to another "
+                    f"prompt ({len(bad)}+ found, e.g. response ids {[b[1] for b in bad]})")
+            con.execute("""
+                INSERT INTO tasks (prompt_id, response_ids, overlap, priority, reason, gold_ranking)
+                SELECT prompt_id, response_ids, overlap, priority, reason, gold_ranking
+                FROM task_batch b
+                WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.prompt_id = b.prompt_id
+                                  AND list_sort(t.response_ids) = list_sort(b.response_ids)
+                                  AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL))
+                QUALIFY row_number() OVER (PARTITION BY prompt_id, list_sort(response_ids),
+                                           gold_ranking IS NULL ORDER BY idx) = 1
+                ORDER BY idx""")
+            ids = con.execute("""
+                SELECT b.idx, min(t.id) FROM task_batch b JOIN tasks t
+                  ON t.prompt_id = b.prompt_id AND list_sort(t.response_ids) = list_sort(b.response_ids)
+                 AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL)
+                GROUP BY b.idx ORDER BY b.idx""").fetchall()
         return [i for _, i in ids]
 
     def create_tasks_for_prompts(self, *, dataset: str | None = None,
@@ -913,15 +929,27 @@ class Store:
         items = list(judgments)
         if not items:
             return []
-        with self.atomic() as con:
-            con.executemany(
+        cols = ("cache_key", "judge_model", "template", "raw_output", "verdict", "comparison_id",
+                "principle", "order", "probability", "critique", "revision_response_id",
+                "tokens_in", "tokens_out", "latency_ms")
+        batch = pa.table({**{c: [getattr(j, c) for j in items] for c in cols},
+                          "meta": [_json(j.meta) for j in items]},
+                         schema=pa.schema([
+                             ("cache_key", pa.string()), ("judge_model", pa.string()),
+                             ("template", pa.string()), ("raw_output", pa.string()),
+                             ("verdict", pa.string()), ("comparison_id", pa.int64()),
+                             ("principle", pa.string()), ("order", pa.string()),
+                             ("probability", pa.float64()), ("critique", pa.string()),
+                             ("revision_response_id", pa.int64()), ("tokens_in", pa.int64()),
+                             ("tokens_out", pa.int64()), ("latency_ms", pa.float64()),
+                             ("meta", pa.string())]))
+        with self.atomic() as con, _registered(con, "judgment_batch", batch):
+            con.execute(
                 'INSERT INTO judgments (cache_key, judge_model, template, raw_output, verdict, '
                 'comparison_id, principle, "order", probability, critique, revision_response_id, '
-                'tokens_in, tokens_out, latency_ms, meta) VALUES '
-                '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
-                [(j.cache_key, j.judge_model, j.template, j.raw_output, j.verdict, j.comparison_id,
-                  j.principle, j.order, j.probability, j.critique, j.revision_response_id,
-                  j.tokens_in, j.tokens_out, j.latency_ms, _json(j.meta)) for j in items])
+                'tokens_in, tokens_out, latency_ms, meta) SELECT * FROM judgment_batch '
+                'WHERE cache_key NOT IN (SELECT cache_key FROM judgments) '
+                'QUALIFY row_number() OVER (PARTITION BY cache_key) = 1')
             ids = dict(con.execute("SELECT cache_key, id FROM judgments WHERE cache_key IN "
                                    "(SELECT unnest(?))", [[j.cache_key for j in items]]).fetchall())
         return [ids[j.cache_key] for j in items]
@@ -1082,10 +1110,13 @@ class Store:
 
     def add_run_metrics(self, run_id: int, metrics: Iterable[tuple[int, str, float]]) -> None:
         """Append ``(step, name, value)`` metrics of a run."""
-        rows = [(run_id, int(s), str(n), float(v)) for s, n, v in metrics]
+        rows = [(int(s), str(n), float(v)) for s, n, v in metrics]
         if rows:
-            with self.atomic() as con:
-                con.executemany("INSERT INTO run_metrics VALUES (?, ?, ?, ?)", rows)
+            batch = pa.table({"run_id": pa.array([run_id] * len(rows), pa.int64()),
+                              "step": pa.array([r[0] for r in rows], pa.int64()),
+                              "name": [r[1] for r in rows], "value": [r[2] for r in rows]})
+            with self.atomic() as con, _registered(con, "metric_batch", batch):
+                con.execute("INSERT INTO run_metrics SELECT * FROM metric_batch")
 
     def run_metrics(self, run_id: int, name: str | None = None) -> list[RunMetric]:
         """Metrics of a run ordered by step, optionally of one name."""
@@ -1122,6 +1153,18 @@ class Store:
         with self.atomic() as con:
             rows = con.execute(f"SELECT {self._EXPORT_COLS} FROM exports ORDER BY id").fetchall()
         return [Export(r[0], json.loads(r[1]), *r[2:]) for r in rows]
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """``table`` visible to SQL as ``name`` for the duration (bulk inserts: one statement
+    instead of one per row, which ``executemany`` costs)."""
+    con.execute("SELECT 1").fetchall()  # DuckDB refuses register() while a result is pending
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 def _id_list(ids: Iterable[int]) -> str:
