@@ -39,9 +39,6 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     trainer = GRPOTrainer(model=load_causal_lm(ctx.model.path), reward_funcs=reward_model,
                           args=cfg, train_dataset=prompt_rows(ctx.data["train"]),
                           processing_class=tok, callbacks=ctx.callbacks())
-    result = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    final = ctx.output_dir / "final"
-    trainer.model.save_pretrained(final)
-    tok.save_pretrained(final)
-    return final, {"train_loss": result.training_loss, "steps": result.global_step,
-                   "model": ctx.model.name, "reward_model": cfg.reward_model}
+    result = ctx.fit(trainer)
+    final = ctx.save_final(trainer.model, tok)
+    return final, ctx.summary(result, reward_model=cfg.reward_model)

@@ -62,10 +62,8 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
 
     trainer.log = save_hook
     history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)
-    final = ctx.output_dir / "final"
-    policy.save_pretrained(final)
     tok.padding_side = "right"
-    tok.save_pretrained(final)
+    final = ctx.save_final(policy, tok)
     first, last = (history[0], history[-1]) if history else ({}, {})
     return final, {"iterations": trainer.iteration, "model": ctx.model.name,
                    "reward_model": cfg.reward_model, "value_init": "reward model" if same_vocab else "policy",

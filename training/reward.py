@@ -9,7 +9,6 @@ from typing import Any
 
 from .evaluate import grouped_reward_metrics
 from .models import load_reward_model
-from .runs import MetricsLogger
 from .scoring import RewardScorer, prepare_reward_tokenizer, to_reward_rows
 
 __all__ = ["run", "evaluate_reward_model", "PAIR_COLUMNS"]
@@ -42,15 +41,12 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
         peft_config = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha)
     trainer = RewardTrainer(model=model, args=cfg, train_dataset=train, processing_class=tok,
                             peft_config=peft_config, callbacks=ctx.callbacks())
-    result = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    result = ctx.fit(trainer)
     model = trainer.model
     if peft_config is not None:
         model = model.merge_and_unload()
-    final = ctx.output_dir / "final"
-    model.save_pretrained(final)
-    tok.save_pretrained(final)
-    summary: dict[str, Any] = {"train_loss": result.training_loss, "steps": result.global_step,
-                               "train_pairs": len(train), "model": ctx.model.name}
+    final = ctx.save_final(model, tok)
+    summary = ctx.summary(result, train_pairs=len(train))
     test = ctx.eval_split()
     if test is not None and len(test):
         model.eval()
@@ -58,6 +54,6 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                               batch_size=cfg.per_device_eval_batch_size)
         metrics = evaluate_reward_model(scorer, test)
         summary["eval"] = metrics
-        MetricsLogger(ctx.store, ctx.run.id).log(result.global_step, {
-            f"eval/{group}/{name}": value for group, m in metrics.items() for name, value in m.items()})
+        ctx.log_eval(result.global_step, {f"{group}/{name}": value for group, m in metrics.items()
+                                          for name, value in m.items()})
     return final, summary

@@ -23,13 +23,9 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=train,
                          eval_dataset=sft_rows(test) if test is not None else None,
                          processing_class=tok, callbacks=ctx.callbacks())
-    result = trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    final = ctx.output_dir / "final"
-    trainer.model.save_pretrained(final)
-    tok.save_pretrained(final)
-    summary: dict[str, Any] = {"train_loss": result.training_loss, "steps": result.global_step,
-                               "train_rows": len(train), "model": ctx.model.name}
+    result = ctx.fit(trainer)
+    final = ctx.save_final(trainer.model, tok)
+    summary = ctx.summary(result, train_rows=len(train))
     if test is not None and len(test):
-        summary["eval"] = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()
-                           if isinstance(v, (int, float))}
+        summary["eval"] = ctx.evaluate_trainer(trainer, result.global_step)
     return final, summary

@@ -21,7 +21,7 @@ from .configs import config_to_dict, load_config
 from .data import load_pairs, resolve_export, runs_dir
 from .errors import TrainingError
 from .models import ModelRef, resolve_model
-from .runs import StoreMetricsCallback, last_checkpoint, tracked_run
+from .runs import MetricsLogger, StoreMetricsCallback, last_checkpoint, tracked_run
 
 __all__ = ["RunContext", "TrainResult", "train", "find_resumable"]
 
@@ -48,6 +48,34 @@ class RunContext:
             return None
         test = self.data["test"]
         return test.select(range(min(len(test), self.config.max_eval_pairs)))
+
+    def fit(self, trainer) -> Any:
+        """``trainer.train()``, from the last checkpoint when resuming; returns TRL's
+        ``TrainOutput`` (``training_loss``, ``global_step``)."""
+        return trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+
+    def save_final(self, model, tokenizer) -> Path:
+        """Save the trained model and its tokenizer to ``<output_dir>/final`` and return it."""
+        final = self.output_dir / "final"
+        model.save_pretrained(final)
+        tokenizer.save_pretrained(final)
+        return final
+
+    def summary(self, result, **extra: Any) -> dict[str, Any]:
+        """The run summary's common part: training loss, steps and model name, plus ``extra``."""
+        return {"train_loss": result.training_loss, "steps": result.global_step,
+                **extra, "model": self.model.name}
+
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """Held-out metrics into ``run_metrics`` as ``eval/<name>`` at ``step``."""
+        MetricsLogger(self.store, self.run.id).log(step, {f"eval/{k}": v for k, v in metrics.items()})
+
+    def evaluate_trainer(self, trainer, step: int) -> dict[str, float]:
+        """``trainer.evaluate()`` numbers with the ``eval_`` prefix dropped, also logged."""
+        metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()
+                   if isinstance(v, (int, float))}
+        self.log_eval(step, metrics)
+        return metrics
 
 
 @dataclass
