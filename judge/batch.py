@@ -7,6 +7,7 @@ unparseable, tokens, latency) and the outcomes of the mode.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ async def _run(s, mode, backend, pairs, response_ids, groups, cons, chosen, roun
 
     def tick() -> None:
         stats = holder["s"].stats
-        elapsed = max(1e-9, __import__("time").perf_counter() - stats.started)
+        elapsed = max(1e-9, time.perf_counter() - stats.started)
         bar.update(task, advance=1, rate=f"{(stats.calls + stats.cached) / elapsed:.2f}")
 
     with bar:

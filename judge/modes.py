@@ -167,10 +167,6 @@ async def judge_rank(s: store.Store, session: JudgeSession, groups: dict[int, li
     return result
 
 
-def _text_parse(c: Completion) -> tuple[str | None, float | None]:
-    return None, None
-
-
 async def _critique_one(s: store.Store, session: JudgeSession, prompt: store.Prompt,
                         response: store.Response, constitution: Constitution, rounds: int,
                         result: ModeResult, max_tokens: int) -> None:
@@ -179,7 +175,7 @@ async def _critique_one(s: store.Store, session: JudgeSession, prompt: store.Pro
         principle = constitution.sample(f"{response.id}:{r}")
         meta = {"prompt_id": prompt.id, "response_id": current.id, "round": r + 1}
         crit = await session.call(CallSpec(CRITIQUE, render_critique(prompt.messages, current.text, principle),
-                                           max_tokens=max_tokens, parse=_text_parse,
+                                           max_tokens=max_tokens, parse=None,
                                            principle=principle.id, meta=meta, keep_text_as="critique"))
         if crit is None:
             result.outcomes["failed"] += 1
@@ -187,7 +183,7 @@ async def _critique_one(s: store.Store, session: JudgeSession, prompt: store.Pro
         critique = clean_generation(crit.raw_output)
         rev = await session.call(CallSpec(REVISION, render_revision(prompt.messages, current.text,
                                                                     critique, principle),
-                                          max_tokens=max_tokens, parse=_text_parse,
+                                          max_tokens=max_tokens, parse=None,
                                           principle=principle.id, meta=meta))
         if rev is None:
             result.outcomes["failed"] += 1

@@ -45,13 +45,14 @@ class CallSpec:
     """One judge call: what to send and how to read the answer.
 
     ``parse(completion) -> (verdict, probability)``; ``verdict`` ``None`` means unparseable.
+    ``parse=None``: a free-text call (critique, revision) that has no verdict to parse.
     ``meta`` is stored with the judgment (prompt and response ids, round, ...).
     """
 
     template: str
     messages: list[dict]
     max_tokens: int
-    parse: Callable[[Completion], tuple[str | None, float | None]]
+    parse: Callable[[Completion], tuple[str | None, float | None]] | None
     principle: str | None = None
     order: str | None = None
     choices: tuple[str, ...] | None = None
@@ -190,9 +191,9 @@ class JudgeSession:
             if self.on_done:
                 self.on_done()
             return None
-        verdict, prob = spec.parse(completion)
+        verdict, prob = spec.parse(completion) if spec.parse else (None, None)
         self.stats.calls += 1
-        self.stats.unparseable += verdict is None and spec.keep_text_as is None
+        self.stats.unparseable += verdict is None and spec.parse is not None
         self.stats.tokens_in += completion.tokens_in or 0
         self.stats.tokens_out += completion.tokens_out or 0
         self.stats.latency_ms.append(completion.latency_ms)

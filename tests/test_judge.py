@@ -136,6 +136,7 @@ def test_critique_mode_makes_revisions_preferred_over_originals(db, fake_server)
         db.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="h")
     r = run_batch(db, "critique", _backend(fake_server), rounds=2, progress=False)
     assert r.summary["revisions"] == 8
+    assert r.summary["unparseable"] == 0   # critiques and revisions are free text, not verdicts
     revisions = [x for rs in db.responses_for_prompts([1, 2]).values() for x in rs if x.origin == "revision"]
     assert len(revisions) == 8 and all(x.parent_response_id for x in revisions)
     crit = [j for j in db.list_judgments() if j.template == "critique@1"]
