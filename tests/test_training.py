@@ -14,6 +14,7 @@ from training import configs
 from training.errors import ConfigError, ModelNotFoundError
 from training.generate import GenParams, generate
 from training.models import resolve_model
+from training.runs import last_checkpoint
 from training.train import train
 
 from .conftest import MT_BENCH, ROOT
@@ -103,6 +104,16 @@ def test_model_specs_never_download(hh_store, tmp_path):
     run = hh_store.create_run("rm", {})
     with pytest.raises(ModelNotFoundError, match="running"):
         resolve_model(f"run:{run.id}", hh_store)
+
+
+def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path):
+    for n, done in [(2, "trainer_state.json"), (10, "ppo_state.json"), (12, None)]:
+        d = tmp_path / f"checkpoint-{n}"
+        (d / "policy").mkdir(parents=True)
+        if done:
+            (d / done).write_text("{}")
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-10"   # 12 has no state file yet
+    assert last_checkpoint(tmp_path / "empty") is None
 
 
 def test_a_killed_run_is_marked_interrupted_and_resumes(hh_store, tiny_model):

@@ -95,8 +95,16 @@ class StoreMetricsCallback(TrainerCallback):
             self.store.update_run(self.run_id, checkpoint_path=str(ckpt))
 
 
+# Written last into a checkpoint dir: by transformers' Trainer, and by our PPO trainer.
+CHECKPOINT_DONE_FILES = ("trainer_state.json", "ppo_state.json")
+
+
 def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` directory under ``output_dir``, or ``None``."""
-    ckpts = sorted(Path(output_dir).glob("checkpoint-*"),
-                   key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-    return ckpts[-1] if ckpts else None
+    """The newest complete ``checkpoint-N`` directory under ``output_dir``, or ``None``.
+
+    A run killed while saving leaves a directory without its state file
+    (:data:`CHECKPOINT_DONE_FILES`); such a checkpoint is skipped, and the one before it is used.
+    """
+    ckpts = [p for p in Path(output_dir).glob("checkpoint-*")
+             if p.name.split("-")[-1].isdigit() and any((p / f).exists() for f in CHECKPOINT_DONE_FILES)]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[-1]), default=None)
