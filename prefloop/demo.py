@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -284,6 +286,16 @@ def _print_summary(console: Console, s: store.Store, sm: dict[str, Any], pipe: P
     for k, v in sm["comparisons_by_source"].items():
         src.add_row(k, str(v))
     console.print(src)
-    db = "" if str(s.path) == "prefloop.duckdb" else f" --db {s.path}"
-    console.print(f"Open the labeling app: [bold]prefloop{db} annotate[/] then http://127.0.0.1:7860 "
-                  f"(log in as {sm['queue']['admin']}; Admin tab for the dashboard, Next task to label)")
+    console.print(f"Open the labeling app: [bold]{_prefloop_command()} --db {Path(s.path).resolve()} "
+                  f"annotate[/] then http://127.0.0.1:7860 (log in as {sm['queue']['admin']}; "
+                  "Admin tab for the dashboard, Next task to label)", soft_wrap=True)
+
+
+def _prefloop_command() -> str:
+    """How to call this ``prefloop`` from any directory: its absolute path when it is not the
+    one on ``PATH`` (``make demo`` runs ``.venv/bin/prefloop`` without activating the venv)."""
+    exe = Path(sys.argv[0])
+    if exe.name != "prefloop" or not exe.exists():
+        return "prefloop"   # python -m prefloop, or a test runner
+    on_path = shutil.which("prefloop")
+    return "prefloop" if on_path and Path(on_path).resolve() == exe.resolve() else str(exe.resolve())

@@ -20,7 +20,8 @@ def test_quick_demo_runs_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "prefloop", "demo", "--quick"]
     first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "prefloop demo summary" in first.stdout and "prefloop annotate" in first.stdout
+    assert "prefloop demo summary" in first.stdout
+    assert f"prefloop --db {(tmp_path / 'prefloop.duckdb').resolve()} annotate" in first.stdout
     assert "demo-password-1" not in first.stdout + first.stderr
     s = store.Store(tmp_path / "prefloop.duckdb")
     runs = {r.kind: r for r in s.list_runs()}
