@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ class TaskView:
     gold: bool
     progress: dict[str, int] = field(default_factory=dict)
     prompt_id: int | None = None
-    leased_at: Any = None
+    leased_at: datetime | None = None    # when this annotator's lease began (time per task)
 
     @property
     def k(self) -> int:

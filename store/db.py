@@ -391,9 +391,9 @@ class Store:
             rows.append((r.prompt_id, r.text, text_hash(r.text), r.origin, r.model, r.run_id,
                          r.parent_response_id, _json(r.gen_params)))
         with self.atomic() as con:
-            missing = con.execute(  # fetchall: register() below needs no pending result
+            missing = con.execute(
                 "SELECT list(x) FROM (SELECT unnest(?) x) WHERE x NOT IN (SELECT id FROM prompts)",
-                [sorted({r[0] for r in rows})]).fetchall()[0][0]
+                [sorted({r[0] for r in rows})]).fetchone()[0]
             if missing:
                 raise ValidationError(f"responses name prompts that do not exist: {missing[:10]}")
             names = ("prompt_id", "text", "text_hash", "origin", "model", "run_id",

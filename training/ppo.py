@@ -218,15 +218,17 @@ class PPOTrainer:
         pad_token_id, eos_token_id: must differ (a padded EOS must stay detectable).
         config: a :class:`training.configs.PPORunConfig` (or any object with its fields).
         log: called with ``(iteration, metrics)`` after each iteration.
+        on_save: called with the checkpoint directory once it is completely written.
     """
 
     def __init__(self, policy, ref_policy, value_model, score_fn: ScoreFn, *, pad_token_id: int,
-                 eos_token_id: int, config, log: Callable[[int, dict[str, float]], None] | None = None):
+                 eos_token_id: int, config, log: Callable[[int, dict[str, float]], None] | None = None,
+                 on_save: Callable[[Path], None] | None = None):
         if pad_token_id == eos_token_id:
             raise ValueError("PPO needs a pad token different from EOS: a response's EOS must "
                              "not be confused with padding (set tokenizer.pad_token)")
         self.policy, self.ref_policy, self.value_model = policy, ref_policy, value_model
-        self.score_fn, self.cfg, self.log = score_fn, config, log
+        self.score_fn, self.cfg, self.log, self.on_save = score_fn, config, log, on_save
         self.pad_id, self.eos_id = pad_token_id, eos_token_id
         for m in (ref_policy,):
             m.eval().requires_grad_(False)
@@ -353,7 +355,9 @@ class PPOTrainer:
             if self.log:
                 self.log(self.iteration, metrics)
             if cfg.save_steps and self.iteration % cfg.save_steps == 0 and self.iteration < cfg.max_steps:
-                self.save_checkpoint(Path(output_dir) / f"checkpoint-{self.iteration}")
+                saved = self.save_checkpoint(Path(output_dir) / f"checkpoint-{self.iteration}")
+                if self.on_save:
+                    self.on_save(saved)
         return history
 
     # -- checkpoints ------------------------------------------------------------------

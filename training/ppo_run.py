@@ -53,14 +53,8 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
 
     logger = MetricsLogger(ctx.store, ctx.run.id)
     trainer = PPOTrainer(policy, ref_policy, value_model, score, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id, config=cfg, log=logger.log)
-
-    def save_hook(it, metrics):
-        logger.log(it, metrics)
-        if cfg.save_steps and it % cfg.save_steps == 0:
-            ctx.store.update_run(ctx.run.id, checkpoint_path=str(ctx.output_dir / f"checkpoint-{it}"))
-
-    trainer.log = save_hook
+                         eos_token_id=tok.eos_token_id, config=cfg, log=logger.log,
+                         on_save=lambda path: ctx.store.update_run(ctx.run.id, checkpoint_path=str(path)))
     history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)
     tok.padding_side = "right"
     final = ctx.save_final(policy, tok)
