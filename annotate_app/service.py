@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prefloop.store.pairs import PairFilters, export_pairs
+from prefloop.store.stats import annotator_progress, labeling_dashboard, task_rankings
 
-import store
-from store.pairs import PairFilters, export_pairs
-from store.stats import annotator_progress, labeling_dashboard, task_rankings
+from prefloop import store
 
+from .auth import caller
 from .errors import AppError, InvalidSubmission
 from .metrics import krippendorff_alpha, pairwise_agreement, ranking_units
 from .render import escape, labels, render_conversation, shuffled
@@ -102,10 +103,53 @@ class LabelingService:
         self.config = config or AppConfig()
         self.jobs: dict[int, subprocess.Popen] = {}
 
+    # ------------------------------------------------------------------ callers
+    def authorize(self, request, role: str | None = None) -> store.Annotator:
+        """The logged-in, active annotator behind a Gradio request (``role="admin"``: only
+        admins). Raises :class:`~prefloop.annotate_app.errors.NotAuthorized`."""
+        return caller(self.store, request, role)
+
     # ------------------------------------------------------------------ annotators
+    def current_task(self, annotator: store.Annotator) -> TaskView | None:
+        """The annotator's leased task, or the next one (one store transaction)."""
+        with self.store.atomic():
+            return self.next_task(annotator)
+
+    def submit_and_next(self, annotator: store.Annotator, task_id: int, *, choice: str | None = None,
+                        ranks: dict[str, int | None] | None = None, rationale: str = "",
+                        flags: list[str] | None = None, edit: str = "") -> tuple[int, TaskView | None]:
+        """Record a submission (a pair ``choice`` or per-label ``ranks``) and lease the next
+        task, in one store transaction: ``(comparison id, next task or None)``.
+
+        Raises:
+            InvalidSubmission: bad choice, ranks, flags, or a task that is not the caller's.
+            store.LeaseError: the lease expired and others completed the task.
+        """
+        with self.store.atomic():
+            if ranks is not None:
+                cid = self.submit_ranks(annotator, task_id, ranks, rationale=rationale,
+                                        flags=flags, edit=edit)
+            else:
+                cid = self.submit_pair(annotator, task_id, choice or "", rationale=rationale,
+                                       flags=flags, edit=edit)
+            return cid, self.next_task(annotator)
+
+    def skip_and_next(self, annotator: store.Annotator, task_id: int | None) -> TaskView | None:
+        """Skip the task on screen (if any) and lease the next, in one transaction."""
+        with self.store.atomic():
+            if task_id is not None:
+                self.skip(annotator, task_id)
+            return self.next_task(annotator)
+
+    def undo_and_next(self, annotator: store.Annotator, comparison_id: int) -> TaskView | None:
+        """Withdraw the last submission and show its task again, in one transaction."""
+        with self.store.atomic():
+            self.undo(annotator, comparison_id)
+            return self.next_task(annotator)
+
     def next_task(self, annotator: store.Annotator) -> TaskView | None:
         """The annotator's current or next task, or ``None`` if nothing is left for them."""
-        lt = self.store.lease_next_task(annotator.id, lease_seconds=self.config.lease_seconds,
+        lt = self.store.tasks.lease_next(annotator.id, lease_seconds=self.config.lease_seconds,
                                         gold_rate=self.config.gold_rate)
         if lt is None:
             return None
@@ -121,13 +165,13 @@ class LabelingService:
         """The submitted task as the annotator saw it (labels -> response ids), checking that
         they hold its lease. Lighter than :meth:`next_task`: no rendering, no new lease."""
         with self.store.atomic():
-            leases = [a for a in self.store.assignments_for(annotator_id=annotator.id, task_id=task_id)
+            leases = [a for a in self.store.tasks.assignments(annotator_id=annotator.id, task_id=task_id)
                       if a.state == "leased"]
             if not leases:
                 raise InvalidSubmission(f"task {task_id} is not your current task; reload to get it")
-            task = self.store.get_task(task_id)
+            task = self.store.tasks.get(task_id)
             order = shuffled(task.response_ids, annotator.id, task_id)
-            texts = {r.id: r.text for r in self.store.get_responses(order)}
+            texts = {r.id: r.text for r in self.store.responses.get_many(order)}
         return TaskView(task_id, labels(len(order)), order, [texts[i] for i in order], "", [],
                         task.gold_ranking is not None, prompt_id=task.prompt_id,
                         leased_at=leases[0].leased_at)
@@ -178,35 +222,37 @@ class LabelingService:
         ranking = [[view.id_of(lab) for lab in g] for g in groups]
         duration = int((store.utcnow() - view.leased_at).total_seconds() * 1000)
         prompt_id = view.prompt_id
-        cid = self.store.record_comparison(
-            prompt_id, ranking, labeler_kind="human", labeler=annotator.name, task_id=view.task_id,
+        cid = self.store.comparisons.record(
+            prompt_id, ranking, labeler_kind="human", task_id=view.task_id,
             annotator_id=annotator.id, rationale=rationale.strip() or None, flags=flags,
             duration_ms=duration)
         edit = (edit or "").strip()
         best = ranking[0][0]
         if edit and edit != view.response_texts[view.response_ids.index(best)]:
-            new_id, = self.store.add_responses([store.ResponseIn(
+            new_id, = self.store.responses.add([store.ResponseIn(
                 prompt_id, edit, origin="human_edit", model=None, parent_response_id=best,
                 gen_params={"editor": annotator.name, "task_id": view.task_id})])
-            self.store.record_comparison(prompt_id, [[new_id], [best]], labeler_kind="human",
-                                         labeler=annotator.name, rationale="human edit",
-                                         dedup_key=f"edit:{view.task_id}:{annotator.id}")
+            self.store.comparisons.record(prompt_id, [[new_id], [best]], labeler_kind="human",
+                                          annotator_id=annotator.id, rationale="human edit",
+                                          dedup_key=f"edit:{view.task_id}:{annotator.id}")
         return cid
 
     def skip(self, annotator: store.Annotator, task_id: int) -> None:
-        self.store.skip_task(task_id, annotator.id)
+        self.store.tasks.skip(task_id, annotator.id)
 
     def undo(self, annotator: store.Annotator, comparison_id: int) -> int:
         """Withdraw the annotator's last submission (within ``undo_seconds``); returns the task
         id, which is leased to them again."""
-        return self.store.undo_comparison(comparison_id, annotator.id,
+        return self.store.comparisons.undo(comparison_id, annotator.id,
                                           window_seconds=self.config.undo_seconds,
                                           lease_seconds=self.config.lease_seconds)
 
     # ------------------------------------------------------------------ admin
     def dashboard(self) -> dict[str, Any]:
         """Progress per annotator and dataset, inter-annotator and human-vs-AI agreement."""
-        from judge.agreement import judge_agreement  # no torch: store queries only
+        from prefloop.judge.agreement import (
+            judge_agreement,  # no torch: store queries only
+        )
 
         board = labeling_dashboard(self.store)
         units = ranking_units(task_rankings(self.store))
@@ -225,17 +271,20 @@ class LabelingService:
         return [{"task": t.id, "prompt": t.prompt_id, "k": len(t.response_ids), "overlap": t.overlap,
                  "done": done, "leased": leased, "priority": t.priority,
                  "gold": t.gold_ranking is not None, "reason": t.reason or ""}
-                for t, done, leased in self.store.list_tasks(limit=limit, open_only=True)]
+                for t, done, leased in self.store.tasks.list(limit=limit, open_only=True)]
 
     def add_tasks(self, *, dataset: str | None, overlap: int, priority: int, limit: int | None,
-                  k: int | None = None) -> int:
+                  k: int | None = None, update: bool = False) -> store.QueueReport:
+        """Queue a task per prompt with 2+ responses; tasks already queued keep their overlap
+        and priority unless ``update``."""
         if overlap < 1:
             raise InvalidSubmission("overlap must be at least 1")
-        return len(self.store.create_tasks_for_prompts(dataset=dataset or None, overlap=overlap,
-                                                       priority=priority, limit=limit, k=k))
+        return self.store.tasks.create_for_prompts(dataset=dataset or None, overlap=overlap,
+                                                   priority=priority, limit=limit, k=k,
+                                                   update_existing=update)
 
     def add_gold(self, *, dataset: str | None, limit: int | None) -> int:
-        return len(self.store.create_gold_tasks(dataset=dataset or None, limit=limit))
+        return len(self.store.tasks.create_gold(dataset=dataset or None, limit=limit))
 
     def export(self, out: str, *, source: str = "all", min_agreement: float = 0.0,
                dataset: str | None = None, test_fraction: float = 0.0) -> str:
@@ -273,7 +322,7 @@ class LabelingService:
         return proc.pid, log
 
     def runs(self) -> list[dict[str, Any]]:
-        self.store.reap_runs()
+        self.store.runs.reap()
         for pid, proc in list(self.jobs.items()):  # collect finished children
             if proc.poll() is not None:
                 del self.jobs[pid]
@@ -283,15 +332,15 @@ class LabelingService:
                  "summary": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                       for k, v in (r.summary or {}).items()
                                       if not isinstance(v, (dict, list)) and k != "output_dir")[:120]}
-                for r in reversed(self.store.list_runs())]
+                for r in reversed(self.store.runs.list())]
 
     def run_metrics(self, run_id: int, names: list[str] | None = None) -> list[dict[str, Any]]:
-        rows = self.store.run_metrics(run_id)
+        rows = self.store.runs.metrics(run_id)
         return [{"step": m.step, "metric": m.name, "value": m.value} for m in rows
                 if names is None or m.name in names]
 
 
 def _ai_labelers(s: store.Store) -> list[dict[str, Any]]:
-    from store.stats import store_stats
+    from prefloop.store.stats import store_stats
 
     return [r for r in store_stats(s).comparisons_by_source if r["labeler_kind"] == "ai"]

@@ -15,19 +15,16 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gradio_client import Client
+from prefloop.annotate_app.auth import hash_password
 
-from gradio_client import Client  # noqa: E402
-
-import store  # noqa: E402
-from annotate_app.auth import hash_password  # noqa: E402
-from tests.app_server import AppServer  # noqa: E402
+from prefloop import store
+from prefloop.testing import AppServer
 
 
 def pct(xs, q):
@@ -37,15 +34,15 @@ def pct(xs, q):
 
 def seed(s: store.Store, n: int, annotators: int) -> None:
     t0 = time.perf_counter()
-    pids = s.add_prompts([[{"role": "user", "content": f"Question {i}: please explain topic {i}."}]
+    pids = s.prompts.add([[{"role": "user", "content": f"Question {i}: please explain topic {i}."}]
                           for i in range(n)], dataset="bench")
-    rids = s.add_responses([store.ResponseIn(p, f"{kind} answer about topic {p}.")
+    rids = s.responses.add([store.ResponseIn(p, f"{kind} answer about topic {p}.")
                             for p in pids for kind in ("A careful", "A sloppy")])
-    s.create_tasks([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]], overlap=2) for i, p in enumerate(pids)])
+    s.tasks.create([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]], overlap=2) for i, p in enumerate(pids)])
     pw = hash_password("password123")
     for i in range(annotators):
-        s.add_annotator(f"bench{i:02d}", "annotator", pw)
-    s.add_annotator("pageload", "annotator", pw)
+        s.annotators.add(f"bench{i:02d}", "annotator", pw)
+    s.annotators.add("pageload", "annotator", pw)
     print(f"store: {n:,} tasks (overlap 2), {annotators} annotators, seeded in {time.perf_counter() - t0:.0f} s")
 
 

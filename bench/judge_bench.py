@@ -24,10 +24,10 @@ import urllib.request
 from pathlib import Path
 
 import openai
+from prefloop.judge.backends import OpenAIBackend
+from prefloop.judge.runner import CallSpec, JudgeSession, cache_key
 
-import store
-from judge.backends import OpenAIBackend
-from judge.runner import CallSpec, JudgeSession, cache_key
+from prefloop import store
 
 
 def serve(model_path: str) -> tuple[subprocess.Popen, str]:
@@ -87,11 +87,11 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="judge-bench-"))
     if args.model in (None, "tiny"):
-        from training.models import build_tiny_llama
+        from prefloop.training.tiny import build_tiny_llama
 
         model_path = str(build_tiny_llama(tmp / "tiny"))
     else:
-        from training.models import resolve_model
+        from prefloop.models import resolve_model
 
         model_path = str(resolve_model(args.model).path)
     proc, url = serve(model_path)
@@ -115,14 +115,14 @@ def main() -> None:
         rows = [store.JudgmentIn(k, "m", "t", "A", "A") for k in keys]
         t0 = time.perf_counter()
         for k in keys[:50]:
-            s.judgments_by_cache_key([k])
+            s.judgments.by_cache_key([k])
         lookup = (time.perf_counter() - t0) / 50
         t0 = time.perf_counter()
         for j in rows[:50]:
-            s.record_judgments([j])
+            s.judgments.record([j])
         single = (time.perf_counter() - t0) / 50
         t0 = time.perf_counter()
-        s.record_judgments(rows[50:])
+        s.judgments.record(rows[50:])
         batched = (time.perf_counter() - t0) / len(rows[50:])
         print(f"overhead per call: cache lookup {lookup * 1000:.1f} ms (one key; the modes prefetch "
               f"all keys in one query), store write {single * 1000:.1f} ms alone / "

@@ -20,10 +20,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefloop.store.importer import import_file
+from prefloop.store.pairs import PairFilters, export_pairs
 
-import store
-from store.importer import import_file
-from store.pairs import PairFilters, export_pairs
+from prefloop import store
 
 
 def pct(values: list[float], q: float) -> float:
@@ -74,21 +74,21 @@ def main() -> None:
           f"{raw_export:>10,.0f} rows/s   ratio {res.export.n_pairs / exp_s / raw_export:.2f}")
 
     t = time.perf_counter()
-    comps = s.list_comparisons()
+    comps = s.comparisons.list()
     tasks = [store.TaskIn(c.prompt_id, [c.ranking[0][0], c.ranking[1][0]], overlap=2,
                           priority=c.id % 3) for c in comps]
-    s.create_tasks(tasks)
+    s.tasks.create(tasks)
     print(f"tasks:   {len(tasks):,} created in {time.perf_counter() - t:.1f} s (overlap 2, 3 priorities)")
 
-    annotators = [s.add_annotator(f"bench{i}").id for i in range(4)]
+    annotators = [s.annotators.add(f"bench{i}").id for i in range(4)]
     lease_ms, submit_ms = [], []
     for k in range(args.leases):
         a = annotators[k % len(annotators)]
         t = time.perf_counter()
-        lt = s.lease_next_task(a)
+        lt = s.tasks.lease_next(a)
         lease_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        s.record_comparison(lt.prompt.id, [[r.id] for r in lt.responses], labeler_kind="human",
+        s.comparisons.record(lt.prompt.id, [[r.id] for r in lt.responses], labeler_kind="human",
                             labeler=f"bench{a}", task_id=lt.task.id, annotator_id=a)
         submit_ms.append((time.perf_counter() - t) * 1000)
     print(f"lease:   p50 {pct(lease_ms, .5):.1f} ms  p99 {pct(lease_ms, .99):.1f} ms  "

@@ -6,7 +6,8 @@ For every response pair labeled by both, each side's label is its majority vote 
 * ``accuracy``: agreement on pairs where neither side says tie (agreement without ties);
 * ``agreement_with_ties``: identical labels over all shared pairs (a judge tie is wrong unless
   the reference is a tie);
-* ``kappa``: Cohen's kappa (Cohen 1960) over the three labels;
+* ``kappa``: Cohen's kappa (Cohen 1960) over the three labels (scikit-learn's
+  ``cohen_kappa_score``);
 * ``position_consistency``: share of (pair, principle) whose AB and BA verdicts pick the same
   response (from the judge's ``pairwise`` judgments, shared pairs or not);
 * ``length_bias``: share of the judge's non-tie verdicts won by the longer response
@@ -18,11 +19,12 @@ For every response pair labeled by both, each side's label is its majority vote 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
-import store
-from store.pairs import pair_votes
+from prefloop.store.pairs import pair_votes
+
+from prefloop import store
 
 from .templates import PAIRWISE
 
@@ -30,14 +32,13 @@ __all__ = ["cohen_kappa", "judge_agreement"]
 
 
 def cohen_kappa(x: list[str], y: list[str]) -> float | None:
-    """Cohen's kappa of two label lists of equal length; ``None`` if undefined."""
-    n = len(x)
-    if n == 0:
+    """Cohen's kappa of two label lists of equal length (``sklearn.metrics.cohen_kappa_score``);
+    ``None`` where it is undefined (no labels, or both sides always give the same one)."""
+    if not x or len(set(x) | set(y)) < 2:
         return None
-    p_o = sum(a == b for a, b in zip(x, y)) / n
-    cx, cy = Counter(x), Counter(y)
-    p_e = sum(cx[k] * cy[k] for k in set(cx) | set(cy)) / (n * n)
-    return None if p_e == 1 else (p_o - p_e) / (1 - p_e)
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(cohen_kappa_score(x, y))
 
 
 def _label(v_lo: int, v_hi: int) -> str:
@@ -88,7 +89,7 @@ def judge_agreement(s: store.Store, judge_model: str, *, against: str = "human")
 
 def _position_and_length(s: store.Store, judge_model: str, judged: list[dict]) -> tuple[dict, float | None]:
     orders: dict[tuple, dict[str, int]] = defaultdict(dict)
-    for j in s.list_judgments(judge_model=judge_model, template=PAIRWISE):
+    for j in s.judgments.list(judge_model=judge_model, template=PAIRWISE):
         meta = j.meta or {}
         if j.verdict is None or "first" not in meta:
             continue
@@ -104,7 +105,7 @@ def _position_and_length(s: store.Store, judge_model: str, judged: list[dict]) -
     consistency = {k: sum(v) / len(v) for k, v in per.items() if v}
     winners = [(r["lo"], r["hi"], _label(r["v_lo"], r["v_hi"])) for r in judged]
     ids = sorted({x for lo, hi, _ in winners for x in (lo, hi)})
-    length = {r.id: len(r.text) for r in s.get_responses(ids)} if ids else {}
+    length = {r.id: len(r.text) for r in s.responses.get_many(ids)} if ids else {}
     decided = [(lo, hi, lab) for lo, hi, lab in winners if lab != "tie" and length[lo] != length[hi]]
     longer = sum((lab == "lo") == (length[lo] > length[hi]) for lo, hi, lab in decided)
     return consistency, (longer / len(decided) if decided else None)

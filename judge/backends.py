@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Completion", "JudgeBackend", "OpenAIBackend", "LocalBackend", "api_key_from_env"]
+from .errors import JudgeError
+
+__all__ = ["Completion", "JudgeBackend", "OpenAIBackend", "LocalBackend", "api_key_from_env",
+           "make_backend", "BACKENDS"]
 
 
 @dataclass
@@ -122,7 +125,7 @@ class LocalBackend:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, name: str | None = None):
-        from training.models import default_model_path, load_causal_lm, load_tokenizer
+        from prefloop.models import default_model_path, load_causal_lm, load_tokenizer
 
         path = Path(model_path) if model_path else default_model_path()
         self.model = name or path.name
@@ -157,3 +160,33 @@ class LocalBackend:
     async def complete(self, messages: list[dict], *, max_tokens: int,
                        choices: tuple[str, ...] | None = None) -> Completion:
         return await asyncio.to_thread(self._complete_sync, messages, max_tokens, choices)
+
+
+BACKENDS = ("local", "openai")
+
+
+def make_backend(kind: str = "local", *, model: str | None = None, base_url: str | None = None,
+                 timeout: float = 60.0, store=None) -> JudgeBackend:
+    """The judge backend the CLI, the loop, the demo and evaluation use.
+
+    Args:
+        kind: ``openai`` (any OpenAI-compatible URL; needs ``base_url`` and ``model``, the
+            served model's name) or ``local`` (transformers in-process; ``model`` is a model
+            spec, default the embedded SmolLM2).
+        store: resolves ``run:ID`` model specs for the local backend.
+
+    Raises:
+        JudgeError: unknown kind, or the openai backend without ``base_url``/``model``.
+        prefloop.models.ModelNotFoundError: the local model spec names no policy.
+    """
+    if kind == "openai":
+        if not base_url or not model:
+            raise JudgeError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) "
+                             "and --model; the key comes from PREFLOOP_JUDGE_API_KEY or OPENAI_API_KEY")
+        return OpenAIBackend(model, base_url, timeout=timeout)
+    if kind == "local":
+        from prefloop.models import resolve_model
+
+        ref = resolve_model(model, store, require="policy")
+        return LocalBackend(ref.path, name=ref.name)
+    raise JudgeError(f"--backend {kind!r}: expected one of {', '.join(BACKENDS)}")

@@ -12,12 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import store
+from prefloop import store
+from prefloop.runs import tracked_run
 
 from .backends import JudgeBackend
 from .constitution import load_constitution
 from .errors import JudgeError
-from .modes import MODES, critique_responses, judge_pairwise, judge_rank, score_responses
+from .modes import (
+    MODES,
+    critique_responses,
+    judge_pairwise,
+    judge_rank,
+    score_responses,
+)
 from .runner import JudgeSession
 
 __all__ = ["BatchResult", "run_batch"]
@@ -43,7 +50,7 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
               dataset: str | None = None, limit: int | None = None, concurrency: int = 4,
               constitution: str | Path | None = None, principles: list[str] | None = None,
               rounds: int = 1, progress: bool = True, max_tokens: int = 160,
-              parent_run_id: int | None = None) -> BatchResult:
+              pipeline_run_id: int | None = None) -> BatchResult:
     """Run one judge batch (see :mod:`judge.modes`) and record it as a ``judge`` run.
 
     Inputs: ``candidate_pairs(source, dataset, limit)`` of the store; critique and score take
@@ -56,7 +63,7 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
         raise JudgeError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     cons = load_constitution(constitution)
     chosen = [cons.get(p) for p in principles] if principles else None
-    pairs = s.candidate_pairs(source, dataset=dataset, limit=limit)
+    pairs = s.comparisons.candidate_pairs(source, dataset=dataset, limit=limit)
     if not pairs:
         raise JudgeError(f"nothing to judge: no {source} pairs"
                          f"{f' in dataset {dataset!r}' if dataset else ''}")
@@ -77,22 +84,26 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
     config = {"mode": mode, "backend": repr(backend), "judge_model": backend.model,
               "source": source, "dataset": dataset, "limit": limit, "concurrency": concurrency,
               "constitution": cons.source, "principles": principles, "rounds": rounds}
-    from training.runs import tracked_run
-
-    with tracked_run(s, "judge", config, parent_run_id=parent_run_id) as run:
+    with tracked_run(s, "judge", config, pipeline_run_id=pipeline_run_id) as run:
         summary = asyncio.run(_run(s, mode, backend, pairs, response_ids, groups, cons, chosen,
                                    rounds, concurrency, total, progress, max_tokens))
         summary["items"] = len(pairs) if mode == "pairwise" else len(response_ids)
-        run = s.update_run(run.id, status="finished", summary=summary)
+        run = s.runs.update(run.id, status="finished", summary=summary)
         metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
-        s.add_run_metrics(run.id, [(0, k, float(v)) for k, v in metrics.items()])
+        s.runs.add_metrics(run.id, [(0, k, float(v)) for k, v in metrics.items()])
     return BatchResult(run, summary)
 
 
 async def _run(s, mode, backend, pairs, response_ids, groups, cons, chosen, rounds, concurrency,
                total, progress, max_tokens) -> dict[str, Any]:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(TextColumn(f"judge {mode}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]} calls/s"), TimeElapsedColumn(),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from prefloop.errors import PrefloopError
+
 __all__ = ["JudgeError", "ConstitutionError", "BackendError"]
 
 
-class JudgeError(Exception):
+class JudgeError(PrefloopError):
     """Base class of judge errors the user can fix."""
 
 

@@ -24,15 +24,25 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import store
+from prefloop import store
 
 from .backends import Completion
 from .constitution import Constitution, Principle
 from .errors import JudgeError
 from .runner import CallSpec, JudgeSession
-from .templates import (CRITIQUE, PAIRWISE, REVISION, SCORE, clean_generation, parse_pairwise,
-                        parse_score, render_critique, render_pairwise, render_revision,
-                        render_score)
+from .templates import (
+    CRITIQUE,
+    PAIRWISE,
+    REVISION,
+    SCORE,
+    clean_generation,
+    parse_pairwise,
+    parse_score,
+    render_critique,
+    render_pairwise,
+    render_revision,
+    render_score,
+)
 
 __all__ = ["ModeResult", "judge_pairwise", "judge_rank", "critique_responses", "score_responses",
            "MODES"]
@@ -100,8 +110,8 @@ async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tupl
     one AI comparison per pair and principle (labeler = the judge model, rationale = the
     principle id)."""
     result = ModeResult()
-    prompts = {p.id: p for p in s.get_prompts(sorted({p for p, _, _ in pairs}))}
-    responses = {r.id: r for r in s.get_responses(sorted({x for _, a, b in pairs for x in (a, b)}))}
+    prompts = {p.id: p for p in s.prompts.get_many(sorted({p for p, _, _ in pairs}))}
+    responses = {r.id: r for r in s.responses.get_many(sorted({x for _, a, b in pairs for x in (a, b)}))}
     specs = [(_pair_spec(prompts[p].messages, responses[a], responses[b], pr, "AB", p),
               _pair_spec(prompts[p].messages, responses[b], responses[a], pr, "BA", p))
              for p, a, b in pairs for pr in principles]
@@ -119,10 +129,10 @@ async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tupl
         if outcome == "tie":
             confidence = None if prob is None else 1.0 - abs(prob - 0.5) * 2
         cid = await asyncio.to_thread(
-            s.record_comparison, p, ranking, labeler_kind="ai", labeler=session.backend.model,
+            s.comparisons.record, p, ranking, labeler_kind="ai", labeler=session.backend.model,
             rationale=pr.id, flags=[] if consistent else ["position_inconsistent"],
             confidence=confidence, dedup_key=f"pairwise:{j_ab.cache_key}:{j_ba.cache_key}")
-        await asyncio.to_thread(s.link_judgments, [j_ab.id, j_ba.id], cid)
+        await asyncio.to_thread(s.judgments.link_to_comparison, [j_ab.id, j_ba.id], cid)
         result.comparisons.append(cid)
     return result
 
@@ -132,8 +142,8 @@ async def judge_rank(s: store.Store, session: JudgeSession, groups: dict[int, li
     """Rank the responses of each prompt (``{prompt_id: [response ids]}``, k >= 2) by
     pairwise wins under one principle; one comparison per prompt."""
     result = ModeResult()
-    prompts = {p.id: p for p in s.get_prompts(sorted(groups))}
-    responses = {r.id: r for r in s.get_responses(sorted({x for v in groups.values() for x in v}))}
+    prompts = {p.id: p for p in s.prompts.get_many(sorted(groups))}
+    responses = {r.id: r for r in s.responses.get_many(sorted({x for v in groups.values() for x in v}))}
     for pid, rids in groups.items():
         rids = sorted(set(rids))
         if len(rids) < 2:
@@ -160,7 +170,7 @@ async def judge_rank(s: store.Store, session: JudgeSession, groups: dict[int, li
         ranking = [sorted(r for r in rids if wins[r] == w) for w in levels]
         keys = ":".join(sorted(j.cache_key for pair in judged for j in pair))
         cid = await asyncio.to_thread(
-            s.record_comparison, pid, ranking, labeler_kind="ai", labeler=session.backend.model,
+            s.comparisons.record, pid, ranking, labeler_kind="ai", labeler=session.backend.model,
             rationale=principle.id, dedup_key="rank:" + hashlib.sha256(keys.encode()).hexdigest())
         result.comparisons.append(cid)
         result.outcomes["ranked"] += 1
@@ -192,20 +202,20 @@ async def _critique_one(s: store.Store, session: JudgeSession, prompt: store.Pro
         if not text or text == current.text:
             result.outcomes["no_change"] += 1
             return
-        rid, = await asyncio.to_thread(s.add_responses, [store.ResponseIn(
+        rid, = await asyncio.to_thread(s.responses.add, [store.ResponseIn(
             prompt.id, text, origin="revision", model=session.backend.model,
             parent_response_id=current.id,
             gen_params={"principle": principle.id, "round": r + 1, "critique_judgment_id": crit.id})])
-        await asyncio.to_thread(s.link_revision, rev.id, rid)
+        await asyncio.to_thread(s.judgments.link_revision, rev.id, rid)
         cid = await asyncio.to_thread(
-            s.record_comparison, prompt.id, [[rid], [current.id]], labeler_kind="ai",
+            s.comparisons.record, prompt.id, [[rid], [current.id]], labeler_kind="ai",
             labeler=session.backend.model, rationale=principle.id,
             dedup_key=f"revision:{crit.cache_key}:{rev.cache_key}")
-        await asyncio.to_thread(s.link_judgments, [crit.id, rev.id], cid)
+        await asyncio.to_thread(s.judgments.link_to_comparison, [crit.id, rev.id], cid)
         result.revisions.append(rid)
         result.comparisons.append(cid)
         result.outcomes["revised"] += 1
-        current = (await asyncio.to_thread(s.get_responses, [rid]))[0]
+        current = (await asyncio.to_thread(s.responses.get_many, [rid]))[0]
 
 
 async def critique_responses(s: store.Store, session: JudgeSession, response_ids: list[int],
@@ -215,8 +225,8 @@ async def critique_responses(s: store.Store, session: JudgeSession, response_ids
     if rounds < 1:
         raise JudgeError("--rounds must be at least 1")
     result = ModeResult()
-    responses = s.get_responses(response_ids)
-    prompts = {p.id: p for p in s.get_prompts(sorted({r.prompt_id for r in responses}))}
+    responses = s.responses.get_many(response_ids)
+    prompts = {p.id: p for p in s.prompts.get_many(sorted({r.prompt_id for r in responses}))}
     await asyncio.gather(*(_critique_one(s, session, prompts[r.prompt_id], r, constitution, rounds,
                                          result, max_tokens) for r in responses))
     return result
@@ -226,8 +236,8 @@ async def score_responses(s: store.Store, session: JudgeSession, response_ids: l
                           principle: Principle) -> ModeResult:
     """1-10 grades of each response (judgments with ``verdict`` "1".."10" or NULL)."""
     result = ModeResult()
-    responses = s.get_responses(response_ids)
-    prompts = {p.id: p for p in s.get_prompts(sorted({r.prompt_id for r in responses}))}
+    responses = s.responses.get_many(response_ids)
+    prompts = {p.id: p for p in s.prompts.get_many(sorted({r.prompt_id for r in responses}))}
 
     def parse(c: Completion):
         n = parse_score(c.text)

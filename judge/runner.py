@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import store
+from prefloop import store
 
 from .backends import Completion, JudgeBackend
 
@@ -154,7 +154,7 @@ class JudgeSession:
             work = [b for b in batch if b is not None]
             if work:
                 try:
-                    ids = await asyncio.to_thread(self.store.record_judgments, [j for j, _ in work])
+                    ids = await asyncio.to_thread(self.store.judgments.record, [j for j, _ in work])
                     for (_, fut), jid in zip(work, ids):
                         fut.set_result(jid)
                 except BaseException as exc:  # every waiting call sees the failure
@@ -167,7 +167,7 @@ class JudgeSession:
     def prefetch(self, keys: list[str]) -> None:
         """Load already recorded judgments for these cache keys (one query per 1000 keys)."""
         for i in range(0, len(keys), 1000):
-            self._known.update(self.store.judgments_by_cache_key(keys[i:i + 1000]))
+            self._known.update(self.store.judgments.by_cache_key(keys[i:i + 1000]))
         self._checked.update(keys)
 
     def key(self, spec: CallSpec) -> str:
@@ -178,7 +178,7 @@ class JudgeSession:
         call failed after all retries (not cached; counted in ``stats.failed``)."""
         key = self.key(spec)
         if key not in self._known and key not in self._checked:
-            found = await asyncio.to_thread(self.store.judgments_by_cache_key, [key])
+            found = await asyncio.to_thread(self.store.judgments.by_cache_key, [key])
             self._known.update(found)
         if key in self._known:
             self.stats.cached += 1

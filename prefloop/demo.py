@@ -21,9 +21,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import store
-from store.importer import import_file
-from store.pairs import PairFilters, export_pairs
+from prefloop import store
+from prefloop.store.importer import import_file
+from prefloop.store.pairs import PairFilters, export_pairs
 
 from .pipeline import Pipeline
 
@@ -90,12 +90,12 @@ def shared_data_dir(explicit: str | Path | None = None) -> Path:
 def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = None,
              fresh: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Run (or resume) the demo on store ``s``; returns the summary dict also printed."""
-    from judge.agreement import judge_agreement
-    from judge.backends import LocalBackend
-    from judge.batch import run_batch
-    from training.generate import GenParams, generate
-    from training.models import DEFAULT_MODEL, default_model_path
-    from training.train import train
+    from prefloop.judge.agreement import judge_agreement
+    from prefloop.judge.backends import make_backend
+    from prefloop.judge.batch import run_batch
+    from prefloop.models import DEFAULT_MODEL, default_model_path
+    from prefloop.training.generate import GenParams, generate
+    from prefloop.training.train import train
 
     console = console or Console()
     plan = QUICK if quick else FULL
@@ -138,7 +138,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
             "max_train_pairs": plan.rm_steps * plan.rm_batch,
             "max_length": plan.rm_max_length, "per_device_train_batch_size": plan.rm_batch,
             "learning_rate": 5e-5, "max_eval_pairs": plan.eval_pairs, "save_steps": 10_000,
-            "logging_steps": 5}, parent_run_id=demo_id)
+            "logging_steps": 5}, pipeline_run_id=demo_id)
         ev = r.summary.get("eval", {}).get("all", {})
         return {"run_id": r.run.id, "accuracy": ev.get("accuracy"), "ece": ev.get("ece"),
                 "margin": ev.get("margin"), "eval_pairs": ev.get("n"), "steps": r.summary["steps"]}
@@ -148,7 +148,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
             "model": DEFAULT_MODEL, "export_id": export_id, "max_steps": plan.dpo_steps,
             "max_train_pairs": plan.dpo_steps * 2,
             "max_length": plan.dpo_max_length, "max_eval_pairs": plan.eval_pairs,
-            "save_steps": 10_000, "logging_steps": 2}, parent_run_id=demo_id)
+            "save_steps": 10_000, "logging_steps": 2}, pipeline_run_id=demo_id)
         ev = r.summary.get("eval", {})
         return {"run_id": r.run.id, "implicit_reward_accuracy": ev.get("rewards/accuracies"),
                 "implicit_reward_margin": ev.get("rewards/margins"), "steps": r.summary["steps"]}
@@ -162,8 +162,9 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
             "export_id": export_id, "max_steps": plan.ppo_steps, "batch_size": plan.ppo_batch,
             "max_train_pairs": 200,
             "mini_batch_size": max(1, plan.ppo_batch // 2), "ppo_epochs": 2,
-            "max_new_tokens": plan.ppo_new_tokens, "max_prompt_length": 192, "save_steps": 10_000})
-        metrics = s.run_metrics(r.run.id)
+            "max_new_tokens": plan.ppo_new_tokens, "max_prompt_length": 192, "save_steps": 10_000},
+            pipeline_run_id=demo_id)
+        metrics = s.runs.metrics(r.run.id)
         last = {m.name: m.value for m in metrics if m.step == r.summary["iterations"]}
         return {"run_id": r.run.id, "reward_first": r.summary["reward_first"],
                 "reward_last": r.summary["reward_last"], "kl_last": r.summary["kl_last"],
@@ -175,7 +176,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
         r = generate(s, f"run:{ppo_res['run_id']}", "mt-bench", limit=plan.gen_prompts,
                      params=GenParams(n=plan.gen_n, max_new_tokens=plan.gen_new_tokens, batch_size=16),
                      reward_model=f"run:{rm_res['run_id']}", select="uncertain", n_tasks=plan.tasks,
-                     parent_run_id=ppo_res["run_id"])
+                     pipeline_run_id=demo_id)
         return {"run_id": r.run.id, "responses": r.n_responses, "prompts": r.n_prompts,
                 "tasks": len(r.task_ids), "tokens_per_second": r.tokens_per_second,
                 "mean_reward": r.mean_reward}
@@ -183,7 +184,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     gen_res = pipe.stage("generate", "5. New responses to MT-Bench prompts from the PPO policy", gen)
 
     def judging():
-        backend = LocalBackend(default_model_path(), name=DEFAULT_MODEL)
+        backend = make_backend("local", store=s)
         out = {}
         for name, mode, source, dataset, limit in (
                 ("new_pairs", "pairwise", "tasks", "mt-bench", plan.tasks),
@@ -191,7 +192,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
                 ("hh_pairs", "pairwise", "human", HH_DATASET, plan.judge_hh_pairs)):
             r = run_batch(s, mode, backend, source=source, dataset=dataset, limit=limit,
                           concurrency=1, max_tokens=plan.critique_tokens,
-                          parent_run_id=gen_res["run_id"])
+                          pipeline_run_id=demo_id)
             sm = r.summary
             out[name] = {"run_id": r.run.id, "calls": sm["calls"], "cached": sm["cached"],
                          "comparisons": sm["comparisons"], "revisions": sm["revisions"],
@@ -205,20 +206,20 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
                            judging)
 
     def queue():
-        admins = [a for a in s.list_annotators() if a.role == "admin" and a.active]
+        admins = [a for a in s.annotators.list() if a.role == "admin" and a.active]
         created = False
         if not admins:
-            from annotate_app.auth import hash_password
+            from prefloop.annotate_app.auth import hash_password
 
             password = os.environ.get("PREFLOOP_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
-            s.add_annotator("admin", "admin", hash_password(password))
+            s.annotators.add("admin", "admin", hash_password(password))
             created = True
             shown = ("from PREFLOOP_ADMIN_PASSWORD" if os.environ.get("PREFLOOP_ADMIN_PASSWORD")
                      else password)
             console.print(f"  Created user [bold]admin[/] with password [bold]{shown}[/] "
                           "(shown once, stored only as an argon2 hash; change it with "
                           "`prefloop users passwd admin`)")
-        open_tasks = len(s.list_tasks(limit=10_000, open_only=True))
+        open_tasks = s.tasks.count_open()
         return {"admin_created": created, "open_tasks": open_tasks,
                 "admin": admins[0].name if admins else "admin"}
 
@@ -230,7 +231,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
 
 
 def _summary(s, pipe, rm, dpo, ppo, gen, judge, queue) -> dict[str, Any]:
-    from store.stats import store_stats
+    from prefloop.store.stats import store_stats
 
     st = store_stats(s)
     by_kind: dict[str, int] = {}

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-import store
-from store.pairs import PairFilters, export_pairs
+from prefloop import store
+from prefloop.store.pairs import PairFilters, export_pairs
 
 from .pipeline import Pipeline
 
@@ -62,15 +62,14 @@ def _skipped(section: dict | None) -> bool:
 def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
              console: Console | None = None) -> dict[str, Any]:
     """Run (or resume) one loop iteration; returns the stage results."""
-    from judge.batch import run_batch
-    from training.generate import GenParams, generate
-    from training.train import train
+    from prefloop.judge.batch import run_batch
+    from prefloop.training.generate import GenParams, generate
 
     console = console or Console()
     pipe = Pipeline(s, "loop", cfg, resume=not fresh, reuse_finished=False, console=console)
     loop_id = pipe.run.id
     ex_cfg = dict(cfg.get("export") or {})
-    previous = [r for r in s.list_runs(kind="loop") if r.status == "finished" and r.id != loop_id]
+    previous = [r for r in s.runs.list(kind="loop") if r.status == "finished" and r.id != loop_id]
 
     def export():
         since = None
@@ -96,7 +95,7 @@ def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
     if ex["export_id"] is not None and not _skipped(cfg.get("rm")):
         rm_cfg = {k: v for k, v in (cfg.get("rm") or {}).items() if k != "skip"}
         res = pipe.stage("rm", "Train the reward model", lambda: _train(
-            train, s, "rm", {"model": "minilm", **rm_cfg, "export_id": ex["export_id"]}, loop_id))
+            s, "rm", {"model": "minilm", **rm_cfg, "export_id": ex["export_id"]}, loop_id))
         rm_ref = f"run:{res['run_id']}"
     update = cfg.get("policy_update", "dpo")
     if ex["export_id"] is not None and update != "none" and not _skipped(cfg.get(update)):
@@ -105,10 +104,9 @@ def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
         if update == "ppo":
             overrides.setdefault("reward_model", rm_ref)
         res = pipe.stage(update, f"Update the policy ({update})",
-                         lambda: _train(train, s, update, overrides, loop_id))
+                         lambda: _train(s, update, overrides, loop_id))
         policy = f"run:{res['run_id']}"
     gen_cfg = dict(cfg.get("generate") or {})
-    gen_res = None
     if not _skipped(gen_cfg):
         def gen():
             params = GenParams(n=gen_cfg.get("n", 4), max_new_tokens=gen_cfg.get("max_new_tokens", 128),
@@ -118,42 +116,40 @@ def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
                          params=params, reward_model=gen_cfg.get("reward_model", rm_ref),
                          select=gen_cfg.get("select", "uncertain" if rm_ref else "random"),
                          n_tasks=gen_cfg.get("tasks", 10), overlap=gen_cfg.get("overlap", 1),
-                         parent_run_id=int(policy.split(":")[1]) if policy.startswith("run:") else loop_id)
+                         pipeline_run_id=loop_id)
             return {"run_id": r.run.id, "responses": r.n_responses, "tasks": len(r.task_ids)}
 
-        gen_res = pipe.stage("generate", "Sample new responses", gen)
+        pipe.stage("generate", "Sample new responses", gen)
     judge_cfg = dict(cfg.get("judge") or {})
     if not _skipped(judge_cfg):
         def judging():
-            from judge.backends import LocalBackend, OpenAIBackend
-            from training.models import resolve_model
+            from prefloop.judge.backends import make_backend
 
-            if judge_cfg.get("backend", "local") == "openai":
-                backend = OpenAIBackend(judge_cfg["model"], judge_cfg["base_url"])
-            else:
-                ref = resolve_model(judge_cfg.get("model"), s)
-                backend = LocalBackend(ref.path, name=ref.name)
+            backend = make_backend(judge_cfg.get("backend", "local"), model=judge_cfg.get("model"),
+                                   base_url=judge_cfg.get("base_url"), store=s)
             out = {}
             for mode in judge_cfg.get("modes", ["pairwise", "critique"]):
                 r = run_batch(s, mode, backend, source=judge_cfg.get("source", "generated"),
                               limit=judge_cfg.get("limit", 20), rounds=judge_cfg.get("rounds", 1),
                               constitution=judge_cfg.get("constitution"),
-                              parent_run_id=gen_res["run_id"] if gen_res else loop_id)
+                              pipeline_run_id=loop_id)
                 out[mode] = {"run_id": r.run.id, "comparisons": r.summary["comparisons"],
                              "calls": r.summary["calls"]}
             return out
 
         pipe.stage("judge", "Judge the new responses", judging)
     pipe.stage("queue", "Queue for people", lambda: {
-        "open_tasks": len(s.list_tasks(limit=100_000, open_only=True))})
+        "open_tasks": s.tasks.count_open()})
     run = pipe.finish()
     console.print(f"Loop iteration {run.id} finished: " + ", ".join(
         f"{k} {v.get('run_id', '')}".strip() for k, v in pipe.stages.items()))
     return pipe.stages
 
 
-def _train(train, s, kind, overrides, parent) -> dict[str, Any]:
-    r = train(s, kind, overrides=overrides, parent_run_id=parent)
+def _train(s, kind, overrides, loop_id) -> dict[str, Any]:
+    from prefloop.training.train import train
+
+    r = train(s, kind, overrides=overrides, pipeline_run_id=loop_id)
     ev = r.summary.get("eval", {})
     head = ev.get("all", ev) if isinstance(ev, dict) else {}
     return {"run_id": r.run.id, **{k: v for k, v in head.items() if isinstance(v, (int, float))}}

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-import store
+from prefloop import store
 
 __all__ = ["Pipeline"]
 
@@ -30,18 +30,18 @@ class Pipeline:
     def __init__(self, s: store.Store, kind: str, config: dict[str, Any], *, resume: bool = True,
                  reuse_finished: bool = True, console: Console | None = None):
         self.store, self.kind, self.console = s, kind, console or Console()
-        s.reap_runs()
-        previous = [r for r in s.list_runs(kind=kind) if r.config == config] if resume else []
+        s.runs.reap()
+        previous = [r for r in s.runs.list(kind=kind) if r.config == config] if resume else []
         self.already_finished = False
         if previous and (previous[-1].status != "finished" or reuse_finished):
             run = previous[-1]
             self.already_finished = run.status == "finished"
             if not self.already_finished:
-                run = s.update_run(run.id, status="running", claim=True)
+                run = s.runs.update(run.id, status="running", claim=True)
             self.console.print(f"[bold]Resuming {kind} run {run.id}[/] "
                                f"({len((run.summary or {}).get('stages', {}))} stages done)")
         else:
-            run = s.create_run(kind, config)
+            run = s.runs.create(kind, config)
         self.run = run
         self.stages: dict[str, dict[str, Any]] = dict((run.summary or {}).get("stages", {}))
 
@@ -56,18 +56,18 @@ class Pipeline:
         try:
             result = fn()
         except KeyboardInterrupt:
-            self.store.update_run(self.run.id, status="interrupted")
+            self.store.runs.update(self.run.id, status="interrupted")
             raise
         except BaseException as exc:
-            self.store.update_run(self.run.id, status="failed",
+            self.store.runs.update(self.run.id, status="failed",
                                   summary={"error": f"{name}: {type(exc).__name__}: {exc}"})
             raise
         result = {**result, "seconds": round(time.perf_counter() - t0, 1)}
         self.stages[name] = result
-        self.store.update_run(self.run.id, summary={"stages": self.stages})
+        self.store.runs.update(self.run.id, summary={"stages": self.stages})
         return result
 
     def finish(self, summary: dict[str, Any] | None = None) -> store.Run:
-        self.run = self.store.update_run(self.run.id, status="finished",
+        self.run = self.store.runs.update(self.run.id, status="finished",
                                          summary={**(summary or {}), "stages": self.stages})
         return self.run

@@ -1,10 +1,12 @@
-"""Exceptions raised by :mod:`store`.
+"""Exceptions raised by :mod:`prefloop.store` (subclasses of :class:`PrefloopError`).
 
 Only the CLI turns these into one-line user messages; library code raises them with a message
 that says what was found, what is required, and how to fix it.
 """
 
 from __future__ import annotations
+
+from prefloop.errors import PrefloopError
 
 __all__ = [
     "StoreError",
@@ -19,7 +21,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(PrefloopError):
     """Base class of every error raised by the store."""
 
 

@@ -101,7 +101,7 @@ class _Stager:
         self.store, self.tag = store, tag
         self.cols: dict[str, list] = {name: [] for name in NORMALIZED.names}
         self.n = 0
-        with store.scratch() as con:
+        with store.engine.scratch() as con:
             con.execute(f"""CREATE TABLE memory.stage_{tag} (seq BIGINT, line BIGINT,
                 messages STRUCT(role VARCHAR, content VARCHAR)[],
                 responses STRUCT(text VARCHAR, model VARCHAR)[], ranking INTEGER[][],
@@ -129,7 +129,7 @@ class _Stager:
 
     def _insert(self, table: pa.Table) -> None:
         table = table.add_column(0, "seq", pa.array(np.arange(self.n, self.n + table.num_rows)))
-        with self.store.scratch() as con:
+        with self.store.engine.scratch() as con:
             con.register("stage_batch", table)
             try:
                 con.execute(f"INSERT INTO memory.stage_{self.tag} SELECT * FROM stage_batch")
@@ -142,7 +142,7 @@ class _Stager:
         :func:`store.prompt_hash` and :func:`store.text_hash`) into ``stage_rec_*`` and
         ``stage_resp_*``; runs outside the store lock."""
         t = self.tag
-        with self.store.scratch() as con:
+        with self.store.engine.scratch() as con:
             con.execute(f"""
                 CREATE TABLE memory.stage_h_{t} AS SELECT *,
                     unhex(sha256(coalesce(list_aggr(list_transform(messages, lambda m:
@@ -173,14 +173,14 @@ class _Stager:
             con.execute(f"DROP TABLE memory.stage_h_{t}")
 
     def drop(self) -> None:
-        with self.store.scratch() as con:
+        with self.store.engine.scratch() as con:
             for name in ("stage", "stage_h", "stage_rec", "stage_resp"):
                 con.execute(f"DROP TABLE IF EXISTS memory.{name}_{self.tag}")
 
 
 def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportReport) -> None:
     rec, resp = f"memory.stage_rec_{tag}", f"memory.stage_resp_{tag}"
-    with store.scratch() as con:
+    with store.engine.scratch() as con:
         report.without_comparison = con.execute(
             f"SELECT count(*) FROM {rec} WHERE NOT has_comparison").fetchone()[0]
     with store.atomic() as con:

@@ -153,9 +153,35 @@ def _0002_provenance(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE exports ADD COLUMN max_comparison_id BIGINT")
 
 
+def _0003_ids_and_pipelines(con: duckdb.DuckDBPyConnection) -> None:
+    """Labeling-app comparisons name their annotator by id (a rename keeps the labels), and a
+    run's orchestrating pipeline gets its own column (``parent_run_id`` is model lineage only).
+
+    Old stores: app submissions (a task, or a human edit) whose labeler is an annotator's name
+    get that annotator's id and no stored name; runs whose parent was a ``demo``/``loop`` run
+    move it to ``pipeline_run_id``; judge runs, which have no model lineage, lose their parent.
+    """
+    con.execute("ALTER TABLE comparisons ADD COLUMN annotator_id BIGINT")
+    # DuckDB alters no column of a table with an index, and creates no index after updates in
+    # the same transaction: drop, alter, re-create, then update.
+    con.execute("DROP INDEX comparisons_dedup_key")
+    con.execute("ALTER TABLE comparisons ALTER labeler DROP NOT NULL")
+    con.execute("CREATE UNIQUE INDEX comparisons_dedup_key ON comparisons (dedup_key)")
+    con.execute("""
+        UPDATE comparisons c SET annotator_id = a.id, labeler = NULL FROM annotators a
+        WHERE c.labeler_kind = 'human' AND a.name = c.labeler
+          AND (c.task_id IS NOT NULL OR c.rationale = 'human edit')""")
+    con.execute("ALTER TABLE runs ADD COLUMN pipeline_run_id BIGINT")
+    con.execute("""
+        UPDATE runs SET pipeline_run_id = parent_run_id, parent_run_id = NULL
+        WHERE parent_run_id IN (SELECT id FROM runs WHERE kind IN ('demo', 'loop'))""")
+    con.execute("UPDATE runs SET parent_run_id = NULL WHERE kind = 'judge'")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
+    ("0003_ids_and_pipelines", _0003_ids_and_pipelines),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from .db import Store
 from .errors import ExportError, ValidationError
 from .records import Export
+from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["PairFilters", "ExportResult", "derive_pairs", "export_pairs", "split_by_prompt",
            "verify_export", "pair_votes"]
@@ -106,34 +107,28 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
         counts ``n_comparisons``, ``n_conflicts``, ``n_ties``, ``n_below_agreement``,
         ``max_comparison_id``.
     """
+    selection = """
+        SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking FROM comparisons c
+        JOIN prompts p ON p.id = c.prompt_id
+        WHERE ($source = 'all' OR c.labeler_kind = $source)
+          AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
+          AND c.id > $since AND c.id <= $max_id"""
     with store.atomic() as con:
         since = 0
         if filters.since_export is not None:
-            since = store.get_export(filters.since_export).max_comparison_id or 0
+            since = store.exports.get(filters.since_export).max_comparison_id or 0
         max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pair_votes AS
-            WITH sel AS (
-                SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking FROM comparisons c
-                JOIN prompts p ON p.id = c.prompt_id
-                WHERE (? = 'all' OR c.labeler_kind = ?) AND (?::VARCHAR IS NULL OR p.dataset = ?)
-                  AND c.id > ? AND c.id <= ?),
-            g AS (SELECT id, prompt_id, labeler_kind, unnest(ranking) AS grp,
-                         generate_subscripts(ranking, 1) AS pos FROM sel),
-            items AS (SELECT id, prompt_id, labeler_kind, pos, unnest(grp) AS rid FROM g),
-            votes AS (
-                SELECT a.id AS cid, a.prompt_id, a.labeler_kind,
-                       least(a.rid, b.rid) AS lo, greatest(a.rid, b.rid) AS hi,
-                       CASE WHEN a.pos = b.pos THEN 0 WHEN a.rid < b.rid THEN 1 ELSE -1 END AS dir
-                FROM items a JOIN items b ON a.id = b.id
-                 AND (a.pos < b.pos OR (a.pos = b.pos AND a.rid < b.rid)))
+            WITH {votes_cte(selection, carry=["labeler_kind"])}
             SELECT prompt_id, lo, hi,
                    count(*) FILTER (dir = 1) AS v_lo, count(*) FILTER (dir = -1) AS v_hi,
                    count(*) FILTER (dir = 0) AS v_tie,
                    list(DISTINCT cid ORDER BY cid) AS comparison_ids,
                    list(DISTINCT labeler_kind ORDER BY labeler_kind) AS labeler_kinds
             FROM votes GROUP BY prompt_id, lo, hi""",
-                    [filters.source, filters.source, filters.dataset, filters.dataset, since, max_id])
+                    {"source": filters.source, "dataset": filters.dataset, "since": since,
+                     "max_id": max_id})
         counts = dict(zip(
             ("n_comparisons", "n_conflicts", "n_ties"),
             con.execute("""
@@ -252,7 +247,7 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    export = store.record_export(_filters_dict(filters), table.num_rows, str(out.resolve()),
+    export = store.exports.record(_filters_dict(filters), table.num_rows, str(out.resolve()),
                                  digest, counts["max_comparison_id"])
     return ExportResult(export, splits["train"].num_rows,
                         splits["test"].num_rows if "test" in splits else 0, counts["n_conflicts"],
@@ -288,27 +283,23 @@ def verify_export(export: Export) -> Path:
 def pair_votes(store: Store, *, labeler_kind: str | None = None, labeler: str | None = None,
                exclude_labeler: str | None = None) -> list[dict[str, Any]]:
     """Votes per unordered response pair (``lo < hi``) and comparison rationale, for the
-    comparisons of the given labeler kind / labeler (``exclude_labeler`` leaves one out).
+    comparisons of the given labeler kind / labeler (``exclude_labeler`` leaves one out;
+    labelers by the name people read, see :data:`~prefloop.store.votes.LABELER_SQL`).
 
     Returns rows ``{"prompt_id", "lo", "hi", "rationale", "v_lo", "v_hi", "v_tie"}`` where
     ``v_lo`` counts votes for ``lo`` over ``hi``; ordered by prompt, pair, rationale.
     """
+    selection = f"""
+        SELECT c.id, c.prompt_id, c.ranking, coalesce(c.rationale, '') AS rationale
+        FROM comparisons c {LABELER_JOIN}
+        WHERE ($kind::VARCHAR IS NULL OR c.labeler_kind = $kind)
+          AND ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+          AND ($exclude::VARCHAR IS NULL OR {LABELER_SQL} <> $exclude)"""
     with store.atomic() as con:
-        rows = con.execute("""
-            WITH sel AS (SELECT id, prompt_id, ranking, coalesce(rationale, '') AS rationale
-                         FROM comparisons
-                         WHERE ($kind::VARCHAR IS NULL OR labeler_kind = $kind)
-                           AND ($labeler::VARCHAR IS NULL OR labeler = $labeler)
-                           AND ($exclude::VARCHAR IS NULL OR labeler <> $exclude)),
-                 g AS (SELECT id, prompt_id, rationale, unnest(ranking) grp,
-                              generate_subscripts(ranking, 1) pos FROM sel),
-                 i AS (SELECT id, prompt_id, rationale, pos, unnest(grp) rid FROM g),
-                 v AS (SELECT a.prompt_id, a.rationale, least(a.rid, b.rid) lo, greatest(a.rid, b.rid) hi,
-                              CASE WHEN a.pos = b.pos THEN 0 WHEN a.rid < b.rid THEN 1 ELSE -1 END d
-                       FROM i a JOIN i b ON a.id = b.id
-                        AND (a.pos < b.pos OR (a.pos = b.pos AND a.rid < b.rid)))
-            SELECT prompt_id, lo, hi, rationale, count(*) FILTER (d = 1), count(*) FILTER (d = -1),
-                   count(*) FILTER (d = 0)
-            FROM v GROUP BY ALL ORDER BY prompt_id, lo, hi, rationale""",
+        rows = con.execute(f"""
+            WITH {votes_cte(selection, carry=["rationale"])}
+            SELECT prompt_id, lo, hi, rationale, count(*) FILTER (dir = 1), count(*) FILTER (dir = -1),
+                   count(*) FILTER (dir = 0)
+            FROM votes GROUP BY ALL ORDER BY prompt_id, lo, hi, rationale""",
             {"kind": labeler_kind, "labeler": labeler, "exclude": exclude_labeler}).fetchall()
     return [dict(zip(("prompt_id", "lo", "hi", "rationale", "v_lo", "v_hi", "v_tie"), r)) for r in rows]

@@ -29,6 +29,7 @@ __all__ = [
     "Message",
     "Ranking",
     "ROLES",
+    "ANNOTATOR_ROLES",
     "LABELER_KINDS",
     "RESPONSE_ORIGINS",
     "RUN_KINDS",
@@ -56,10 +57,14 @@ Message = dict[str, str]
 Ranking = list[list[int]]
 
 ROLES = ("system", "user", "assistant")
+ANNOTATOR_ROLES = ("annotator", "admin")
 LABELER_KINDS = ("human", "ai")
 RESPONSE_ORIGINS = ("dataset", "model", "revision", "human_edit")
-RUN_KINDS = ("rm", "dpo", "ppo", "sft", "grpo", "rloo", "generate", "judge", "demo", "loop")
-RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+RUN_KINDS = ("rm", "dpo", "ppo", "sft", "grpo", "rloo", "kto", "generate", "judge", "eval", "demo",
+             "loop")
+#: ``rejected``: a finished policy that the loop refused to promote (it lost ground against
+#: its parent in evaluation); it stays recorded.
+RUN_STATUSES = ("running", "finished", "failed", "interrupted", "rejected")
 
 _UNIT, _RECORD = "\x1f", "\x1e"
 
@@ -141,7 +146,7 @@ class Annotator:
 
     id: int
     name: str
-    role: Literal["annotator", "admin"]
+    role: str
     active: bool
     password_hash: str | None = field(default=None, repr=False)
     created_at: datetime | None = None
@@ -206,9 +211,10 @@ class LeasedTask:
 class Comparison:
     """A row of ``comparisons``: a ranking of responses of one prompt by one labeler.
 
-    ``labeler_kind`` is ``human`` or ``ai``; ``labeler`` is an annotator name, a dataset's
-    labeling crowd (``"hh-rlhf"``) or a judge model. ``flags`` hold e.g. ``both_bad``,
-    ``unsafe``; ``confidence`` is in [0, 1] (a judge's soft label) or ``None``.
+    ``labeler_kind`` is ``human`` or ``ai``; ``labeler`` is an annotator's current name (for a
+    labeling-app submission, stored by ``annotator_id``), a dataset's labeling crowd
+    (``"hh-rlhf"``) or a judge model. ``flags`` hold e.g. ``both_bad``, ``unsafe``;
+    ``confidence`` is in [0, 1] (a judge's soft label) or ``None``.
     """
 
     id: int
@@ -222,6 +228,7 @@ class Comparison:
     confidence: float | None = None
     duration_ms: int | None = None
     created_at: datetime | None = None
+    annotator_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,10 +278,12 @@ class Judgment:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """A row of ``runs``: a training, generation or judge job with its lineage.
+    """A row of ``runs``: a training, generation, judge, evaluation or pipeline job.
 
-    ``pid``/``host`` identify the process while ``status == "running"``; a run whose process is
-    gone is reported as ``interrupted`` by :meth:`store.Store.reap_runs`.
+    ``parent_run_id`` is model lineage only (the run whose model this one started from);
+    ``pipeline_run_id`` is the ``demo``/``loop`` run that orchestrated it. ``pid``/``host``
+    identify the process while ``status == "running"``; a run whose process is gone is
+    reported as ``interrupted`` by :meth:`prefloop.store.runs.RunsAPI.reap`.
     """
 
     id: int
@@ -289,6 +298,7 @@ class Run:
     summary: dict[str, Any] | None
     pid: int | None = None
     host: str | None = None
+    pipeline_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

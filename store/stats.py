@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .db import Store
+from .records import utcnow
+from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
            "task_rankings"]
@@ -41,20 +43,14 @@ def store_stats(store: Store) -> StoreStats:
             "GROUP BY ALL ORDER BY ALL").fetchall()]
         by_source = [dict(zip(("labeler_kind", "labeler", "dataset", "comparisons"), r))
                      for r in con.execute(
-            "SELECT c.labeler_kind, c.labeler, coalesce(p.dataset, '-'), count(*) FROM comparisons c "
-            "JOIN prompts p ON p.id = c.prompt_id GROUP BY ALL ORDER BY ALL").fetchall()]
+            f"SELECT c.labeler_kind, {LABELER_SQL}, coalesce(p.dataset, '-'), count(*) FROM comparisons c "
+            f"JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN} GROUP BY ALL ORDER BY ALL").fetchall()]
         by_origin = [dict(zip(("origin", "model", "responses"), r)) for r in con.execute(
             "SELECT origin, coalesce(model, '-'), count(*) FROM responses GROUP BY ALL "
             "ORDER BY ALL").fetchall()]
-        n_pairs, agree, total = con.execute("""
-            WITH g AS (SELECT id, unnest(ranking) grp, generate_subscripts(ranking, 1) pos
-                       FROM comparisons WHERE labeler_kind = 'human'),
-                 i AS (SELECT id, pos, unnest(grp) rid FROM g),
-                 v AS (SELECT least(a.rid, b.rid) lo, greatest(a.rid, b.rid) hi,
-                              CASE WHEN a.pos = b.pos THEN 0 WHEN a.rid < b.rid THEN 1 ELSE -1 END d
-                       FROM i a JOIN i b ON a.id = b.id
-                        AND (a.pos < b.pos OR (a.pos = b.pos AND a.rid < b.rid))),
-                 k AS (SELECT lo, hi, d, count(*) n FROM v GROUP BY ALL),
+        n_pairs, agree, total = con.execute(f"""
+            WITH {votes_cte("SELECT id, prompt_id, ranking FROM comparisons WHERE labeler_kind = 'human'")},
+                 k AS (SELECT lo, hi, dir, count(*) n FROM votes GROUP BY ALL),
                  p AS (SELECT lo, hi, sum(n * (n - 1) / 2) agree, sum(n) n FROM k GROUP BY ALL)
             SELECT count(*), sum(agree), sum(n * (n - 1) / 2) FROM p WHERE n >= 2""").fetchone()
     return StoreStats(tables, by_dataset, by_source, by_origin, n_pairs or 0,
@@ -63,15 +59,12 @@ def store_stats(store: Store) -> StoreStats:
 
 def annotator_progress(store: Store, annotator_id: int, now=None) -> dict[str, int]:
     """``{"today": n, "total": n}`` task submissions of an annotator (today = since 00:00 UTC)."""
-    from .records import utcnow
-
     now = now or utcnow()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with store.atomic() as con:
         today, total = con.execute(
-            "SELECT count(*) FILTER (c.created_at >= ?), count(*) FROM comparisons c "
-            "JOIN annotators a ON a.name = c.labeler WHERE a.id = ? AND c.labeler_kind = 'human' "
-            "AND c.task_id IS NOT NULL", [midnight, annotator_id]).fetchone()
+            "SELECT count(*) FILTER (created_at >= ?), count(*) FROM comparisons "
+            "WHERE annotator_id = ? AND task_id IS NOT NULL", [midnight, annotator_id]).fetchone()
     return {"today": today, "total": total}
 
 
@@ -83,30 +76,29 @@ def labeling_dashboard(store: Store, now=None) -> dict[str, list[dict[str, Any]]
       gold ranking orders them);
     * ``datasets``: per dataset, tasks, completed tasks, open tasks, submissions.
     """
-    from .records import utcnow
-
     now = now or utcnow()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with store.atomic() as con:
         annotators = con.execute("""
-            WITH subs AS (SELECT c.labeler, c.created_at, c.duration_ms, c.ranking, t.gold_ranking
+            WITH subs AS (SELECT c.annotator_id, c.created_at, c.duration_ms, c.ranking, t.gold_ranking
                           FROM comparisons c JOIN tasks t ON t.id = c.task_id
-                          WHERE c.labeler_kind = 'human'),
-                 skips AS (SELECT n.name, count(*) n FROM assignments a JOIN annotators n
-                           ON n.id = a.annotator_id WHERE a.state = 'skipped' GROUP BY n.name)
+                          WHERE c.annotator_id IS NOT NULL),
+                 skips AS (SELECT annotator_id, count(*) n FROM assignments
+                           WHERE state = 'skipped' GROUP BY annotator_id)
             SELECT n.name, n.role, n.active,
-                   count(s.labeler) AS total,
-                   count(s.labeler) FILTER (s.created_at >= ?) AS today,
-                   count(s.labeler) FILTER (s.created_at >= ? - INTERVAL 1 HOUR) AS last_hour,
+                   count(s.annotator_id) AS total,
+                   count(s.annotator_id) FILTER (s.created_at >= ?) AS today,
+                   count(s.annotator_id) FILTER (s.created_at >= ? - INTERVAL 1 HOUR) AS last_hour,
                    coalesce(any_value(k.n), 0) AS skipped,
                    median(s.duration_ms) / 1000.0 AS median_seconds,
                    count(s.gold_ranking) AS gold_answered
-            FROM annotators n LEFT JOIN subs s ON s.labeler = n.name
-            LEFT JOIN skips k ON k.name = n.name
-            GROUP BY n.name, n.role, n.active ORDER BY n.name""", [midnight, now]).fetchall()
+            FROM annotators n LEFT JOIN subs s ON s.annotator_id = n.id
+            LEFT JOIN skips k ON k.annotator_id = n.id
+            GROUP BY n.id, n.name, n.role, n.active ORDER BY n.name""", [midnight, now]).fetchall()
         gold = con.execute("""
-            SELECT c.labeler, c.ranking, t.gold_ranking FROM comparisons c JOIN tasks t
-            ON t.id = c.task_id WHERE c.labeler_kind = 'human' AND t.gold_ranking IS NOT NULL""").fetchall()
+            SELECT n.name, c.ranking, t.gold_ranking FROM comparisons c JOIN tasks t
+            ON t.id = c.task_id JOIN annotators n ON n.id = c.annotator_id
+            WHERE t.gold_ranking IS NOT NULL""").fetchall()
         datasets = con.execute("""
             WITH sub AS (SELECT task_id, count(*) n FROM comparisons WHERE task_id IS NOT NULL
                          GROUP BY task_id)
@@ -142,8 +134,8 @@ def _pair_accuracy(ranking: list[list[int]], gold: list[list[int]]) -> float:
 
 
 def task_rankings(store: Store) -> list[tuple[int, str, list[list[int]]]]:
-    """``(task_id, annotator, ranking)`` of every human task submission (for agreement)."""
+    """``(task_id, annotator, ranking)`` of every labeling-app task submission (for agreement)."""
     with store.atomic() as con:
         return [tuple(r) for r in con.execute(
-            "SELECT task_id, labeler, ranking FROM comparisons WHERE labeler_kind = 'human' AND "
-            "task_id IS NOT NULL ORDER BY task_id, labeler").fetchall()]
+            "SELECT c.task_id, n.name, c.ranking FROM comparisons c JOIN annotators n "
+            "ON n.id = c.annotator_id WHERE c.task_id IS NOT NULL ORDER BY c.task_id, n.name").fetchall()]

@@ -1,4 +1,10 @@
-"""Shared fixtures: a real DuckDB store file per test, the shared real data, the CLI runner."""
+"""Shared fixtures: a real DuckDB store file per test, the shared real data, the CLI runner.
+
+Opt-in groups (as datasette does with ``--playwright``): ``--browser`` (Debian chromium through
+Playwright), ``--soak`` (several processes for a minute) and ``--slow`` (real SmolLM2 training,
+the quick demo, accelerate with two processes). ``.ci/run`` opts in to all three. Tests that
+read ``../shared/data`` skip with a reason when it is absent.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import store
+from prefloop import store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PREFLOOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -16,6 +22,29 @@ HH = SHARED_DATA / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz"
 ALPACA = SHARED_DATA / "alpaca-eval" / "alpaca-7b_vs_text-davinci-003_gpt4-judge.json"
 MT_BENCH = SHARED_DATA / "mt-bench" / "question.jsonl"
 CAI = SHARED_DATA / "constitutions" / "anthropic-cai-principles.json"
+OPT_IN = {"browser": "--browser", "soak": "--soak", "slow": "--slow"}
+
+
+def pytest_addoption(parser):
+    for marker, option in OPT_IN.items():
+        parser.addoption(option, action="store_true", default=False,
+                         help=f"also run the tests marked {marker}")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker, option in OPT_IN.items():
+            if marker in item.keywords and not config.getoption(option):
+                item.add_marker(pytest.mark.skip(reason=f"opt-in: pass {option} to run it"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$PREFLOOP_SHARED_DATA``); the test is skipped without it."""
+    if not HH.exists():
+        pytest.skip(f"the shared real data is not at {SHARED_DATA} (clone ../shared beside the "
+                    "repository or set PREFLOOP_SHARED_DATA)")
+    return SHARED_DATA
 
 
 @pytest.fixture
@@ -48,10 +77,10 @@ def cli():
 def make_pairs(db: store.Store, n_prompts: int = 3, k: int = 2, dataset: str = "toy"):
     """Add ``n_prompts`` prompts with ``k`` responses each; returns ``[(prompt_id, [rids])]``."""
     out = []
-    pids = db.add_prompts([[{"role": "user", "content": f"question {i}"}] for i in range(n_prompts)],
+    pids = db.prompts.add([[{"role": "user", "content": f"question {i}"}] for i in range(n_prompts)],
                           source="test", dataset=dataset)
     for pid in pids:
-        rids = db.add_responses([store.ResponseIn(pid, f"answer {j} to {pid}") for j in range(k)])
+        rids = db.responses.add([store.ResponseIn(pid, f"answer {j} to {pid}") for j in range(k)])
         out.append((pid, rids))
     return out
 
@@ -59,15 +88,15 @@ def make_pairs(db: store.Store, n_prompts: int = 3, k: int = 2, dataset: str = "
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random Llama (2 layers, hidden 32) with a byte-level BPE tokenizer."""
-    from training.models import build_tiny_llama
+    from prefloop.training.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture
-def hh_store(store_path) -> store.Store:
+def hh_store(store_path, shared_data) -> store.Store:
     """A store with the shared HH-RLHF pairs imported."""
-    from store.importer import import_file
+    from prefloop.store.importer import import_file
 
     s = store.Store(store_path)
     import_file(s, HH, "hh")

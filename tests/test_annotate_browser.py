@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from prefloop.annotate_app.auth import hash_password
 
-import store
-from annotate_app.auth import hash_password
-
-from .app_server import AppServer
+from prefloop import store
+from prefloop.testing import AppServer
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -61,17 +60,17 @@ def admin_counts(page, total: int) -> None:
 
 def test_annotator_and_admin_in_a_browser(db, tmp_path, browser):
     def prompt(text, answers):
-        pid = db.add_prompts([[{"role": "user", "content": text}]], dataset="ui")[0]
-        return pid, db.add_responses([store.ResponseIn(pid, a) for a in answers])
+        pid = db.prompts.add([[{"role": "user", "content": text}]], dataset="ui")[0]
+        return pid, db.responses.add([store.ResponseIn(pid, a) for a in answers])
 
     p1, r1 = prompt("first question", ["one", "two"])
     p2, r2 = prompt("second question", ["alpha", "beta", "gamma"])
     p3, r3 = prompt("third question", [XSS, "plain answer"])
     p4, r4 = prompt("fourth question", ["x", "y"])
-    t1, t2, t3, t4 = db.create_tasks([store.TaskIn(p, r, priority=10 - i)
+    t1, t2, t3, t4 = db.tasks.create([store.TaskIn(p, r, priority=10 - i)
                                       for i, (p, r) in enumerate([(p1, r1), (p2, r2), (p3, r3), (p4, r4)])])
-    db.add_annotator("ann", "annotator", hash_password("password123"))
-    db.add_annotator("boss", "admin", hash_password("password123"))
+    db.annotators.add("ann", "annotator", hash_password("password123"))
+    db.annotators.add("boss", "admin", hash_password("password123"))
     server = AppServer(db.path, log=tmp_path / "server.log")
     try:
         admin = login(browser, server.url, "boss")
@@ -117,19 +116,19 @@ def test_annotator_and_admin_in_a_browser(db, tmp_path, browser):
     finally:
         server.stop()
 
-    human = db.list_comparisons(labeler="ann")
+    human = db.comparisons.list(labeler="ann")
     by_task = {c.task_id: c for c in human}
     assert set(by_task) == {t1, t2, t3, None}
     chosen = {v: k for k, v in labels.items()}["B"]
-    assert by_task[t1].ranking == [[next(r for r in r1 if db.get_responses([r])[0].text == chosen)],
-                                   [next(r for r in r1 if db.get_responses([r])[0].text != chosen)]]
-    text_id = {db.get_responses([r])[0].text: r for r in r2}
+    assert by_task[t1].ranking == [[next(r for r in r1 if db.responses.get_many([r])[0].text == chosen)],
+                                   [next(r for r in r1 if db.responses.get_many([r])[0].text != chosen)]]
+    text_id = {db.responses.get_many([r])[0].text: r for r in r2}
     assert by_task[t2].ranking == [[text_id[shown[0]]], sorted([text_id[shown[1]], text_id[shown[2]]])]
     xss_id = r3[0]
     best = by_task[t3].ranking[0][0]
     assert best == (xss_id if xss_slot == 0 else r3[1])
     edit = by_task[None]
-    edited = db.get_responses(edit.ranking[0])[0]
+    edited = db.responses.get_many(edit.ranking[0])[0]
     assert edited.origin == "human_edit" and edited.text == "A safer, edited answer." and edit.ranking[1] == [best]
-    assert [a.state for a in db.assignments_for(task_id=t4)] == ["skipped"]
+    assert [a.state for a in db.tasks.assignments(task_id=t4)] == ["skipped"]
     assert len(human) == 4

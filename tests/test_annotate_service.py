@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from prefloop.annotate_app.auth import (
+    authenticate,
+    caller,
+    hash_password,
+    verify_password,
+)
+from prefloop.annotate_app.errors import InvalidSubmission, NotAuthorized
+from prefloop.annotate_app.metrics import krippendorff_alpha
+from prefloop.annotate_app.service import AppConfig, LabelingService
 
-import store
-from annotate_app.auth import authenticate, caller, hash_password, verify_password
-from annotate_app.errors import InvalidSubmission, NotAuthorized
-from annotate_app.metrics import krippendorff_alpha
-from annotate_app.service import AppConfig, LabelingService
+from prefloop import store
 
 from .conftest import make_pairs
 
@@ -19,14 +24,14 @@ def svc(db):
 
 
 def _user(db, name, role="annotator"):
-    return db.add_annotator(name, role, hash_password("correct horse"))
+    return db.annotators.add(name, role, hash_password("correct horse"))
 
 
 def test_passwords_are_hashed_and_checked(db):
     a = _user(db, "ann")
     assert a.password_hash.startswith("$argon2id$") and "correct horse" not in a.password_hash
     assert authenticate(db, "ann", "correct horse") and not authenticate(db, "ann", "wrong")
-    db.update_annotator("ann", active=False)
+    db.annotators.update("ann", active=False)
     assert not authenticate(db, "ann", "correct horse")
     assert not authenticate(db, "nobody", "correct horse")
     assert verify_password(None, "x") is False
@@ -51,35 +56,35 @@ def test_caller_checks_login_and_role(db):
 
 def test_two_response_task_with_edit_rationale_and_flags(db, svc):
     (p, rids), = make_pairs(db, 1)
-    db.create_tasks([store.TaskIn(p, rids)])
+    db.tasks.create([store.TaskIn(p, rids)])
     ann = _user(db, "ann")
     view = svc.next_task(ann)
     assert view.labels == ["A", "B"] and sorted(view.response_ids) == sorted(rids)
     assert svc.next_task(ann).response_ids == view.response_ids      # stable order on reload
     cid = svc.submit_pair(ann, view.task_id, "B", rationale="clearer", flags=["needs_expert"],
                           edit="An even better answer.")
-    c = db.get_comparison(cid)
+    c = db.comparisons.get(cid)
     assert c.ranking == [[view.id_of("B")], [view.id_of("A")]] and c.flags == ["needs_expert"]
     assert c.rationale == "clearer" and c.duration_ms is not None and c.labeler == "ann"
-    edits = [r for r in db.responses_for_prompts([p])[p] if r.origin == "human_edit"]
+    edits = [r for r in db.responses.for_prompts([p])[p] if r.origin == "human_edit"]
     assert len(edits) == 1 and edits[0].parent_response_id == view.id_of("B")
-    edit_cmp = [x for x in db.list_comparisons(labeler="ann") if x.task_id is None]
+    edit_cmp = [x for x in db.comparisons.list(labeler="ann") if x.task_id is None]
     assert edit_cmp[0].ranking == [[edits[0].id], [view.id_of("B")]]
     assert svc.next_task(ann) is None
 
 
 def test_both_bad_is_a_flag_not_a_ranking(db, svc):
     (p, rids), = make_pairs(db, 1)
-    db.create_tasks([store.TaskIn(p, rids)])
+    db.tasks.create([store.TaskIn(p, rids)])
     ann = _user(db, "ann")
     cid = svc.submit_pair(ann, svc.next_task(ann).task_id, "both_bad")
-    c = db.get_comparison(cid)
+    c = db.comparisons.get(cid)
     assert c.ranking == [sorted(rids)] and c.flags == ["both_bad"]
 
 
 def test_ranking_with_ties_and_validation(db, svc):
     (p, rids), = make_pairs(db, 1, k=3)
-    db.create_tasks([store.TaskIn(p, rids)])
+    db.tasks.create([store.TaskIn(p, rids)])
     ann = _user(db, "ann")
     view = svc.next_task(ann)
     with pytest.raises(InvalidSubmission, match="every response a rank"):
@@ -89,12 +94,12 @@ def test_ranking_with_ties_and_validation(db, svc):
     with pytest.raises(InvalidSubmission, match="rank them instead"):
         svc.submit_pair(ann, view.task_id, "A")
     cid = svc.submit_ranks(ann, view.task_id, {"A": 2, "B": 1, "C": 2})
-    assert db.get_comparison(cid).ranking == [[view.id_of("B")], sorted([view.id_of("A"), view.id_of("C")])]
+    assert db.comparisons.get(cid).ranking == [[view.id_of("B")], sorted([view.id_of("A"), view.id_of("C")])]
 
 
 def test_skip_and_undo(db, svc):
     made = make_pairs(db, 2)
-    db.create_tasks([store.TaskIn(p, r, priority=2 - i) for i, (p, r) in enumerate(made)])
+    db.tasks.create([store.TaskIn(p, r, priority=2 - i) for i, (p, r) in enumerate(made)])
     ann = _user(db, "ann")
     first = svc.next_task(ann)
     svc.skip(ann, first.task_id)
@@ -111,7 +116,7 @@ def test_skip_and_undo(db, svc):
 
 def test_a_submission_must_be_for_the_current_task(db, svc):
     made = make_pairs(db, 2)
-    t1, t2 = db.create_tasks([store.TaskIn(p, r) for p, r in made])
+    t1, t2 = db.tasks.create([store.TaskIn(p, r) for p, r in made])
     ann = _user(db, "ann")
     assert svc.next_task(ann).task_id == t1
     with pytest.raises(InvalidSubmission, match="not your current task"):
@@ -121,16 +126,16 @@ def test_a_submission_must_be_for_the_current_task(db, svc):
 def test_gold_items_score_annotators(db):
     made = make_pairs(db, 3)
     for p, (a, b) in made:
-        db.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="dataset")
-    gold = db.create_gold_tasks()
-    assert len(gold) == 3 and db.list_tasks(open_only=True) != []
+        db.comparisons.record(p, [[a], [b]], labeler_kind="human", labeler="dataset")
+    gold = db.tasks.create_gold()
+    assert len(gold) == 3 and db.tasks.list(open_only=True) != []
     svc = LabelingService(db, AppConfig(gold_rate=1.0))
     ann = _user(db, "ann")
     answers = []
     for _ in range(3):
         view = svc.next_task(ann)
         assert view.gold
-        truth = db.get_task(view.task_id).gold_ranking[0][0]
+        truth = db.tasks.get(view.task_id).gold_ranking[0][0]
         right = len(answers) < 2                               # right twice, then wrong
         label = view.labels[view.response_ids.index(truth)] if right else \
             view.labels[1 - view.response_ids.index(truth)]
@@ -142,7 +147,7 @@ def test_gold_items_score_annotators(db):
 
 def test_admin_dashboard_counts_and_agreement(db, svc):
     (p, rids), = make_pairs(db, 1)
-    db.create_tasks([store.TaskIn(p, rids, overlap=2)])
+    db.tasks.create([store.TaskIn(p, rids, overlap=2)])
     a, b = _user(db, "a"), _user(db, "b")
     for u in (a, b):
         v = svc.next_task(u)
@@ -153,7 +158,12 @@ def test_admin_dashboard_counts_and_agreement(db, svc):
     assert board["agreement"]["pairwise_agreement"] == 1.0
     assert board["agreement"]["units_with_overlap"] == 1
     assert svc.queue() == []
-    assert svc.add_tasks(dataset=None, overlap=1, priority=0, limit=None) == 1  # already queued
+    r = svc.add_tasks(dataset=None, overlap=1, priority=0, limit=None)      # already queued
+    assert (r.created, r.existing, r.differing, r.updated) == (0, 1, 1, 0)
+    r = svc.add_tasks(dataset=None, overlap=3, priority=5, limit=None, update=True)
+    assert (r.created, r.existing, r.updated) == (0, 1, 1)
+    assert (db.tasks.get(r.ids[0]).overlap, db.tasks.get(r.ids[0]).priority) == (3, 5)
+    assert [t.id for t, _, _ in db.tasks.list(open_only=True)] == r.ids      # a free slot again
     with pytest.raises(InvalidSubmission):
         svc.start_job("train", "rm; rm -rf /", {})
     with pytest.raises(InvalidSubmission, match="not allowed"):

@@ -10,7 +10,7 @@ import typer.main
 
 from prefloop.cli import app
 
-from .conftest import ALPACA, HH, MT_BENCH
+from .conftest import ALPACA, HH, MT_BENCH, make_pairs
 
 
 def _commands(group, prefix=()):
@@ -30,7 +30,33 @@ def test_every_command_has_help_text(cli):
         assert result.exit_code == 0 and "Usage" in result.output
 
 
-def test_init_import_export_stats(cli, tmp_path):
+def test_import_help_lists_every_format_the_store_reads(cli):
+    from prefloop.cli._common import IMPORT_FORMATS
+    from prefloop.store.importer import FORMATS
+
+    assert IMPORT_FORMATS == FORMATS
+    assert all(f in cli("import", "--help").output for f in FORMATS)
+
+
+def test_users_rename_keeps_their_labels(cli, tmp_path):
+    from prefloop import store
+
+    db = tmp_path / "s.duckdb"
+    s = store.Store(db, create=True)
+    s.annotators.add("ann")
+    (p, rids), = make_pairs(s, 1)
+    task, = s.tasks.create([store.TaskIn(p, rids)])
+    ann = s.annotators.get("ann")
+    s.tasks.lease_next(ann.id)
+    s.comparisons.record(p, [[rids[0]], [rids[1]]], labeler_kind="human", task_id=task,
+                         annotator_id=ann.id)
+    r = cli("--db", db, "users", "rename", "ann", "anna")
+    assert r.exit_code == 0 and r.output.strip() == "User ann is now anna."
+    assert [c.labeler for c in s.comparisons.list()] == ["anna"]
+    assert s.comparisons.list(labeler="ann") == []
+
+
+def test_init_import_export_stats(cli, tmp_path, shared_data):
     db = tmp_path / "s.duckdb"
     assert cli("--db", db, "init").exit_code == 0
     r = cli("--db", db, "import", HH, "--format", "hh")

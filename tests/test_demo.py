@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import store
+from prefloop import store
 
 from .conftest import ROOT
 
@@ -24,12 +24,13 @@ def test_quick_demo_runs_and_resumes(tmp_path):
     assert f"prefloop --db {(tmp_path / 'prefloop.duckdb').resolve()} annotate" in first.stdout
     assert "demo-password-1" not in first.stdout + first.stderr
     s = store.Store(tmp_path / "prefloop.duckdb")
-    runs = {r.kind: r for r in s.list_runs()}
+    runs = {r.kind: r for r in s.runs.list()}
     assert {"demo", "rm", "dpo", "ppo", "generate", "judge"} <= set(runs)
-    assert all(r.status == "finished" for r in s.list_runs())
+    assert all(r.status == "finished" for r in s.runs.list())
     assert runs["ppo"].parent_run_id == runs["dpo"].id
     assert runs["generate"].parent_run_id == runs["ppo"].id
-    assert s.list_tasks(open_only=True) and s.get_annotator("admin").role == "admin"
+    assert {r.pipeline_run_id for r in s.runs.list() if r.kind != "demo"} == {runs["demo"].id}
+    assert s.tasks.list(open_only=True) and s.annotators.get("admin").role == "admin"
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already finished" in again.stdout
-    assert len(s.list_runs(kind="demo")) == 1
+    assert len(s.runs.list(kind="demo")) == 1

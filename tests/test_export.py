@@ -7,10 +7,10 @@ import json
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from prefloop.store.importer import import_file
+from prefloop.store.pairs import PairFilters, derive_pairs, export_pairs, verify_export
 
-import store
-from store.importer import import_file
-from store.pairs import PairFilters, derive_pairs, export_pairs, verify_export
+from prefloop import store
 
 from .conftest import HH, make_pairs
 
@@ -23,7 +23,7 @@ def _pairs(db, **kw):
 
 def test_a_ranking_with_ties_yields_pairs_between_groups_only(db):
     (p, (a, b, c)), = make_pairs(db, 1, k=3)
-    db.record_comparison(p, [[a], [b, c]], labeler_kind="human", labeler="x")
+    db.comparisons.record(p, [[a], [b, c]], labeler_kind="human", labeler="x")
     pairs, counts = _pairs(db)
     assert set(pairs) == {(a, b), (a, c)}          # b ~ c is a tie: no pair
     assert counts["n_ties"] == 1
@@ -35,9 +35,9 @@ def test_a_ranking_with_ties_yields_pairs_between_groups_only(db):
 def test_votes_aggregate_across_labelers(db):
     (p, (a, b)), (p2, (c, d)) = make_pairs(db, 2)
     for who, ranking in [("x", [[a], [b]]), ("y", [[a], [b]]), ("z", [[b], [a]])]:
-        db.record_comparison(p, ranking, labeler_kind="human", labeler=who)
-    db.record_comparison(p2, [[c], [d]], labeler_kind="human", labeler="x")
-    db.record_comparison(p2, [[d], [c]], labeler_kind="ai", labeler="judge")
+        db.comparisons.record(p, ranking, labeler_kind="human", labeler=who)
+    db.comparisons.record(p2, [[c], [d]], labeler_kind="human", labeler="x")
+    db.comparisons.record(p2, [[d], [c]], labeler_kind="ai", labeler="judge")
     pairs, counts = _pairs(db)
     assert (pairs[(a, b)]["votes_chosen"], pairs[(a, b)]["votes_rejected"]) == (2, 1)
     assert pairs[(a, b)]["agreement"] == pytest.approx(2 / 3)
@@ -52,17 +52,17 @@ def test_votes_aggregate_across_labelers(db):
 
 def test_dataset_and_since_export_filters(db, tmp_path):
     (p, (a, b)), = make_pairs(db, 1, dataset="one")
-    pid = db.add_prompts([[{"role": "user", "content": "other"}]], dataset="two")[0]
-    c, d = db.add_responses([store.ResponseIn(pid, "c"), store.ResponseIn(pid, "d")])
-    db.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="x")
+    pid = db.prompts.add([[{"role": "user", "content": "other"}]], dataset="two")[0]
+    c, d = db.responses.add([store.ResponseIn(pid, "c"), store.ResponseIn(pid, "d")])
+    db.comparisons.record(p, [[a], [b]], labeler_kind="human", labeler="x")
     assert set(_pairs(db, dataset="two")[0]) == set()
     first = export_pairs(db, tmp_path / "e1", PairFilters())
-    db.record_comparison(pid, [[c], [d]], labeler_kind="human", labeler="x")
+    db.comparisons.record(pid, [[c], [d]], labeler_kind="human", labeler="x")
     assert set(_pairs(db, since_export=first.export.id)[0]) == {(c, d)}
     assert set(_pairs(db, dataset="two")[0]) == {(c, d)}
 
 
-def test_export_is_deterministic_split_by_prompt_and_recorded(db, tmp_path):
+def test_export_is_deterministic_split_by_prompt_and_recorded(db, tmp_path, shared_data):
     import_file(db, HH, "hh")
     f = PairFilters(source="human", test_fraction=0.2, seed=1)
     e1 = export_pairs(db, tmp_path / "a", f)
@@ -81,7 +81,7 @@ def test_export_is_deterministic_split_by_prompt_and_recorded(db, tmp_path):
     assert len(test_prompts) == round(0.2 * len(train_prompts | test_prompts))
     assert pq.read_table(tmp_path / "a" / "train.parquet").num_rows == e1.n_train
 
-    rec = db.get_export(e1.export.id)
+    rec = db.exports.get(e1.export.id)
     assert rec.n_pairs == 1794 and rec.filters["test_fraction"] == 0.2
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["sha256"] == rec.sha256 and manifest["splits"] == {"train": e1.n_train, "test": e1.n_test}
@@ -98,4 +98,4 @@ def test_export_refuses_to_overwrite_and_to_export_nothing(db, tmp_path):
         export_pairs(db, tmp_path / "out")
     with pytest.raises(store.ExportError, match="no pairs match"):
         export_pairs(db, tmp_path / "new")
-    assert not (tmp_path / "new").exists() and db.list_exports() == []
+    assert not (tmp_path / "new").exists() and db.exports.list() == []

@@ -9,10 +9,10 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from prefloop.store.importer import import_file
+from prefloop.store.stats import store_stats
 
-import store
-from store.importer import import_file
-from store.stats import store_stats
+from prefloop import store
 
 from .conftest import ALPACA, HH, MT_BENCH
 
@@ -21,7 +21,7 @@ def _counts(db):
     return store_stats(db).tables
 
 
-def test_hh_every_line_is_accounted_for(db):
+def test_hh_every_line_is_accounted_for(db, shared_data):
     r = import_file(db, HH, "hh")
     # data README: 1800 lines = 1794 clean pairs + 4 with an empty final reply + 2 whose
     # shared prefix differs between chosen and rejected
@@ -30,14 +30,14 @@ def test_hh_every_line_is_accounted_for(db):
     assert by_reason["rejected: field 'chosen': the final Assistant reply is empty"] == [87, 517, 926, 1104]
     assert [lines for reason, _, lines in r.reasons() if "differs" in reason] == [[1255, 1689]]
     assert r.comparisons_added == 1794 and r.responses_added == 3588
-    c = db.list_comparisons()[0]
+    c = db.comparisons.list()[0]
     assert c.labeler_kind == "human" and c.ranking == [[1], [2]]
-    p = db.get_prompt(c.prompt_id)
+    p = db.prompts.get(c.prompt_id)
     assert p.messages[0]["role"] == "user" and p.messages[-1]["role"] == "user"
     assert p.dataset == "harmless-base-test-dev"
 
 
-def test_reimporting_adds_nothing(db):
+def test_reimporting_adds_nothing(db, shared_data):
     import_file(db, HH, "hh")
     before = _counts(db)
     again = import_file(db, HH, "hh")
@@ -45,14 +45,14 @@ def test_reimporting_adds_nothing(db):
     assert _counts(db) == before
 
 
-def test_alpaca_eval_ai_labels_and_preference_zero(db):
+def test_alpaca_eval_ai_labels_and_preference_zero(db, shared_data):
     r = import_file(db, ALPACA, "alpaca-eval")
     # data README: 805 rows = 584 x "1" + 205 x "2" + 16 x "0"
     assert (r.lines_read, r.imported, r.rejected) == (805, 805, 0)
     assert r.comparisons_added == 789 and r.without_comparison == 16
-    comps = db.list_comparisons()
+    comps = db.comparisons.list()
     assert {c.labeler_kind for c in comps} == {"ai"} and {c.labeler for c in comps} == {"alpaca_eval_gpt4"}
-    winners = db.get_responses([c.ranking[0][0] for c in comps])
+    winners = db.responses.get_many([c.ranking[0][0] for c in comps])
     first_won = sum(w.model == "text_davinci_003" for w in winners)
     models = {x["model"] for x in store_stats(db).responses_by_origin}
     assert models == {"alpaca-7b", "text_davinci_003"}
@@ -61,11 +61,11 @@ def test_alpaca_eval_ai_labels_and_preference_zero(db):
         + sum(1 for x in raw if x["preference"] == 2 and x["generator_2"] == "text_davinci_003")
 
 
-def test_mt_bench_prompts_first_turn(db):
+def test_mt_bench_prompts_first_turn(db, shared_data):
     r = import_file(db, MT_BENCH, "prompts")
     assert (r.lines_read, r.imported, r.rejected, r.dataset) == (80, 80, 0, "mt-bench")
     first = json.loads(MT_BENCH.read_text().splitlines()[0])
-    assert db.list_prompts(dataset="mt-bench")[0].messages == [{"role": "user", "content": first["turns"][0]}]
+    assert db.prompts.list(dataset="mt-bench")[0].messages == [{"role": "user", "content": first["turns"][0]}]
 
 
 # ------------------------------------------------------------------------ bad input
@@ -84,7 +84,7 @@ GOOD_HH = json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected":
     (json.dumps({"chosen": 5, "rejected": "\n\nHuman: a\n\nAssistant: b"}), "chosen", "expected a string"),
     (json.dumps([1, 2]), None, "expected a JSON object"),
 ])
-def test_bad_lines_name_file_line_and_field_and_change_nothing(db, tmp_path, line, field, reason):
+def test_bad_lines_name_file_line_and_field_and_change_nothing(db, tmp_path, line, field, reason, shared_data):
     import_file(db, HH, "hh")
     before = _counts(db)
     path = _write(tmp_path / "bad.jsonl", [GOOD_HH, GOOD_HH.replace("hello", "hey"), line])
@@ -154,9 +154,9 @@ IMPLICIT = {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", 
 
 def _check_trl(db, r, n=2):
     assert (r.imported, r.rejected) == (n, 0)
-    comps = db.list_comparisons()
+    comps = db.comparisons.list()
     assert len(comps) == n and {c.labeler_kind for c in comps} == {"human"}
-    texts = {db.get_responses(c.ranking[0])[0].text for c in comps}
+    texts = {db.responses.get_many(c.ranking[0])[0].text for c in comps}
     assert {"4", "Paris"} <= texts
 
 
@@ -164,11 +164,11 @@ def test_trl_jsonl_standard_conversational_and_implicit(db, tmp_path):
     path = _write(tmp_path / "prefs.jsonl", [json.dumps(x) for x in ROWS + [IMPLICIT]])
     r = import_file(db, path, "trl", dataset="mine", labeler_kind="ai", labeler="judge-x")
     assert (r.imported, r.rejected) == (3, 0)
-    comps = db.list_comparisons()
+    comps = db.comparisons.list()
     assert {(c.labeler_kind, c.labeler) for c in comps} == {("ai", "judge-x")}
-    system_prompt = db.get_prompt(comps[1].prompt_id)
+    system_prompt = db.prompts.get(comps[1].prompt_id)
     assert system_prompt.messages[0] == {"role": "system", "content": "Be brief."}
-    assert db.get_prompt(comps[2].prompt_id).messages == [{"role": "user", "content": "Hi"}]
+    assert db.prompts.get(comps[2].prompt_id).messages == [{"role": "user", "content": "Hi"}]
 
 
 def test_trl_parquet(db, tmp_path):
@@ -201,7 +201,7 @@ def test_alpaca_eval_soft_preferences(db, tmp_path):
             for k, p in enumerate([1, 2, 1.5, 1.25, "0"])]
     r = import_file(db, _write(tmp_path / "a.json", [json.dumps(rows)]), "alpaca-eval")
     assert (r.imported, r.comparisons_added, r.without_comparison) == (5, 4, 1)
-    comps = {db.get_prompt(c.prompt_id).messages[0]["content"]: c for c in db.list_comparisons()}
+    comps = {db.prompts.get(c.prompt_id).messages[0]["content"]: c for c in db.comparisons.list()}
     assert len(comps["i2"].ranking) == 1                      # 1.5: a tie
     assert comps["i3"].confidence == pytest.approx(0.5)       # 1.25: output_1, soft
     bad = [{**rows[0], "preference": 7}]
@@ -212,9 +212,9 @@ def test_alpaca_eval_soft_preferences(db, tmp_path):
 def test_imported_prompts_hash_like_the_api(db, tmp_path):
     path = _write(tmp_path / "p.jsonl", [json.dumps(ROWS[1])])
     import_file(db, path, "trl")
-    pid = db.list_comparisons()[0].prompt_id
-    assert db.add_prompts([ROWS[1]["prompt"]]) == [pid]
-    assert db.get_prompt(pid).text_hash == store.prompt_hash(ROWS[1]["prompt"])
+    pid = db.comparisons.list()[0].prompt_id
+    assert db.prompts.add([ROWS[1]["prompt"]]) == [pid]
+    assert db.prompts.get(pid).text_hash == store.prompt_hash(ROWS[1]["prompt"])
 
 
 def test_trl_parquet_bad_rows_are_reported_like_jsonl(db, tmp_path):

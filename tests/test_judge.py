@@ -11,15 +11,15 @@ import time
 
 import openai
 import pytest
+from prefloop.judge.agreement import judge_agreement
+from prefloop.judge.backends import LocalBackend, OpenAIBackend
+from prefloop.judge.batch import run_batch
+from prefloop.judge.constitution import load_constitution
+from prefloop.judge.errors import ConstitutionError
+from prefloop.judge.runner import CallSpec, JudgeSession
+from prefloop.judge.templates import parse_pairwise, render_pairwise
 
-import store
-from judge.agreement import judge_agreement
-from judge.backends import LocalBackend, OpenAIBackend
-from judge.batch import run_batch
-from judge.constitution import load_constitution
-from judge.errors import ConstitutionError
-from judge.runner import CallSpec, JudgeSession
-from judge.templates import parse_pairwise, render_pairwise
+from prefloop import store
 
 from .conftest import CAI, ROOT, make_pairs
 from .judge_server import FakeJudgeServer
@@ -56,7 +56,7 @@ def test_responses_are_data_and_cannot_steer_the_parser():
     assert parse_pairwise("I think so") is None
 
 
-def test_constitutions_load_and_name_the_bad_entry(tmp_path):
+def test_constitutions_load_and_name_the_bad_entry(tmp_path, shared_data):
     cai = load_constitution(CAI)
     assert len(cai.principles) == 16 and cai.principles[0].id == "cai-01"
     assert "young children" in cai.principles[0].critique_request
@@ -74,22 +74,22 @@ def test_constitutions_load_and_name_the_bad_entry(tmp_path):
 def test_pairwise_batch_over_http_records_and_caches(db, fake_server):
     make_pairs(db, 3)
     for p, (a, b) in [(1, (1, 2)), (2, (3, 4)), (3, (5, 6))]:
-        db.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="h")
+        db.comparisons.record(p, [[a], [b]], labeler_kind="human", labeler="h")
     r = run_batch(db, "pairwise", _backend(fake_server), progress=False)
     assert r.summary["calls"] == 6 and r.summary["comparisons"] == 3
-    js = db.list_judgments(judge_model="fake-judge")
+    js = db.judgments.list(judge_model="fake-judge")
     assert len(js) == 6 and {j.order for j in js} == {"AB", "BA"}
     assert all(j.tokens_in == 10 and j.latency_ms > 0 and j.comparison_id for j in js)
-    ai = db.list_comparisons(labeler_kind="ai")
+    ai = db.comparisons.list(labeler_kind="ai")
     assert len(ai) == 3 and all(c.labeler == "fake-judge" and c.rationale == "harmless" for c in ai)
     again = run_batch(db, "pairwise", _backend(fake_server), progress=False)
     assert again.summary["calls"] == 0 and again.summary["cached"] == 6
-    assert len(db.list_comparisons(labeler_kind="ai")) == 3 and sum(fake_server.requests.values()) == 6
+    assert len(db.comparisons.list(labeler_kind="ai")) == 3 and sum(fake_server.requests.values()) == 6
 
 
 def test_transient_faults_are_retried(db, fake_server):
     make_pairs(db, 1)
-    db.record_comparison(1, [[1], [2]], labeler_kind="human", labeler="h")
+    db.comparisons.record(1, [[1], [2]], labeler_kind="human", labeler="h")
     fake_server.faults = ["429", "500", "garbage", "slow"]
     fake_server.slow_seconds = 2.0
 
@@ -115,7 +115,7 @@ def test_a_call_failing_for_good_is_reported_not_cached(db, fake_server):
 
     j, stats = asyncio.run(go())
     assert j is None and stats.failed == 1 and "InternalServerError" in stats.errors[0]
-    assert db.list_judgments() == []
+    assert db.judgments.list() == []
 
 
 def test_unparseable_outputs_are_recorded_as_such(db, fake_server):
@@ -127,25 +127,25 @@ def test_unparseable_outputs_are_recorded_as_such(db, fake_server):
 
     j, stats = asyncio.run(go())
     assert j.verdict is None and j.raw_output in ("A", "B") and stats.unparseable == 1
-    assert db.list_judgments()[0].verdict is None
+    assert db.judgments.list()[0].verdict is None
 
 
 def test_critique_mode_makes_revisions_preferred_over_originals(db, fake_server):
     make_pairs(db, 2)
     for p, (a, b) in [(1, (1, 2)), (2, (3, 4))]:
-        db.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="h")
+        db.comparisons.record(p, [[a], [b]], labeler_kind="human", labeler="h")
     r = run_batch(db, "critique", _backend(fake_server), rounds=2, progress=False)
     assert r.summary["revisions"] == 8
     assert r.summary["unparseable"] == 0   # critiques and revisions are free text, not verdicts
-    revisions = [x for rs in db.responses_for_prompts([1, 2]).values() for x in rs if x.origin == "revision"]
+    revisions = [x for rs in db.responses.for_prompts([1, 2]).values() for x in rs if x.origin == "revision"]
     assert len(revisions) == 8 and all(x.parent_response_id for x in revisions)
-    crit = [j for j in db.list_judgments() if j.template == "critique@1"]
+    crit = [j for j in db.judgments.list() if j.template == "critique@1"]
     assert len(crit) == 8 and all(j.critique for j in crit)
-    revs = [j for j in db.list_judgments() if j.template == "revision@1"]
+    revs = [j for j in db.judgments.list() if j.template == "revision@1"]
     assert sorted(j.revision_response_id for j in revs) == sorted(x.id for x in revisions)
-    for c in db.list_comparisons(labeler_kind="ai"):
+    for c in db.comparisons.list(labeler_kind="ai"):
         better, worse = c.ranking
-        assert db.get_responses(better)[0].parent_response_id == worse[0]
+        assert db.responses.get_many(better)[0].parent_response_id == worse[0]
 
 
 def test_a_killed_batch_resumes_to_the_same_judgments(tmp_path):
@@ -160,7 +160,7 @@ def test_a_killed_batch_resumes_to_the_same_judgments(tmp_path):
         for name in ("killed", "clean"):
             s = store.Store.init(tmp_path / f"{name}.duckdb")
             for p, (a, b) in make_pairs(s, 30):
-                s.record_comparison(p, [[a], [b]], labeler_kind="human", labeler="h")
+                s.comparisons.record(p, [[a], [b]], labeler_kind="human", labeler="h")
             dbs.append(s)
         cmd = [sys.executable, "-m", "prefloop", "--db", "{db}", "judge", "run", "--mode", "pairwise",
                "--backend", "openai", "--base-url", url, "--model", "fake-judge",
@@ -169,20 +169,20 @@ def test_a_killed_batch_resumes_to_the_same_judgments(tmp_path):
         proc = subprocess.Popen([c.format(db=dbs[0].path) for c in cmd], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
-        while len(dbs[0].list_judgments()) < 15 and time.monotonic() < deadline:
+        while len(dbs[0].judgments.list()) < 15 and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        done_before = len(dbs[0].list_judgments())
+        done_before = len(dbs[0].judgments.list())
         assert 15 <= done_before < 60
         for s in dbs:
             subprocess.run([c.format(db=s.path) for c in cmd], cwd=ROOT, env=env, check=True,
                            stdout=subprocess.DEVNULL)
-        a, b = ({(j.cache_key, j.verdict, j.order) for j in s.list_judgments()} for s in dbs)
+        a, b = ({(j.cache_key, j.verdict, j.order) for j in s.judgments.list()} for s in dbs)
         assert a == b and len(a) == 60
-        assert len(dbs[0].list_judgments()) == 60       # no duplicates
-        assert len(dbs[0].list_comparisons(labeler_kind="ai")) == 30
+        assert len(dbs[0].judgments.list()) == 60       # no duplicates
+        assert len(dbs[0].comparisons.list(labeler_kind="ai")) == 30
     finally:
         server.kill()
 
@@ -194,12 +194,12 @@ def test_agreement_metrics_by_hand(db):
     judge = {1: 0, 2: 1, 3: 1, 4: None}     # None: a tie (inconsistent orders)
     for (p, rids) in made:
         h = rids[human[p]]
-        db.record_comparison(p, [[h], [x for x in rids if x != h]], labeler_kind="human", labeler="h")
+        db.comparisons.record(p, [[h], [x for x in rids if x != h]], labeler_kind="human", labeler="h")
         if judge[p] is None:
-            db.record_comparison(p, [rids], labeler_kind="ai", labeler="j", rationale="harmless")
+            db.comparisons.record(p, [rids], labeler_kind="ai", labeler="j", rationale="harmless")
         else:
             w = rids[judge[p]]
-            db.record_comparison(p, [[w], [x for x in rids if x != w]], labeler_kind="ai",
+            db.comparisons.record(p, [[w], [x for x in rids if x != w]], labeler_kind="ai",
                                  labeler="j", rationale="harmless")
     res = judge_agreement(db, "j")["all"]
     assert res["pairs"] == 4 and res["pairs_without_ties"] == 3
@@ -213,9 +213,9 @@ def test_agreement_metrics_by_hand(db):
 # ------------------------------------------------------------------ local backend
 def test_local_backend_gives_soft_labels(db, tiny_model):
     make_pairs(db, 1)
-    db.record_comparison(1, [[1], [2]], labeler_kind="human", labeler="h")
+    db.comparisons.record(1, [[1], [2]], labeler_kind="human", labeler="h")
     r = run_batch(db, "pairwise", LocalBackend(tiny_model), progress=False)
     assert r.summary["calls"] == 2 and r.summary["unparseable"] == 0
-    js = db.list_judgments()
+    js = db.judgments.list()
     assert all(0.0 <= j.probability <= 1.0 for j in js) and {j.verdict for j in js} <= {"A", "B"}
-    assert db.list_comparisons(labeler_kind="ai")[0].confidence is not None
+    assert db.comparisons.list(labeler_kind="ai")[0].confidence is not None

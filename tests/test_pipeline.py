@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import store
+from prefloop import store
 from prefloop.loop import load_loop_config, run_loop
 from prefloop.pipeline import Pipeline
 
@@ -28,18 +28,18 @@ def test_a_pipeline_resumes_after_a_failed_stage(db):
     p.stage("a", "A", ok("a"))
     with pytest.raises(RuntimeError):
         p.stage("b", "B", boom)
-    assert db.get_run(p.run.id).status == "failed"
+    assert db.runs.get(p.run.id).status == "failed"
     again = Pipeline(db, "loop", {"x": 1})
     assert again.run.id == p.run.id
     assert again.stage("a", "A", ok("a2"))["value"] == "a"           # not run twice
     again.stage("b", "B", ok("b"))
     again.finish()
-    assert calls == ["a", "b"] and db.get_run(p.run.id).status == "finished"
+    assert calls == ["a", "b"] and db.runs.get(p.run.id).status == "finished"
     assert Pipeline(db, "loop", {"x": 2}).run.id != p.run.id          # another config: a new run
 
 
 def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
-    from store.importer import import_file
+    from prefloop.store.importer import import_file
 
     import_file(hh_store, MT_BENCH, "prompts")
     tiny = str(tiny_model)
@@ -56,12 +56,14 @@ def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
     cfg = load_loop_config(cfg_path)
     stages = run_loop(hh_store, cfg)
     assert list(stages) == ["export", "rm", "dpo", "generate", "judge", "queue"]
-    dpo = hh_store.get_run(stages["dpo"]["run_id"])
-    gen = hh_store.get_run(stages["generate"]["run_id"])
-    judge = hh_store.get_run(stages["judge"]["pairwise"]["run_id"])
-    loop_run = hh_store.list_runs(kind="loop")[-1]
-    assert dpo.parent_run_id == loop_run.id and gen.parent_run_id == dpo.id
-    assert judge.parent_run_id == gen.id and loop_run.status == "finished"
+    dpo = hh_store.runs.get(stages["dpo"]["run_id"])
+    gen = hh_store.runs.get(stages["generate"]["run_id"])
+    judge = hh_store.runs.get(stages["judge"]["pairwise"]["run_id"])
+    loop_run = hh_store.runs.list(kind="loop")[-1]
+    # model lineage: the dpo policy came from a path (no run), generation used the dpo policy
+    assert dpo.parent_run_id is None and gen.parent_run_id == dpo.id and judge.parent_run_id is None
+    assert {r.pipeline_run_id for r in (dpo, gen, judge)} == {loop_run.id}
+    assert loop_run.status == "finished"
     assert stages["export"]["pairs"] == 1794
 
     second = run_loop(hh_store, cfg)                 # nothing new labeled since: no training

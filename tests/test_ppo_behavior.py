@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
+from prefloop.training.configs import PPORunConfig
+from prefloop.training.ppo import PPOTrainer
 from transformers import AutoModelForSequenceClassification
 
-from training.configs import PPORunConfig
-from training.models import load_causal_lm, load_tokenizer
-from training.ppo import PPOTrainer
+from prefloop.models import load_causal_lm, load_tokenizer
 
 TARGET = set(range(40, 70))  # 30 of ~300 token ids: about 10% of random tokens
 
@@ -33,7 +33,7 @@ def _run(model_dir, kl_coef: float, iterations: int = 30):
 
 
 def test_reward_rises_while_the_kl_penalty_bounds_the_drift(tmp_path):
-    from training.models import build_tiny_llama
+    from prefloop.training.tiny import build_tiny_llama
 
     model_dir = build_tiny_llama(tmp_path / "m", vocab_size=300)
     with_penalty = _run(model_dir, kl_coef=0.05)

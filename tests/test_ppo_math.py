@@ -6,9 +6,14 @@ import math
 
 import pytest
 import torch
-
-from training.ppo import (AdaptiveKLController, compute_gae, masked_mean, masked_whiten,
-                          policy_loss, value_loss)
+from prefloop.training.ppo import (
+    AdaptiveKLController,
+    compute_gae,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    value_loss,
+)
 
 
 def test_gae_matches_a_hand_computation():

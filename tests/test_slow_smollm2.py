@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from prefloop.training.generate import GenParams, generate
+from prefloop.training.train import train
 
-from training.generate import GenParams, generate
-from training.models import DEFAULT_MODEL
-from training.train import train
+from prefloop.models import DEFAULT_MODEL
 
 from .conftest import MT_BENCH
 
@@ -29,4 +29,4 @@ def test_rm_dpo_ppo_generate_on_smollm2(hh_store):
                    params=GenParams(n=2, max_new_tokens=16), reward_model=f"run:{rm.run.id}",
                    n_tasks=2)
     assert gen.n_responses >= 2 and gen.run.parent_run_id == ppo.run.id
-    assert len(hh_store.list_tasks()) == len(gen.task_ids) >= 1
+    assert len(hh_store.tasks.list()) == len(gen.task_ids) >= 1

@@ -9,8 +9,9 @@ import json
 import sys
 import time
 
-import store
-from store.pairs import PairFilters, export_pairs
+from prefloop.store.pairs import PairFilters, export_pairs
+
+from prefloop import store
 
 
 def writer(db_path: str, seconds: float, wid: int) -> dict:
@@ -19,9 +20,9 @@ def writer(db_path: str, seconds: float, wid: int) -> dict:
     n = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        pid = s.add_prompts([[{"role": "user", "content": f"w{wid} q{n}"}]], dataset=f"w{wid}")[0]
-        a, b = s.add_responses([store.ResponseIn(pid, f"w{wid} a{n}"), store.ResponseIn(pid, f"w{wid} b{n}")])
-        s.record_comparison(pid, [[a], [b]], labeler_kind="human", labeler=f"w{wid}")
+        pid = s.prompts.add([[{"role": "user", "content": f"w{wid} q{n}"}]], dataset=f"w{wid}")[0]
+        a, b = s.responses.add([store.ResponseIn(pid, f"w{wid} a{n}"), store.ResponseIn(pid, f"w{wid} b{n}")])
+        s.comparisons.record(pid, [[a], [b]], labeler_kind="human", labeler=f"w{wid}")
         n += 1
     return {"writer": wid, "comparisons": n}
 

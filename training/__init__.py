@@ -1,11 +1,11 @@
 """Training from the store's labels: reward models, DPO, SFT, GRPO (TRL) and PPO (ours),
 evaluation, and sampling new responses that loop back for labeling.
 
-Trainers read pairs only through an export snapshot (:mod:`training.data`). Entry points:
-:func:`training.train.train` (``prefloop train``) and :func:`training.generate.generate`
-(``prefloop generate``).
+Trainers read pairs only through an export snapshot (:mod:`prefloop.training.data`). Entry
+points: :func:`prefloop.training.train.train` (``prefloop train``) and
+:func:`prefloop.training.generate.generate` (``prefloop generate``).
 """
 
-from .errors import ConfigError, ModelNotFoundError, TrainingError
+from .errors import ConfigError, TrainingError
 
-__all__ = ["TrainingError", "ModelNotFoundError", "ConfigError"]
+__all__ = ["TrainingError", "ConfigError"]

@@ -70,6 +70,8 @@ class TrainerDefaults:
     save_steps: float = _f(50, "Save a checkpoint every N steps (resume point).")
     save_total_limit: int | None = _f(2, "Keep at most N checkpoints.")
     report_to: Any = _f("none", "none or tensorboard.")
+    dataloader_pin_memory: bool = _f(False, "Pin batches in page-locked memory (only helps with "
+                                     "a GPU; off by default for CPU runs).")
 
 
 @dataclass

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import store
-from store.pairs import PairFilters, export_pairs, verify_export
+from prefloop.store.pairs import PairFilters, export_pairs, verify_export
+
+from prefloop import store
 
 from .errors import TrainingError
 
@@ -34,7 +35,7 @@ def resolve_export(s: store.Store, export_id: int | None = None, *, source: str 
         store.ExportError: the export's files changed, or no pair matches the filters.
     """
     if export_id is not None:
-        export = s.get_export(export_id)
+        export = s.exports.get(export_id)
         verify_export(export)
         return export
     out = runs_dir(s) / "exports" / time.strftime("export-%Y%m%d-%H%M%S")

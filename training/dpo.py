@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .models import load_causal_lm, load_tokenizer
+from prefloop.models import load_causal_lm, load_tokenizer
+
 from .reward import PAIR_COLUMNS
 
 __all__ = ["run"]

@@ -1,16 +1,17 @@
-"""Exceptions raised by :mod:`training`; the CLI prints them as one line."""
+"""Exceptions raised by :mod:`prefloop.training`; the CLI prints them as one line.
+
+A model spec that names nothing usable raises :class:`prefloop.models.ModelNotFoundError`.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TrainingError", "ModelNotFoundError", "ConfigError"]
+from prefloop.errors import PrefloopError
+
+__all__ = ["TrainingError", "ConfigError"]
 
 
-class TrainingError(Exception):
-    """Base class of errors the user can fix (bad model spec, config, or data)."""
-
-
-class ModelNotFoundError(TrainingError):
-    """A model spec names no local checkpoint, finished run or embedded model."""
+class TrainingError(PrefloopError):
+    """Base class of training errors the user can fix (bad config, data or checkpoint)."""
 
 
 class ConfigError(TrainingError):

@@ -6,9 +6,10 @@ dataset and per label source:
 
 * ``accuracy``: share of pairs with ``r_c > r_r``;
 * ``margin``: mean ``r_c - r_r`` (logit units);
-* ``ece``: expected calibration error over 10 equal-width bins of ``p``, with each pair counted
-  twice, as (``p``, chosen won) and (``1 - p``, rejected won), so over- and under-confidence
-  both show (Guo et al. 2017, applied to Bradley-Terry probabilities).
+* ``ece``: expected calibration error over 10 equal-width bins of ``p`` (torchmetrics'
+  ``binary_calibration_error``, L1), with each pair counted twice, as (``p``, chosen won) and
+  (``1 - p``, rejected won), so over- and under-confidence both show (Guo et al. 2017,
+  applied to Bradley-Terry probabilities).
 
 >>> r = reward_metrics(torch.tensor([2.0, 0.0, 1.0]), torch.tensor([0.0, 1.0, 1.0]))
 >>> r["n"], round(r["accuracy"], 3)
@@ -26,18 +27,18 @@ __all__ = ["expected_calibration_error", "reward_metrics", "grouped_reward_metri
 
 def expected_calibration_error(p: torch.Tensor, bins: int = 10) -> float:
     """ECE of Bradley-Terry probabilities ``p = P(chosen > rejected)``, shape ``(N,)``, for
-    pairs whose label is "chosen won" (see the module docstring)."""
+    pairs whose label is "chosen won" (see the module docstring); NaN for no pairs.
+
+    >>> round(expected_calibration_error(torch.tensor([0.9, 0.8, 0.3, 0.6])), 4)
+    0.25
+    """
     if p.numel() == 0:
         return float("nan")
-    probs = torch.cat([p, 1 - p])
-    labels = torch.cat([torch.ones_like(p), torch.zeros_like(p)])
-    idx = torch.clamp((probs * bins).long(), max=bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = idx == b
-        if mask.any():
-            total += mask.float().mean().item() * abs(probs[mask].mean().item() - labels[mask].mean().item())
-    return total
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    probs = torch.cat([p, 1 - p]).float()
+    labels = torch.cat([torch.ones_like(p), torch.zeros_like(p)]).long()
+    return float(binary_calibration_error(probs, labels, n_bins=bins, norm="l1"))
 
 
 def reward_metrics(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> dict[str, float]:

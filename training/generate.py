@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from prefloop.store.importer import import_file
 
-import store
-from store.importer import import_file
+from prefloop import store
+from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.runs import MetricsLogger, tracked_run
 
 from .errors import TrainingError
-from .models import load_causal_lm, load_tokenizer, resolve_model
-from .runs import MetricsLogger, tracked_run
 from .scoring import RewardScorer
 
 __all__ = ["GenParams", "Sample", "sample_responses", "GenerateResult", "generate"]
@@ -105,7 +105,7 @@ def _prompts(s: store.Store, source: str, limit: int | None) -> list[store.Promp
         dataset = path.name.split(".")[0]
         import_file(s, path, "prompts", dataset=dataset)
         source = dataset
-    prompts = s.list_prompts(dataset=source, limit=limit)
+    prompts = s.prompts.list(dataset=source, limit=limit)
     if not prompts:
         raise TrainingError(f"no prompts in dataset {source!r}: import some with `prefloop import "
                             "FILE --format prompts`, or pass a prompts file")
@@ -115,9 +115,9 @@ def _prompts(s: store.Store, source: str, limit: int | None) -> list[store.Promp
 def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, limit: int | None = None,
              params: GenParams | None = None, reward_model: str | None = None,
              select: str = "uncertain", n_tasks: int = 0, overlap: int = 1,
-             parent_run_id: int | None = None) -> GenerateResult:
+             pipeline_run_id: int | None = None) -> GenerateResult:
     """Sample, store, score and queue; recorded as a ``generate`` run whose parent is the
-    policy's run.
+    policy's run (model lineage) and whose pipeline run is ``pipeline_run_id``.
 
     Raises:
         TrainingError: no prompts, or ``select="uncertain"`` without a reward model.
@@ -128,12 +128,13 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     if n_tasks and select == "uncertain" and not reward_model:
         raise TrainingError("--select uncertain needs --reward-model to measure uncertainty "
                             "(or use --select random)")
-    model_ref = resolve_model(model_spec, s)
+    model_ref = resolve_model(model_spec, s, require="policy")
     prompts = _prompts(s, prompts_source, limit)
     config = {"model": model_ref.name, "model_path": str(model_ref.path), "prompts": prompts_source,
               "limit": limit, "reward_model": reward_model, "select": select, "tasks": n_tasks,
               **asdict(params)}
-    with tracked_run(s, "generate", config, parent_run_id=parent_run_id or model_ref.run_id) as run:
+    with tracked_run(s, "generate", config, parent_run_id=model_ref.run_id,
+                     pipeline_run_id=pipeline_run_id) as run:
         tok = load_tokenizer(model_ref.path)
         model = load_causal_lm(model_ref.path)
         t0 = time.perf_counter()
@@ -144,16 +145,16 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
         items = [store.ResponseIn(p.id, x.text, origin="model", model=model_ref.name, run_id=run.id,
                                   gen_params={**gen_params, "finished": x.finished})
                  for p, group in zip(prompts, samples) for x in group if x.text.strip()]
-        ids = s.add_responses(items)
+        ids = s.responses.add(items)
         by_prompt: dict[int, list[int]] = {}
         for item, rid in zip(items, ids):
             if rid not in by_prompt.setdefault(item.prompt_id, []):
                 by_prompt[item.prompt_id].append(rid)
         rewards: dict[int, float] = {}
         if reward_model:
-            scorer = RewardScorer(resolve_model(reward_model, s).path)
+            scorer = RewardScorer(resolve_model(reward_model, s, require="reward").path)
             flat = [(p.id, p.messages, rid) for p in prompts for rid in by_prompt.get(p.id, [])]
-            texts = {r.id: r.text for r in s.get_responses([f[2] for f in flat])}
+            texts = {r.id: r.text for r in s.responses.get_many([f[2] for f in flat])}
             scores = scorer.score([f[1] for f in flat], [texts[f[2]] for f in flat])
             rewards = {f[2]: float(v) for f, v in zip(flat, scores)}
         task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed)
@@ -163,7 +164,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
             metrics["mean_reward"] = sum(rewards.values()) / len(rewards)
         MetricsLogger(s, run.id).log(0, metrics)
         summary = {**metrics, "prompts": len(prompts), "tasks": len(task_ids)}
-        run = s.update_run(run.id, status="finished", summary=summary)
+        run = s.runs.update(run.id, status="finished", summary=summary)
     return GenerateResult(run, len(prompts), len(ids), task_ids, metrics["tokens_per_second"],
                           metrics.get("mean_reward"))
 
@@ -187,5 +188,5 @@ def _queue(s: store.Store, by_prompt: dict[int, list[int]], rewards: dict[int, f
             candidates.append((rng.random(), pid, [a, b], "random pair"))
     candidates.sort()
     chosen = candidates[:n_tasks]
-    return s.create_tasks([store.TaskIn(pid, pair, overlap=overlap, priority=len(chosen) - i, reason=why)
+    return s.tasks.create([store.TaskIn(pid, pair, overlap=overlap, priority=len(chosen) - i, reason=why)
                            for i, (_, pid, pair, why) in enumerate(chosen)])

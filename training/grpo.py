@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
+
 from .errors import ConfigError
-from .models import load_causal_lm, load_tokenizer, resolve_model
 from .scoring import RewardScorer
 
 __all__ = ["run", "prompt_rows"]
@@ -29,7 +30,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config
     if not cfg.reward_model:
         raise ConfigError("grpo needs --reward-model (a finished rm run: run:ID, or a path)")
-    scorer = RewardScorer(resolve_model(cfg.reward_model, ctx.store).path)
+    scorer = RewardScorer(resolve_model(cfg.reward_model, ctx.store, require="reward").path)
 
     def reward_model(prompts, completions, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]

@@ -374,12 +374,33 @@ class PPOTrainer:
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
+        """Restore what :meth:`save_checkpoint` wrote.
+
+        Raises:
+            TrainingError: the checkpoint holds another architecture (missing, unexpected or
+                differently shaped weights): resume only from this run's own checkpoints.
+        """
         from safetensors.torch import load_file
+
+        from .errors import TrainingError
 
         path = Path(path)
         for name, model in (("policy", self.policy), ("value_model", self.value_model)):
             state = load_file(str(path / name / "model.safetensors"))
-            model.load_state_dict(state, strict=False)
+            tied = getattr(model, "_tied_weights_keys", None) or []
+            tied = set(tied.keys() if isinstance(tied, dict) else tied)
+            try:
+                result = model.load_state_dict(state, strict=False)
+            except RuntimeError as exc:      # shape mismatch
+                detail = str(exc).strip().splitlines()[-1].strip()
+                raise TrainingError(f"{path / name}: the checkpoint does not fit this model "
+                                    f"({detail}); resume a run only from its own checkpoints") from None
+            missing = [k for k in result.missing_keys if k not in tied]
+            if missing or result.unexpected_keys:
+                raise TrainingError(
+                    f"{path / name}: the checkpoint is of another architecture (missing weights "
+                    f"{missing[:3]}, unexpected {list(result.unexpected_keys)[:3]}); resume a run "
+                    "only from its own checkpoints")
         blob = torch.load(path / "trainer_state.pt", weights_only=False)
         self.optimizer.load_state_dict(blob["optimizer"])
         torch.set_rng_state(blob["rng"])

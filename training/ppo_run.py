@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
+from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.runs import MetricsLogger
+
 from .errors import ConfigError, TrainingError
 from .grpo import prompt_rows
-from .models import load_causal_lm, load_tokenizer, resolve_model
 from .ppo import PPOTrainer
-from .runs import MetricsLogger
 from .scoring import RewardScorer
 
 __all__ = ["run"]
@@ -28,7 +29,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config
     if not cfg.reward_model:
         raise ConfigError("ppo needs --reward-model (a finished rm run: run:ID, or a path)")
-    rm = resolve_model(cfg.reward_model, ctx.store)
+    rm = resolve_model(cfg.reward_model, ctx.store, require="reward")
     tok = load_tokenizer(ctx.model.path)
     if tok.pad_token_id == tok.eos_token_id:
         raise TrainingError(f"{ctx.model.path}: the tokenizer's pad token equals its EOS token; "
@@ -54,7 +55,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     logger = MetricsLogger(ctx.store, ctx.run.id)
     trainer = PPOTrainer(policy, ref_policy, value_model, score, pad_token_id=tok.pad_token_id,
                          eos_token_id=tok.eos_token_id, config=cfg, log=logger.log,
-                         on_save=lambda path: ctx.store.update_run(ctx.run.id, checkpoint_path=str(path)))
+                         on_save=lambda path: ctx.store.runs.update(ctx.run.id, checkpoint_path=str(path)))
     history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)
     tok.padding_side = "right"
     final = ctx.save_final(policy, tok)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefloop.models import load_reward_model
+
 from .evaluate import grouped_reward_metrics
-from .models import load_reward_model
 from .scoring import RewardScorer, prepare_reward_tokenizer, to_reward_rows
 
 __all__ = ["run", "evaluate_reward_model", "PAIR_COLUMNS"]

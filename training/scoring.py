@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
+from prefloop.models import load_reward_model, load_tokenizer
+
 from .data import plain_prompt
-from .models import load_reward_model, load_tokenizer
 
 __all__ = ["RewardScorer", "prepare_reward_tokenizer", "to_reward_rows"]
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefloop.models import load_causal_lm, load_tokenizer
+
 from .data import sft_rows
-from .models import load_causal_lm, load_tokenizer
 
 __all__ = ["run"]
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import store
+from prefloop import store
+from prefloop.models import ModelRef, resolve_model
+from prefloop.runs import MetricsLogger, last_checkpoint, tracked_run
 
 from .configs import config_to_dict, load_config
 from .data import load_pairs, resolve_export, runs_dir
 from .errors import TrainingError
-from .models import ModelRef, resolve_model
-from .runs import MetricsLogger, StoreMetricsCallback, last_checkpoint, tracked_run
+from .runs import StoreMetricsCallback
 
 __all__ = ["RunContext", "TrainResult", "train", "find_resumable"]
 
@@ -98,11 +99,11 @@ def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> stor
     Raises:
         TrainingError: no such run, or it is still running or already finished.
     """
-    s.reap_runs()
+    s.runs.reap()
     if run_id is not None:
-        run = s.get_run(run_id)
+        run = s.runs.get(run_id)
     else:
-        candidates = [r for r in s.list_runs(kind=kind) if r.status in ("interrupted", "failed")]
+        candidates = [r for r in s.runs.list(kind=kind) if r.status in ("interrupted", "failed")]
         if not candidates:
             raise TrainingError(f"no interrupted or failed {kind} run to resume "
                                 "(see `prefloop runs list`)")
@@ -118,7 +119,7 @@ def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> stor
 
 def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
           overrides: dict[str, Any] | None = None, resume: bool = False,
-          resume_run_id: int | None = None, parent_run_id: int | None = None) -> TrainResult:
+          resume_run_id: int | None = None, pipeline_run_id: int | None = None) -> TrainResult:
     """Train one model of ``kind`` (rm, dpo, sft, grpo, ppo) and record it as a run.
 
     With ``resume``/``resume_run_id`` the run's saved config is used, with ``overrides`` on top
@@ -128,12 +129,12 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
         TrainingError, store.StoreError: bad config, model, export or resume target.
     """
     t0 = time.perf_counter()
-    s.reap_runs()
+    s.runs.reap()
     resume_run = None
     if resume or resume_run_id is not None:
         resume_run = find_resumable(s, kind, resume_run_id)
         config = load_config(kind, overrides={**resume_run.config, **(overrides or {})})
-        export = s.get_export(resume_run.export_id)
+        export = s.exports.get(resume_run.export_id)
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
         config = load_config(kind, config_path, overrides,
@@ -142,12 +143,12 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
                                 min_agreement=config.min_agreement,
                                 test_fraction=config.test_fraction)
         config.export_id = export.id
-    model = resolve_model(config.model, s)
+    model = resolve_model(config.model, s, require=None if kind == "rm" else "policy")
     data = load_pairs(export)
     if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
         data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
-    parent = parent_run_id if parent_run_id is not None else model.run_id
-    with tracked_run(s, kind, config_to_dict(config), export_id=export.id, parent_run_id=parent,
+    with tracked_run(s, kind, config_to_dict(config), export_id=export.id,
+                     parent_run_id=model.run_id, pipeline_run_id=pipeline_run_id,
                      resume=resume_run) as run:
         output_dir = Path(config.output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -155,5 +156,5 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
         ctx = RunContext(s, run, config, export, data, model, output_dir, resume_from)
         final_dir, summary = _method(kind).run(ctx)
         summary = {**summary, "output_dir": str(output_dir), "seconds": round(time.perf_counter() - t0, 1)}
-        run = s.update_run(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
+        run = s.runs.update(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
     return TrainResult(run, Path(final_dir), summary, time.perf_counter() - t0)

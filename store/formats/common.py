@@ -25,9 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..db import validate_messages
 from ..errors import InvalidInputError, ValidationError
 from ..records import Message
+from ..validation import validate_messages
 
 __all__ = ["ImportRecord", "Problem", "iter_rows", "iter_text_lines", "read_records",
            "iter_arrow_batches", "is_columnar", "FieldError", "get_str", "get_messages", "NORMALIZED"]

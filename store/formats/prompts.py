@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import FieldError, ImportRecord, Problem, get_messages, get_str, read_records
+from .common import (
+    FieldError,
+    ImportRecord,
+    Problem,
+    get_messages,
+    get_str,
+    read_records,
+)
 
 __all__ = ["read_prompts"]
 

@@ -24,8 +24,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..records import Message
-from .common import (MESSAGE, NORMALIZED, RESPONSE, FieldError, ImportRecord, Problem,
-                     get_messages, get_str, is_columnar, iter_arrow_batches, read_records)
+from .common import (
+    MESSAGE,
+    NORMALIZED,
+    RESPONSE,
+    FieldError,
+    ImportRecord,
+    Problem,
+    get_messages,
+    get_str,
+    is_columnar,
+    iter_arrow_batches,
+    read_records,
+)
 
 __all__ = ["read_trl"]
 

@@ -1,4 +1,4 @@
-"""``prefloop annotate``, ``prefloop users`` and ``prefloop tasks``."""
+"""``prefloop annotate``, ``prefloop users`` and ``prefloop tasks``: the labeling app."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .cli import app, console, state
+from ._common import console, state
 
+app = typer.Typer()
 users_app = typer.Typer(no_args_is_help=True, help="Annotator and admin accounts of the labeling app.")
 tasks_app = typer.Typer(no_args_is_help=True, help="The labeling queue.")
-app.add_typer(users_app, name="users")
-app.add_typer(tasks_app, name="tasks")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app)
+    root.add_typer(users_app, name="users")
+    root.add_typer(tasks_app, name="tasks")
 
 
 @app.command()
@@ -23,8 +28,8 @@ def annotate(
     config: Annotated[Optional[Path], typer.Option(help="App settings YAML (guidelines, lease_seconds, undo_seconds, gold_rate).")] = None,
 ) -> None:
     """Serve the labeling app (log in with a `prefloop users` account)."""
-    from annotate_app.app import launch
-    from annotate_app.service import AppConfig
+    from prefloop.annotate_app.app import launch
+    from prefloop.annotate_app.service import AppConfig
 
     s = state.store()
     console.print(f"Labeling app on http://{host}:{port} (store {s.path}); Ctrl+C to stop")
@@ -44,14 +49,14 @@ def users_add(
     password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file instead of prompting.")] = None,
 ) -> None:
     """Create a user; the password is stored only as an argon2 hash."""
-    from annotate_app.auth import hash_password
-    from annotate_app.errors import AppError
+    from prefloop.annotate_app.auth import hash_password
+    from prefloop.annotate_app.errors import AppError
 
     try:
         hashed = hash_password(_read_password(password_file))
     except ValueError as exc:
         raise AppError(str(exc)) from None
-    a = state.store().add_annotator(name, role, hashed)
+    a = state.store().annotators.add(name, role, hashed)
     console.print(f"User {a.name} ({a.role}) created.")
 
 
@@ -61,7 +66,7 @@ def users_list() -> None:
     t = Table()
     for col in ("id", "name", "role", "active", "created"):
         t.add_column(col)
-    for a in state.store().list_annotators():
+    for a in state.store().annotators.list():
         t.add_row(str(a.id), a.name, a.role, "yes" if a.active else "no",
                   a.created_at.strftime("%Y-%m-%d") if a.created_at else "-")
     console.print(t)
@@ -70,8 +75,18 @@ def users_list() -> None:
 @users_app.command("disable")
 def users_disable(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
     """Disable a user: they can no longer log in or call the app."""
-    state.store().update_annotator(name, active=False)
+    state.store().annotators.update(name, active=False)
     console.print(f"User {name} disabled.")
+
+
+@users_app.command("rename")
+def users_rename(
+    name: Annotated[str, typer.Argument(help="Current user name.")],
+    new_name: Annotated[str, typer.Argument(help="New user name (the new login).")],
+) -> None:
+    """Rename a user; their labels stay theirs (comparisons name annotators by id)."""
+    state.store().annotators.update(name, new_name=new_name)
+    console.print(f"User {name} is now {new_name}.")
 
 
 @users_app.command("passwd")
@@ -80,9 +95,9 @@ def users_passwd(
     password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file.")] = None,
 ) -> None:
     """Set a user's password."""
-    from annotate_app.auth import hash_password
+    from prefloop.annotate_app.auth import hash_password
 
-    state.store().update_annotator(name, password_hash=hash_password(_read_password(password_file)))
+    state.store().annotators.update(name, password_hash=hash_password(_read_password(password_file)))
     console.print(f"Password of {name} changed.")
 
 
@@ -95,16 +110,26 @@ def tasks_add(
     limit: Annotated[Optional[int], typer.Option(help="At most N tasks.")] = None,
     k: Annotated[Optional[int], typer.Option(help="At most K responses per task (default: all).")] = None,
     gold: Annotated[bool, typer.Option("--gold", help="Gold tasks from imported human labels (known answers).")] = False,
+    update: Annotated[bool, typer.Option("--update", help="Give tasks already queued the new overlap and priority.")] = False,
 ) -> None:
-    """Queue tasks: one per prompt with 2+ responses (or gold tasks with known answers)."""
+    """Queue tasks: one per prompt with 2+ responses (or gold tasks with known answers).
+
+    A prompt already queued with the same responses is not queued twice; with --update it
+    takes the new overlap and priority."""
     s = state.store()
     if gold:
-        ids = s.create_gold_tasks(dataset=dataset, limit=limit)
-    else:
-        pids = [int(x) for x in prompts.split(",")] if prompts else None
-        ids = s.create_tasks_for_prompts(dataset=dataset, prompt_ids=pids, k=k, overlap=overlap,
-                                         priority=priority, limit=limit)
-    console.print(f"{len(ids)} {'gold ' if gold else ''}tasks queued.")
+        ids = s.tasks.create_gold(dataset=dataset, limit=limit)
+        console.print(f"{len(ids)} gold tasks in the queue.")
+        return
+    pids = [int(x) for x in prompts.split(",")] if prompts else None
+    r = s.tasks.create_for_prompts(dataset=dataset, prompt_ids=pids, k=k, overlap=overlap,
+                                   priority=priority, limit=limit, update_existing=update)
+    console.print(f"{r.created} tasks created, {r.existing} already queued.")
+    if r.updated:
+        console.print(f"{r.updated} queued tasks now have overlap {overlap} and priority {priority}.")
+    elif r.differing:
+        console.print(f"{r.differing} queued tasks have another overlap or priority and were left "
+                      "as they are: pass --update to apply the new ones.")
 
 
 @tasks_app.command("list")
@@ -116,7 +141,7 @@ def tasks_list(
     t = Table()
     for col in ("task", "prompt", "k", "overlap", "done", "leased", "priority", "gold", "reason"):
         t.add_column(col)
-    for task, done, leased in state.store().list_tasks(limit=limit, open_only=not all_):
+    for task, done, leased in state.store().tasks.list(limit=limit, open_only=not all_):
         t.add_row(str(task.id), str(task.prompt_id), str(len(task.response_ids)), str(task.overlap),
                   str(done), str(leased), str(task.priority), "yes" if task.gold_ranking else "",
                   task.reason or "")

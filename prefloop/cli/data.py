@@ -1,8 +1,4 @@
-"""The ``prefloop`` command line: parse arguments, call the library, print results.
-
-Errors raised by the packages (``store.StoreError`` and the other packages' error classes) are
-printed as one line (``Error: ...``) with exit status 1; no business logic lives here.
-"""
+"""``prefloop init``, ``import``, ``export`` and ``stats``: the store's commands."""
 
 from __future__ import annotations
 
@@ -11,63 +7,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
-import store
-from store.importer import FORMATS, ImportReport, import_file
-from store.pairs import ExportResult, PairFilters, export_pairs
-from store.stats import store_stats
+from ._common import IMPORT_FORMATS, console, state
 
-__all__ = ["app", "main"]
-
-console = Console()
+app = typer.Typer()
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The error classes that are the user's to fix (printed as one line, no traceback)."""
-    errors: list[type[Exception]] = [store.StoreError]
-    for module, name in (("judge.errors", "JudgeError"), ("training.errors", "TrainingError"),
-                         ("annotate_app.errors", "AppError")):
-        try:
-            errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except ImportError:
-            pass
-    return tuple(errors)
-
-
-class _Group(TyperGroup):
-    """Turns the packages' errors into ``Error: <message>`` and exit status 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except _user_errors() as exc:
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-
-app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False,
-                  add_completion=False, help="prefloop: collect preferences, judge, retrain.")
-
-
-class State:
-    db: Path | None = None
-
-    def store(self, create: bool = False) -> store.Store:
-        return store.Store(self.db, create=create)
-
-
-state = State()
-
-
-@app.callback()
-def _global(db: Annotated[Optional[Path], typer.Option(
-        "--db", help="Store file (default: $PREFLOOP_DB, else ./prefloop.duckdb).",
-        envvar="PREFLOOP_DB", show_envvar=True)] = None) -> None:
-    """prefloop: collect preferences from people and AI judges, export pairs, retrain."""
-    state.db = db
+def register(root: typer.Typer) -> None:
+    root.add_typer(app)
 
 
 @app.command()
@@ -77,7 +25,7 @@ def init() -> None:
     console.print(f"Store ready at {s.path} (schema: {', '.join(s.schema_version())})")
 
 
-def _print_report(r: ImportReport) -> None:
+def _print_report(r) -> None:
     console.print(f"Imported [bold]{r.path}[/] ({r.format}) into dataset "
                   f"[bold]{r.dataset}[/] in {r.seconds:.1f} s")
     t = Table(show_header=False, box=None, padding=(0, 2))
@@ -102,7 +50,7 @@ def _print_report(r: ImportReport) -> None:
 def import_(
     path: Annotated[Path, typer.Argument(help="JSONL (.gz), JSON, Parquet file or datasets dir.")],
     format: Annotated[str, typer.Option("--format", "-f",
-                                        help=f"One of: {', '.join(FORMATS)}.")],
+                                        help=f"One of: {', '.join(IMPORT_FORMATS)}.")],
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name (default: from the file name).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Import the good lines; write unreadable ones to the rejects file.")] = False,
@@ -114,6 +62,8 @@ def import_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Import prompts, responses and comparisons (idempotent: re-importing adds nothing)."""
+    from prefloop.store.importer import import_file
+
     s = state.store()
     report = import_file(s, path, format, dataset=dataset, skip_invalid=skip_invalid,
                          rejects_path=rejects, labeler_kind=labeler_kind, labeler=labeler)
@@ -123,7 +73,7 @@ def import_(
         _print_report(report)
 
 
-def _print_export(r: ExportResult) -> None:
+def _print_export(r) -> None:
     console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} pairs "
                   f"({r.n_train} train, {r.n_test} test) from {r.n_comparisons} comparisons "
                   f"-> {r.export.path}")
@@ -145,6 +95,8 @@ def export(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
 ) -> None:
     """Export pairwise preferences (TRL conversational format, Parquet + datasets dir)."""
+    from prefloop.store.pairs import PairFilters, export_pairs
+
     filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
                           since_export=since_export, test_fraction=test_fraction, seed=seed)
     _print_export(export_pairs(state.store(), out, filters, overwrite=overwrite))
@@ -153,6 +105,8 @@ def export(
 @app.command()
 def stats() -> None:
     """Row counts, counts per dataset and source, human-human agreement."""
+    from prefloop.store.stats import store_stats
+
     st = store_stats(state.store())
     t = Table(title="tables")
     t.add_column("table")
@@ -176,11 +130,3 @@ def stats() -> None:
     else:
         console.print(f"human-human agreement: {st.human_agreement:.3f} "
                       f"(pairwise, over {st.overlap_pairs} pairs with 2+ human votes)")
-
-
-def main() -> None:
-    """Entry point of the ``prefloop`` console script."""
-    app()
-
-
-from . import cli_app, cli_judge, cli_pipeline, cli_training  # noqa: E402,F401  (register commands)

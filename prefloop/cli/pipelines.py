@@ -7,7 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import app, console, state
+from ._common import console, state
+
+app = typer.Typer()
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app)
 
 
 @app.command()
@@ -18,7 +24,7 @@ def demo(
 ) -> None:
     """The whole cycle on real data with the embedded SmolLM2: import, reward model, DPO, PPO,
     generate, judge, queue for people. Re-running resumes."""
-    from .demo import run_demo
+    from prefloop.demo import run_demo
 
     run_demo(state.store(create=True), quick=quick, data=data, fresh=fresh, console=console)
 
@@ -29,6 +35,6 @@ def loop(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new iteration even if the last one was interrupted.")] = False,
 ) -> None:
     """One iteration of export -> train -> generate -> judge -> enqueue on your store and models."""
-    from .loop import load_loop_config, run_loop
+    from prefloop.loop import load_loop_config, run_loop
 
     run_loop(state.store(), load_loop_config(config), fresh=fresh, console=console)

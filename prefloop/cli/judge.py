@@ -8,28 +8,13 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .cli import app, console, state
+from ._common import console, fmt, state
 
 judge_app = typer.Typer(no_args_is_help=True, help="AI judges and Constitutional AI batches (RLAIF).")
-app.add_typer(judge_app, name="judge")
 
 
-def make_backend(backend: str, model: Optional[str], base_url: Optional[str], timeout: float = 60.0):
-    """An OpenAI-compatible or local judge backend from command-line options."""
-    from judge.backends import LocalBackend, OpenAIBackend
-    from judge.errors import JudgeError
-
-    if backend == "openai":
-        if not base_url or not model:
-            raise JudgeError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) "
-                             "and --model; the key comes from PREFLOOP_JUDGE_API_KEY or OPENAI_API_KEY")
-        return OpenAIBackend(model, base_url, timeout=timeout)
-    if backend == "local":
-        from training.models import resolve_model
-
-        ref = resolve_model(model, state.store())
-        return LocalBackend(ref.path, name=ref.name)
-    raise JudgeError(f"--backend {backend!r}: expected openai or local")
+def register(root: typer.Typer) -> None:
+    root.add_typer(judge_app, name="judge")
 
 
 @judge_app.command("run")
@@ -49,10 +34,11 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a judge batch; every call is cached in `judgments`, so re-running resumes."""
-    from judge.batch import run_batch
+    from prefloop.judge.backends import make_backend
+    from prefloop.judge.batch import run_batch
 
     s = state.store()
-    b = make_backend(backend, model, base_url, timeout)
+    b = make_backend(backend, model=model, base_url=base_url, timeout=timeout, store=s)
     result = run_batch(s, mode, b, source=source, dataset=dataset, limit=limit,
                        concurrency=concurrency, constitution=constitution,
                        principles=principle or None, rounds=rounds, progress=progress)
@@ -74,11 +60,11 @@ def agreement(
     against: Annotated[str, typer.Option(help="Reference: human, or a labeler name such as alpaca_eval_gpt4.")] = "human",
 ) -> None:
     """Judge vs people: accuracy, Cohen's kappa, ties, position consistency, length bias."""
-    from judge.agreement import judge_agreement
-    from judge.templates import PAIRWISE
+    from prefloop.judge.agreement import judge_agreement
+    from prefloop.judge.templates import PAIRWISE
 
     s = state.store()
-    judges = [judge] if judge else sorted({j.judge_model for j in s.list_judgments(template=PAIRWISE)})
+    judges = [judge] if judge else sorted({j.judge_model for j in s.judgments.list(template=PAIRWISE)})
     if not judges:
         console.print("No pairwise judgments yet: run `prefloop judge run --mode pairwise` first.")
         raise typer.Exit(1)
@@ -91,9 +77,5 @@ def agreement(
         for c in cols:
             t.add_column(c, justify="right")
         for group, m in res.items():
-            t.add_row(group, *(_fmt(m.get(c)) for c in cols))
+            t.add_row(group, *(fmt(m.get(c)) for c in cols))
         console.print(t)
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -10,10 +10,15 @@ import typer
 import yaml
 from rich.table import Table
 
-from .cli import app, console, state
+from ._common import console, state
 
+app = typer.Typer()
 runs_app = typer.Typer(no_args_is_help=True, help="List and inspect runs (training, generation, judging).")
-app.add_typer(runs_app, name="runs")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app)
+    root.add_typer(runs_app, name="runs")
 
 KINDS = ("rm", "dpo", "sft", "ppo", "grpo")
 
@@ -45,7 +50,7 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: --set beta=0.2 (repeatable).")] = [],
 ) -> None:
     """Train a reward model, DPO, SFT, PPO or GRPO policy from the store's labels."""
-    from training.train import train as run_training
+    from prefloop.training.train import train as run_training
 
     if kind not in KINDS:
         raise typer.BadParameter(f"{kind!r}: expected one of {', '.join(KINDS)}")
@@ -91,11 +96,11 @@ def _fmt(v) -> str:
 def runs_list(kind: Annotated[Optional[str], typer.Option(help="Only runs of this kind.")] = None) -> None:
     """All runs with status, lineage and headline metrics."""
     s = state.store()
-    s.reap_runs()
+    s.runs.reap()
     t = Table()
     for col in ("id", "kind", "status", "parent", "export", "started", "summary"):
         t.add_column(col)
-    for r in s.list_runs(kind=kind):
+    for r in s.runs.list(kind=kind):
         head = {k: v for k, v in (r.summary or {}).items() if not isinstance(v, (dict, list))
                 and k not in ("output_dir",)}
         t.add_row(str(r.id), r.kind, r.status, str(r.parent_run_id or "-"), str(r.export_id or "-"),
@@ -108,25 +113,25 @@ def runs_list(kind: Annotated[Optional[str], typer.Option(help="Only runs of thi
 def runs_show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     """One run: config, lineage (run -> export -> label sources -> parent run), metrics."""
     s = state.store()
-    s.reap_runs()
-    r = s.get_run(run_id)
+    s.runs.reap()
+    r = s.runs.get(run_id)
     console.print(f"Run [bold]{r.id}[/] {r.kind} [{r.status}] started {r.started_at} "
                   f"finished {r.finished_at or '-'}")
     console.print(f"  checkpoint: {r.checkpoint_path or '-'}")
     chain, parent = [], r.parent_run_id
     while parent:
-        p = s.get_run(parent)
+        p = s.runs.get(parent)
         chain.append(f"run {p.id} ({p.kind}, {p.status})")
         parent = p.parent_run_id
     if r.export_id:
-        e = s.get_export(r.export_id)
+        e = s.exports.get(r.export_id)
         console.print(f"  export {e.id}: {e.n_pairs} pairs, filters {json.dumps(e.filters)}, "
                       f"sha256 {e.sha256[:16]}..., {e.path}")
     console.print(f"  lineage: run {r.id} <- " + (" <- ".join(chain) if chain else "base model "
                                                      f"{r.config.get('model', '-')}"))
     if r.summary:
         _print_summary(r.summary)
-    metrics = s.run_metrics(r.id)
+    metrics = s.runs.metrics(r.id)
     if metrics:
         by_name: dict[str, list] = {}
         for m in metrics:
@@ -155,7 +160,8 @@ def generate(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
 ) -> None:
     """Sample new responses from a policy, store them, and queue the most informative pairs."""
-    from training.generate import GenParams, generate as run_generate
+    from prefloop.training.generate import GenParams
+    from prefloop.training.generate import generate as run_generate
 
     params = GenParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                        batch_size=batch_size, seed=seed)

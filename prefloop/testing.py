@@ -1,4 +1,5 @@
-"""Start and stop a real ``prefloop annotate`` server process for tests and benches."""
+"""Helpers for tests and benches (no torch): a free port, and a real ``prefloop annotate``
+server process started and stopped by pid."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["free_port", "AppServer"]
 
 
 def free_port() -> int:
@@ -22,17 +23,23 @@ def free_port() -> int:
 
 
 class AppServer:
-    """``python -m prefloop --db DB annotate --port P`` in a subprocess; stopped by pid."""
+    """``python -m prefloop --db DB annotate --port P`` in a subprocess; stopped by pid.
 
-    def __init__(self, db: Path, config: Path | None = None, log: Path | None = None):
+    Raises:
+        RuntimeError: the server exited or did not answer within 90 s (see ``log``).
+    """
+
+    def __init__(self, db: Path, config: Path | None = None, log: Path | None = None,
+                 extra_args: list[str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "prefloop", "--db", str(db), "annotate", "--port", str(self.port)]
         if config:
             cmd += ["--config", str(config)]
+        cmd += extra_args or []
         self.log = open(log or os.devnull, "w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"})
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:

@@ -1,0 +1,60 @@
+"""What every command module shares: the console, the store option, one-line errors."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from prefloop.errors import PrefloopError
+
+__all__ = ["console", "state", "ErrorsAsOneLine", "fmt", "quiet_third_party_warnings", "IMPORT_FORMATS"]
+
+#: ``prefloop import --format`` choices (the store's readers; a test keeps them in step).
+IMPORT_FORMATS = ("hh", "trl", "alpaca-eval", "prompts")
+
+console = Console()
+
+
+class State:
+    """The global ``--db`` option, read by every command through :meth:`store`."""
+
+    db: Path | None = None
+
+    def store(self, create: bool = False):
+        """The :class:`prefloop.store.Store` of ``--db`` (imported here, not at start-up, so
+        ``prefloop --help`` stays fast)."""
+        from prefloop.store import Store
+
+        return Store(self.db, create=create)
+
+
+state = State()
+
+
+class ErrorsAsOneLine(TyperGroup):
+    """Turns :class:`PrefloopError` into ``Error: <message>`` and exit status 1; anything
+    else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PrefloopError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+def fmt(v, digits: int = 3) -> str:
+    """A table cell: ``-`` for ``None``, floats to ``digits`` decimals."""
+    return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def quiet_third_party_warnings() -> None:
+    """Hide deprecation warnings raised inside other packages (transformers, TRL, torch,
+    datasets...): they are for those packages' users, not prefloop's. Warnings raised in
+    prefloop's own modules still show."""
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"^(?!prefloop)")

@@ -1,0 +1,171 @@
+"""Comparisons: rankings of a prompt's responses by one labeler (a person or an AI judge)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from .engine import Engine, fetch_records
+from .errors import LeaseError, NotFoundError, ValidationError
+from .records import LABELER_KINDS, Comparison, Ranking, text_hash, utcnow
+from .tasks import DEFAULT_LEASE_SECONDS, TasksAPI
+from .validation import MAX_TEXT_CHARS, validate_ranking
+from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
+
+__all__ = ["ComparisonsAPI", "COMPARISON_SELECT"]
+
+#: Comparison rows as :class:`Comparison` records (``c`` joined to its annotator).
+COMPARISON_SELECT = (f"SELECT c.id, c.prompt_id, c.ranking, c.labeler_kind, {LABELER_SQL} AS labeler, "
+                     "c.task_id, c.rationale, c.flags, c.confidence, c.duration_ms, c.created_at, "
+                     f"c.annotator_id FROM comparisons c {LABELER_JOIN}")
+
+
+class ComparisonsAPI:
+    """``store.comparisons``. A submission from the labeling app records the annotator's id
+    (``annotator_id``); imported and AI labels record a ``labeler`` name."""
+
+    def __init__(self, engine: Engine, tasks: TasksAPI):
+        self.engine, self.tasks = engine, tasks
+
+    def record(self, prompt_id: int, ranking: Ranking, *, labeler_kind: str,
+               labeler: str | None = None, task_id: int | None = None,
+               annotator_id: int | None = None, rationale: str | None = None,
+               flags: Sequence[str] = (), confidence: float | None = None,
+               duration_ms: int | None = None, dedup_key: str | None = None,
+               now: datetime | None = None) -> int:
+        """Record a ranking of responses of one prompt; returns the comparison id.
+
+        With ``task_id`` (a submission from the labeling app) the ranking must cover exactly the
+        task's responses and ``annotator_id`` must hold a lease on it (an expired lease is still
+        accepted while the task has a free slot); the assignment becomes ``done`` in the same
+        transaction. A second submission of the same task by the same annotator raises.
+        With ``dedup_key`` an existing comparison with that key is returned instead of a new one.
+
+        Raises:
+            ValidationError: bad ranking, responses not of this prompt, bad labeler kind, no
+                labeler (neither ``labeler`` nor ``annotator_id``), a rationale over
+                :data:`MAX_TEXT_CHARS`, or confidence outside [0, 1].
+            LeaseError: no lease, or the task is already full.
+        """
+        ranking = validate_ranking(ranking)
+        if labeler_kind not in LABELER_KINDS:
+            raise ValidationError(f"labeler_kind {labeler_kind!r} is not one of {LABELER_KINDS}")
+        if annotator_id is None and not labeler:
+            raise ValidationError("a comparison needs a labeler name or an annotator id")
+        if confidence is not None and not 0.0 <= confidence <= 1.0:
+            raise ValidationError(f"confidence {confidence} is outside [0, 1]")
+        if rationale is not None and len(rationale) > MAX_TEXT_CHARS:
+            raise ValidationError(f"rationale: {len(rationale)} characters, more than the "
+                                  f"{MAX_TEXT_CHARS} allowed")
+        rids = [r for g in ranking for r in g]
+        now = now or utcnow()
+        with self.engine.atomic() as con:
+            key = None if dedup_key is None else text_hash(f"api:{dedup_key}")
+            if key is not None:
+                row = con.execute("SELECT id FROM comparisons WHERE dedup_key = ?", [key]).fetchone()
+                if row:
+                    return row[0]
+            owners = dict(con.execute("SELECT id, prompt_id FROM responses WHERE id IN "
+                                      "(SELECT unnest(?))", [rids]).fetchall())
+            bad = [r for r in rids if owners.get(r) != prompt_id]
+            if bad:
+                raise ValidationError(f"ranking: responses {bad} do not exist or are not "
+                                      f"responses to prompt {prompt_id}")
+            if task_id is not None:
+                self.tasks.complete_assignment(con, task_id, annotator_id, prompt_id, rids, now)
+            return con.execute(
+                "INSERT INTO comparisons (prompt_id, task_id, ranking, labeler_kind, labeler, "
+                "annotator_id, rationale, flags, confidence, duration_ms, dedup_key, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [prompt_id, task_id, ranking, labeler_kind,
+                 None if annotator_id is not None else labeler, annotator_id, rationale,
+                 list(flags), confidence, duration_ms, key, now]).fetchone()[0]
+
+    def undo(self, comparison_id: int, annotator_id: int, *, window_seconds: float = 60.0,
+             lease_seconds: float = DEFAULT_LEASE_SECONDS, now: datetime | None = None) -> int:
+        """Withdraw an annotator's own task submission made less than ``window_seconds`` ago.
+
+        The comparison is deleted and the task is leased to the annotator again.
+        Returns the task id.
+
+        Raises:
+            LeaseError: not a task submission of this annotator, or past the undo window.
+        """
+        now = now or utcnow()
+        with self.engine.atomic() as con:
+            row = con.execute(
+                "SELECT c.task_id, c.created_at FROM comparisons c JOIN assignments a ON "
+                "a.task_id = c.task_id AND a.annotator_id = c.annotator_id AND a.state = 'done' "
+                "WHERE c.id = ? AND c.annotator_id = ?", [comparison_id, annotator_id]).fetchone()
+            if row is None:
+                raise LeaseError(f"comparison {comparison_id} is not a task submission of "
+                                 f"annotator {annotator_id}")
+            if (now - row[1]).total_seconds() > window_seconds:
+                raise LeaseError(f"comparison {comparison_id} is older than the "
+                                 f"{window_seconds:.0f} s undo window")
+            con.execute("DELETE FROM comparisons WHERE id = ?", [comparison_id])
+            self.tasks.reopen(con, row[0], annotator_id, now, lease_seconds)
+            return row[0]
+
+    def get(self, comparison_id: int) -> Comparison:
+        """The comparison with this id. Raises :class:`NotFoundError`."""
+        with self.engine.atomic() as con:
+            found = fetch_records(con, Comparison, f"{COMPARISON_SELECT} WHERE c.id = ?",
+                                  [comparison_id], flags=list)
+        if not found:
+            raise NotFoundError(f"no comparison with id {comparison_id}")
+        return found[0]
+
+    def list(self, *, labeler_kind: str | None = None, labeler: str | None = None,
+             prompt_ids: Sequence[int] | None = None, task_id: int | None = None,
+             annotator_id: int | None = None) -> list[Comparison]:
+        """Comparisons matching every given filter, by id (``labeler`` matches the name as
+        people read it: an annotator's current name or the recorded labeler)."""
+        with self.engine.atomic() as con:
+            return fetch_records(
+                con, Comparison, f"""{COMPARISON_SELECT} WHERE
+                    ($kind::VARCHAR IS NULL OR c.labeler_kind = $kind)
+                AND ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+                AND ($pids::BIGINT[] IS NULL OR c.prompt_id IN (SELECT unnest($pids::BIGINT[])))
+                AND ($task::BIGINT IS NULL OR c.task_id = $task)
+                AND ($ann::BIGINT IS NULL OR c.annotator_id = $ann) ORDER BY c.id""",
+                {"kind": labeler_kind, "labeler": labeler,
+                 "pids": None if prompt_ids is None else list(prompt_ids), "task": task_id,
+                 "ann": annotator_id}, flags=list)
+
+    def candidate_pairs(self, source: str = "human", *, dataset: str | None = None,
+                        limit: int | None = None) -> list[tuple[int, int, int]]:
+        """Response pairs to judge, as ``(prompt_id, a_id, b_id)`` with ``a_id < b_id``,
+        deduplicated, in a stable order (prompt id, then response ids).
+
+        ``source``: ``human`` / ``ai`` (pairs ranked by such labelers: every two responses
+        in different groups of a comparison), ``tasks`` (every two responses of a labeling
+        task) or ``generated`` (every two model-sampled responses of a prompt).
+
+        Raises:
+            ValidationError: unknown source.
+        """
+        if source in ("human", "ai"):
+            sql = (f"WITH {votes_cte('SELECT id, prompt_id, ranking FROM comparisons WHERE labeler_kind = $source')} "
+                   "SELECT DISTINCT prompt_id, lo AS x, hi AS y FROM votes WHERE dir <> 0")
+        elif source == "tasks":
+            sql = """
+                WITH i AS (SELECT id, prompt_id, unnest(response_ids) rid FROM tasks)
+                SELECT DISTINCT a.prompt_id, a.rid x, b.rid y
+                FROM i a JOIN i b ON a.id = b.id AND a.rid < b.rid"""
+        elif source == "generated":
+            sql = """
+                SELECT DISTINCT a.prompt_id, a.id x, b.id y FROM responses a
+                JOIN responses b ON a.prompt_id = b.prompt_id AND a.id < b.id
+                WHERE a.origin = 'model' AND b.origin = 'model'"""
+        else:
+            raise ValidationError(f"source {source!r}: expected human, ai, tasks or generated")
+        params = {"dataset": dataset, "limit": limit if limit is not None else 2**62}
+        if source in ("human", "ai"):
+            params["source"] = source
+        with self.engine.atomic() as con:
+            rows = con.execute(f"""
+                SELECT s.* FROM ({sql}) s JOIN prompts p ON p.id = s.prompt_id
+                WHERE $dataset::VARCHAR IS NULL OR p.dataset = $dataset
+                ORDER BY 1, 2, 3 LIMIT $limit""", params).fetchall()
+        return [tuple(r) for r in rows]

@@ -1,0 +1,52 @@
+"""Exports: the record of every pair export a training run can name."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .engine import Engine, fetch_records, to_json
+from .errors import NotFoundError
+from .records import Export
+
+__all__ = ["ExportsAPI"]
+
+_COLS = "id, filters, n_pairs, path, sha256, max_comparison_id, created_at"
+
+
+class ExportsAPI:
+    """``store.exports``: path, filters, pair count and sha256 of each export."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def record(self, filters: dict[str, Any], n_pairs: int, path: str, sha256: str,
+               max_comparison_id: int | None) -> Export:
+        """Record a written pair export."""
+        with self.engine.atomic() as con:
+            return fetch_records(
+                con, Export, f"INSERT INTO exports (filters, n_pairs, path, sha256, max_comparison_id) "
+                f"VALUES (?, ?, ?, ?, ?) RETURNING {_COLS}",
+                [to_json(filters), n_pairs, path, sha256, max_comparison_id], filters=json.loads)[0]
+
+    def get(self, export_id: int) -> Export:
+        """The export with this id. Raises :class:`NotFoundError`."""
+        with self.engine.atomic() as con:
+            found = fetch_records(con, Export, f"SELECT {_COLS} FROM exports WHERE id = ?",
+                                  [export_id], filters=json.loads)
+        if not found:
+            raise NotFoundError(f"no export with id {export_id}")
+        return found[0]
+
+    def list(self) -> list[Export]:
+        """All exports by id."""
+        with self.engine.atomic() as con:
+            return fetch_records(con, Export, f"SELECT {_COLS} FROM exports ORDER BY id",
+                                 filters=json.loads)
+
+    def by_path(self, path: str) -> Export | None:
+        """The newest export recorded at ``path`` (absolute), or ``None``."""
+        with self.engine.atomic() as con:
+            found = fetch_records(con, Export, f"SELECT {_COLS} FROM exports WHERE path = ? "
+                                 "ORDER BY id DESC LIMIT 1", [path], filters=json.loads)
+        return found[0] if found else None

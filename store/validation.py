@@ -1,0 +1,101 @@
+"""Rules of the data model that records must follow before they reach SQL.
+
+>>> validate_ranking([[3], [1, 2]])
+[[3], [1, 2]]
+>>> validate_messages([{"role": "user", "content": "Hi", "name": "x"}])
+[{'role': 'user', 'content': 'Hi'}]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ValidationError
+from .records import RESPONSE_ORIGINS, ROLES, Message, Ranking
+
+__all__ = ["validate_messages", "validate_ranking", "validate_response_text", "validate_origin",
+           "MAX_TEXT_CHARS"]
+
+#: The longest prompt turn, response, rationale or edit the store accepts (characters): about
+#: 100k tokens, far beyond any model's context, small enough that a pasted file or a flood of
+#: text cannot bloat the store.
+MAX_TEXT_CHARS = 400_000
+
+
+def validate_messages(messages: Any, *, field_name: str = "messages",
+                      end_with_user: bool = True) -> list[Message]:
+    """Check chat messages: a non-empty list of ``{"role", "content"}`` with a known role.
+
+    Returns the messages reduced to ``role`` and ``content``.
+
+    Raises:
+        ValidationError: names the offending element, e.g. ``messages[2].role``.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise ValidationError(f"{field_name}: expected a non-empty list of messages, "
+                              f"found {type(messages).__name__}")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ValidationError(f"{field_name}[{i}]: expected an object with role and content, "
+                                  f"found {type(m).__name__}")
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES:
+            raise ValidationError(f"{field_name}[{i}].role: expected one of {ROLES}, found {role!r}")
+        if not isinstance(content, str):
+            raise ValidationError(f"{field_name}[{i}].content: expected a string, "
+                                  f"found {type(content).__name__}")
+        if len(content) > MAX_TEXT_CHARS:
+            raise ValidationError(f"{field_name}[{i}].content: {len(content)} characters, more "
+                                  f"than the {MAX_TEXT_CHARS} allowed")
+        out.append({"role": role, "content": content})
+    if end_with_user and out[-1]["role"] != "user":
+        raise ValidationError(f"{field_name}: a prompt must end with a user turn, "
+                              f"found a final {out[-1]['role']!r} turn")
+    return out
+
+
+def validate_ranking(ranking: Any) -> Ranking:
+    """Check a ranking: a non-empty list of non-empty tie groups of distinct int ids; each
+    group comes back sorted.
+
+    Raises:
+        ValidationError: empty groups, repeated ids or non-integer ids.
+    """
+    if not isinstance(ranking, list) or not ranking:
+        raise ValidationError("ranking: expected a non-empty list of tie groups, best first")
+    seen: set[int] = set()
+    out = []
+    for i, group in enumerate(ranking):
+        if not isinstance(group, list) or not group:
+            raise ValidationError(f"ranking[{i}]: expected a non-empty list of response ids")
+        for rid in group:
+            if not isinstance(rid, int) or isinstance(rid, bool):
+                raise ValidationError(f"ranking[{i}]: response id {rid!r} is not an integer")
+            if rid in seen:
+                raise ValidationError(f"ranking: response {rid} appears twice")
+            seen.add(rid)
+        out.append(sorted(group))
+    return out
+
+
+def validate_response_text(text: Any, prompt_id: int) -> str:
+    """A response's text: a non-blank string of at most :data:`MAX_TEXT_CHARS` characters.
+
+    Raises:
+        ValidationError: not a string, blank, or too long.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(f"response to prompt {prompt_id}: text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValidationError(f"response to prompt {prompt_id}: {len(text)} characters, more "
+                              f"than the {MAX_TEXT_CHARS} allowed")
+    return text
+
+
+def validate_origin(origin: Any) -> str:
+    """Raises :class:`ValidationError` unless ``origin`` is one of :data:`RESPONSE_ORIGINS`."""
+    if origin not in RESPONSE_ORIGINS:
+        raise ValidationError(f"response origin {origin!r} is not one of "
+                              f"{', '.join(RESPONSE_ORIGINS)}")
+    return origin
