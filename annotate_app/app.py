@@ -132,6 +132,14 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 admin_status = gr.Markdown("", elem_id="pf-admin-status")
                 timer = gr.Timer(10.0)
 
+            with gr.Tab("Models", id="models", visible=False) as models_tab:
+                models_md = gr.Markdown("", elem_id="pf-models-note")
+                models_df = gr.Dataframe(label="Model versions (Bradley-Terry rating, Elo scale, 95% CI)",
+                                         interactive=False, elem_id="pf-models")
+                models_plot = gr.ScatterPlot(x="round", y="rating", color="model",
+                                             label="Rating by round (all votes)", elem_id="pf-models-plot")
+                b_models = gr.Button("Refresh", size="sm", elem_id="pf-models-refresh")
+
         outputs = [view_state, who, progress, prompt_md, pair_row, b_submit, status, rationale, flags,
                    edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks
 
@@ -158,8 +166,9 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             def go():
                 user = svc.authorize(request)
                 if user.role == "admin":  # looking at the dashboard must not lease a task
-                    return show(None, user, "Press **Next task** to label.") + [gr.update(visible=True)]
-                return show(svc.current_task(user), user) + [gr.update(visible=False)]
+                    return (show(None, user, "Press **Next task** to label.")
+                            + [gr.update(visible=True)] * 2)
+                return show(svc.current_task(user), user) + [gr.update(visible=False)] * 2
             return _guard(go)
 
         def on_next(request: gr.Request):
@@ -215,7 +224,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             return _guard(go)
 
         form = [view_state, rationale, flags, edit]
-        demo.load(on_load, None, outputs + [admin_tab], api_name="load_task")
+        demo.load(on_load, None, outputs + [admin_tab, models_tab], api_name="load_task")
         for button, choice in ((b_a, "A"), (b_b, "B"), (b_tie, "tie"), (b_bad, "both_bad")):
             button.click(on_pair(choice), form, outputs + [last_state], api_name=f"submit_{choice}")
         b_submit.click(on_ranks, form + ranks, outputs + [last_state], api_name="submit_ranking")
@@ -244,6 +253,30 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             wanted = [n.strip() for n in (names or "").split(",") if n.strip()] or [
                 "loss", "accuracy", "reward", "kl", "eval/all/accuracy"]
             return pd.DataFrame(svc.run_metrics(int(run_id), wanted))
+
+        def models(request: gr.Request):
+            def go():
+                svc.authorize(request, role="admin")
+                rows = svc.models()
+                rated = [r for r in rows if r["rating_all"] is not None]
+                if not rows:
+                    note = ("No model version has been evaluated yet: run `prefloop eval --models "
+                            "BASE,run:ID --prompts DATASET --tasks N` and label its blind tasks.")
+                elif not rated:
+                    note = (f"{len(rows)} model versions evaluated, no votes between them yet: label "
+                            "the queued evaluation tasks (or run `prefloop eval --judge local`).")
+                else:
+                    note = (f"{len(rows)} model versions, {sum(r['votes'] for r in rated) // 2} votes "
+                            "between them (people's and AI judges'; each column kept apart).")
+                plot_rows = pd.DataFrame([{"round": r["round"], "rating": r["rating_all"],
+                                           "model": r["model"]} for r in rated],
+                                         columns=["round", "rating", "model"])
+                return note, pd.DataFrame(rows), plot_rows
+            return _guard(go)
+
+        models_out = [models_md, models_df, models_plot]
+        models_tab.select(models, None, models_out, api_name="admin_models")
+        b_models.click(models, None, models_out, api_name=False)
 
         admin_out = [agreement_md, annot_df, data_df, ai_df, queue_df, runs_df, plot]
         b_refresh.click(refresh, [m_run, m_names], admin_out, api_name="admin_refresh")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prefloop.leaderboard import models_table
 from prefloop.store.pairs import PairFilters, export_pairs
 from prefloop.store.stats import annotator_progress, labeling_dashboard, task_rankings
 
@@ -266,6 +267,12 @@ class LabelingService:
             board["human_vs_ai"].append({"ai_labeler": name, "pairs": m["pairs"],
                                          "accuracy": m["accuracy"], "kappa": m["kappa"]})
         return board
+
+    def models(self) -> list[dict[str, Any]]:
+        """The Models view: one row per evaluated model version (Bradley-Terry rating on the Elo
+        scale with its 95% CI and votes, people's and AI's ratings, parent run, round, KL to the
+        reference, mean length); see :func:`prefloop.leaderboard.models_table`."""
+        return models_table(self.store)
 
     def queue(self, limit: int = 50) -> list[dict[str, Any]]:
         return [{"task": t.id, "prompt": t.prompt_id, "k": len(t.response_ids), "overlap": t.overlap,

@@ -6,8 +6,9 @@
   client is an argument (httpx's ``transport=`` idea), so tests point it at real local
   servers. Retries are the batch runner's (the client's own are turned off).
 * :class:`LocalBackend`: transformers in-process, default the embedded SmolLM2-135M-Instruct;
-  greedy decoding; for ``choices`` it also returns the normalized next-token probabilities of
-  the options (a soft label, as in Constitutional AI).
+  greedy decoding; for ``choices`` (a pairwise verdict) it reads the normalized next-token
+  probabilities of the options in one forward pass (a soft label, as in Constitutional AI)
+  and answers with the likelier option, without generating.
 
 Both are deterministic at temperature 0, so a resumed batch reproduces an uninterrupted one.
 """
@@ -118,48 +119,92 @@ class OpenAIBackend:
 
 
 class LocalBackend:
-    """A transformers causal LM in this process (greedy decoding, one call at a time).
+    """A transformers causal LM in this process (greedy decoding).
+
+    Pairwise calls (``choices``) that are in flight together share one padded forward pass
+    (up to ``max_batch``): the next-token probabilities of the options, read at the last
+    position only; free-text calls (critique, revision) generate one at a time.
 
     Args:
         model_path: a local checkpoint (default: the embedded SmolLM2-135M-Instruct).
+        max_batch: pairwise calls per forward pass.
     """
 
-    def __init__(self, model_path: str | Path | None = None, *, name: str | None = None):
+    def __init__(self, model_path: str | Path | None = None, *, name: str | None = None,
+                 max_batch: int = 8):
         from prefloop.models import default_model_path, load_causal_lm, load_tokenizer
 
         path = Path(model_path) if model_path else default_model_path()
         self.model = name or path.name
         self.tokenizer = load_tokenizer(path)
         self.lm = load_causal_lm(path).eval()
+        self.max_batch = max_batch
         self._lock = threading.Lock()
+        self._pending: list[tuple[list[dict], tuple[str, ...], asyncio.Future]] = []
 
     def __repr__(self) -> str:
         return f"LocalBackend(model={self.model!r})"
 
-    def _complete_sync(self, messages, max_tokens, choices):
+    def _choose_batch(self, batch: list[tuple[list[dict], tuple[str, ...]]]) -> list[Completion]:
         import torch
 
         tok = self.tokenizer
-        with self._lock, torch.no_grad():
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            texts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                     for m, _ in batch]
+            side, tok.padding_side = tok.padding_side, "left"
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            tok.padding_side = side
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)   # padding-independent
+            logits = self.lm(**enc, position_ids=positions, logits_to_keep=1).logits[:, -1].float()
+            ms = (time.perf_counter() - t0) * 1000 / len(batch)
+            out = []
+            for row, mask, (_, choices) in zip(logits, enc["attention_mask"], batch):
+                ids = [tok.encode(c, add_special_tokens=False)[0] for c in choices]
+                p = torch.softmax(row[ids], dim=-1)
+                probs = {c: float(v) for c, v in zip(choices, p)}
+                out.append(Completion(max(probs, key=probs.get), int(mask.sum()), 1, ms, probs))
+            return out
+
+    def _generate_sync(self, messages, max_tokens):
+        import torch
+
+        tok = self.tokenizer
+        with self._lock, torch.inference_mode():
             t0 = time.perf_counter()
             enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                           return_dict=True)
             n_in = enc["input_ids"].shape[1]
-            probs = None
-            if choices:
-                logits = self.lm(**enc).logits[0, -1]
-                ids = {c: tok.encode(c, add_special_tokens=False)[0] for c in choices}
-                p = torch.softmax(logits[list(ids.values())].float(), dim=-1)
-                probs = {c: float(v) for c, v in zip(ids, p)}
             out = self.lm.generate(**enc, do_sample=False, max_new_tokens=max_tokens,
                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
             new = out[0, n_in:]
             text = tok.decode(new, skip_special_tokens=True)
-            return Completion(text, n_in, int(new.shape[0]), (time.perf_counter() - t0) * 1000, probs)
+            return Completion(text, n_in, int(new.shape[0]), (time.perf_counter() - t0) * 1000)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)                       # let the calls in flight join the batch
+        batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+        if self._pending:
+            asyncio.ensure_future(self._flush())
+        try:
+            results = await asyncio.to_thread(self._choose_batch, [(m, c) for m, c, _ in batch])
+        except BaseException as exc:                 # every waiting call sees the failure
+            for _, _, fut in batch:
+                fut.set_exception(exc)
+            return
+        for (_, _, fut), res in zip(batch, results):
+            fut.set_result(res)
 
     async def complete(self, messages: list[dict], *, max_tokens: int,
                        choices: tuple[str, ...] | None = None) -> Completion:
-        return await asyncio.to_thread(self._complete_sync, messages, max_tokens, choices)
+        if not choices:
+            return await asyncio.to_thread(self._generate_sync, messages, max_tokens)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((messages, choices, fut))
+        if len(self._pending) == 1:
+            asyncio.ensure_future(self._flush())
+        return await fut
 
 
 BACKENDS = ("local", "openai")

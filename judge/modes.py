@@ -52,11 +52,15 @@ MODES = ("pairwise", "rank", "critique", "score")
 
 @dataclass
 class ModeResult:
-    """What a mode wrote: comparisons (ids), revisions (response ids), per-outcome counts."""
+    """What a mode wrote: comparisons (ids), revisions (response ids), per-outcome counts, and
+    for ``pairwise`` each pair's verdict: ``verdicts[(prompt_id, a, b, principle)] =
+    (outcome, P(a > b) or None)`` with outcome ``a``, ``b``, ``tie``, ``unparseable`` or
+    ``failed``."""
 
     comparisons: list[int] = field(default_factory=list)
     revisions: list[int] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    verdicts: dict[tuple[int, int, int, str], tuple[str, float | None]] = field(default_factory=dict)
 
 
 def _pairwise_parse(c: Completion) -> tuple[str | None, float | None]:
@@ -105,10 +109,10 @@ def _combine(j_ab, j_ba) -> tuple[str, float | None, bool]:
 
 
 async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tuple[int, int, int]],
-                         principles: list[Principle]) -> ModeResult:
+                         principles: list[Principle], *, eval_run_id: int | None = None) -> ModeResult:
     """Judge ``(prompt_id, a_id, b_id)`` pairs in both orders under each principle and record
     one AI comparison per pair and principle (labeler = the judge model, rationale = the
-    principle id)."""
+    principle id; ``eval_run_id`` marks them as evaluation labels)."""
     result = ModeResult()
     prompts = {p.id: p for p in s.prompts.get_many(sorted({p for p, _, _ in pairs}))}
     responses = {r.id: r for r in s.responses.get_many(sorted({x for _, a, b in pairs for x in (a, b)}))}
@@ -122,6 +126,7 @@ async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tupl
     for (p, a, b, pr), (j_ab, j_ba) in zip(jobs, judged):
         outcome, prob, consistent = _combine(j_ab, j_ba)
         result.outcomes[outcome] += 1
+        result.verdicts[(p, a, b, pr.id)] = (outcome, prob)
         if outcome in ("failed", "unparseable"):
             continue
         ranking = [[a], [b]] if outcome == "a" else [[b], [a]] if outcome == "b" else [[a, b]]
@@ -131,7 +136,8 @@ async def judge_pairwise(s: store.Store, session: JudgeSession, pairs: list[tupl
         cid = await asyncio.to_thread(
             s.comparisons.record, p, ranking, labeler_kind="ai", labeler=session.backend.model,
             rationale=pr.id, flags=[] if consistent else ["position_inconsistent"],
-            confidence=confidence, dedup_key=f"pairwise:{j_ab.cache_key}:{j_ba.cache_key}")
+            confidence=confidence, dedup_key=f"pairwise:{j_ab.cache_key}:{j_ba.cache_key}",
+            eval_run_id=eval_run_id)
         await asyncio.to_thread(s.judgments.link_to_comparison, [j_ab.id, j_ba.id], cid)
         result.comparisons.append(cid)
     return result

@@ -1,9 +1,12 @@
 """``prefloop loop --config loop.yaml``: the demo's cycle for real use.
 
 One iteration: export the labels added since the last iteration -> train a reward model ->
-update the policy (DPO or PPO) -> sample new responses -> judge them -> queue the most
-uncertain pairs. Every step is a recorded run with lineage; any step can be skipped
-(``skip: true``); re-running after an interruption resumes the unfinished iteration.
+update the policy (DPO or PPO) -> evaluate the new policy against its parent
+(:mod:`prefloop.evaluation`; with ``min_gold_win_rate``, a policy that loses ground under the
+gold reward model is recorded as ``rejected`` and not promoted) -> sample new responses from
+the promoted policy -> judge them -> queue the most uncertain pairs. Every step is a recorded
+run with lineage; any step can be skipped (``skip: true``); re-running after an interruption
+resumes the unfinished iteration.
 
 Config (all keys optional except where noted)::
 
@@ -14,6 +17,9 @@ Config (all keys optional except where noted)::
     policy_update: dpo                 # dpo, ppo or none
     dpo: {max_steps: 50}               # any DPORunConfig field
     ppo: {max_steps: 10}               # any PPORunConfig field
+    eval: {prompts: held-out, limit: 32, max_new_tokens: 64, gold_reward_model: null,
+           judge: null, min_gold_win_rate: null}   # held-out: this export's test split; or a
+                                                   # dataset / prompts file (EvalConfig fields)
     generate: {prompts: mt-bench, limit: 20, n: 4, max_new_tokens: 128, tasks: 10,
                select: uncertain, overlap: 1}
     judge: {modes: [pairwise, critique], backend: local, model: null, base_url: null,
@@ -35,7 +41,7 @@ from .pipeline import Pipeline
 
 __all__ = ["load_loop_config", "run_loop", "LOOP_KEYS"]
 
-LOOP_KEYS = {"policy", "export", "rm", "policy_update", "dpo", "ppo", "generate", "judge"}
+LOOP_KEYS = {"policy", "export", "rm", "policy_update", "dpo", "ppo", "eval", "generate", "judge"}
 
 
 def load_loop_config(path: str | Path) -> dict[str, Any]:
@@ -52,6 +58,10 @@ def load_loop_config(path: str | Path) -> dict[str, Any]:
         raise store.ValidationError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(LOOP_KEYS)}")
     if raw.get("policy_update", "dpo") not in ("dpo", "ppo", "none"):
         raise store.ValidationError(f"{path}: policy_update must be dpo, ppo or none")
+    ev = raw.get("eval") or {}
+    if ev.get("min_gold_win_rate") is not None and not ev.get("gold_reward_model"):
+        raise store.ValidationError(f"{path}: eval.min_gold_win_rate needs eval.gold_reward_model "
+                                    "(a reward model the policy never trained against)")
     return raw
 
 
@@ -105,7 +115,13 @@ def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
             overrides.setdefault("reward_model", rm_ref)
         res = pipe.stage(update, f"Update the policy ({update})",
                          lambda: _train(s, update, overrides, loop_id))
-        policy = f"run:{res['run_id']}"
+        ev_cfg = {k: v for k, v in (cfg.get("eval") or {}).items() if k != "skip"}
+        if _skipped(cfg.get("eval")):
+            policy = f"run:{res['run_id']}"
+        else:
+            ev = pipe.stage("eval", "Evaluate the new policy against its parent", lambda: _evaluate(
+                s, policy, f"run:{res['run_id']}", ex["export_id"], rm_ref, ev_cfg, loop_id, console))
+            policy = f"run:{res['run_id']}" if ev["promoted"] else policy
     gen_cfg = dict(cfg.get("generate") or {})
     if not _skipped(gen_cfg):
         def gen():
@@ -144,6 +160,33 @@ def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
     console.print(f"Loop iteration {run.id} finished: " + ", ".join(
         f"{k} {v.get('run_id', '')}".strip() for k, v in pipe.stages.items()))
     return pipe.stages
+
+
+def _evaluate(s: store.Store, parent: str, candidate: str, export_id: int, rm_ref: str | None,
+              ev_cfg: dict[str, Any], loop_id: int, console: Console) -> dict[str, Any]:
+    """Evaluate ``candidate`` against ``parent``; with ``min_gold_win_rate``, mark it
+    ``rejected`` (and do not promote it) when its gold win rate falls short."""
+    from prefloop.evaluation import EvalConfig, print_eval, run_eval
+
+    threshold = ev_cfg.pop("min_gold_win_rate", None)
+    prompts = ev_cfg.pop("prompts", "held-out")
+    cfg = EvalConfig(models=(parent, candidate), baseline=parent,
+                     prompts=f"export:{export_id}" if prompts == "held-out" else prompts,
+                     **{"limit": 32, "reward_model": rm_ref, **ev_cfg})
+    r = run_eval(s, cfg, console=console, pipeline_run_id=loop_id)
+    print_eval(console, r.run)
+    row = r.summary["models"][1]
+    gold = row.get("gold", {}).get("win", {}).get("rate")
+    promoted = threshold is None or (gold is not None and gold >= threshold)
+    run_id = int(candidate.split(":")[1])
+    if not promoted:
+        s.runs.update(run_id, status="rejected", summary={
+            "rejected": f"gold win rate {gold:.3f} against {parent} is below min_gold_win_rate "
+                        f"{threshold} (eval run {r.run.id})"})
+        console.print(f"  [bold]run {run_id} rejected[/]: gold win rate {gold:.3f} < {threshold}; "
+                      f"{parent} stays the policy")
+    return {"run_id": r.run.id, "promoted": promoted, "gold_win_rate": gold,
+            "proxy_win_rate": row.get("proxy", {}).get("win", {}).get("rate"), "kl": row.get("kl")}
 
 
 def _train(s, kind, overrides, loop_id) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from .errors import PrefloopError
 
 __all__ = ["DEFAULT_MODEL", "ModelRef", "ModelNotFoundError", "cache_dir", "default_model_path",
            "minilm_path", "resolve_model", "load_tokenizer", "load_causal_lm", "load_reward_model",
-           "CHATML_TEMPLATE", "POLICY_RUN_KINDS"]
+           "CHATML_TEMPLATE", "POLICY_RUN_KINDS", "inference_dtype"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -252,3 +252,17 @@ def load_reward_model(path: str | Path, pad_token_id: int | None = None, dtype=N
     if pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
     return model
+
+
+def inference_dtype(choice: str = "auto"):
+    """The dtype for frozen models: ``float32``, ``bfloat16``, or with ``auto`` bfloat16 where
+    the hardware computes it fast (a CUDA GPU that supports it, or a CPU with AVX512-BF16 or
+    AMX; on an AVX2 CPU bfloat16 matmuls are many times slower than float32) else float32."""
+    import torch
+
+    if choice != "auto":
+        return getattr(torch, choice)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    cap = torch.backends.cpu.get_cpu_capability()
+    return torch.bfloat16 if ("AMX" in cap or "BF16" in cap) else torch.float32

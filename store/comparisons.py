@@ -17,7 +17,7 @@ __all__ = ["ComparisonsAPI", "COMPARISON_SELECT"]
 #: Comparison rows as :class:`Comparison` records (``c`` joined to its annotator).
 COMPARISON_SELECT = (f"SELECT c.id, c.prompt_id, c.ranking, c.labeler_kind, {LABELER_SQL} AS labeler, "
                      "c.task_id, c.rationale, c.flags, c.confidence, c.duration_ms, c.created_at, "
-                     f"c.annotator_id FROM comparisons c {LABELER_JOIN}")
+                     f"c.annotator_id, c.eval_run_id FROM comparisons c {LABELER_JOIN}")
 
 
 class ComparisonsAPI:
@@ -32,7 +32,7 @@ class ComparisonsAPI:
                annotator_id: int | None = None, rationale: str | None = None,
                flags: Sequence[str] = (), confidence: float | None = None,
                duration_ms: int | None = None, dedup_key: str | None = None,
-               now: datetime | None = None) -> int:
+               eval_run_id: int | None = None, now: datetime | None = None) -> int:
         """Record a ranking of responses of one prompt; returns the comparison id.
 
         With ``task_id`` (a submission from the labeling app) the ranking must cover exactly the
@@ -40,6 +40,8 @@ class ComparisonsAPI:
         accepted while the task has a free slot); the assignment becomes ``done`` in the same
         transaction. A second submission of the same task by the same annotator raises.
         With ``dedup_key`` an existing comparison with that key is returned instead of a new one.
+        ``eval_run_id`` marks an evaluation label (a task's is inherited): training exports
+        leave such labels out unless asked for.
 
         Raises:
             ValidationError: bad ranking, responses not of this prompt, bad labeler kind, no
@@ -72,14 +74,15 @@ class ComparisonsAPI:
                 raise ValidationError(f"ranking: responses {bad} do not exist or are not "
                                       f"responses to prompt {prompt_id}")
             if task_id is not None:
-                self.tasks.complete_assignment(con, task_id, annotator_id, prompt_id, rids, now)
+                eval_run_id = self.tasks.complete_assignment(con, task_id, annotator_id, prompt_id,
+                                                             rids, now) or eval_run_id
             return con.execute(
                 "INSERT INTO comparisons (prompt_id, task_id, ranking, labeler_kind, labeler, "
-                "annotator_id, rationale, flags, confidence, duration_ms, dedup_key, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "annotator_id, rationale, flags, confidence, duration_ms, dedup_key, created_at, "
+                "eval_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [prompt_id, task_id, ranking, labeler_kind,
                  None if annotator_id is not None else labeler, annotator_id, rationale,
-                 list(flags), confidence, duration_ms, key, now]).fetchone()[0]
+                 list(flags), confidence, duration_ms, key, now, eval_run_id]).fetchone()[0]
 
     def undo(self, comparison_id: int, annotator_id: int, *, window_seconds: float = 60.0,
              lease_seconds: float = DEFAULT_LEASE_SECONDS, now: datetime | None = None) -> int:

@@ -26,6 +26,7 @@ from .exports import ExportsAPI
 from .judgments import JudgmentsAPI
 from .prompts import PromptsAPI, ResponsesAPI
 from .runs import RunsAPI
+from .samples import SamplesAPI
 from .tasks import TasksAPI
 
 __all__ = ["Store", "default_db_path"]
@@ -47,8 +48,8 @@ class Store:
             :class:`StoreBusyError` (``$PREFLOOP_LOCK_TIMEOUT``, default 60).
 
     Attributes:
-        prompts, responses, annotators, tasks, comparisons, judgments, runs, exports: the
-            API of each table (see their modules).
+        prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples:
+            the API of each table (see their modules).
 
     Opening applies missing migrations (an older store is upgraded in place).
 
@@ -72,6 +73,7 @@ class Store:
         self.judgments = JudgmentsAPI(self.engine)
         self.runs = RunsAPI(self.engine)
         self.exports = ExportsAPI(self.engine)
+        self.samples = SamplesAPI(self.engine)
 
     @property
     def path(self) -> Path:

@@ -178,10 +178,33 @@ def _0003_ids_and_pipelines(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE runs SET parent_run_id = NULL WHERE kind = 'judge'")
 
 
+def _0004_evaluation(con: duckdb.DuckDBPyConnection) -> None:
+    """Model-version evaluation: the responses each model version gave to each eval prompt
+    (``samples``, reused across evaluations by ``gen_key``), and evaluation tasks and
+    comparisons marked by their eval run so that training exports leave them out."""
+    con.execute("""
+        CREATE TABLE samples (
+            run_id BIGINT NOT NULL,
+            model VARCHAR NOT NULL,
+            prompt_id BIGINT NOT NULL,
+            response_id BIGINT NOT NULL,
+            gen_key VARCHAR NOT NULL,
+            n_tokens INTEGER,
+            finished BOOLEAN,
+            logprob DOUBLE,
+            token_ids INTEGER[],
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (gen_key, prompt_id)
+        )""")
+    con.execute("ALTER TABLE tasks ADD COLUMN eval_run_id BIGINT")
+    con.execute("ALTER TABLE comparisons ADD COLUMN eval_run_id BIGINT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
     ("0003_ids_and_pipelines", _0003_ids_and_pipelines),
+    ("0004_evaluation", _0004_evaluation),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,7 +26,10 @@ Row schema (both Parquet and the dataset)::
     prompt_id, chosen_id, rejected_id: int64
     dataset: str
     comparison_ids: list<int64>; labeler_kinds: list<str>
-    votes_chosen, votes_rejected, votes_tie: int64; agreement: float64 in (0.5, 1]
+    votes_chosen, votes_rejected, votes_tie: int64; agreement: float64 (the chosen side's share
+        of all votes)
+    p_chosen: float64 in (0.5, 1]   # P(chosen beats rejected) under the export's aggregate
+    weight: float64 in [0, 1]       # how much the pair should count (1 under majority)
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +47,7 @@ import pyarrow.parquet as pq
 
 from .db import Store
 from .errors import ExportError, ValidationError
+from .aggregate import AGGREGATES
 from .records import Export
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
@@ -62,6 +66,19 @@ class PairFilters:
         since_export: only comparisons newer than that export's snapshot.
         test_fraction: share of prompts (not pairs) held out as the test split.
         seed: salt of the deterministic prompt split.
+        include_eval: also export the labels of evaluation tasks and judges
+            (``prefloop eval``), which are left out by default.
+        aggregate: how a pair's label is made from its votes: ``majority``, ``dawid-skene``
+            (labeler reliability, :mod:`prefloop.store.aggregate`) or ``adjudicated``.
+        min_confidence: keep pairs whose ``p_chosen`` is at least this.
+        ai_min_agreement, ai_min_overlap: keep an AI labeler's votes only if it agrees with
+            people's majority on at least this share of the pairs both labeled, on at least
+            ``ai_min_overlap`` of them (judge gating; ``None``: no gating).
+        labeler: only the comparisons of this labeler (the name people read: an annotator, a
+            dataset's crowd, a judge model, ``reward-model:run:3``).
+        shard, shards: keep only the ``shard``-th of ``shards`` disjoint parts of the training
+            prompts (by sha256, like the split; the test split is the same in every shard):
+            e.g. a proxy and a gold reward model on disjoint halves.
     """
 
     source: Literal["human", "ai", "all"] = "all"
@@ -70,6 +87,14 @@ class PairFilters:
     since_export: int | None = None
     test_fraction: float = 0.0
     seed: int = 0
+    include_eval: bool = False
+    labeler: str | None = None
+    aggregate: str = "majority"
+    min_confidence: float = 0.0
+    ai_min_agreement: float | None = None
+    ai_min_overlap: int = 30
+    shard: int = 0
+    shards: int = 1
 
     def __post_init__(self) -> None:
         if self.source not in ("human", "ai", "all"):
@@ -78,12 +103,21 @@ class PairFilters:
             raise ValidationError(f"min_agreement {self.min_agreement} is outside [0, 1]")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ValidationError(f"test_fraction {self.test_fraction} is outside [0, 1)")
+        if self.aggregate not in AGGREGATES:
+            raise ValidationError(f"aggregate {self.aggregate!r} is not one of {', '.join(AGGREGATES)}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValidationError(f"min_confidence {self.min_confidence} is outside [0, 1]")
+        if self.ai_min_agreement is not None and not 0.0 <= self.ai_min_agreement <= 1.0:
+            raise ValidationError(f"ai_min_agreement {self.ai_min_agreement} is outside [0, 1]")
+        if not 0 <= self.shard < self.shards:
+            raise ValidationError(f"shard {self.shard} is outside [0, {self.shards})")
 
 
 @dataclass
 class ExportResult:
-    """What :func:`export_pairs` wrote; counts are pairs (``n_conflicts``: pairs with as many
-    votes each way, ``n_ties``: pairs with only tie votes, ``n_below_agreement``: filtered)."""
+    """What :func:`export_pairs` wrote; counts are pairs (``n_conflicts``: pairs the aggregate
+    cannot orient, ``n_ties``: pairs with only tie votes, ``n_below_agreement`` and
+    ``n_below_confidence``: filtered); ``ai_labelers``: the judge gating's verdicts."""
 
     export: Export
     n_train: int
@@ -93,94 +127,162 @@ class ExportResult:
     n_below_agreement: int
     n_comparisons: int
     files: dict[str, str]
+    n_below_confidence: int = 0
+    ai_labelers: list[dict[str, Any]] = field(default_factory=list)
 
 
 _MESSAGES = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
 
 
-def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str, int]]:
-    """Aggregate the selected comparisons into pairs, in one read transaction.
+def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str, Any]]:
+    """Aggregate the selected comparisons into labeled pairs, in one read transaction.
+
+    Steps: the selected comparisons' votes, by labeler (:data:`~prefloop.store.aggregate.LABELER_KEY_SQL`);
+    with ``ai_min_agreement``, the votes of AI labelers that agree with people less (or on
+    fewer than ``ai_min_overlap`` shared pairs) are left out; each pair's label by
+    ``filters.aggregate``: ``majority`` (``p_chosen`` = the chosen side's share of directed
+    votes, ``weight`` 1), ``dawid-skene`` (``p_chosen`` = the posterior, ``weight`` =
+    ``|2 p_chosen - 1|``; gold tasks anchor it) or ``adjudicated`` (a reviewer's final
+    ranking where one exists, ``p_chosen`` 1; items marked ambiguous are left out; majority
+    elsewhere); then the agreement and confidence filters.
 
     Returns:
         ``(table, counts)``: the rows of the module docstring's schema plus a ``prompt_hash``
         column (used for the split), ordered by ``(prompt_id, chosen_id, rejected_id)``; and
         counts ``n_comparisons``, ``n_conflicts``, ``n_ties``, ``n_below_agreement``,
-        ``max_comparison_id``.
+        ``n_below_confidence``, ``n_ambiguous``, ``max_comparison_id`` and ``ai_labelers``
+        (with gating: ``{labeler, agreement, overlap, kept}`` each).
     """
-    selection = """
-        SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking FROM comparisons c
-        JOIN prompts p ON p.id = c.prompt_id
-        WHERE ($source = 'all' OR c.labeler_kind = $source)
+    import pyarrow.compute as pc
+
+    from .aggregate import LABELER_KEY_SQL, PRINCIPLE_JOIN, ai_agreement, dawid_skene, labeler_votes
+
+    selection = f"""
+        SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking, {LABELER_KEY_SQL} AS labeler
+        FROM comparisons c JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN} {PRINCIPLE_JOIN}
+        WHERE ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+          AND ($source = 'all' OR c.labeler_kind = $source)
           AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
-          AND c.id > $since AND c.id <= $max_id"""
+          AND c.id > $since AND c.id <= $max_id
+          AND ($include_eval OR c.eval_run_id IS NULL)"""
+    counts: dict[str, Any] = {"ai_labelers": []}
     with store.atomic() as con:
         since = 0
         if filters.since_export is not None:
             since = store.exports.get(filters.since_export).max_comparison_id or 0
         max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
         con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE labeled_votes AS
+            WITH {votes_cte(selection, carry=["labeler_kind", "labeler"])}
+            SELECT * FROM votes""",
+                    {"source": filters.source, "dataset": filters.dataset, "since": since,
+                     "max_id": max_id, "include_eval": filters.include_eval,
+                     "labeler": filters.labeler})
+        if filters.ai_min_agreement is not None:
+            agree = ai_agreement(labeler_votes(con, "labeled_votes"))
+            ai = [r[0] for r in con.execute("SELECT DISTINCT labeler FROM labeled_votes "
+                                            "WHERE labeler_kind = 'ai' ORDER BY 1").fetchall()]
+            dropped = []
+            for name in ai:
+                rate, overlap = agree.get(name, (None, 0))
+                kept = rate is not None and overlap >= filters.ai_min_overlap and rate >= filters.ai_min_agreement
+                counts["ai_labelers"].append({"labeler": name, "agreement": rate, "overlap": overlap,
+                                              "kept": kept})
+                if not kept:
+                    dropped.append(name)
+            con.execute("DELETE FROM labeled_votes WHERE labeler_kind = 'ai' AND labeler IN "
+                        "(SELECT unnest(?::VARCHAR[]))", [dropped])
+        con.execute("""
             CREATE OR REPLACE TEMP TABLE pair_votes AS
-            WITH {votes_cte(selection, carry=["labeler_kind"])}
             SELECT prompt_id, lo, hi,
                    count(*) FILTER (dir = 1) AS v_lo, count(*) FILTER (dir = -1) AS v_hi,
                    count(*) FILTER (dir = 0) AS v_tie,
                    list(DISTINCT cid ORDER BY cid) AS comparison_ids,
                    list(DISTINCT labeler_kind ORDER BY labeler_kind) AS labeler_kinds
-            FROM votes GROUP BY prompt_id, lo, hi""",
-                    {"source": filters.source, "dataset": filters.dataset, "since": since,
-                     "max_id": max_id})
-        counts = dict(zip(
+            FROM labeled_votes GROUP BY prompt_id, lo, hi""")
+        p_lo = "CASE WHEN v_lo + v_hi > 0 THEN v_lo / (v_lo + v_hi) END"
+        weight = "1.0"
+        if filters.aggregate == "dawid-skene":
+            posterior, _ = dawid_skene(labeler_votes(con, "labeled_votes"), _gold_labels(con))
+            keys = list(posterior)
+            post = pa.table({"prompt_id": pa.array([k[0] for k in keys], pa.int64()),
+                             "lo": pa.array([k[1] for k in keys], pa.int64()),
+                             "hi": pa.array([k[2] for k in keys], pa.int64()),
+                             "p_lo": pa.array([posterior[k] for k in keys], pa.float64())})
+            con.execute("SELECT 1").fetchall()
+            con.register("ds_posterior", post)
+            con.execute("""CREATE OR REPLACE TEMP TABLE pair_votes AS SELECT v.*, d.p_lo AS ds_p_lo
+                           FROM pair_votes v LEFT JOIN ds_posterior d USING (prompt_id, lo, hi)""")
+            con.unregister("ds_posterior")
+            p_lo, weight = "ds_p_lo", "abs(2 * ds_p_lo - 1)"
+        counts.update(dict(zip(
             ("n_comparisons", "n_conflicts", "n_ties"),
-            con.execute("""
+            con.execute(f"""
                 SELECT (SELECT count(DISTINCT c) FROM (SELECT unnest(comparison_ids) c FROM pair_votes)),
-                       count(*) FILTER (v_lo = v_hi AND v_lo > 0),
-                       count(*) FILTER (v_lo = v_hi AND v_lo = 0)
-                FROM pair_votes""").fetchall()[0]))  # fetchall: con.sql() below needs no open result
+                       count(*) FILTER ({p_lo} = 0.5), count(*) FILTER (v_lo + v_hi = 0)
+                FROM pair_votes""").fetchall()[0])))  # fetchall: con.sql() below needs no open result
         table = con.sql(f"""
-            WITH m AS (
+            WITH a AS (SELECT *, {p_lo} AS p_lo, {weight} AS w FROM pair_votes),
+                 m AS (
                 SELECT prompt_id, comparison_ids, labeler_kinds,
-                       CASE WHEN v_lo > v_hi THEN lo ELSE hi END AS chosen_id,
-                       CASE WHEN v_lo > v_hi THEN hi ELSE lo END AS rejected_id,
-                       greatest(v_lo, v_hi) AS votes_chosen, least(v_lo, v_hi) AS votes_rejected,
+                       CASE WHEN p_lo > 0.5 THEN lo ELSE hi END AS chosen_id,
+                       CASE WHEN p_lo > 0.5 THEN hi ELSE lo END AS rejected_id,
+                       CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END AS votes_chosen,
+                       CASE WHEN p_lo > 0.5 THEN v_hi ELSE v_lo END AS votes_rejected,
                        v_tie AS votes_tie,
-                       greatest(v_lo, v_hi) / (v_lo + v_hi + v_tie) AS agreement
-                FROM pair_votes WHERE v_lo <> v_hi)
+                       (CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END) / (v_lo + v_hi + v_tie) AS agreement,
+                       greatest(p_lo, 1 - p_lo)::DOUBLE AS p_chosen, w::DOUBLE AS weight
+                FROM a WHERE p_lo IS NOT NULL AND p_lo <> 0.5)
             SELECT from_json(p.messages, '{_MESSAGES}') AS prompt,
                    [{{'role': 'assistant', 'content': rc.text}}] AS chosen,
                    [{{'role': 'assistant', 'content': rr.text}}] AS rejected,
                    m.prompt_id, m.chosen_id, m.rejected_id, p.dataset, m.comparison_ids,
                    m.labeler_kinds, m.votes_chosen, m.votes_rejected, m.votes_tie, m.agreement,
-                   p.text_hash AS prompt_hash
+                   m.p_chosen, m.weight, p.text_hash AS prompt_hash
             FROM m JOIN prompts p ON p.id = m.prompt_id
             JOIN responses rc ON rc.id = m.chosen_id JOIN responses rr ON rr.id = m.rejected_id
             ORDER BY m.prompt_id, m.chosen_id, m.rejected_id""").to_arrow_table()
         con.execute("DROP TABLE pair_votes")
+        con.execute("DROP TABLE labeled_votes")
     n_all = table.num_rows
     if filters.min_agreement > 0:
-        import pyarrow.compute as pc
-
         table = table.filter(pc.greater_equal(table["agreement"], filters.min_agreement - 1e-12))
     counts["n_below_agreement"] = n_all - table.num_rows
+    n_all = table.num_rows
+    if filters.min_confidence > 0:
+        table = table.filter(pc.greater_equal(table["p_chosen"], filters.min_confidence - 1e-12))
+    counts["n_below_confidence"] = n_all - table.num_rows
     counts["max_comparison_id"] = max_id
     return table, counts
 
 
-def split_by_prompt(table: pa.Table, test_fraction: float, seed: int = 0
-                    ) -> tuple[pa.Table, pa.Table | None]:
+def _gold_labels(con) -> dict[tuple[int, int, int], int]:
+    """Known labels of items from gold tasks: 1 when the lower response id is the better."""
+    rows = con.execute(f"""
+        WITH {votes_cte("SELECT id, prompt_id, gold_ranking AS ranking FROM tasks WHERE gold_ranking IS NOT NULL")}
+        SELECT DISTINCT prompt_id, lo, hi, dir FROM votes WHERE dir <> 0""").fetchall()
+    return {(p, lo, hi): int(d > 0) for p, lo, hi, d in rows}
+
+
+def split_by_prompt(table: pa.Table, test_fraction: float, seed: int = 0, *, shard: int = 0,
+                    shards: int = 1) -> tuple[pa.Table, pa.Table | None]:
     """Split pairs into train/test by prompt: ``round(test_fraction * n_prompts)`` prompts
     (at least 1 when the fraction is positive and there are 2+ prompts), chosen by sha256 of
-    ``seed:prompt_hash``, go to test, so no prompt is in both splits."""
-    if test_fraction <= 0:
-        return table, None
+    ``seed:prompt_hash``, go to test, so no prompt is in both splits. With ``shards > 1`` the
+    train split keeps the prompts of one of ``shards`` disjoint parts (in the same hash order).
+    """
     import pyarrow.compute as pc
 
     prompts = sorted(set(table["prompt_hash"].to_pylist()),
                      key=lambda h: hashlib.sha256(f"{seed}:{h.hex()}".encode()).hexdigest())
-    n_test = min(len(prompts) - 1, max(1, round(test_fraction * len(prompts))))
-    if n_test <= 0:
-        return table, None
-    is_test = pc.is_in(table["prompt_hash"], value_set=pa.array(prompts[:n_test]))
-    return table.filter(pc.invert(is_test)), table.filter(is_test)
+    n_test = 0
+    if test_fraction > 0:
+        n_test = max(0, min(len(prompts) - 1, max(1, round(test_fraction * len(prompts)))))
+    train_prompts = prompts[n_test:][shard::shards]
+    train = table.filter(pc.is_in(table["prompt_hash"], value_set=pa.array(train_prompts, pa.binary())))
+    if n_test == 0:
+        return train, None
+    return train, table.filter(pc.is_in(table["prompt_hash"], value_set=pa.array(prompts[:n_test])))
 
 
 def _sha256(path: Path) -> str:
@@ -221,11 +323,14 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
             f"no pairs match the filters {json.dumps(_filters_dict(filters))} "
             f"({counts['n_comparisons']} comparisons selected, {counts['n_conflicts']} "
             f"conflicting and {counts['n_ties']} tied pairs, {counts['n_below_agreement']} below "
-            "min agreement): import or label more data, or relax the filters")
-    train, test = split_by_prompt(table, filters.test_fraction, filters.seed)
+            f"min agreement, {counts['n_below_confidence']} below min confidence): import or label "
+            "more data, or relax the filters")
+    train, test = split_by_prompt(table, filters.test_fraction, filters.seed, shard=filters.shard,
+                                  shards=filters.shards)
     splits = {"train": train.drop_columns(["prompt_hash"])}
     if test is not None:
         splits["test"] = test.drop_columns(["prompt_hash"])
+    n_pairs = sum(t.num_rows for t in splits.values())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
@@ -237,7 +342,7 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
                  for p in sorted(tmp.rglob("*")) if p.is_file()}
         digest = hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in files.items()).encode()).hexdigest()
         manifest = {"format": "trl-conversational-preference", "filters": _filters_dict(filters),
-                    "n_pairs": table.num_rows, "splits": {k: v.num_rows for k, v in splits.items()},
+                    "n_pairs": n_pairs, "splits": {k: v.num_rows for k, v in splits.items()},
                     "counts": {k: v for k, v in counts.items()}, "files": files, "sha256": digest}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if out.exists():
@@ -247,12 +352,12 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    export = store.exports.record(_filters_dict(filters), table.num_rows, str(out.resolve()),
-                                 digest, counts["max_comparison_id"])
+    export = store.exports.record(_filters_dict(filters), n_pairs, str(out.resolve()),
+                                  digest, counts["max_comparison_id"])
     return ExportResult(export, splits["train"].num_rows,
                         splits["test"].num_rows if "test" in splits else 0, counts["n_conflicts"],
                         counts["n_ties"], counts["n_below_agreement"], counts["n_comparisons"],
-                        files)
+                        files, counts["n_below_confidence"], counts["ai_labelers"])
 
 
 def _filters_dict(filters: PairFilters) -> dict[str, Any]:

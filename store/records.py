@@ -51,6 +51,7 @@ __all__ = [
     "Run",
     "RunMetric",
     "Export",
+    "Sample",
 ]
 
 Message = dict[str, str]
@@ -159,6 +160,8 @@ class TaskIn:
     ``overlap`` is how many different annotators label it; higher ``priority`` is served first;
     ``reason`` says why it was selected (e.g. ``"uncertain: reward gap 0.03"``).
     ``gold_ranking`` (optional) is the known answer of a gold item, used to score annotators.
+    ``eval_run_id`` marks a blind evaluation task of that eval run: its votes stay out of
+    training exports unless asked for.
     """
 
     prompt_id: int
@@ -167,6 +170,7 @@ class TaskIn:
     priority: int = 0
     reason: str | None = None
     gold_ranking: Ranking | None = None
+    eval_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,7 @@ class Task:
     reason: str | None
     created_at: datetime | None = None
     gold_ranking: Ranking | None = None
+    eval_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +234,7 @@ class Comparison:
     duration_ms: int | None = None
     created_at: datetime | None = None
     annotator_id: int | None = None
+    eval_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,4 +331,27 @@ class Export:
     path: str
     sha256: str
     max_comparison_id: int | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A row of ``samples``: the response model version ``model`` (``run:ID``, the embedded
+    default's name, or a path) gave to an evaluation prompt, recorded by eval run ``run_id``.
+
+    ``gen_key`` (sha256 of the checkpoint, sampling settings and seed) lets a later evaluation
+    reuse it; ``n_tokens`` generated, ``finished`` (emitted EOS), ``logprob`` the sum of the
+    policy's log-probabilities of the response tokens (nats, at the sampling temperature),
+    ``token_ids`` the generated ids (EOS included), for log-probs under a reference model.
+    """
+
+    run_id: int
+    model: str
+    prompt_id: int
+    response_id: int
+    gen_key: str
+    n_tokens: int | None = None
+    finished: bool | None = None
+    logprob: float | None = None
+    token_ids: list[int] | None = None
     created_at: datetime | None = None

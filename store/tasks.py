@@ -20,7 +20,8 @@ from .validation import validate_ranking
 __all__ = ["TasksAPI", "QueueReport", "DEFAULT_LEASE_SECONDS"]
 
 DEFAULT_LEASE_SECONDS = 20 * 60
-_COLS = "id, prompt_id, response_ids, overlap, priority, reason, created_at, gold_ranking"
+_COLS = ("id, prompt_id, response_ids, overlap, priority, reason, created_at, gold_ranking, "
+         "eval_run_id")
 _ASSIGNMENT_COLS = "task_id, annotator_id, leased_at, lease_expires_at, state"
 
 
@@ -71,7 +72,7 @@ class TasksAPI:
     def create_report(self, tasks: Iterable[TaskIn], *, update_existing: bool = False) -> QueueReport:
         """:meth:`create`, returning a :class:`QueueReport`."""
         rows: dict[str, list] = {k: [] for k in ("idx", "prompt_id", "response_ids", "overlap",
-                                                  "priority", "reason", "gold_ranking")}
+                                                  "priority", "reason", "gold_ranking", "eval_run_id")}
         for i, t in enumerate(tasks):
             rids = list(dict.fromkeys(t.response_ids))
             if len(rids) < 2:
@@ -85,13 +86,15 @@ class TasksAPI:
                 if sorted(x for g in gold for x in g) != sorted(rids):
                     raise ValidationError(f"task for prompt {t.prompt_id}: the gold ranking must "
                                           f"rank exactly the task's responses {rids}")
-            for k, v in zip(rows, (i, t.prompt_id, rids, t.overlap, t.priority, t.reason, gold)):
+            for k, v in zip(rows, (i, t.prompt_id, rids, t.overlap, t.priority, t.reason, gold,
+                                   t.eval_run_id)):
                 rows[k].append(v)
         if not rows["idx"]:
             return QueueReport([], 0, 0)
         batch = pa.table({**rows, "response_ids": pa.array(rows["response_ids"], pa.list_(pa.int64())),
                           "gold_ranking": pa.array(rows["gold_ranking"],
-                                                   pa.list_(pa.list_(pa.int64())))})
+                                                   pa.list_(pa.list_(pa.int64()))),
+                          "eval_run_id": pa.array(rows["eval_run_id"], pa.int64())})
         same = ("t.prompt_id = b.prompt_id AND list_sort(t.response_ids) = list_sort(b.response_ids) "
                 "AND (t.gold_ranking IS NULL) = (b.gold_ranking IS NULL)")
         with self.engine.atomic() as con, registered(con, "task_batch", batch):
@@ -108,8 +111,9 @@ class TasksAPI:
                 SELECT b.idx, min(t.id), any_value(t.overlap <> b.overlap OR t.priority <> b.priority)
                 FROM task_batch b JOIN tasks t ON {same} GROUP BY b.idx""").fetchall()
             created = con.execute(f"""
-                INSERT INTO tasks (prompt_id, response_ids, overlap, priority, reason, gold_ranking)
-                SELECT prompt_id, response_ids, overlap, priority, reason, gold_ranking
+                INSERT INTO tasks (prompt_id, response_ids, overlap, priority, reason, gold_ranking,
+                                   eval_run_id)
+                SELECT prompt_id, response_ids, overlap, priority, reason, gold_ranking, eval_run_id
                 FROM task_batch b WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE {same})
                 QUALIFY row_number() OVER (PARTITION BY prompt_id, list_sort(response_ids),
                                            gold_ranking IS NULL ORDER BY idx) = 1
@@ -371,17 +375,18 @@ class TasksAPI:
 
     def complete_assignment(self, con: duckdb.DuckDBPyConnection, task_id: int,
                             annotator_id: int | None, prompt_id: int, response_ids: list[int],
-                            now: datetime) -> None:
+                            now: datetime) -> int | None:
         """Inside a comparison's transaction: check the submitter's lease on ``task_id`` and
-        mark it done; the task completes when ``overlap`` assignments are done.
+        mark it done; the task completes when ``overlap`` assignments are done. Returns the
+        task's ``eval_run_id`` (the comparison inherits it).
 
         Raises:
             NotFoundError: no such task.
             ValidationError: the ranking does not cover exactly the task's responses.
             LeaseError: no lease, already done, or the task was completed by others.
         """
-        task = con.execute("SELECT prompt_id, response_ids, overlap, gold_ranking IS NOT NULL "
-                           "FROM tasks WHERE id = ?", [task_id]).fetchone()
+        task = con.execute("SELECT prompt_id, response_ids, overlap, gold_ranking IS NOT NULL, "
+                           "eval_run_id FROM tasks WHERE id = ?", [task_id]).fetchone()
         if task is None:
             raise NotFoundError(f"no task with id {task_id}")
         if task[0] != prompt_id or sorted(task[1]) != sorted(response_ids):
@@ -411,6 +416,7 @@ class TasksAPI:
                                [task_id]).fetchone()[0]
             if done >= task[2]:
                 con.execute("UPDATE tasks SET completed_at = ? WHERE id = ?", [now, task_id])
+        return task[4]
 
     def reopen(self, con: duckdb.DuckDBPyConnection, task_id: int, annotator_id: int,
                now: datetime, lease_seconds: float) -> None:

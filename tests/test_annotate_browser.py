@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from prefloop.annotate_app.auth import hash_password
@@ -12,6 +15,8 @@ from prefloop.testing import AppServer
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: Where the tests leave screenshots of the views they drive (to look at them).
+SHOTS = Path(os.environ.get("PREFLOOP_SCREENSHOTS", tempfile.gettempdir()))
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> **bold** end'
 
 
@@ -132,3 +137,52 @@ def test_annotator_and_admin_in_a_browser(db, tmp_path, browser):
     assert edited.origin == "human_edit" and edited.text == "A safer, edited answer." and edit.ranking[1] == [best]
     assert [a.state for a in db.tasks.assignments(task_id=t4)] == ["skipped"]
     assert len(human) == 4
+
+
+def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, browser, tiny_model):
+    """Two annotators label the blind tasks an evaluation queued; the admin's Models view then
+    shows each version's Bradley-Terry rating with its CI."""
+    from prefloop.store.importer import import_file
+    from prefloop.training.train import train
+    from prefloop.evaluation import EvalConfig, run_eval
+    from .conftest import HH
+
+    if not HH.exists():
+        pytest.skip("needs ../shared/data")
+    import_file(db, HH, "hh")
+    fast = {"max_steps": 2, "max_length": 256, "max_eval_pairs": 4, "save_steps": 1000}
+    rm = train(db, "rm", overrides={"model": str(tiny_model), **fast}).run
+    dpo = train(db, "dpo", overrides={"model": str(tiny_model), **fast, "learning_rate": 0.05,
+                                      "export_id": rm.export_id}).run
+    ev = run_eval(db, EvalConfig(models=(str(tiny_model), f"run:{dpo.id}"), prompts=f"export:{rm.export_id}",
+                                 limit=6, max_prompt_tokens=512, reward_model=f"run:{rm.id}",
+                                 max_new_tokens=8, tasks=3, overlap=2))
+    n_tasks = ev.summary["tasks"]
+    assert n_tasks >= 2
+    for name in ("ann", "bob"):
+        db.annotators.add(name, "annotator", hash_password("password123"))
+    db.annotators.add("boss", "admin", hash_password("password123"))
+    server = AppServer(db.path, log=tmp_path / "server.log")
+    try:
+        for name in ("ann", "bob"):
+            page = login(browser, server.url, name)
+            for i in range(n_tasks):
+                page.wait_for_function("document.querySelector('#pf-progress').innerText.includes('Task')")
+                page.keyboard.press("1")                              # A is better
+                wait_status(page, "Saved (A)")
+                page.wait_for_timeout(200)
+            page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('Nothing to label')")
+        admin = login(browser, server.url, "boss")
+        admin.get_by_role("tab", name="Models").click()
+        admin.wait_for_function("document.querySelector('#pf-models').innerText.includes('run:')",
+                                timeout=30_000)
+        text = admin.inner_text("#pf-models")
+        admin.wait_for_selector("#pf-models-plot canvas, #pf-models-plot svg", timeout=30_000)
+        admin.wait_for_timeout(500)
+        admin.screenshot(path=str(SHOTS / "models.png"), full_page=True)
+    finally:
+        server.stop()
+    assert f"run:{dpo.id}" in text and str(tiny_model) in text and "1000" in text
+    assert " .. " in text                                        # the CI column
+    votes = [c for c in db.comparisons.list(labeler_kind="human") if c.eval_run_id == ev.run.id]
+    assert len(votes) == 2 * n_tasks

@@ -25,10 +25,13 @@ def test_quick_demo_runs_and_resumes(tmp_path):
     assert "demo-password-1" not in first.stdout + first.stderr
     s = store.Store(tmp_path / "prefloop.duckdb")
     runs = {r.kind: r for r in s.runs.list()}
-    assert {"demo", "rm", "dpo", "ppo", "generate", "judge"} <= set(runs)
+    assert {"demo", "rm", "dpo", "generate", "sft", "eval", "judge"} <= set(runs)
+    assert len(s.runs.list(kind="rm")) == 2                      # the proxy and the gold RM
     assert all(r.status == "finished" for r in s.runs.list())
-    assert runs["ppo"].parent_run_id == runs["dpo"].id
-    assert runs["generate"].parent_run_id == runs["ppo"].id
+    # the evaluation table ends the summary: base, DPO and the RS-SFT policy with CIs and KL
+    assert "KL nats" in first.stdout and "leaderboard" in first.stdout
+    assert {r["model"] for r in runs["eval"].summary["models"]} >= {"smollm2-135m-instruct", f"run:{runs['sft'].id}",
+                                                    f"run:{runs['dpo'].id}"}
     assert {r.pipeline_run_id for r in s.runs.list() if r.kind != "demo"} == {runs["demo"].id}
     assert s.tasks.list(open_only=True) and s.annotators.get("admin").role == "admin"
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

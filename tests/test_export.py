@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
@@ -99,3 +100,16 @@ def test_export_refuses_to_overwrite_and_to_export_nothing(db, tmp_path):
     with pytest.raises(store.ExportError, match="no pairs match"):
         export_pairs(db, tmp_path / "new")
     assert not (tmp_path / "new").exists() and db.exports.list() == []
+
+
+def test_shards_split_the_training_prompts_and_share_the_test_split(hh_store, tmp_path):
+    a = export_pairs(hh_store, tmp_path / "a", PairFilters(source="human", test_fraction=0.1, shards=2))
+    b = export_pairs(hh_store, tmp_path / "b", PairFilters(source="human", test_fraction=0.1,
+                                                           shard=1, shards=2))
+    read = lambda e, split: set(pq.read_table(Path(e.export.path) / f"{split}.parquet")["prompt_id"].to_pylist())  # noqa: E731
+    assert read(a, "test") == read(b, "test") and len(read(a, "test")) == 179
+    assert not read(a, "train") & read(b, "train")
+    whole = export_pairs(hh_store, tmp_path / "whole", PairFilters(source="human", test_fraction=0.1))
+    assert read(a, "train") | read(b, "train") == read(whole, "train")
+    assert abs(len(read(a, "train")) - len(read(b, "train"))) <= 1
+    assert a.export.n_pairs == a.n_train + a.n_test

@@ -219,3 +219,26 @@ def test_local_backend_gives_soft_labels(db, tiny_model):
     js = db.judgments.list()
     assert all(0.0 <= j.probability <= 1.0 for j in js) and {j.verdict for j in js} <= {"A", "B"}
     assert db.comparisons.list(labeler_kind="ai")[0].confidence is not None
+
+
+def test_local_pairwise_calls_batched_together_match_one_at_a_time(tiny_model):
+    """Calls in flight share a padded forward pass; each verdict is what it is alone."""
+    from prefloop.judge.constitution import load_constitution
+    from prefloop.judge.templates import render_pairwise
+
+    b = LocalBackend(tiny_model, max_batch=8)
+    pr = load_constitution().principles[0]
+    calls = [render_pairwise([{"role": "user", "content": "hi " * (i + 1)}], "short", "a longer answer " * i, pr)
+             for i in range(5)]
+
+    async def together():
+        return await asyncio.gather(*(b.complete(m, max_tokens=1, choices=("A", "B")) for m in calls))
+
+    async def alone(m):
+        return await b.complete(m, max_tokens=1, choices=("A", "B"))
+
+    batched = asyncio.run(together())
+    single = [asyncio.run(alone(m)) for m in calls]
+    for x, y in zip(batched, single):
+        assert x.choice_probs["A"] == pytest.approx(y.choice_probs["A"], abs=1e-4)
+        assert x.text == y.text and x.tokens_in == y.tokens_in

@@ -40,29 +40,41 @@ def test_a_pipeline_resumes_after_a_failed_stage(db):
 
 def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
     from prefloop.store.importer import import_file
+    from prefloop.training.train import train
 
     import_file(hh_store, MT_BENCH, "prompts")
     tiny = str(tiny_model)
+    gold = train(hh_store, "rm", overrides={"model": tiny, "max_steps": 1, "max_length": 256,
+                                            "max_eval_pairs": 4, "save_steps": 1000}).run
     cfg_path = tmp_path / "loop.yaml"
     cfg_path.write_text(yaml.safe_dump({
         "policy": tiny,
         "export": {"source": "human", "test_fraction": 0.1},
         "rm": {"model": tiny, "max_steps": 2, "max_length": 256, "max_eval_pairs": 8},
         "policy_update": "dpo",
-        "dpo": {"max_steps": 2, "max_length": 256, "max_eval_pairs": 4},
+        "dpo": {"max_steps": 2, "max_length": 256, "max_eval_pairs": 4, "learning_rate": 0.05},
+        # an impossible bar: the new policy is evaluated, rejected, and not promoted
+        "eval": {"limit": 6, "max_new_tokens": 8, "max_prompt_tokens": 512,
+                 "gold_reward_model": f"run:{gold.id}", "min_gold_win_rate": 1.01},
         "generate": {"prompts": "mt-bench", "limit": 3, "n": 2, "max_new_tokens": 8, "tasks": 2},
         "judge": {"modes": ["pairwise"], "backend": "local", "model": tiny, "limit": 2},
     }))
     cfg = load_loop_config(cfg_path)
     stages = run_loop(hh_store, cfg)
-    assert list(stages) == ["export", "rm", "dpo", "generate", "judge", "queue"]
+    assert list(stages) == ["export", "rm", "dpo", "eval", "generate", "judge", "queue"]
     dpo = hh_store.runs.get(stages["dpo"]["run_id"])
     gen = hh_store.runs.get(stages["generate"]["run_id"])
     judge = hh_store.runs.get(stages["judge"]["pairwise"]["run_id"])
     loop_run = hh_store.runs.list(kind="loop")[-1]
-    # model lineage: the dpo policy came from a path (no run), generation used the dpo policy
-    assert dpo.parent_run_id is None and gen.parent_run_id == dpo.id and judge.parent_run_id is None
-    assert {r.pipeline_run_id for r in (dpo, gen, judge)} == {loop_run.id}
+    ev = hh_store.runs.get(stages["eval"]["run_id"])
+    assert ev.kind == "eval" and ev.config["compared_runs"] == [dpo.id]
+    assert dpo.status == "rejected" and "below min_gold_win_rate 1.01" in dpo.summary["rejected"]
+    assert stages["eval"]["promoted"] is False and 0 <= stages["eval"]["gold_win_rate"] <= 1
+    # model lineage: the dpo policy came from a path (no run); it was rejected, so generation
+    # used the parent policy (the path) again
+    assert dpo.parent_run_id is None and gen.parent_run_id is None and judge.parent_run_id is None
+    assert gen.config["model_path"] == tiny
+    assert {r.pipeline_run_id for r in (dpo, ev, gen, judge)} == {loop_run.id}
     assert loop_run.status == "finished"
     assert stages["export"]["pairs"] == 1794
 
@@ -75,4 +87,7 @@ def test_loop_config_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("polcy: x\n")
     with pytest.raises(store.ValidationError, match="bad.yaml: unknown keys"):
+        load_loop_config(bad)
+    bad.write_text("eval: {min_gold_win_rate: 0.5}\n")
+    with pytest.raises(store.ValidationError, match="needs eval.gold_reward_model"):
         load_loop_config(bad)

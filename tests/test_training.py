@@ -55,7 +55,7 @@ def test_ppo_and_grpo_with_the_reward_model(hh_store, rm_run, tiny_model):
     ppo = train(hh_store, "ppo", overrides={
         "model": str(tiny_model), "reward_model": rm, "max_steps": 2, "batch_size": 4,
         "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 8, "max_prompt_length": 64})
-    assert ppo.run.status == "finished" and ppo.summary["value_init"] == "reward model"
+    assert ppo.run.status == "finished" and (ppo.summary["value"], ppo.summary["lora"]) == ("shared", True)
     names = {m.name for m in hh_store.runs.metrics(ppo.run.id)}
     assert {"reward", "kl", "entropy", "clipfrac", "approxkl", "value_loss", "policy_loss"} <= names
     assert [m.step for m in hh_store.runs.metrics(ppo.run.id, "reward")] == [1, 2]
@@ -132,9 +132,9 @@ def test_ppo_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, tiny_
 
     def trainer(path):
         value = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
-        return PPOTrainer(load_causal_lm(path), load_causal_lm(path), value,
-                          lambda p, r: torch.zeros(len(r)), pad_token_id=0, eos_token_id=2,
-                          config=load_config("ppo"))
+        return PPOTrainer(load_causal_lm(path), lambda p, r: torch.zeros(len(r)),
+                          ref_policy=load_causal_lm(path), value_model=value, pad_token_id=0,
+                          eos_token_id=2, config=load_config("ppo", overrides={"use_lora": False}))
 
     saved = trainer(tiny_model).save_checkpoint(tmp_path / "checkpoint-1")
     trainer(tiny_model).load_checkpoint(saved)                       # its own: fine

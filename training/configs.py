@@ -20,7 +20,7 @@ from trl import DPOConfig, GRPOConfig, RewardConfig, SFTConfig
 
 from .errors import ConfigError
 
-__all__ = ["DataOptions", "TrainerDefaults", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
+__all__ = ["DataOptions", "LoraOptions", "lora_config", "TrainerDefaults", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
            "PPORunConfig", "CONFIGS", "load_config", "config_to_dict"]
 
 
@@ -59,6 +59,40 @@ class DataOptions:
 
 
 @dataclass
+class LoraOptions:
+    """LoRA adapters (Hu et al. 2021, via peft) instead of training every weight: the frozen
+    weights need no gradients or optimizer state, and with ``lora_layers < 1`` the backward
+    pass stops below the adapted top layers."""
+
+    use_lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights; the merged model "
+                        "is saved as the run's final checkpoint.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r).")
+    lora_layers: float = _f(1.0, "Share of the layers, from the top, that get adapters: the backward "
+                            "pass stops below them, and the frozen layers keep no activations.")
+
+
+def lora_config(cfg, model, task_type: str = "CAUSAL_LM"):
+    """The peft ``LoraConfig`` of ``cfg`` (a :class:`LoraOptions`) for ``model``: adapters on
+    every linear layer of the top ``lora_layers`` share of its transformer layers.
+
+    Raises:
+        ConfigError: ``lora_layers`` outside (0, 1].
+    """
+    import torch
+    from peft import LoraConfig
+
+    if not 0 < cfg.lora_layers <= 1:
+        raise ConfigError(f"lora_layers {cfg.lora_layers}: expected a share in (0, 1]")
+    n = model.config.get_text_config().num_hidden_layers
+    top = list(range(n - max(1, round(n * cfg.lora_layers)), n))
+    linear = sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules()
+                     if isinstance(mod, torch.nn.Linear) and ".layers." in name})
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                      target_modules=linear, layers_to_transform=top, task_type=task_type)
+
+
+@dataclass
 class TrainerDefaults:
     """Defaults shared by the TRL-based configs (placed before TRL's class in the bases, so
     these override ``TrainingArguments``' defaults)."""
@@ -75,7 +109,7 @@ class TrainerDefaults:
 
 
 @dataclass
-class RewardRunConfig(DataOptions, TrainerDefaults, RewardConfig):
+class RewardRunConfig(DataOptions, LoraOptions, TrainerDefaults, RewardConfig):
     """Bradley-Terry reward model (TRL ``RewardTrainer``: loss -log sigmoid(r_c - r_r)) on a
     sequence-classification head over the model; optional LoRA (peft)."""
 
@@ -83,13 +117,10 @@ class RewardRunConfig(DataOptions, TrainerDefaults, RewardConfig):
     per_device_train_batch_size: int = _f(4, "Pairs per step.")
     per_device_eval_batch_size: int = _f(8, "Pairs per evaluation step.")
     learning_rate: float = _f(2e-5, "AdamW learning rate.")
-    use_lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights.")
-    lora_r: int = _f(16, "LoRA rank.")
-    lora_alpha: int = _f(32, "LoRA alpha.")
 
 
 @dataclass
-class DPORunConfig(DataOptions, TrainerDefaults, DPOConfig):
+class DPORunConfig(DataOptions, LoraOptions, TrainerDefaults, DPOConfig):
     """Direct Preference Optimization (Rafailov et al. 2023) with TRL ``DPOTrainer``."""
 
     max_length: int | None = _f(512, "Truncate prompt + response to this many tokens.")
@@ -99,7 +130,7 @@ class DPORunConfig(DataOptions, TrainerDefaults, DPOConfig):
 
 
 @dataclass
-class SFTRunConfig(DataOptions, TrainerDefaults, SFTConfig):
+class SFTRunConfig(DataOptions, LoraOptions, TrainerDefaults, SFTConfig):
     """Supervised fine-tuning on chosen responses (incl. constitutional revisions and human
     edits), loss on the completion only (TRL ``SFTTrainer``)."""
 
@@ -110,11 +141,14 @@ class SFTRunConfig(DataOptions, TrainerDefaults, SFTConfig):
 
 
 @dataclass
-class GRPORunConfig(DataOptions, TrainerDefaults, GRPOConfig):
+class GRPORunConfig(DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
     """Group Relative Policy Optimization (Shao et al. 2024) with TRL ``GRPOTrainer``, our
     reward model as the reward function, on the export's prompts."""
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
+    gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
+                                       "its mean score is logged as reward_gold (over-optimization "
+                                       "guard, Gao et al. 2023).")
     num_generations: int | None = _f(4, "Completions sampled per prompt (the group).")
     max_completion_length: int | None = _f(48, "Tokens generated per completion.")
     per_device_train_batch_size: int = _f(4, "Completions per step (a multiple of num_generations).")
@@ -122,12 +156,31 @@ class GRPORunConfig(DataOptions, TrainerDefaults, GRPOConfig):
 
 
 @dataclass
-class PPORunConfig(DataOptions):
+class PPORunConfig(DataOptions, LoraOptions):
     """PPO for RLHF (Schulman et al. 2017; Ziegler et al. 2019; Huang et al. 2024): our
-    implementation in :mod:`training.ppo` (TRL no longer ships one). Defaults follow
-    ``../shared/PPO-NOTES.md``."""
+    implementation in :mod:`prefloop.training.ppo` (TRL no longer ships one). The algorithm's
+    defaults follow ``../shared/PPO-NOTES.md``; the models' defaults (a LoRA policy whose
+    reference is its own backbone, a value head on that backbone) make it affordable on a CPU
+    (``bench/ppo_bench.py``)."""
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
+    gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
+                                       "its mean score per rollout batch is logged as reward_gold "
+                                       "(over-optimization guard, Gao et al. 2023).")
+    use_lora: bool = _f(True, "Train LoRA adapters (peft) on the policy; the reference is the same "
+                        "backbone with the adapters disabled (one copy of the weights). False: "
+                        "full fine-tuning with a frozen copy as the reference.")
+    lora_layers: float = _f(0.5, "Share of the policy's layers, from the top, that get adapters: the "
+                            "backward pass stops below them, and the frozen layers keep no activations.")
+    value_model: str = _f("shared", "shared: a value head on the policy's backbone (one forward for "
+                          "log-probs and values); separate: a value model of its own, initialized "
+                          "from the reward model when they share a tokenizer, else from the policy.")
+    value_warmup: int = _f(0, "Iterations at the start during which only the value function learns.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (less "
+                                      "memory, about a third more compute).")
+    inference_dtype: str = _f("auto", "dtype of the frozen models (reward model, and reference "
+                              "without LoRA): auto (bfloat16 where the hardware computes it fast, "
+                              "else float32), float32 or bfloat16.")
     output_dir: str | None = _f(None, "Checkpoints go here (default: runs/ppo-<time> next to the store).")
     max_steps: int = _f(10, "PPO iterations (one rollout batch each).")
     batch_size: int = _f(8, "Prompts (rollouts) per iteration.")
@@ -152,6 +205,17 @@ class PPORunConfig(DataOptions):
     save_steps: int = _f(5, "Save a checkpoint every N iterations (resume point).")
     seed: int = _f(0, "Random seed.")
     report_to: str = _f("none", "none or tensorboard.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.value_model not in ("shared", "separate"):
+            raise ConfigError(f"value_model {self.value_model!r}: expected shared or separate")
+        if self.inference_dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"inference_dtype {self.inference_dtype!r}: expected auto, float32 "
+                              "or bfloat16")
+        if self.batch_size % self.mini_batch_size:
+            raise ConfigError(f"batch_size {self.batch_size} is not a multiple of mini_batch_size "
+                              f"{self.mini_batch_size}")
 
 
 CONFIGS: dict[str, type] = {"rm": RewardRunConfig, "dpo": DPORunConfig, "sft": SFTRunConfig,

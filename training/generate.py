@@ -11,10 +11,8 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
-from prefloop.store.importer import import_file
 
 from prefloop import store
 from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
@@ -23,7 +21,8 @@ from prefloop.runs import MetricsLogger, tracked_run
 from .errors import TrainingError
 from .scoring import RewardScorer
 
-__all__ = ["GenParams", "Sample", "sample_responses", "GenerateResult", "generate"]
+__all__ = ["GenParams", "Sample", "sample_responses", "response_logprobs", "prompt_texts",
+           "GenerateResult", "generate", "reward_labeler"]
 
 
 @dataclass
@@ -40,52 +39,103 @@ class GenParams:
 
 @dataclass
 class Sample:
-    """One sampled response: ``text`` (special tokens removed), ``n_tokens`` generated,
-    ``finished`` (emitted EOS before ``max_new_tokens``)."""
+    """One sampled response: ``text`` (special tokens removed), ``n_tokens`` generated
+    (EOS included), ``finished`` (emitted EOS before ``max_new_tokens``), ``token_ids`` (the
+    generated ids, EOS included, padding not) and ``logprob``: the sum over those tokens of
+    log-softmax(logits / temperature), in nats, i.e. the log-probability under the tempered
+    policy before top-p truncation."""
 
     text: str
     n_tokens: int
     finished: bool
+    token_ids: list[int] = field(default_factory=list)
+    logprob: float | None = None
+
+
+def prompt_texts(tokenizer, prompts: list[list[dict]]) -> list[str]:
+    """Each conversation through the chat template, ending with the assistant's turn opening."""
+    return [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+            for p in prompts]
 
 
 @torch.no_grad()
 def sample_responses(model, tokenizer, prompts: list[list[dict]], params: GenParams,
                      batched: bool = True) -> list[list[Sample]]:
-    """``params.n`` samples per prompt, shape ``[len(prompts)][n]``.
+    """``params.n`` samples per prompt, shape ``[len(prompts)][n]``, with their log-probs.
 
     Batched (default): prompts are left-padded into batches of ``batch_size`` sequences
-    (``batch_size // n`` prompts x ``n`` samples). ``batched=False`` generates one sequence
-    at a time (the baseline of ``bench/training_bench.py``).
+    (``batch_size // n`` prompts x ``n`` samples), one ``generate`` call (KV cache) each; with
+    ``n > 1`` each prompt is encoded once and its key-value cache repeated for its ``n``
+    samples (prefill is most of the cost of short responses on a CPU). ``batched=False``
+    generates one sequence at a time (the baseline of ``bench/training_bench.py``).
     """
     torch.manual_seed(params.seed)
     tokenizer.padding_side = "left"
     model.eval()
-    eos = tokenizer.eos_token_id
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     out: list[list[Sample]] = []
     per_batch = max(1, params.batch_size // params.n) if batched else 1
     for i in range(0, len(prompts), per_batch):
         chunk = prompts[i:i + per_batch]
-        texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                 for p in chunk]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(prompt_texts(tokenizer, chunk), return_tensors="pt", padding=True,
+                        add_special_tokens=False)
         reps = params.n if batched else 1
         rounds = 1 if batched else params.n
         groups: list[list[Sample]] = [[] for _ in chunk]
         for _ in range(rounds):
-            seq = model.generate(**enc, do_sample=True, temperature=params.temperature,
-                                 top_p=params.top_p, max_new_tokens=params.max_new_tokens,
-                                 num_return_sequences=reps, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=eos)
-            new = seq[:, enc["input_ids"].shape[1]:]
+            inputs = dict(enc)
+            if reps > 1 and enc["input_ids"].shape[1] > 1:   # prefill once, share the cache
+                cache = model(input_ids=enc["input_ids"][:, :-1],
+                              attention_mask=enc["attention_mask"][:, :-1], use_cache=True).past_key_values
+                cache.batch_repeat_interleave(reps)
+                inputs = {k: v.repeat_interleave(reps, 0) for k, v in enc.items()}
+                inputs["past_key_values"] = cache
+            gen = model.generate(**inputs, do_sample=True, temperature=params.temperature,
+                                 top_p=params.top_p, top_k=0, max_new_tokens=params.max_new_tokens,
+                                 num_return_sequences=1 if "past_key_values" in inputs else reps,
+                                 pad_token_id=pad, eos_token_id=eos, output_logits=True,
+                                 return_dict_in_generate=True)
+            new = gen.sequences[:, enc["input_ids"].shape[1]:]                   # (B, R)
+            logits = torch.stack(gen.logits, 1).float() / params.temperature      # (B, R, V)
+            token_lp = torch.log_softmax(logits, -1).gather(2, new.unsqueeze(-1)).squeeze(-1)
             for j, row in enumerate(new):
-                ids = row.tolist()
+                ids = row.tolist()          # padding only follows the EOS
                 finished = eos in ids
-                if finished:
-                    ids = ids[:ids.index(eos)]
-                ids = [t for t in ids if t != tokenizer.pad_token_id]
-                groups[j // reps].append(Sample(tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                                                len(ids) + int(finished), finished))
+                n = ids.index(eos) + 1 if finished else len(ids)
+                text = tokenizer.decode(ids[:n - 1] if finished else ids[:n], skip_special_tokens=True)
+                groups[j // reps].append(Sample(text.strip(), n, finished, ids[:n],
+                                                float(token_lp[j, :n].sum())))
         out.extend(groups)
+    return out
+
+
+@torch.no_grad()
+def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: list[list[int]],
+                      temperature: float, batch_size: int = 16) -> list[float]:
+    """Sum of log-softmax(logits / temperature) of each response's token ids given its prompt
+    (teacher forcing), in nats; ``responses`` are :attr:`Sample.token_ids`. Used with a
+    reference model to estimate KL(policy || reference) = E[logprob_policy - logprob_ref] over
+    the policy's samples."""
+    model.eval()
+    out: list[float] = []
+    for i in range(0, len(prompts), batch_size):
+        rows = [tokenizer(t, add_special_tokens=False)["input_ids"]
+                for t in prompt_texts(tokenizer, prompts[i:i + batch_size])]
+        resp = responses[i:i + batch_size]
+        length = max(len(p) + len(r) for p, r in zip(rows, resp))
+        keep = max(len(r) for r in resp) + 1
+        ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, (p, r) in enumerate(zip(rows, resp)):         # left padding: responses end together
+            ids[j, length - len(p) - len(r):] = torch.tensor(p + r)
+            mask[j, length - len(p) - len(r):] = 1
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():                                 # logits of the response positions only
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                           logits_to_keep=keep).logits.float() / temperature
+        lp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, -keep + 1:].unsqueeze(-1)).squeeze(-1)
+        for j, r in enumerate(resp):
+            out.append(float(lp[j, lp.shape[1] - len(r):].sum()) if r else 0.0)
     return out
 
 
@@ -99,43 +149,46 @@ class GenerateResult:
     mean_reward: float | None = None
 
 
-def _prompts(s: store.Store, source: str, limit: int | None) -> list[store.Prompt]:
-    path = Path(source)
-    if path.is_file():
-        dataset = path.name.split(".")[0]
-        import_file(s, path, "prompts", dataset=dataset)
-        source = dataset
-    prompts = s.prompts.list(dataset=source, limit=limit)
-    if not prompts:
-        raise TrainingError(f"no prompts in dataset {source!r}: import some with `prefloop import "
-                            "FILE --format prompts`, or pass a prompts file")
-    return prompts
-
-
 def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, limit: int | None = None,
              params: GenParams | None = None, reward_model: str | None = None,
              select: str = "uncertain", n_tasks: int = 0, overlap: int = 1,
+             label_best: bool = False, max_prompt_tokens: int | None = None,
              pipeline_run_id: int | None = None) -> GenerateResult:
     """Sample, store, score and queue; recorded as a ``generate`` run whose parent is the
     policy's run (model lineage) and whose pipeline run is ``pipeline_run_id``.
 
+    ``prompts_source``: see :func:`prefloop.store.sources.prompts_from` (a dataset, a prompts
+    file, ``export:ID`` or ``export:ID:train``); prompts longer than ``max_prompt_tokens``
+    (chat-formatted) are left out. With ``label_best`` the reward model labels each prompt's
+    samples as an AI labeler (``reward-model:<spec>``): one comparison, its best response over
+    the others, the data of rejection-sampling fine-tuning (best-of-n SFT; Touvron et al. 2023,
+    Dong et al. 2023): export it with ``--labeler`` and train SFT on it.
+
     Raises:
-        TrainingError: no prompts, or ``select="uncertain"`` without a reward model.
+        TrainingError: ``select="uncertain"`` or ``label_best`` without a reward model.
+        prefloop.store.NotFoundError: no prompts.
     """
+    from prefloop.store.sources import prompts_from
+
     params = params or GenParams()
     if select not in ("uncertain", "random"):
         raise TrainingError(f"--select {select!r}: expected uncertain or random")
-    if n_tasks and select == "uncertain" and not reward_model:
-        raise TrainingError("--select uncertain needs --reward-model to measure uncertainty "
+    if (n_tasks and select == "uncertain" or label_best) and not reward_model:
+        raise TrainingError("--select uncertain and --label-best need --reward-model "
                             "(or use --select random)")
     model_ref = resolve_model(model_spec, s, require="policy")
-    prompts = _prompts(s, prompts_source, limit)
+    tok = load_tokenizer(model_ref.path)
+
+    def fits(p: store.Prompt) -> bool:
+        return max_prompt_tokens is None or len(tok.apply_chat_template(
+            p.messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]) <= max_prompt_tokens
+
+    prompts = prompts_from(s, prompts_source, limit=limit, keep=fits)
     config = {"model": model_ref.name, "model_path": str(model_ref.path), "prompts": prompts_source,
               "limit": limit, "reward_model": reward_model, "select": select, "tasks": n_tasks,
-              **asdict(params)}
+              "label_best": label_best, "max_prompt_tokens": max_prompt_tokens, **asdict(params)}
     with tracked_run(s, "generate", config, parent_run_id=model_ref.run_id,
                      pipeline_run_id=pipeline_run_id) as run:
-        tok = load_tokenizer(model_ref.path)
         model = load_causal_lm(model_ref.path)
         t0 = time.perf_counter()
         samples = sample_responses(model, tok, [p.messages for p in prompts], params)
@@ -158,8 +211,12 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
             scores = scorer.score([f[1] for f in flat], [texts[f[2]] for f in flat])
             rewards = {f[2]: float(v) for f, v in zip(flat, scores)}
         task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed)
+        labeled = _label_best(s, run.id, by_prompt, rewards, reward_model) if label_best else []
         metrics = {"tokens_per_second": n_tokens / max(seconds, 1e-9), "responses": len(ids),
                    "eos_rate": sum(x.finished for g in samples for x in g) / max(1, len(items))}
+        if label_best:
+            best = [max(rewards[r] for r in rids) for rids in by_prompt.values() if len(rids) > 1]
+            metrics.update(labeled=len(labeled), mean_best_reward=sum(best) / max(1, len(best)))
         if rewards:
             metrics["mean_reward"] = sum(rewards.values()) / len(rewards)
         MetricsLogger(s, run.id).log(0, metrics)
@@ -167,6 +224,32 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
         run = s.runs.update(run.id, status="finished", summary=summary)
     return GenerateResult(run, len(prompts), len(ids), task_ids, metrics["tokens_per_second"],
                           metrics.get("mean_reward"))
+
+
+def reward_labeler(reward_model: str) -> str:
+    """The labeler name of a reward model's AI labels (``reward-model:run:3``)."""
+    return f"reward-model:{reward_model}"
+
+
+def _label_best(s: store.Store, run_id: int, by_prompt: dict[int, list[int]],
+                rewards: dict[int, float], reward_model: str) -> list[int]:
+    """One AI comparison per prompt with 2+ distinct samples: the best under the reward model
+    over the others (its confidence: the Bradley-Terry probability that it beats the
+    runner-up)."""
+    import math
+
+    out = []
+    with s.atomic():                          # one transaction for the whole batch of labels
+        for pid, rids in by_prompt.items():
+            if len(rids) < 2:
+                continue
+            ranked = sorted(rids, key=lambda r: -rewards[r])
+            gap = rewards[ranked[0]] - rewards[ranked[1]]
+            out.append(s.comparisons.record(
+                pid, [[ranked[0]], ranked[1:]], labeler_kind="ai",
+                labeler=reward_labeler(reward_model), rationale=f"best of {len(rids)}",
+                confidence=1 / (1 + math.exp(-gap)), dedup_key=f"best-of-n:{run_id}:{pid}"))
+    return out
 
 
 def _queue(s: store.Store, by_prompt: dict[int, list[int]], rewards: dict[int, float], select: str,

@@ -9,9 +9,23 @@ from typing import Any
 from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
 
 from .errors import ConfigError
+from .runs import StoreMetricsCallback
 from .scoring import RewardScorer
 
 __all__ = ["run", "prompt_rows"]
+
+
+def _scoring(path, name: str):
+    """A TRL reward function named ``name`` (TRL logs ``rewards/<name>/mean``) scoring
+    completions with the reward model at ``path``."""
+    scorer = RewardScorer(path)
+
+    def reward(prompts, completions, **_):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return scorer.score([list(p) for p in prompts], texts).tolist()
+
+    reward.__name__ = name
+    return reward
 
 
 def prompt_rows(split):
@@ -30,16 +44,18 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config
     if not cfg.reward_model:
         raise ConfigError("grpo needs --reward-model (a finished rm run: run:ID, or a path)")
-    scorer = RewardScorer(resolve_model(cfg.reward_model, ctx.store, require="reward").path)
-
-    def reward_model(prompts, completions, **_):
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return scorer.score([list(p) for p in prompts], texts).tolist()
-
+    funcs = [_scoring(resolve_model(cfg.reward_model, ctx.store, require="reward").path, "reward_model")]
+    if cfg.gold_reward_model:   # logged, never optimized: its weight is 0
+        funcs.append(_scoring(resolve_model(cfg.gold_reward_model, ctx.store, require="reward").path,
+                              "reward_gold"))
+        cfg.reward_weights = [1.0, 0.0]
     tok = load_tokenizer(ctx.model.path)
-    trainer = GRPOTrainer(model=load_causal_lm(ctx.model.path), reward_funcs=reward_model,
+    trainer = GRPOTrainer(model=load_causal_lm(ctx.model.path), reward_funcs=funcs,
                           args=cfg, train_dataset=prompt_rows(ctx.data["train"]),
-                          processing_class=tok, callbacks=ctx.callbacks())
+                          processing_class=tok,
+                          callbacks=[StoreMetricsCallback(ctx.store, ctx.run.id, renames={
+                              "rewards/reward_gold/mean": "reward_gold",
+                              "rewards/reward_model/mean": "reward_model"})])
     result = ctx.fit(trainer)
     final = ctx.save_final(trainer.model, tok)
     return final, ctx.summary(result, reward_model=cfg.reward_model)

@@ -19,13 +19,24 @@ implementation details of Huang et al. 2024 ("The N+ Implementation Details of R
 5. **KL control.** Fixed ``beta``, or adaptive (Ziegler et al. 2019):
    ``beta *= 1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon``.
 
-The value model is a sequence classifier whose ``score`` head is applied at every position
-(its backbone's hidden states, shape ``(B, T, H)`` -> ``(B, T)``); it is initialized from the
-reward model when both share the policy's tokenizer, else from the policy with a fresh head.
-Every metric is averaged over real tokens only (padding masked; TRL 1.12 did not, see
-huggingface/trl#6809).
+Models, and what each costs (four models on one machine is PPO's price):
 
-Shapes: ``B`` rollouts, ``P`` prompt tokens (left-padded), ``R`` response tokens (right-padded).
+* the **policy**, optionally a LoRA adapter (peft; Hu et al. 2021) whose **reference** is the
+  same backbone with the adapters disabled, so one copy of the weights serves both; without
+  LoRA, the reference is a frozen copy (in reduced precision where the hardware has it);
+* the **value function**: a :class:`ValueHead` sharing the policy's backbone (one forward gives
+  log-probs and values), or a separate sequence classifier whose ``score`` head is applied at
+  every position (initialized from the reward model when they share a tokenizer, else from
+  the policy, as Huang et al. 2024 detail 4);
+* the **reward model**, behind ``score_fn``.
+
+Everything runs through ``accelerate.Accelerator``: device placement, DDP gradient sync when
+several processes run (``accelerate launch``), ``save_state``/``load_state`` for resume. Every
+metric is averaged over real tokens only (padding masked; TRL 1.12 did not, see
+huggingface/trl#6809) and over processes.
+
+Shapes: ``B`` rollouts, ``P`` prompt tokens (left-padded), ``R`` response tokens (right-padded),
+``H`` hidden size.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import torch.nn.functional as F
 
 __all__ = ["masked_mean", "masked_var", "masked_whiten", "compute_gae", "policy_loss",
            "value_loss", "FixedKLController", "AdaptiveKLController", "Rollout", "PPOTrainer",
-           "token_values"]
+           "ValueHead", "token_values", "response_logprobs"]
 
 
 # --------------------------------------------------------------------------- math helpers
@@ -158,19 +169,28 @@ def _position_ids(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def _logprobs(logits: torch.Tensor, input_ids: torch.Tensor, prompt_len: int, temperature: float,
+              with_entropy: bool = False):
+    """Log-probs (and entropy) of the response tokens from logits of (at least) the last
+    ``R + 1`` positions (the model ran with ``logits_to_keep=R + 1``)."""
+    R = input_ids.shape[1] - prompt_len
+    logits = logits[:, -(R + 1):-1].float() / temperature                          # (B, R, V)
+    logp_all = F.log_softmax(logits, dim=-1)
+    logp = torch.gather(logp_all, 2, input_ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return logp, None
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
+
+
 def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       prompt_len: int, temperature: float, with_entropy: bool = False):
     """Log-probabilities ``(B, R)`` of the response tokens ``input_ids[:, P:]`` under ``model``
     with logits divided by ``temperature``; optionally the entropy ``(B, R)`` too."""
     out = model(input_ids=input_ids, attention_mask=attention_mask,
-                position_ids=_position_ids(attention_mask), use_cache=False)
-    logits = out.logits[:, prompt_len - 1:-1].float() / temperature       # (B, R, V)
-    logp_all = F.log_softmax(logits, dim=-1)
-    logp = torch.gather(logp_all, 2, input_ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1)
-    if not with_entropy:
-        return logp
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+                position_ids=_position_ids(attention_mask), use_cache=False,
+                logits_to_keep=input_ids.shape[1] - prompt_len + 1)   # the LM head on R + 1 positions
+    logp, entropy = _logprobs(out.logits, input_ids, prompt_len, temperature, with_entropy)
+    return (logp, entropy) if with_entropy else logp
 
 
 def token_values(value_model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -181,6 +201,20 @@ def token_values(value_model, input_ids: torch.Tensor, attention_mask: torch.Ten
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
                       position_ids=_position_ids(attention_mask), use_cache=False).last_hidden_state
     return value_model.score(hidden).squeeze(-1)[:, prompt_len - 1:-1].float()
+
+
+class ValueHead(torch.nn.Module):
+    """A value function sharing the policy's backbone: ``Linear(H, 1)`` on its last hidden
+    state, ``(B, T, H) -> (B, T)``; zero-initialized, so every value starts at 0."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.summary = torch.nn.Linear(hidden_size, 1)
+        torch.nn.init.zeros_(self.summary.weight)
+        torch.nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -199,178 +233,246 @@ class Rollout:
     advantages: torch.Tensor
     returns: torch.Tensor
     scores: torch.Tensor          # (B,) reward-model score incl. the missing-EOS penalty
+    rm_scores: torch.Tensor       # (B,) reward-model score alone
     contains_eos: torch.Tensor    # (B,) bool
     kl: torch.Tensor              # (B,) sum over response tokens of logp - ref_logp (nats)
+    extra: dict[str, float]       # what score_fn reported besides the scores (e.g. reward_gold)
 
 
-ScoreFn = Callable[[Sequence[Any], list[list[int]]], torch.Tensor]
+ScoreFn = Callable[[Sequence[Any], list[list[int]]], Any]
 
 
 class PPOTrainer:
-    """Runs PPO iterations; see the module docstring for the algorithm.
+    """Runs PPO iterations; see the module docstring for the algorithm and the models.
 
     Args:
-        policy: causal LM being trained.
-        ref_policy: frozen copy of the initial policy.
-        value_model: sequence classifier with a ``score`` head (trained).
-        score_fn: ``(prompts, response_token_ids) -> (B,)`` rewards; ``prompts`` are the items
-            of the prompt batch (chat messages for a reward model).
+        policy: causal LM being trained (a peft model when ``ref_policy`` is ``None``: the
+            reference is then the policy with its adapters disabled).
+        score_fn: ``(prompts, response_token_ids) -> (B,)`` rewards, or ``(rewards, extra)``
+            where ``extra`` holds metrics to log (``{"reward_gold": 0.3}``); ``prompts`` are
+            the items of the prompt batch (chat messages for a reward model).
         pad_token_id, eos_token_id: must differ (a padded EOS must stay detectable).
-        config: a :class:`training.configs.PPORunConfig` (or any object with its fields).
-        log: called with ``(iteration, metrics)`` after each iteration.
+        config: a :class:`prefloop.training.configs.PPORunConfig` (or any object with its fields).
+        ref_policy: a frozen copy of the initial policy, or ``None`` (see ``policy``).
+        value_model: a sequence classifier used as the value model, or ``None`` for a
+            :class:`ValueHead` on the policy's backbone.
+        accelerator: an ``accelerate.Accelerator`` (default: a new one).
+        log: called with ``(iteration, metrics)`` after each iteration (main process only).
         on_save: called with the checkpoint directory once it is completely written.
+
+    Raises:
+        ValueError: ``pad_token_id == eos_token_id``, or no reference (neither a ``ref_policy``
+            nor adapters to disable).
     """
 
-    def __init__(self, policy, ref_policy, value_model, score_fn: ScoreFn, *, pad_token_id: int,
-                 eos_token_id: int, config, log: Callable[[int, dict[str, float]], None] | None = None,
+    def __init__(self, policy, score_fn: ScoreFn, *, pad_token_id: int, eos_token_id: int, config,
+                 ref_policy=None, value_model=None, accelerator=None,
+                 log: Callable[[int, dict[str, float]], None] | None = None,
                  on_save: Callable[[Path], None] | None = None):
+        from accelerate import Accelerator
+
         if pad_token_id == eos_token_id:
             raise ValueError("PPO needs a pad token different from EOS: a response's EOS must "
                              "not be confused with padding (set tokenizer.pad_token)")
-        self.policy, self.ref_policy, self.value_model = policy, ref_policy, value_model
+        if ref_policy is None and not hasattr(policy, "disable_adapter"):
+            raise ValueError("PPO needs a reference: pass ref_policy, or a LoRA (peft) policy "
+                             "whose disabled adapters give the reference")
+        self.accelerator = accelerator or Accelerator()
         self.score_fn, self.cfg, self.log, self.on_save = score_fn, config, log, on_save
         self.pad_id, self.eos_id = pad_token_id, eos_token_id
-        for m in (ref_policy,):
-            m.eval().requires_grad_(False)
-        for m in (policy, value_model):
+        self.shared_value = value_model is None
+        value = (ValueHead(policy.config.get_text_config().hidden_size) if self.shared_value
+                 else value_model)
+        for m in (policy, value):
             m.train()
             for mod in m.modules():  # dropout off (Huang et al. 2024, detail 5)
                 if isinstance(mod, torch.nn.Dropout):
                     mod.p = 0.0
-        self.optimizer = torch.optim.AdamW(
-            list(policy.parameters()) + list(value_model.parameters()), lr=config.learning_rate, eps=1e-5)
+        if getattr(config, "gradient_checkpointing", False):
+            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(policy, "enable_input_require_grads"):
+                policy.enable_input_require_grads()
+        params = [p for m in (policy, value) for p in m.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, eps=1e-5)
+        self.policy, self.value, self.optimizer = self.accelerator.prepare(policy, value, optimizer)
+        self.ref_policy = ref_policy
+        if ref_policy is not None:
+            ref_policy.eval().requires_grad_(False)
+            self.ref_policy = ref_policy.to(self.accelerator.device)
         self.kl_ctl = (AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon)
                        if config.adaptive_kl else FixedKLController(config.kl_coef))
         self.iteration = 0
 
+    @property
+    def unwrapped_policy(self):
+        return self.accelerator.unwrap_model(self.policy)
+
+    # -- forward passes -----------------------------------------------------------------
+    def _forward(self, input_ids, attention_mask, prompt_len, with_entropy=False):
+        """Policy log-probs ``(B, R)``, entropy ``(B, R)`` or ``None``, values ``(B, R)``."""
+        shared = self.shared_value
+        out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=_position_ids(attention_mask), use_cache=False,
+                          output_hidden_states=shared,
+                          logits_to_keep=input_ids.shape[1] - prompt_len + 1)  # response positions
+        logp, entropy = _logprobs(out.logits, input_ids, prompt_len, self.cfg.temperature, with_entropy)
+        if shared:
+            values = self.value(out.hidden_states[-1])[:, prompt_len - 1:-1].float()
+        else:
+            values = token_values(self.accelerator.unwrap_model(self.value), input_ids,
+                                  attention_mask, prompt_len)
+        return logp, entropy, values
+
+    @torch.no_grad()
+    def _ref_logprobs(self, input_ids, attention_mask, prompt_len):
+        if self.ref_policy is not None:
+            return response_logprobs(self.ref_policy, input_ids, attention_mask, prompt_len,
+                                     self.cfg.temperature).float()
+        with self.unwrapped_policy.disable_adapter():
+            return response_logprobs(self.unwrapped_policy, input_ids, attention_mask, prompt_len,
+                                     self.cfg.temperature)
+
     # -- rollouts ---------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, prompts: Sequence[Any], prompt_ids: list[list[int]]) -> Rollout:
-        """Sample, score and compute advantages for one batch of prompts (token ids)."""
-        cfg = self.cfg
+        """Sample (one batched ``generate`` call with the KV cache), score and compute
+        advantages for one batch of prompts (token ids)."""
+        cfg, device = self.cfg, self.accelerator.device
         P = max(len(p) for p in prompt_ids)
         ids = torch.full((len(prompt_ids), P), self.pad_id, dtype=torch.long)
         pmask = torch.zeros_like(ids)
         for i, p in enumerate(prompt_ids):  # left padding
             ids[i, P - len(p):] = torch.tensor(p)
             pmask[i, P - len(p):] = 1
-        self.policy.eval()
-        seq = self.policy.generate(input_ids=ids, attention_mask=pmask, do_sample=True,
-                                   temperature=cfg.temperature, top_k=0, top_p=1.0,
-                                   max_new_tokens=cfg.max_new_tokens, pad_token_id=self.pad_id,
-                                   eos_token_id=self.eos_id)
-        self.policy.train()
+        ids, pmask = ids.to(device), pmask.to(device)
+        policy = self.unwrapped_policy
+        policy.eval()
+        seq = policy.generate(input_ids=ids, attention_mask=pmask, do_sample=True,
+                              temperature=cfg.temperature, top_k=0, top_p=1.0,
+                              max_new_tokens=cfg.max_new_tokens, pad_token_id=self.pad_id,
+                              eos_token_id=self.eos_id, use_cache=True)
+        policy.train()
         response = seq[:, P:]
         if response.shape[1] == 0:
-            response = torch.full((len(prompt_ids), 1), self.pad_id, dtype=torch.long)
+            response = torch.full((len(prompt_ids), 1), self.pad_id, dtype=torch.long, device=device)
             seq = torch.cat([seq, response], 1)
         is_eos = response == self.eos_id
         contains_eos = is_eos.any(1)
-        first_eos = torch.where(contains_eos, is_eos.float().argmax(1), torch.full_like(contains_eos, response.shape[1] - 1, dtype=torch.long))
-        positions = torch.arange(response.shape[1]).unsqueeze(0)
+        first_eos = torch.where(contains_eos, is_eos.float().argmax(1),
+                                torch.full_like(contains_eos, response.shape[1] - 1, dtype=torch.long))
+        positions = torch.arange(response.shape[1], device=device).unsqueeze(0)
         rmask = (positions <= first_eos.unsqueeze(1)).long()           # (B, R) through the EOS
         response = torch.where(rmask.bool(), response, torch.full_like(response, self.pad_id))
         input_ids = torch.cat([ids, response], 1)
         attention_mask = torch.cat([pmask, rmask], 1)
 
-        logprobs = response_logprobs(self.policy, input_ids, attention_mask, P, cfg.temperature)
-        ref_logprobs = response_logprobs(self.ref_policy, input_ids, attention_mask, P, cfg.temperature)
-        values = token_values(self.value_model, input_ids, attention_mask, P)
+        logprobs, _, values = self._forward(input_ids, attention_mask, P)
+        ref_logprobs = self._ref_logprobs(input_ids, attention_mask, P)
         responses = [r[m.bool()].tolist() for r, m in zip(response, rmask)]
-        scores = self.score_fn(prompts, responses).float().cpu()
-        scores = scores + (~contains_eos).float() * cfg.missing_eos_penalty
+        scored = self.score_fn(prompts, responses)
+        rm_scores, extra = scored if isinstance(scored, tuple) else (scored, {})
+        rm_scores = torch.as_tensor(rm_scores, dtype=torch.float32).to(device)
+        scores = rm_scores + (~contains_eos).float() * cfg.missing_eos_penalty
 
         logprobs, ref_logprobs, values = logprobs * rmask, ref_logprobs * rmask, values * rmask
         kl_tokens = (logprobs - ref_logprobs) * rmask                  # k1 estimator per token
         rewards = -self.kl_ctl.value * kl_tokens
         last = rmask.sum(1) - 1
-        rewards[torch.arange(len(last)), last] += scores
+        rewards[torch.arange(len(last), device=device), last] += scores
         if cfg.whiten_rewards:
             rewards = masked_whiten(rewards, rmask, shift_mean=False)
         advantages, returns = compute_gae(rewards, values, rmask, cfg.gamma, cfg.lam)
         advantages = masked_whiten(advantages, rmask)
         return Rollout(input_ids, attention_mask, P, rmask, logprobs, ref_logprobs, values, rewards,
-                       advantages, returns, scores, contains_eos, kl_tokens.sum(1))
+                       advantages, returns, scores, rm_scores, contains_eos, kl_tokens.sum(1),
+                       dict(extra))
 
     # -- optimization -----------------------------------------------------------------
     def step(self, ro: Rollout) -> dict[str, float]:
         """``ppo_epochs`` passes of minibatch updates over one rollout; returns the metrics
-        logged every iteration (masked means)."""
+        logged every iteration (masked means, averaged over processes). During the first
+        ``value_warmup`` iterations only the value function learns."""
         cfg = self.cfg
         B = ro.input_ids.shape[0]
+        warmup = self.iteration < getattr(cfg, "value_warmup", 0)
         acc: dict[str, list[float]] = {}
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(B)
             for start in range(0, B, cfg.mini_batch_size):
-                mb = order[start:start + cfg.mini_batch_size]
+                mb = order[start:start + cfg.mini_batch_size].to(ro.input_ids.device)
                 ids, am, rm = ro.input_ids[mb], ro.attention_mask[mb], ro.response_mask[mb]
-                logp, entropy = response_logprobs(self.policy, ids, am, ro.prompt_len,
-                                                  cfg.temperature, with_entropy=True)
-                vpred = token_values(self.value_model, ids, am, ro.prompt_len)
+                logp, entropy, vpred = self._forward(ids, am, ro.prompt_len, with_entropy=True)
                 pg, pg_stats = policy_loss(logp, ro.logprobs[mb], ro.advantages[mb], rm, cfg.cliprange)
                 vf, vf_stats = value_loss(vpred, ro.values[mb], ro.returns[mb], rm, cfg.cliprange_value)
-                loss = pg + cfg.vf_coef * vf
+                loss = cfg.vf_coef * vf if warmup else pg + cfg.vf_coef * vf
                 self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(
+                self.accelerator.backward(loss)
+                self.accelerator.clip_grad_norm_(
                     [p for g in self.optimizer.param_groups for p in g["params"]], cfg.max_grad_norm)
                 self.optimizer.step()
                 for k, v in {"policy_loss": pg, "value_loss": vf, "entropy": masked_mean(entropy, rm),
                              **pg_stats, **vf_stats}.items():
                     acc.setdefault(k, []).append(float(v.detach()))
-        mean_kl = float(ro.kl.mean())
-        self.kl_ctl.update(mean_kl, B)
+        mean_kl = float(self._mean(ro.kl))
+        self.kl_ctl.update(mean_kl, B * self.accelerator.num_processes)
         self.iteration += 1
-        metrics = {k: sum(v) / len(v) for k, v in acc.items()}
+        metrics = {k: float(self._mean(torch.tensor(sum(v) / len(v)))) for k, v in acc.items()}
         metrics.update({
-            "reward": float(ro.scores.mean()),                       # RM score (+ EOS penalty)
+            "reward": float(self._mean(ro.scores)),                  # RM score + EOS penalty
+            "reward_model": float(self._mean(ro.rm_scores)),         # RM score alone
             "kl": mean_kl,                                           # nats per response
-            "non_score_reward": float((ro.rewards.sum(1) - ro.scores).mean()),
+            "non_score_reward": float(self._mean(ro.rewards.sum(1) - ro.scores)),
             "kl_coef": float(self.kl_ctl.value),
-            "response_length": float(ro.response_mask.sum(1).float().mean()),
-            "eos_rate": float(ro.contains_eos.float().mean()),
+            "response_length": float(self._mean(ro.response_mask.sum(1).float())),
+            "eos_rate": float(self._mean(ro.contains_eos.float())),
             "advantage_mean": float(masked_mean(ro.advantages, ro.response_mask)),
             "value_mean": float(masked_mean(ro.values, ro.response_mask)),
+            **{k: float(self._mean(torch.tensor(v))) for k, v in ro.extra.items()},
         })
         return metrics
 
+    def _mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of ``x`` over this process's items, then over processes."""
+        x = x.float().mean().to(self.accelerator.device)
+        return self.accelerator.reduce(x, reduction="mean").cpu()
+
     def train(self, prompts: Sequence[Any], prompt_ids: list[list[int]], *, output_dir: str | Path,
               resume_from: str | Path | None = None) -> list[dict[str, float]]:
-        """Run ``config.max_steps`` iterations over the prompts (shuffled, cycled); save a
-        checkpoint every ``save_steps`` iterations; resume from ``resume_from``."""
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        order = list(range(len(prompts)))
+        """Run ``config.max_steps`` iterations over the prompts (shuffled, cycled; each process
+        takes its share of every global batch of ``batch_size``); save a checkpoint every
+        ``save_steps`` iterations; resume from ``resume_from``."""
+        cfg, acc = self.cfg, self.accelerator
+        torch.manual_seed(cfg.seed + acc.process_index)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
         history = []
         while self.iteration < cfg.max_steps:
-            epoch_order = order[:]
-            random.Random(cfg.seed + self.iteration).shuffle(epoch_order)
-            batch = [epoch_order[(self.iteration * cfg.batch_size + i) % len(order)]
+            order = list(range(len(prompts)))
+            random.Random(cfg.seed + self.iteration).shuffle(order)
+            batch = [order[(self.iteration * cfg.batch_size + i) % len(order)]
                      for i in range(cfg.batch_size)]
-            ro = self.rollout([prompts[i] for i in batch], [prompt_ids[i] for i in batch])
+            mine = batch[acc.process_index::acc.num_processes]
+            ro = self.rollout([prompts[i] for i in mine], [prompt_ids[i] for i in mine])
             metrics = self.step(ro)
             history.append(metrics)
-            if self.log:
+            if self.log and acc.is_main_process:
                 self.log(self.iteration, metrics)
             if cfg.save_steps and self.iteration % cfg.save_steps == 0 and self.iteration < cfg.max_steps:
                 saved = self.save_checkpoint(Path(output_dir) / f"checkpoint-{self.iteration}")
-                if self.on_save:
+                if self.on_save and acc.is_main_process:
                     self.on_save(saved)
         return history
 
     # -- checkpoints ------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Policy, value model, optimizer, KL coefficient and iteration: enough to resume."""
+        """``accelerate``'s state (policy and value weights, optimizer, RNG states) plus the
+        iteration and KL coefficient: enough to resume."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.policy.save_pretrained(path / "policy")
-        self.value_model.save_pretrained(path / "value_model")
-        torch.save({"optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state()},
-                   path / "trainer_state.pt")
-        (path / "ppo_state.json").write_text(json.dumps(
-            {"iteration": self.iteration, "kl_coef": self.kl_ctl.value}))
+        self.accelerator.save_state(str(path))
+        if self.accelerator.is_main_process:
+            (path / "ppo_state.json").write_text(json.dumps(
+                {"iteration": self.iteration, "kl_coef": self.kl_ctl.value}))
+        self.accelerator.wait_for_everyone()
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -380,29 +482,16 @@ class PPOTrainer:
             TrainingError: the checkpoint holds another architecture (missing, unexpected or
                 differently shaped weights): resume only from this run's own checkpoints.
         """
-        from safetensors.torch import load_file
-
         from .errors import TrainingError
 
         path = Path(path)
-        for name, model in (("policy", self.policy), ("value_model", self.value_model)):
-            state = load_file(str(path / name / "model.safetensors"))
-            tied = getattr(model, "_tied_weights_keys", None) or []
-            tied = set(tied.keys() if isinstance(tied, dict) else tied)
-            try:
-                result = model.load_state_dict(state, strict=False)
-            except RuntimeError as exc:      # shape mismatch
-                detail = str(exc).strip().splitlines()[-1].strip()
-                raise TrainingError(f"{path / name}: the checkpoint does not fit this model "
-                                    f"({detail}); resume a run only from its own checkpoints") from None
-            missing = [k for k in result.missing_keys if k not in tied]
-            if missing or result.unexpected_keys:
-                raise TrainingError(
-                    f"{path / name}: the checkpoint is of another architecture (missing weights "
-                    f"{missing[:3]}, unexpected {list(result.unexpected_keys)[:3]}); resume a run "
-                    "only from its own checkpoints")
-        blob = torch.load(path / "trainer_state.pt", weights_only=False)
-        self.optimizer.load_state_dict(blob["optimizer"])
-        torch.set_rng_state(blob["rng"])
+        try:
+            self.accelerator.load_state(str(path))
+        except RuntimeError as exc:          # load_state_dict(strict=True) refused the weights
+            detail = str(exc).strip().splitlines()
+            what = ("does not fit this model" if any("size mismatch" in d for d in detail)
+                    else "is of another architecture")
+            raise TrainingError(f"{path}: the checkpoint {what} ({detail[-1].strip()[:200]}); "
+                                "resume a run only from its own checkpoints") from None
         st = json.loads((path / "ppo_state.json").read_text())
         self.iteration, self.kl_ctl.value = st["iteration"], st["kl_coef"]

@@ -1,8 +1,12 @@
-"""``prefloop train ppo``: wires :class:`training.ppo.PPOTrainer` to the store.
+"""``prefloop train ppo``: wires :class:`prefloop.training.ppo.PPOTrainer` to the store.
 
 Prompts are the distinct prompts of the export's train split; the reward model is a finished
-``rm`` run (or a path); the value model starts from the reward model when it shares the
-policy's tokenizer (Huang et al. 2024, detail 4), else from the policy with a new head.
+``rm`` run (or a path). By default the policy trains LoRA adapters and its reference is the
+same backbone with the adapters disabled, and the value function is a head on that backbone;
+``use_lora=false`` and ``value_model=separate`` give the classic four models (a separate value
+model starts from the reward model when it shares the policy's tokenizer, Huang et al. 2024
+detail 4, else from the policy with a new head). The final checkpoint is a plain causal LM
+(adapters merged).
 """
 
 from __future__ import annotations
@@ -12,55 +16,88 @@ from typing import Any
 
 import torch
 
-from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.models import inference_dtype, load_causal_lm, load_tokenizer, resolve_model
 from prefloop.runs import MetricsLogger
 
+from .configs import lora_config
 from .errors import ConfigError, TrainingError
 from .grpo import prompt_rows
 from .ppo import PPOTrainer
 from .scoring import RewardScorer
 
-__all__ = ["run"]
+__all__ = ["run", "build_trainer"]
+
+
+def build_trainer(cfg, policy_path: Path, tok, reward_path: Path, *, gold_path: Path | None = None,
+                  log=None, on_save=None, accelerator=None) -> PPOTrainer:
+    """The models of a PPO run as ``cfg`` asks (see the module docstring) and its trainer.
+
+    The score function returns the reward model's scores and, with ``gold_path``, the gold
+    reward model's mean as ``reward_gold``.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    dtype = inference_dtype(cfg.inference_dtype)
+    scorer = RewardScorer(reward_path, dtype=dtype)
+    gold = RewardScorer(gold_path, dtype=dtype) if gold_path else None
+    policy = load_causal_lm(policy_path)
+    ref_policy = None
+    if cfg.use_lora:
+        from peft import get_peft_model
+
+        policy = get_peft_model(policy, lora_config(cfg, policy))
+    else:
+        ref_policy = load_causal_lm(policy_path, dtype=dtype)
+    value_model = None
+    if cfg.value_model == "separate":
+        same_vocab = scorer.tokenizer.get_vocab() == tok.get_vocab()
+        value_model = AutoModelForSequenceClassification.from_pretrained(
+            str(reward_path if same_vocab else policy_path), num_labels=1, dtype=torch.float32)
+        value_model.config.pad_token_id = tok.pad_token_id
+
+    def score(batch_prompts, responses):
+        texts = tok.batch_decode(responses, skip_special_tokens=True)
+        rewards = scorer.score(list(batch_prompts), texts)
+        extra = {"reward_gold": float(gold.score(list(batch_prompts), texts).mean())} if gold else {}
+        return rewards, extra
+
+    return PPOTrainer(policy, score, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                      config=cfg, ref_policy=ref_policy, value_model=value_model,
+                      accelerator=accelerator, log=log, on_save=on_save)
 
 
 def run(ctx) -> tuple[Path, dict[str, Any]]:
-    from transformers import AutoModelForSequenceClassification
-
     cfg = ctx.config
     if not cfg.reward_model:
         raise ConfigError("ppo needs --reward-model (a finished rm run: run:ID, or a path)")
     rm = resolve_model(cfg.reward_model, ctx.store, require="reward")
+    gold = resolve_model(cfg.gold_reward_model, ctx.store, require="reward") if cfg.gold_reward_model else None
     tok = load_tokenizer(ctx.model.path)
     if tok.pad_token_id == tok.eos_token_id:
         raise TrainingError(f"{ctx.model.path}: the tokenizer's pad token equals its EOS token; "
                             "PPO needs them to differ: set a distinct pad_token in the tokenizer")
     tok.padding_side = "left"
-    policy = load_causal_lm(ctx.model.path)
-    ref_policy = load_causal_lm(ctx.model.path)
-    scorer = RewardScorer(rm.path, max_length=cfg.max_prompt_length + cfg.max_new_tokens + 32)
-    same_vocab = scorer.tokenizer.get_vocab() == tok.get_vocab()
-    value_model = AutoModelForSequenceClassification.from_pretrained(
-        str(rm.path if same_vocab else ctx.model.path), num_labels=1, dtype=torch.float32)
-    value_model.config.pad_token_id = tok.pad_token_id
-
     prompts = [list(p) for p in prompt_rows(ctx.data["train"])["prompt"]]
     prompt_ids = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
                                           return_dict=True)["input_ids"][-cfg.max_prompt_length:]
                   for p in prompts]
-
-    def score(batch_prompts, responses):
-        texts = tok.batch_decode(responses, skip_special_tokens=True)
-        return scorer.score(list(batch_prompts), texts)
-
     logger = MetricsLogger(ctx.store, ctx.run.id)
-    trainer = PPOTrainer(policy, ref_policy, value_model, score, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id, config=cfg, log=logger.log,
-                         on_save=lambda path: ctx.store.runs.update(ctx.run.id, checkpoint_path=str(path)))
+    trainer = build_trainer(cfg, ctx.model.path, tok, rm.path, gold_path=gold.path if gold else None,
+                            log=ctx.progress(logger.log, cfg.max_steps),
+                            on_save=lambda path: ctx.store.runs.update(ctx.run.id, checkpoint_path=str(path)))
     history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)
     tok.padding_side = "right"
+    policy = trainer.unwrapped_policy
+    if cfg.use_lora:
+        policy = policy.merge_and_unload()
     final = ctx.save_final(policy, tok)
     first, last = (history[0], history[-1]) if history else ({}, {})
     return final, {"iterations": trainer.iteration, "model": ctx.model.name,
-                   "reward_model": cfg.reward_model, "value_init": "reward model" if same_vocab else "policy",
+                   "reward_model": cfg.reward_model, "gold_reward_model": cfg.gold_reward_model,
+                   "value": cfg.value_model, "lora": cfg.use_lora,
                    "reward_first": first.get("reward"), "reward_last": last.get("reward"),
-                   "kl_last": last.get("kl"), "prompts": len(prompts)}
+                   "reward_model_first": first.get("reward_model"),
+                   "reward_model_last": last.get("reward_model"),
+                   "reward_gold_first": first.get("reward_gold"), "reward_gold_last": last.get("reward_gold"),
+                   "kl_last": last.get("kl"), "eos_rate_last": last.get("eos_rate"),
+                   "prompts": len(prompts)}

@@ -9,8 +9,9 @@ from typing import Any
 
 from prefloop.models import load_reward_model
 
+from .configs import lora_config
 from .evaluate import grouped_reward_metrics
-from .scoring import RewardScorer, prepare_reward_tokenizer, to_reward_rows
+from .scoring import RewardScorer, prepare_reward_tokenizer, to_reward_rows, write_reward_config
 
 __all__ = ["run", "evaluate_reward_model", "PAIR_COLUMNS"]
 
@@ -35,11 +36,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     tok = prepare_reward_tokenizer(ctx.model.path)
     model = load_reward_model(ctx.model.path, tok.pad_token_id)
     train = to_reward_rows(ctx.data["train"].select_columns(PAIR_COLUMNS), tok)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha)
+    peft_config = lora_config(cfg, model, task_type="SEQ_CLS") if cfg.use_lora else None
     trainer = RewardTrainer(model=model, args=cfg, train_dataset=train, processing_class=tok,
                             peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
@@ -47,11 +44,12 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     if peft_config is not None:
         model = model.merge_and_unload()
     final = ctx.save_final(model, tok)
+    write_reward_config(final, cfg.max_length)
     summary = ctx.summary(result, train_pairs=len(train))
     test = ctx.eval_split()
     if test is not None and len(test):
         model.eval()
-        scorer = RewardScorer(final, model=model, tokenizer=tok, max_length=cfg.max_length or 512,
+        scorer = RewardScorer(final, model=model, tokenizer=tok,
                               batch_size=cfg.per_device_eval_batch_size)
         metrics = evaluate_reward_model(scorer, test)
         summary["eval"] = metrics

@@ -15,15 +15,17 @@ __all__ = ["StoreMetricsCallback"]
 
 class StoreMetricsCallback(TrainerCallback):
     """Streams a ``transformers.Trainer``'s logs to ``run_metrics`` and records each saved
-    checkpoint as the run's resume point (main process only)."""
+    checkpoint as the run's resume point (main process only). ``renames`` also logs a metric
+    under a second name (TRL's ``rewards/reward_gold/mean`` as ``reward_gold``)."""
 
-    def __init__(self, s: store.Store, run_id: int):
-        self.store, self.run_id = s, run_id
+    def __init__(self, s: store.Store, run_id: int, renames: dict[str, str] | None = None):
+        self.store, self.run_id, self.renames = s, run_id, renames or {}
         self.logger = MetricsLogger(s, run_id)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            self.logger.log(state.global_step, logs)
+            extra = {new: logs[old] for old, new in self.renames.items() if old in logs}
+            self.logger.log(state.global_step, {**logs, **extra})
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

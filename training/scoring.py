@@ -2,8 +2,14 @@
 
 A decoder reward model (a sequence classifier over e.g. SmolLM2) sees the conversation through
 its chat template, exactly as TRL's ``RewardTrainer`` tokenizes conversational rows; an encoder
-without a chat template (MiniLM) sees :func:`training.data.plain_prompt` text followed by the
-response and the EOS (``[SEP]``) token, as TRL does for standard rows.
+without a chat template (MiniLM) sees :func:`prefloop.training.data.plain_prompt` text followed
+by the response and the EOS (``[SEP]``) token, as TRL does for standard rows.
+
+TRL drops training pairs longer than ``max_length``, so a reward model never saw a cut
+sequence. A longer conversation is scored with its prompt cut from the left (the oldest turns
+go first) while the special tokens and the whole response stay: an encoder's head reads the
+``[CLS]`` token at position 0, a decoder's the last token. :data:`REWARD_CONFIG` in the model's
+directory records the ``max_length`` it was trained with.
 """
 
 from __future__ import annotations
@@ -16,7 +22,26 @@ from prefloop.models import load_reward_model, load_tokenizer
 
 from .data import plain_prompt
 
-__all__ = ["RewardScorer", "prepare_reward_tokenizer", "to_reward_rows"]
+__all__ = ["RewardScorer", "prepare_reward_tokenizer", "to_reward_rows", "REWARD_CONFIG",
+           "write_reward_config"]
+
+#: Written next to a trained reward model: ``{"max_length": N}``, the trainer's length limit.
+REWARD_CONFIG = "prefloop_reward.json"
+_DEFAULT_MAX_LENGTH = 512
+
+
+def write_reward_config(path: str | Path, max_length: int | None) -> None:
+    """Record the trainer's ``max_length`` beside a reward model (see :data:`REWARD_CONFIG`)."""
+    import json
+
+    (Path(path) / REWARD_CONFIG).write_text(json.dumps({"max_length": max_length or _DEFAULT_MAX_LENGTH}))
+
+
+def _trained_max_length(path: str | Path) -> int:
+    import json
+
+    f = Path(path) / REWARD_CONFIG
+    return json.loads(f.read_text())["max_length"] if f.exists() else _DEFAULT_MAX_LENGTH
 
 
 def prepare_reward_tokenizer(path: str | Path):
@@ -47,25 +72,58 @@ class RewardScorer:
     Args:
         path: reward model checkpoint (``AutoModelForSequenceClassification``, 1 label).
         batch_size: pairs per forward pass.
-        max_length: tokens kept per sequence (from the right).
+        max_length: tokens per sequence (default: the ``max_length`` it was trained with, see
+            :data:`REWARD_CONFIG`, else 512); longer conversations lose their oldest prompt
+            tokens, never the special tokens or the response.
+        dtype: the model's dtype (default float32).
     """
 
-    def __init__(self, path: str | Path, *, batch_size: int = 8, max_length: int = 512,
-                 model=None, tokenizer=None):
+    def __init__(self, path: str | Path, *, batch_size: int = 8, max_length: int | None = None,
+                 model=None, tokenizer=None, dtype=None):
         self.tokenizer = tokenizer or prepare_reward_tokenizer(path)
-        self.model = model or load_reward_model(path, self.tokenizer.pad_token_id)
+        self.model = model or load_reward_model(path, self.tokenizer.pad_token_id, dtype=dtype)
         self.model.eval()
-        self.batch_size, self.max_length = batch_size, max_length
+        self.batch_size = batch_size
+        self.max_length = max_length or _trained_max_length(path)
 
     def token_ids(self, prompt: list[dict], response: str) -> list[int]:
-        """Token ids of one (prompt, response), as the reward trainer tokenized them."""
+        """Token ids of one (prompt, response): exactly the reward trainer's when they fit in
+        ``max_length``; otherwise the prompt is cut from the left (see the module docstring)."""
+        if self.tokenizer.chat_template:
+            return self._chat_ids(prompt, response)
+        return self._plain_ids(prompt, response)
+
+    def _chat_ids(self, prompt: list[dict], response: str) -> list[int]:
+        tok, turns = self.tokenizer, list(prompt)
+        while True:
+            ids = list(tok.apply_chat_template(turns + [{"role": "assistant", "content": response}],
+                                               tokenize=True, return_dict=True)["input_ids"])
+            oldest = next((i for i, m in enumerate(turns) if m["role"] != "system"), None)
+            if len(ids) <= self.max_length or len(turns) <= 1 or oldest is None or oldest == len(turns) - 1:
+                return ids[-self.max_length:]       # the head reads the last token
+            del turns[oldest]                      # drop the oldest turn and render again
+
+    def _plain_ids(self, prompt: list[dict], response: str) -> list[int]:
         tok = self.tokenizer
-        if tok.chat_template:
-            ids = tok.apply_chat_template(prompt + [{"role": "assistant", "content": response}],
-                                          tokenize=True, return_dict=True)["input_ids"]
-        else:
-            ids = tok(plain_prompt(prompt) + response + tok.eos_token)["input_ids"]
-        return list(ids)[-self.max_length:]
+        prefix = plain_prompt(prompt)
+        enc = tok(prefix + response + tok.eos_token, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+        if len(ids) <= self.max_length:
+            return ids
+        special = set(tok.all_special_ids)
+        lead = 0                                   # [CLS]: special tokens with no text
+        while lead < len(ids) and ids[lead] in special and tuple(offsets[lead]) == (0, 0):
+            lead += 1
+        start = next(i for i in range(lead, len(ids)) if offsets[i][1] > len(prefix)
+                     or tuple(offsets[i]) == (0, 0))
+        trail = len(ids)                           # [SEP]s after the response
+        while trail > start and ids[trail - 1] in special:
+            trail -= 1
+        head, body, reply, tail = ids[:lead], ids[lead:start], ids[start:trail], ids[trail:]
+        room = self.max_length - len(head) - len(reply) - len(tail)
+        if room < 0:                               # the response alone is too long
+            return head + reply[:self.max_length - len(head) - len(tail)] + tail
+        return head + (body[len(body) - room:] if room else []) + reply + tail
 
     @torch.no_grad()
     def score(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
@@ -76,5 +134,6 @@ class RewardScorer:
             ids = [self.token_ids(p, r) for p, r in
                    zip(prompts[i:i + self.batch_size], responses[i:i + self.batch_size])]
             batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding_side="right")
-            out.append(self.model(**batch).logits[:, 0].float())
+            batch = {k: v.to(self.model.device) for k, v in batch.items()}
+            out.append(self.model(**batch).logits[:, 0].float().cpu())
         return torch.cat(out) if out else torch.zeros(0)

@@ -8,6 +8,8 @@ from typing import Any
 
 from prefloop.models import load_causal_lm, load_tokenizer
 
+from .configs import lora_config
+
 from .data import sft_rows
 
 __all__ = ["run"]
@@ -19,14 +21,15 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config
     tok = load_tokenizer(ctx.model.path)
     model = load_causal_lm(ctx.model.path)
+    peft_config = lora_config(cfg, model) if cfg.use_lora else None
     train = sft_rows(ctx.data["train"])
     test = ctx.eval_split()
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=train,
                          eval_dataset=sft_rows(test) if test is not None else None,
-                         processing_class=tok, callbacks=ctx.callbacks())
+                         processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
-    final = ctx.save_final(trainer.model, tok)
     summary = ctx.summary(result, train_rows=len(train))
     if test is not None and len(test):
         summary["eval"] = ctx.evaluate_trainer(trainer, result.global_step)
+    final = ctx.save_final(trainer.model.merge_and_unload() if peft_config else trainer.model, tok)
     return final, summary

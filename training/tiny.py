@@ -11,10 +11,14 @@ __all__ = ["build_tiny_llama"]
 
 
 def build_tiny_llama(out_dir: str | Path, *, hidden_size: int = 32, layers: int = 2,
-                     vocab_size: int = 512, corpus: list[str] | None = None, seed: int = 0) -> Path:
+                     vocab_size: int = 512, corpus: list[str] | None = None, seed: int = 0,
+                     initializer_range: float = 0.02) -> Path:
     """Write a random ``LlamaForCausalLM`` (``layers`` x ``hidden_size``, ~0.1M params at the
     defaults) and a byte-level BPE tokenizer (``vocab_size`` tokens, trained on ``corpus`` or a
     built-in text) with ChatML special tokens and template to ``out_dir``. Takes about a second.
+    At the default ``initializer_range`` its next-token distributions are nearly uniform;
+    a larger one (0.5) gives peaked ones, as a trained model has (LoRA adapters can then move
+    them).
     """
     import torch
     from tokenizers import ByteLevelBPETokenizer
@@ -39,6 +43,7 @@ def build_tiny_llama(out_dir: str | Path, *, hidden_size: int = 32, layers: int 
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
                          max_position_embeddings=1024, bos_token_id=tok.bos_token_id,
+                         initializer_range=initializer_range,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                          tie_word_embeddings=True)
     model = LlamaForCausalLM(config)

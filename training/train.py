@@ -43,6 +43,23 @@ class RunContext:
     def callbacks(self) -> list:
         return [StoreMetricsCallback(self.store, self.run.id)]
 
+    def progress(self, log, total: int):
+        """Wrap an ``(iteration, metrics)`` logger so each iteration also prints a line with
+        its reward, KL and time (our PPO: TRL's trainers show their own progress bars)."""
+        import time
+
+        start = [time.perf_counter()]
+
+        def step(it: int, metrics: dict[str, float]) -> None:
+            log(it, metrics)
+            now = time.perf_counter()
+            shown = [f"{k} {metrics[k]:.3f}" for k in ("reward", "reward_model", "reward_gold", "kl",
+                                                       "eos_rate") if k in metrics]
+            print(f"  {self.run.kind} {it}/{total}: {', '.join(shown)} ({now - start[0]:.1f} s)",
+                  flush=True)
+            start[0] = now
+        return step
+
     def eval_split(self):
         """The held-out split, capped at ``config.max_eval_pairs`` rows, or ``None``."""
         if "test" not in self.data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -53,8 +54,12 @@ def fmt(v, digits: int = 3) -> str:
 
 
 def quiet_third_party_warnings() -> None:
-    """Hide deprecation warnings raised inside other packages (transformers, TRL, torch,
-    datasets...): they are for those packages' users, not prefloop's. Warnings raised in
-    prefloop's own modules still show."""
+    """Hide what other packages tell their own users: deprecation warnings raised inside them
+    (transformers, TRL, torch, datasets...), transformers' info-level log and its weight-loading
+    progress bars. Warnings raised in prefloop's modules still show, and so do transformers'
+    errors and the trainers' progress bars."""
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=r"^(?!prefloop)")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -77,9 +77,18 @@ def _print_export(r) -> None:
     console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} pairs "
                   f"({r.n_train} train, {r.n_test} test) from {r.n_comparisons} comparisons "
                   f"-> {r.export.path}")
-    if r.n_conflicts or r.n_ties or r.n_below_agreement:
+    if r.n_conflicts or r.n_ties or r.n_below_agreement or r.n_below_confidence:
         console.print(f"  not exported: {r.n_conflicts} conflicting pairs, {r.n_ties} tied "
-                      f"pairs, {r.n_below_agreement} below min agreement")
+                      f"pairs, {r.n_below_agreement} below min agreement, {r.n_below_confidence} "
+                      "below min confidence")
+    if r.ai_labelers:
+        t = Table(title="AI labelers: agreement with people on pairs both labeled")
+        for col in ("labeler", "agreement", "overlap", "kept"):
+            t.add_column(col, justify="left" if col == "labeler" else "right")
+        for a in r.ai_labelers:
+            t.add_row(a["labeler"], "-" if a["agreement"] is None else f"{a['agreement']:.3f}",
+                      str(a["overlap"]), "yes" if a["kept"] else "no: dropped")
+        console.print(t)
     console.print(f"  sha256 {r.export.sha256}")
 
 
@@ -92,13 +101,22 @@ def export(
     since_export: Annotated[Optional[int], typer.Option(help="Only comparisons newer than this export id.")] = None,
     test_fraction: Annotated[float, typer.Option(help="Share of prompts held out as the test split.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Salt of the prompt split.")] = 0,
+    include_eval: Annotated[bool, typer.Option("--include-eval", help="Also export the labels of evaluation tasks and judges (left out by default).")] = False,
+    labeler: Annotated[Optional[str], typer.Option(help="Only this labeler's comparisons (an annotator, a judge model, reward-model:run:ID).")] = None,
+    aggregate: Annotated[str, typer.Option(help="A pair's label from its votes: majority, dawid-skene (labeler reliability) or adjudicated (reviewers' decisions).")] = "majority",
+    min_confidence: Annotated[float, typer.Option(help="Leave out pairs whose p_chosen is below this (counted).")] = 0.0,
+    ai_min_agreement: Annotated[Optional[float], typer.Option(help="Keep an AI labeler's votes only if it agrees with people at least this often (judge gating).")] = None,
+    ai_min_overlap: Annotated[int, typer.Option(help="...on at least this many pairs both labeled.")] = 30,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
 ) -> None:
     """Export pairwise preferences (TRL conversational format, Parquet + datasets dir)."""
     from prefloop.store.pairs import PairFilters, export_pairs
 
     filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
-                          since_export=since_export, test_fraction=test_fraction, seed=seed)
+                          since_export=since_export, test_fraction=test_fraction, seed=seed,
+                          include_eval=include_eval, labeler=labeler, aggregate=aggregate,
+                          min_confidence=min_confidence, ai_min_agreement=ai_min_agreement,
+                          ai_min_overlap=ai_min_overlap)
     _print_export(export_pairs(state.store(), out, filters, overwrite=overwrite))
 
 

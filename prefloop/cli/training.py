@@ -146,7 +146,7 @@ def runs_show(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
 
 @app.command()
 def generate(
-    prompts: Annotated[str, typer.Option(help="Dataset name in the store, or a prompts JSONL file.")],
+    prompts: Annotated[str, typer.Option(help="A dataset of the store, a prompts file, export:ID (held-out split) or export:ID:train.")],
     model: Annotated[Optional[str], typer.Option(help="Policy: smollm2-135m-instruct, run:ID or a path.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="At most N prompts.")] = None,
     n: Annotated[int, typer.Option(help="Responses per prompt.")] = 4,
@@ -158,15 +158,19 @@ def generate(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     batch_size: Annotated[int, typer.Option(help="Sequences per generate() call.")] = 16,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    label_best: Annotated[bool, typer.Option("--label-best", help="Label each prompt's best sample under --reward-model (rejection-sampling fine-tuning data: export --labeler reward-model:SPEC, then train sft).")] = False,
+    max_prompt_tokens: Annotated[Optional[int], typer.Option(help="Leave out prompts longer than this (chat-formatted tokens).")] = None,
 ) -> None:
-    """Sample new responses from a policy, store them, and queue the most informative pairs."""
+    """Sample new responses from a policy, store them, and queue the most informative pairs
+    (or label the best of each prompt's samples with a reward model)."""
     from prefloop.training.generate import GenParams
     from prefloop.training.generate import generate as run_generate
 
     params = GenParams(n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                        batch_size=batch_size, seed=seed)
     r = run_generate(state.store(), model, prompts, limit=limit, params=params,
-                     reward_model=reward_model, select=select, n_tasks=tasks, overlap=overlap)
+                     reward_model=reward_model, select=select, n_tasks=tasks, overlap=overlap,
+                     label_best=label_best, max_prompt_tokens=max_prompt_tokens)
     console.print(f"Run [bold]{r.run.id}[/] (generate): {r.n_responses} responses for "
                   f"{r.n_prompts} prompts at {r.tokens_per_second:.1f} tokens/s"
                   + (f", mean reward {r.mean_reward:.3f}" if r.mean_reward is not None else "")

@@ -1,0 +1,184 @@
+"""Statistics of model comparisons, from maintained libraries (no torch): win rates with
+bootstrap confidence intervals (scipy), a length-controlled win rate (scikit-learn's logistic
+regression, the idea of AlpacaEval 2) and Bradley-Terry ratings of model versions (choix, with
+bootstrap CIs as FastChat's Chatbot Arena reports them).
+
+An *outcome* is one comparison of a model's response with a baseline's on one prompt:
+1 (the model's won), 0.5 (tie) or 0 (the baseline's won).
+
+>>> w = win_rate([1, 1, 0.5, 0])
+>>> w.rate, (w.wins, w.ties, w.losses)
+(0.625, (2, 1, 1))
+>>> bradley_terry([("a", "b", 1.0)] * 30 + [("a", "b", 0.0)] * 10, anchor="b").ratings["b"]
+1000.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["WinRate", "win_rate", "bootstrap_ci", "length_controlled_win_rate", "Leaderboard",
+           "bradley_terry", "ELO_SCALE", "ELO_BASE"]
+
+#: Bradley-Terry strengths are reported on the Elo scale, as Chatbot Arena does:
+#: ``rating = ELO_BASE + ELO_SCALE * log10(e) * theta``, so 400 points = 10:1 odds.
+ELO_SCALE = 400.0
+ELO_BASE = 1000.0
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """A win rate (ties count half) with its 95% bootstrap CI ``[low, high]`` over prompts."""
+
+    rate: float
+    low: float
+    high: float
+    n: int
+    wins: int = 0
+    ties: int = 0
+    losses: int = 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"rate": self.rate, "low": self.low, "high": self.high, "n": self.n,
+                "wins": self.wins, "ties": self.ties, "losses": self.losses}
+
+
+def bootstrap_ci(values: Sequence[float], statistic=np.mean, *, confidence: float = 0.95,
+                 n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic`` over ``values`` (``scipy.stats.bootstrap``);
+    ``(v, v)`` when every value is the same, ``(nan, nan)`` for no values."""
+    from scipy.stats import bootstrap
+
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    res = bootstrap((x,), statistic, n_resamples=n_resamples, confidence_level=confidence,
+                    method="percentile", rng=np.random.default_rng(seed), vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def win_rate(outcomes: Sequence[float], *, seed: int = 0) -> WinRate:
+    """Mean outcome with a 95% bootstrap CI over prompts.
+
+    Raises:
+        ValueError: an outcome other than 0, 0.5 or 1.
+    """
+    x = np.asarray(outcomes, dtype=float)
+    if not np.isin(x, (0.0, 0.5, 1.0)).all():
+        raise ValueError("outcomes must be 1 (win), 0.5 (tie) or 0 (loss)")
+    if x.size == 0:
+        return WinRate(float("nan"), float("nan"), float("nan"), 0)
+    low, high = bootstrap_ci(x, seed=seed)
+    return WinRate(float(x.mean()), low, high, int(x.size), int((x == 1).sum()),
+                   int((x == 0.5).sum()), int((x == 0).sum()))
+
+
+def _lc_fit(outcomes: np.ndarray, feature: np.ndarray) -> float:
+    """P(win) at zero length difference from ``logit P(win) = b0 + b1 * feature``; a tie is a
+    half win and a half loss (sample weights)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.concatenate([np.ones_like(outcomes), np.zeros_like(outcomes)])
+    w = np.concatenate([outcomes, 1 - outcomes])
+    if w[y == 1].sum() == 0 or w[y == 0].sum() == 0:
+        return float(outcomes.mean())
+    X = np.concatenate([feature, feature])[:, None]
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(X, y, sample_weight=w)
+    return float(1 / (1 + math.exp(-model.intercept_[0])))
+
+
+def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[float], *,
+                               n_resamples: int = 500, seed: int = 0) -> WinRate:
+    """The win rate a judge would give at zero length difference (Dubois et al. 2024,
+    "Length-Controlled AlpacaEval"): regress the outcome on ``tanh(length_diff / std)``
+    (``length_diff`` = model length - baseline length, any unit) and read the fit at 0. CI:
+    bootstrap over prompts, refitting each resample.
+
+    Returns a :class:`WinRate` whose counts are the raw ones.
+    """
+    x = np.asarray(outcomes, dtype=float)
+    d = np.asarray(length_diff, dtype=float)
+    if x.size == 0:
+        return WinRate(float("nan"), float("nan"), float("nan"), 0)
+    scale = d.std() or 1.0
+    feature = np.tanh(d / scale)
+    rate = _lc_fit(x, feature)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, x.size, x.size)
+        boots.append(_lc_fit(x[idx], feature[idx]))
+    raw = win_rate(x)
+    return WinRate(rate, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)),
+                   int(x.size), raw.wins, raw.ties, raw.losses)
+
+
+@dataclass
+class Leaderboard:
+    """Bradley-Terry ratings (Elo scale) with 95% bootstrap CIs and vote counts per model."""
+
+    ratings: dict[str, float]
+    low: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+    votes: dict[str, int] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, float | int | str]]:
+        """One row per model, best first."""
+        return [{"model": m, "rating": round(r, 1), "low": round(self.low.get(m, r), 1),
+                 "high": round(self.high.get(m, r), 1), "votes": self.votes.get(m, 0)}
+                for m, r in sorted(self.ratings.items(), key=lambda kv: -kv[1])]
+
+
+def _fit_bt(models: list[str], votes: list[tuple[str, str, float]], alpha: float) -> np.ndarray:
+    import choix
+
+    index = {m: i for i, m in enumerate(models)}
+    data = []
+    for a, b, outcome in votes:
+        if outcome == 1.0:
+            data.append((index[a], index[b]))
+        elif outcome == 0.0:
+            data.append((index[b], index[a]))
+        else:                                   # a tie: a win each way (as FastChat counts it)
+            data += [(index[a], index[b]), (index[b], index[a])]
+    return choix.ilsr_pairwise(len(models), data, alpha=alpha)
+
+
+def bradley_terry(votes: Sequence[tuple[str, str, float]], *, anchor: str | None = None,
+                  n_resamples: int = 200, alpha: float = 0.01, seed: int = 0) -> Leaderboard:
+    """Bradley-Terry ratings of the models in ``votes`` (``(model_a, model_b, outcome for a)``)
+    fitted by ``choix.ilsr_pairwise`` (Bradley & Terry 1952; a small ``alpha`` regularizes
+    models that never lost), on the Elo scale with ``anchor`` at :data:`ELO_BASE` (default: the
+    first model). CIs: percentile bootstrap over votes, as Chatbot Arena (Chiang et al. 2024).
+
+    Raises:
+        ValueError: no votes, or an ``anchor`` that has none.
+    """
+    votes = [(a, b, float(o)) for a, b, o in votes]
+    if not votes:
+        raise ValueError("no votes between model versions yet")
+    models = sorted({m for a, b, _ in votes for m in (a, b)})
+    anchor = anchor or models[0]
+    if anchor not in models:
+        raise ValueError(f"the anchor model {anchor!r} has no votes")
+    to_elo = ELO_SCALE / math.log(10)
+
+    def ratings(sample: list[tuple[str, str, float]]) -> np.ndarray:
+        theta = _fit_bt(models, sample, alpha)
+        return ELO_BASE + to_elo * (theta - theta[models.index(anchor)])
+
+    point = ratings(votes)
+    rng = np.random.default_rng(seed)
+    boots = np.array([ratings([votes[i] for i in rng.integers(0, len(votes), len(votes))])
+                      for _ in range(n_resamples)])
+    counts = {m: sum(m in (a, b) for a, b, _ in votes) for m in models}
+    return Leaderboard({m: float(point[i]) for i, m in enumerate(models)},
+                       {m: float(np.percentile(boots[:, i], 2.5)) for i, m in enumerate(models)},
+                       {m: float(np.percentile(boots[:, i], 97.5)) for i, m in enumerate(models)},
+                       counts)
