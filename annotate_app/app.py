@@ -17,7 +17,7 @@ import pandas as pd
 from prefloop import store
 from prefloop.errors import PrefloopError
 
-from .auth import authenticate
+from .auth import LoginGuard, authenticate
 from .errors import AppError
 from .service import FLAGS, MAX_K, AppConfig, LabelingService, TaskView
 
@@ -110,7 +110,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     queue_df = gr.Dataframe(label="Open tasks (highest priority first)", interactive=False)
                 with gr.Accordion("Export", open=False):
                     with gr.Row():
-                        e_out = gr.Textbox(label="Output directory", value="exports/latest")
+                        e_out = gr.Textbox(label=f"Export folder (inside {svc.exports_root()})", value="latest")
                         e_source = gr.Dropdown(["all", "human", "ai"], value="human", label="Source")
                         e_agree = gr.Number(0.0, label="Min agreement")
                         e_test = gr.Number(0.1, label="Test fraction")
@@ -138,6 +138,9 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                                          interactive=False, elem_id="pf-models")
                 models_plot = gr.ScatterPlot(x="round", y="rating", color="model",
                                              label="Rating by round (all votes)", elem_id="pf-models-plot")
+                labelers_df = gr.Dataframe(label="Labelers (Dawid-Skene accuracy with 95% CI; longer_chosen "
+                                                 "and first_shown: length and position bias, 0.5 is none)",
+                                           interactive=False, elem_id="pf-labelers")
                 b_models = gr.Button("Refresh", size="sm", elem_id="pf-models-refresh")
 
         outputs = [view_state, who, progress, prompt_md, pair_row, b_submit, status, rationale, flags,
@@ -152,7 +155,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                          gr.update(visible=False), message, "", [], ""] + hidden
                         + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K)
             p = view.progress
-            prog = (f"Task {view.task_id}{' (gold)' if view.gold else ''} - today: {p.get('today', 0)}, "
+            prog = (f"Task {view.task_id} - today: {p.get('today', 0)}, "   # gold tasks look like any other
                     f"total: {p.get('total', 0)}")
             cols = [gr.update(visible=i < view.k) for i in range(MAX_K)]
             mds = [gr.update(value=f"### Response {view.labels[i]}\n\n{view.response_markdown[i]}"
@@ -271,10 +274,11 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 plot_rows = pd.DataFrame([{"round": r["round"], "rating": r["rating_all"],
                                            "model": r["model"]} for r in rated],
                                          columns=["round", "rating", "model"])
-                return note, pd.DataFrame(rows), plot_rows
+                labeler_rows = svc.labelers()
+                return note, pd.DataFrame(rows), plot_rows, pd.DataFrame(labeler_rows)
             return _guard(go)
 
-        models_out = [models_md, models_df, models_plot]
+        models_out = [models_md, models_df, models_plot, labelers_df]
         models_tab.select(models, None, models_out, api_name="admin_models")
         b_models.click(models, None, models_out, api_name=False)
 
@@ -301,10 +305,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         def export(out, source, agree, test, request: gr.Request):
             def go():
                 svc.authorize(request, role="admin")
-                path = Path(out)
-                if not path.is_absolute():
-                    path = s.path.resolve().parent / path
-                return svc.export(str(path), source=source, min_agreement=float(agree or 0),
+                return svc.export(out, source=source, min_agreement=float(agree or 0),
                                   test_fraction=float(test or 0))
             return _guard(go)
 
@@ -332,8 +333,18 @@ def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config:
     """Serve the app with Gradio's login (active annotators, argon2-checked passwords)."""
     if not any(a.active for a in s.annotators.list()):
         raise AppError("no active users: create one with `prefloop users add NAME --role admin`")
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:   # a busy port: one line
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise AppError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                           "choose another with --port") from None
     demo = build_app(s, config)
     demo.queue(default_concurrency_limit=16)
-    return demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p),
+    cfg = config or AppConfig()
+    guard = LoginGuard(max_failures=cfg.max_failed_logins, lockout_seconds=cfg.lockout_seconds)
+    return demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p, guard),
                        auth_message="Log in with your prefloop user.", head=KEYBOARD_JS,
                        prevent_thread_lock=not block, quiet=not block, show_error=True)

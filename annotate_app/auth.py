@@ -14,7 +14,8 @@ from prefloop import store
 
 from .errors import NotAuthorized
 
-__all__ = ["hash_password", "verify_password", "authenticate", "caller", "MIN_PASSWORD_LENGTH"]
+__all__ = ["hash_password", "verify_password", "authenticate", "caller", "LoginGuard",
+           "MIN_PASSWORD_LENGTH"]
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 8
@@ -36,13 +37,66 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def authenticate(s: store.Store, username: str, password: str) -> bool:
-    """Gradio's login check: an active annotator with this password."""
+# verified against when the user does not exist, so that an unknown name costs the same argon2
+# time as a wrong password (no user enumeration by timing)
+_DUMMY_HASH = _hasher.hash("prefloop-no-such-user")
+
+
+class LoginGuard:
+    """Failed-login lockout per user name: after ``max_failures`` wrong passwords in a row the
+    name is locked for ``lockout_seconds`` (every try, the right password included, is refused
+    without running argon2, so a flood of guesses costs no CPU); a success resets the count.
+    In memory, per app process (OWASP Authentication Cheat Sheet, "Account lockout")."""
+
+    def __init__(self, max_failures: int = 5, lockout_seconds: float = 900.0):
+        import threading
+
+        self.max_failures, self.lockout_seconds = max_failures, lockout_seconds
+        self._failures: dict[str, int] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def locked(self, username: str) -> bool:
+        import time
+
+        with self._lock:
+            until = self._locked_until.get(username)
+            if until is None:
+                return False
+            if time.monotonic() >= until:
+                del self._locked_until[username]
+                self._failures.pop(username, None)
+                return False
+            return True
+
+    def record(self, username: str, ok: bool) -> None:
+        import time
+
+        with self._lock:
+            if ok:
+                self._failures.pop(username, None)
+                return
+            n = self._failures.get(username, 0) + 1
+            self._failures[username] = n
+            if n >= self.max_failures:
+                self._locked_until[username] = time.monotonic() + self.lockout_seconds
+
+
+def authenticate(s: store.Store, username: str, password: str, guard: LoginGuard | None = None) -> bool:
+    """Gradio's login check: an active annotator with this password. An unknown user costs
+    the same argon2 verification as a wrong password; with ``guard``, a locked name is refused
+    at once and every outcome is counted."""
+    if guard is not None and guard.locked(username):
+        return False
     try:
         a = s.annotators.get(username)
     except store.NotFoundError:
-        return False
-    return a.active and verify_password(a.password_hash, password)
+        a = None
+    ok = verify_password(a.password_hash if a is not None else _DUMMY_HASH, password)
+    ok = ok and a is not None and a.active
+    if guard is not None:
+        guard.record(username, ok)
+    return ok
 
 
 def caller(s: store.Store, request, role: str | None = None) -> store.Annotator:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 from prefloop.leaderboard import models_table
-from prefloop.store.pairs import PairFilters, export_pairs
+from prefloop.store.pairs import PairFilters, export_pairs, labeler_reliability
 from prefloop.store.stats import annotator_progress, labeling_dashboard, task_rankings
 
 from prefloop import store
@@ -56,6 +56,9 @@ class AppConfig:
     undo_seconds: float = 60.0
     gold_rate: float = 0.0
     title: str = "prefloop labeling"
+    max_failed_logins: int = 5          # wrong passwords in a row before a name is locked
+    lockout_seconds: float = 900.0
+    exports_root: str | None = None     # admin exports go under it (default: <store dir>/exports)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "AppConfig":
@@ -274,6 +277,18 @@ class LabelingService:
         reference, mean length); see :func:`prefloop.leaderboard.models_table`."""
         return models_table(self.store)
 
+    def labelers(self) -> list[dict[str, Any]]:
+        """Per labeler (people, datasets' crowds, AI judges under a principle): votes,
+        Dawid-Skene accuracy with its 95% CI, gold accuracy, agreement with the others,
+        length and position bias; see :func:`prefloop.store.pairs.labeler_reliability`."""
+        r2 = lambda v: None if v is None else round(v, 3)  # noqa: E731
+        return [{"labeler": x.labeler, "kind": x.kind, "votes": x.votes, "accuracy": r2(x.accuracy),
+                 "ci": "" if x.accuracy_low is None else f"{x.accuracy_low:.2f} .. {x.accuracy_high:.2f}",
+                 "gold": r2(x.gold_accuracy), "gold_votes": x.gold_votes,
+                 "agreement": r2(x.consensus_agreement), "longer_chosen": r2(x.extra.get("longer_chosen")),
+                 "first_shown": r2(x.extra.get("first_shown"))}
+                for x in labeler_reliability(self.store)]
+
     def queue(self, limit: int = 50) -> list[dict[str, Any]]:
         return [{"task": t.id, "prompt": t.prompt_id, "k": len(t.response_ids), "overlap": t.overlap,
                  "done": done, "leased": leased, "priority": t.priority,
@@ -293,8 +308,22 @@ class LabelingService:
     def add_gold(self, *, dataset: str | None, limit: int | None) -> int:
         return len(self.store.tasks.create_gold(dataset=dataset or None, limit=limit))
 
+    def exports_root(self) -> Path:
+        """Where the admin page may write exports (``exports_root`` of the config, default
+        ``<store dir>/exports``)."""
+        root = self.config.exports_root or self.store.path.resolve().parent / "exports"
+        return Path(root).resolve()
+
     def export(self, out: str, *, source: str = "all", min_agreement: float = 0.0,
                dataset: str | None = None, test_fraction: float = 0.0) -> str:
+        """Export pairs to ``out``, a path under :meth:`exports_root` (a relative one is taken
+        from there). Raises InvalidSubmission for a path outside it."""
+        root = self.exports_root()
+        target = (root / (out or "").strip()).resolve()
+        if not out or not out.strip() or target == root or not target.is_relative_to(root):
+            raise InvalidSubmission(f"export path {out!r}: give a folder name inside {root}")
+        root.mkdir(parents=True, exist_ok=True)
+        out = str(target)
         r = export_pairs(self.store, out, PairFilters(source=source, min_agreement=min_agreement,
                                                       dataset=dataset or None,
                                                       test_fraction=test_fraction))

@@ -64,9 +64,9 @@ class DemoPlan:
     critique_responses: int
 
 
-FULL = DemoPlan(rm_steps=56, rm_max_length=128, rm_eval_pairs=64, dpo_steps=8, dpo_max_length=160,
+FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_steps=8, dpo_max_length=160,
                 rs_prompts=64, rs_n=4, rs_epochs=2, eval_prompts=96, eval_tokens=48,
-                max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=2)
+                max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=1)
 QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_steps=4, dpo_max_length=160,
                  rs_prompts=16, rs_n=2, rs_epochs=1, eval_prompts=24, eval_tokens=32,
                  max_prompt_tokens=128, judge_models=1, tasks=4, critique_responses=1)
@@ -110,7 +110,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     console = console or Console()
     plan = QUICK if quick else FULL
     data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 3}
+    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 5}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
     if pipe.already_finished:
         console.print("This demo already finished; its summary follows (use --fresh to run it again).")
@@ -131,7 +131,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
         out = {}
         for half, shard in (("a", 0), ("b", 1)):
             r = export_pairs(s, runs / f"demo-{demo_id}-export-{half}", PairFilters(
-                source="human", dataset=HH_DATASET, test_fraction=0.1, shard=shard, shards=2),
+                source="human", dataset=HH_DATASET, test_fraction=0.15, shard=shard, shards=2),
                 overwrite=True)
             console.print(f"  half {half.upper()}: export {r.export.id}, {r.n_train} train pairs; "
                           f"{r.n_test} held-out pairs (the same in both halves)")
@@ -189,7 +189,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
         r = train(s, "sft", overrides={
             "model": DEFAULT_MODEL, "export_id": e.export.id,
             "num_train_epochs": plan.rs_epochs, "per_device_train_batch_size": 8,
-            "learning_rate": 2e-4, "lr_scheduler_type": "constant", "use_lora": True,
+            "learning_rate": 1e-4, "lr_scheduler_type": "constant", "use_lora": True,
             "lora_layers": 1.0, "max_length": plan.max_prompt_tokens + plan.eval_tokens + 8,
             "save_steps": 10_000, "logging_steps": 2}, pipeline_run_id=demo_id)
         return {"generate_run_id": g.run.id, "samples": sm["responses"], "prompts": g.n_prompts,

@@ -12,7 +12,9 @@ Config (all keys optional except where noted)::
 
     policy: smollm2-135m-instruct      # or run:ID / a path; the starting policy
     export: {source: human, min_agreement: 0.0, test_fraction: 0.1, dataset: null,
-             since_last: true}         # only comparisons newer than the previous iteration's export
+             since_last: true,         # only comparisons newer than the previous iteration's export
+             aggregate: majority, min_confidence: 0.0,     # or dawid-skene (soft labels)
+             ai_min_agreement: null, ai_min_overlap: 30}   # judge gating (PairFilters)
     rm: {model: minilm, max_steps: 200, max_length: 384}          # any RewardRunConfig field
     policy_update: dpo                 # dpo, ppo or none
     dpo: {max_steps: 50}               # any DPORunConfig field
@@ -90,7 +92,11 @@ def run_loop(s: store.Store, cfg: dict[str, Any], *, fresh: bool = False,
             r = export_pairs(s, out, PairFilters(
                 source=ex_cfg.get("source", "human"), min_agreement=ex_cfg.get("min_agreement", 0.0),
                 dataset=ex_cfg.get("dataset"), since_export=since,
-                test_fraction=ex_cfg.get("test_fraction", 0.1)), overwrite=True)
+                test_fraction=ex_cfg.get("test_fraction", 0.1),
+                aggregate=ex_cfg.get("aggregate", "majority"),
+                min_confidence=ex_cfg.get("min_confidence", 0.0),
+                ai_min_agreement=ex_cfg.get("ai_min_agreement"),
+                ai_min_overlap=ex_cfg.get("ai_min_overlap", 30)), overwrite=True)
         except store.ExportError as exc:
             if "no pairs match" not in str(exc):
                 raise

@@ -42,7 +42,7 @@ LABELER_KEY_SQL = (f"CASE WHEN c.labeler_kind = 'ai' AND jp.principle IS NOT NUL
 def labeler_votes(con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
     """The directed votes of temp table ``table`` (``prompt_id, lo, hi, labeler, labeler_kind,
     dir``) as Arrow, ties left out: ``label`` 1 when ``lo`` won."""
-    return con.execute(f"""
+    return con.sql(f"""
         SELECT prompt_id, lo, hi, labeler, any_value(labeler_kind) AS labeler_kind,
                CASE WHEN sum(dir) > 0 THEN 1 ELSE 0 END AS label
         FROM {table} WHERE dir <> 0 GROUP BY prompt_id, lo, hi, labeler HAVING sum(dir) <> 0

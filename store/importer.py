@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .db import Store
-from .errors import ValidationError
+from .errors import InvalidInputError, ValidationError
 from .formats import READERS, Problem
 from .formats.common import NORMALIZED, ImportRecord
 from .records import LABELER_KINDS
@@ -30,7 +30,8 @@ __all__ = ["ImportReport", "import_file", "FORMATS"]
 
 FORMATS = tuple(READERS)
 _BATCH = 20_000
-_SOURCE = {"hh": "hh-rlhf", "trl": "trl", "alpaca-eval": "alpaca-eval", "prompts": "prompts"}
+_SOURCE = {"hh": "hh-rlhf", "trl": "trl", "alpaca-eval": "alpaca-eval", "prompts": "prompts",
+           "feedback": "feedback"}
 
 
 @dataclass
@@ -105,13 +106,14 @@ class _Stager:
             con.execute(f"""CREATE TABLE memory.stage_{tag} (seq BIGINT, line BIGINT,
                 messages STRUCT(role VARCHAR, content VARCHAR)[],
                 responses STRUCT(text VARCHAR, model VARCHAR)[], ranking INTEGER[][],
-                labeler_kind VARCHAR, labeler VARCHAR, confidence DOUBLE)""")
+                labeler_kind VARCHAR, labeler VARCHAR, confidence DOUBLE, flags VARCHAR[])""")
 
     def add(self, r: ImportRecord) -> None:
         for name, value in (("line", r.line), ("messages", r.messages),
                             ("responses", [{"text": t, "model": m} for t, m in r.responses]),
                             ("ranking", r.ranking), ("labeler_kind", r.labeler_kind),
-                            ("labeler", r.labeler), ("confidence", r.confidence)):
+                            ("labeler", r.labeler), ("confidence", r.confidence),
+                            ("flags", r.flags)):
             self.cols[name].append(value)
         if len(self.cols["line"]) >= _BATCH:
             self.flush()
@@ -154,6 +156,7 @@ class _Stager:
                 CREATE TABLE memory.stage_rec_{t} AS SELECT seq, line, prompt_hash,
                     to_json(messages)::VARCHAR AS messages, ranking,
                     ranking IS NOT NULL AS has_comparison, labeler_kind, labeler, confidence,
+                    coalesce(flags, []::VARCHAR[]) AS flags,
                     unhex(sha256(hex(prompt_hash) || '|' ||
                         coalesce(list_aggr(list_sort(hex_hashes), 'string_agg', '|'), ''))[1:32])
                         AS rec_key,
@@ -162,7 +165,10 @@ class _Stager:
                         list_aggr(list_transform(ranking, lambda g: list_aggr(list_sort(
                             list_transform(g, lambda i: hex_hashes[i + 1])), 'string_agg', ',')),
                             'string_agg', '>'),
-                        coalesce(confidence::VARCHAR, '')))[1:32]) END AS dedup_key
+                        coalesce(confidence::VARCHAR, ''),
+                        -- NULL (skipped by concat_ws) without flags: older keys stay the same
+                        CASE WHEN len(flags) > 0 THEN list_aggr(list_sort(flags), 'string_agg', ',')
+                        END))[1:32]) END AS dedup_key
                 FROM memory.stage_h_{t}""")
             con.execute(f"""
                 CREATE TABLE memory.stage_resp_{t} AS
@@ -211,7 +217,8 @@ def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportRep
             WHERE r.id IS NULL
             GROUP BY p.id, s.text_hash ORDER BY min(s.seq)""").fetchone()[0]
         report.comparisons_added = con.execute(f"""
-            INSERT INTO comparisons (prompt_id, ranking, labeler_kind, labeler, confidence, dedup_key)
+            INSERT INTO comparisons (prompt_id, ranking, labeler_kind, labeler, confidence, flags,
+                                     dedup_key)
             WITH c AS (SELECT * FROM {rec} WHERE has_comparison AND dedup_key NOT IN
                            (SELECT dedup_key FROM comparisons WHERE dedup_key IS NOT NULL)
                        QUALIFY row_number() OVER (PARTITION BY dedup_key ORDER BY seq) = 1),
@@ -221,7 +228,7 @@ def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportRep
                          WHERE s.seq IN (SELECT seq FROM c) GROUP BY s.seq)
             SELECT p.id, list_transform(c.ranking, lambda g: list_sort(
                        list_transform(g, lambda i: ids.ids[i + 1]))),
-                   c.labeler_kind, c.labeler, c.confidence, c.dedup_key
+                   c.labeler_kind, c.labeler, c.confidence, c.flags, c.dedup_key
             FROM c JOIN ids ON ids.seq = c.seq JOIN prompts p ON p.text_hash = c.prompt_hash
             ORDER BY c.seq""").fetchone()[0]
 
@@ -237,7 +244,8 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
         skip_invalid: skip unreadable lines instead of failing the import.
         rejects_path: write every line not imported (invalid or rejected) as JSONL
             ``{"line", "kind", "field", "reason", "raw"}``; defaults to
-            ``./<file>.rejects.jsonl`` when ``skip_invalid`` skipped something.
+            ``./<file name>.rejects.jsonl`` when ``skip_invalid`` skipped something (checked
+            before anything is imported: a directory that does not exist is an error).
         labeler_kind, labeler: who labeled a TRL file (default ``human`` and the dataset name).
         progress: called with the number of lines read so far, every few thousand lines.
 
@@ -261,7 +269,18 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
         opts = {"labeler_kind": labeler_kind or "human", "labeler": labeler or dataset}
     elif fmt == "hh" and labeler:
         opts = {"labeler": labeler}
+    elif fmt == "feedback":
+        opts = {"labeler": labeler or dataset}
     report = ImportReport(str(path), fmt, dataset)
+    # the rejects file is checked before anything is read or committed: a bad --rejects path
+    # must not fail after the rows are in
+    rejects = Path(rejects_path) if rejects_path else Path(f"{path.name}.rejects.jsonl")
+    if rejects_path or skip_invalid:
+        if not rejects.resolve().parent.is_dir():
+            raise InvalidInputError(str(rejects), None, None,
+                                    "the rejects file's directory does not exist")
+        if rejects.is_dir():
+            raise InvalidInputError(str(rejects), None, None, "the rejects path is a directory")
     stager = _Stager(store, uuid.uuid4().hex[:12])
     try:
         for item in READERS[fmt](path, **opts):
@@ -288,7 +307,7 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
     finally:
         stager.drop()
     if report.problems and (rejects_path or skip_invalid):
-        out = Path(rejects_path or f"{report.dataset}.rejects.jsonl")
+        out = rejects
         with open(out, "w", encoding="utf-8") as f:
             for p in report.problems:
                 f.write(json.dumps({"line": p.line, "kind": p.kind, "field": p.field,

@@ -40,7 +40,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,9 +49,13 @@ from .db import Store
 from .errors import ExportError, ValidationError
 from .aggregate import AGGREGATES
 from .records import Export
+
+if TYPE_CHECKING:
+    from .aggregate import LabelerStats
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
-__all__ = ["PairFilters", "ExportResult", "derive_pairs", "export_pairs", "split_by_prompt",
+__all__ = ["PairFilters", "ExportResult", "derive_pairs", "derive_unpaired", "export_pairs", "split_by_prompt",
+           "labeler_reliability",
            "verify_export", "pair_votes"]
 
 
@@ -79,6 +83,10 @@ class PairFilters:
         shard, shards: keep only the ``shard``-th of ``shards`` disjoint parts of the training
             prompts (by sha256, like the split; the test split is the same in every shard):
             e.g. a proxy and a gold reward model on disjoint halves.
+        format: ``pairs`` (TRL's conversational preference rows) or ``kto`` (TRL's unpaired
+            rows ``prompt, completion, label``: thumbs up/down feedback, "both bad" labels
+            and, with ``kto_pairs``, each pair's chosen as desirable and rejected as not).
+        kto_pairs: with ``format="kto"``, also the pairs, unpaired.
     """
 
     source: Literal["human", "ai", "all"] = "all"
@@ -95,8 +103,12 @@ class PairFilters:
     ai_min_overlap: int = 30
     shard: int = 0
     shards: int = 1
+    format: str = "pairs"
+    kto_pairs: bool = False
 
     def __post_init__(self) -> None:
+        if self.format not in ("pairs", "kto"):
+            raise ValidationError(f"format {self.format!r} is not one of pairs, kto")
         if self.source not in ("human", "ai", "all"):
             raise ValidationError(f"source {self.source!r} is not one of human, ai, all")
         if not 0.0 <= self.min_agreement <= 1.0:
@@ -129,6 +141,7 @@ class ExportResult:
     files: dict[str, str]
     n_below_confidence: int = 0
     ai_labelers: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 _MESSAGES = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
@@ -142,42 +155,29 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
     fewer than ``ai_min_overlap`` shared pairs) are left out; each pair's label by
     ``filters.aggregate``: ``majority`` (``p_chosen`` = the chosen side's share of directed
     votes, ``weight`` 1), ``dawid-skene`` (``p_chosen`` = the posterior, ``weight`` =
-    ``|2 p_chosen - 1|``; gold tasks anchor it) or ``adjudicated`` (a reviewer's final
-    ranking where one exists, ``p_chosen`` 1; items marked ambiguous are left out; majority
-    elsewhere); then the agreement and confidence filters.
+    ``|2 p_chosen - 1|``; gold tasks anchor it) or ``adjudicated`` (until reviewers'
+    decisions are recorded: the majority, with a warning in ``counts["warnings"]``); then the
+    agreement and confidence filters.
 
     Returns:
         ``(table, counts)``: the rows of the module docstring's schema plus a ``prompt_hash``
         column (used for the split), ordered by ``(prompt_id, chosen_id, rejected_id)``; and
         counts ``n_comparisons``, ``n_conflicts``, ``n_ties``, ``n_below_agreement``,
-        ``n_below_confidence``, ``n_ambiguous``, ``max_comparison_id`` and ``ai_labelers``
+        ``n_below_confidence``, ``max_comparison_id``, ``warnings`` and ``ai_labelers``
         (with gating: ``{labeler, agreement, overlap, kept}`` each).
     """
     import pyarrow.compute as pc
 
-    from .aggregate import LABELER_KEY_SQL, PRINCIPLE_JOIN, ai_agreement, dawid_skene, labeler_votes
+    from .aggregate import ai_agreement, dawid_skene, labeler_votes
 
-    selection = f"""
-        SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking, {LABELER_KEY_SQL} AS labeler
-        FROM comparisons c JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN} {PRINCIPLE_JOIN}
-        WHERE ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
-          AND ($source = 'all' OR c.labeler_kind = $source)
-          AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
-          AND c.id > $since AND c.id <= $max_id
-          AND ($include_eval OR c.eval_run_id IS NULL)"""
-    counts: dict[str, Any] = {"ai_labelers": []}
+    counts: dict[str, Any] = {"ai_labelers": [], "warnings": []}
+    if filters.aggregate == "adjudicated":
+        # no reviewer decisions are recorded yet (the review workflow is not built): the
+        # documented fallback is the majority, said out loud
+        counts["warnings"].append("--aggregate adjudicated: no reviewer decisions in this store; "
+                                  "labels fall back to the majority")
     with store.atomic() as con:
-        since = 0
-        if filters.since_export is not None:
-            since = store.exports.get(filters.since_export).max_comparison_id or 0
-        max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE labeled_votes AS
-            WITH {votes_cte(selection, carry=["labeler_kind", "labeler"])}
-            SELECT * FROM votes""",
-                    {"source": filters.source, "dataset": filters.dataset, "since": since,
-                     "max_id": max_id, "include_eval": filters.include_eval,
-                     "labeler": filters.labeler})
+        max_id = _labeled_votes(store, con, filters)
         if filters.ai_min_agreement is not None:
             agree = ai_agreement(labeler_votes(con, "labeled_votes"))
             ai = [r[0] for r in con.execute("SELECT DISTINCT labeler FROM labeled_votes "
@@ -256,6 +256,142 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
     return table, counts
 
 
+def derive_unpaired(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str, Any]]:
+    """Unpaired labels for KTO (TRL's unpaired preference format), in one read transaction.
+
+    Sources: one-response comparisons flagged ``thumbs_up`` / ``thumbs_down`` (``prefloop
+    import --format feedback``), every response of a comparison flagged ``both_bad``
+    (undesirable), and with ``filters.kto_pairs`` each exported pair's chosen (desirable) and
+    rejected (undesirable). Votes on one (prompt, response) are summed (+1 desirable, -1 not);
+    a tie is left out and counted in ``n_ties``.
+
+    Returns:
+        ``(table, counts)``: rows ``prompt`` (messages), ``completion`` (one assistant
+        message), ``label`` (bool), ``prompt_id``, ``response_id``, ``dataset``, ``sources``
+        (``feedback``, ``both_bad``, ``pair``), ``votes``, ``prompt_hash``; counts as
+        :func:`derive_pairs` (``n_comparisons``, ``n_ties``, ``max_comparison_id`` ...).
+    """
+    pairs = None
+    if filters.kto_pairs:
+        pairs, _ = derive_pairs(store, PairFilters(**{**asdict(filters), "format": "pairs"}))
+    with store.atomic() as con:
+        max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
+        since = 0
+        if filters.since_export is not None:
+            since = store.exports.get(filters.since_export).max_comparison_id or 0
+        params = {"source": filters.source, "dataset": filters.dataset, "since": since,
+                  "max_id": max_id, "include_eval": filters.include_eval, "labeler": filters.labeler}
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE unpaired_votes AS
+            WITH sel AS (
+                SELECT c.id, c.prompt_id, c.ranking, c.flags FROM comparisons c
+                JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN}
+                WHERE ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+                  AND ($source = 'all' OR c.labeler_kind = $source)
+                  AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
+                  AND c.id > $since AND c.id <= $max_id
+                  AND ($include_eval OR c.eval_run_id IS NULL))
+            SELECT id AS cid, prompt_id, ranking[1][1] AS response_id,
+                   CASE WHEN list_contains(flags, 'thumbs_up') THEN 1 ELSE -1 END AS vote,
+                   'feedback' AS kind
+            FROM sel WHERE len(ranking) = 1 AND len(ranking[1]) = 1
+              AND (list_contains(flags, 'thumbs_up') OR list_contains(flags, 'thumbs_down'))
+            UNION ALL
+            SELECT id, prompt_id, unnest(flatten(ranking)), -1, 'both_bad'
+            FROM sel WHERE list_contains(flags, 'both_bad')""", params)
+        if pairs is not None and pairs.num_rows:
+            flat = pa.table({
+                "cid": pa.array([-1] * (2 * pairs.num_rows), pa.int64()),
+                "prompt_id": pa.concat_arrays([pairs["prompt_id"].combine_chunks()] * 2),
+                "response_id": pa.concat_arrays([pairs["chosen_id"].combine_chunks(),
+                                                 pairs["rejected_id"].combine_chunks()]),
+                "vote": pa.array([1] * pairs.num_rows + [-1] * pairs.num_rows, pa.int32()),
+                "kind": pa.array(["pair"] * (2 * pairs.num_rows))})
+            con.register("pair_flat", flat)
+            con.execute("INSERT INTO unpaired_votes SELECT * FROM pair_flat")
+            con.unregister("pair_flat")
+        counts: dict[str, Any] = dict(zip(("n_comparisons", "n_ties"), con.execute("""
+            WITH a AS (SELECT prompt_id, response_id, sum(vote) AS s FROM unpaired_votes GROUP BY ALL)
+            SELECT (SELECT count(DISTINCT cid) FILTER (cid >= 0) FROM unpaired_votes),
+                   count(*) FILTER (s = 0) FROM a""").fetchall()[0]))
+        table = con.sql(f"""
+            WITH a AS (SELECT prompt_id, response_id, sum(vote) AS s, count(*) AS votes,
+                              list(DISTINCT kind ORDER BY kind) AS sources
+                       FROM unpaired_votes GROUP BY prompt_id, response_id)
+            SELECT from_json(p.messages, '{_MESSAGES}') AS prompt,
+                   [{{'role': 'assistant', 'content': r.text}}] AS completion, a.s > 0 AS label,
+                   a.prompt_id, a.response_id, p.dataset, a.sources, a.votes,
+                   p.text_hash AS prompt_hash
+            FROM a JOIN prompts p ON p.id = a.prompt_id JOIN responses r ON r.id = a.response_id
+            WHERE a.s <> 0 ORDER BY a.prompt_id, a.response_id""").to_arrow_table()
+        con.execute("DROP TABLE unpaired_votes")
+    counts.update({"n_conflicts": 0, "n_below_agreement": 0, "n_below_confidence": 0,
+                   "max_comparison_id": max_id, "ai_labelers": [], "warnings": []})
+    return table, counts
+
+
+def _labeled_votes(store: Store, con, filters: PairFilters) -> int:
+    """Create temp table ``labeled_votes`` (``cid, prompt_id, lo, hi, dir, labeler_kind,
+    labeler``) of the comparisons ``filters`` select; returns the newest comparison id seen."""
+    from .aggregate import LABELER_KEY_SQL, PRINCIPLE_JOIN
+
+    selection = f"""
+        SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking, {LABELER_KEY_SQL} AS labeler
+        FROM comparisons c JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN} {PRINCIPLE_JOIN}
+        WHERE ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+          AND ($source = 'all' OR c.labeler_kind = $source)
+          AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
+          AND c.id > $since AND c.id <= $max_id
+          AND ($include_eval OR c.eval_run_id IS NULL)"""
+    since = 0
+    if filters.since_export is not None:
+        since = store.exports.get(filters.since_export).max_comparison_id or 0
+    max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE labeled_votes AS
+        WITH {votes_cte(selection, carry=["labeler_kind", "labeler"])}
+        SELECT * FROM votes""",
+                {"source": filters.source, "dataset": filters.dataset, "since": since,
+                 "max_id": max_id, "include_eval": filters.include_eval, "labeler": filters.labeler})
+    return max_id
+
+
+def labeler_reliability(store: Store, filters: PairFilters | None = None) -> list[LabelerStats]:
+    """Each labeler's reliability on the comparisons ``filters`` select (default: all, the
+    labels of evaluation tasks included: they are the labeler's votes too): Dawid-Skene accuracy with its Wilson 95% interval, gold accuracy (gold
+    tasks anchor the fit), agreement with the others' majority, and in ``extra``:
+    ``longer_chosen`` (share of its directed votes that prefer the longer response: length
+    bias, 0.5 is none) and, for AI judges, ``first_shown`` (share of its pairwise verdicts for
+    the response shown first: position bias; Zheng et al. 2023, "Judging LLM-as-a-judge").
+
+    Returns:
+        One :class:`~prefloop.store.aggregate.LabelerStats` per labeler, most accurate first.
+    """
+    from .aggregate import dawid_skene, labeler_votes
+
+    filters = filters or PairFilters(include_eval=True)
+    with store.atomic() as con:
+        _labeled_votes(store, con, filters)
+        votes = labeler_votes(con, "labeled_votes")
+        gold = _gold_labels(con)
+        longer = dict(con.execute("""
+            SELECT v.labeler, avg(CASE WHEN (v.dir > 0) = (length(rl.text) > length(rh.text))
+                                  THEN 1.0 ELSE 0.0 END)
+            FROM labeled_votes v JOIN responses rl ON rl.id = v.lo JOIN responses rh ON rh.id = v.hi
+            WHERE v.dir <> 0 AND length(rl.text) <> length(rh.text) GROUP BY v.labeler""").fetchall())
+        first = dict(con.execute("""
+            SELECT judge_model || coalesce(' / ' || principle, ''), avg(CASE WHEN verdict = 'A'
+                                                                          THEN 1.0 ELSE 0.0 END)
+            FROM judgments WHERE verdict IN ('A', 'B') GROUP BY 1""").fetchall())
+        con.execute("DROP TABLE labeled_votes")
+    _, stats = dawid_skene(votes, gold)
+    for st in stats:
+        st.extra["longer_chosen"] = longer.get(st.labeler)
+        if st.kind == "ai":
+            st.extra["first_shown"] = first.get(st.labeler)
+    return stats
+
+
 def _gold_labels(con) -> dict[tuple[int, int, int], int]:
     """Known labels of items from gold tasks: 1 when the lower response id is the better."""
     rows = con.execute(f"""
@@ -317,10 +453,13 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"output directory {out} exists and is not empty: choose a new "
                           "directory or pass --overwrite")
-    table, counts = derive_pairs(store, filters)
+    if filters.format == "kto":
+        table, counts = derive_unpaired(store, filters)
+    else:
+        table, counts = derive_pairs(store, filters)
     if table.num_rows == 0:
         raise ExportError(
-            f"no pairs match the filters {json.dumps(_filters_dict(filters))} "
+            f"no {'feedback labels' if filters.format == 'kto' else 'pairs'} match the filters {json.dumps(_filters_dict(filters))} "
             f"({counts['n_comparisons']} comparisons selected, {counts['n_conflicts']} "
             f"conflicting and {counts['n_ties']} tied pairs, {counts['n_below_agreement']} below "
             f"min agreement, {counts['n_below_confidence']} below min confidence): import or label "
@@ -341,7 +480,9 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
         files = {str(p.relative_to(tmp)): _sha256(p)
                  for p in sorted(tmp.rglob("*")) if p.is_file()}
         digest = hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in files.items()).encode()).hexdigest()
-        manifest = {"format": "trl-conversational-preference", "filters": _filters_dict(filters),
+        manifest = {"format": ("trl-unpaired-preference" if filters.format == "kto"
+                               else "trl-conversational-preference"),
+                    "filters": _filters_dict(filters),
                     "n_pairs": n_pairs, "splits": {k: v.num_rows for k, v in splits.items()},
                     "counts": {k: v for k, v in counts.items()}, "files": files, "sha256": digest}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -357,7 +498,8 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     return ExportResult(export, splits["train"].num_rows,
                         splits["test"].num_rows if "test" in splits else 0, counts["n_conflicts"],
                         counts["n_ties"], counts["n_below_agreement"], counts["n_comparisons"],
-                        files, counts["n_below_confidence"], counts["ai_labelers"])
+                        files, counts["n_below_confidence"], counts["ai_labelers"],
+                        counts["warnings"])
 
 
 def _filters_dict(filters: PairFilters) -> dict[str, Any]:

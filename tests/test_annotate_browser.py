@@ -177,6 +177,8 @@ def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, brow
         admin.wait_for_function("document.querySelector('#pf-models').innerText.includes('run:')",
                                 timeout=30_000)
         text = admin.inner_text("#pf-models")
+        admin.wait_for_function("document.querySelector('#pf-labelers').innerText.includes('ann')")
+        labelers = admin.inner_text("#pf-labelers")
         admin.wait_for_selector("#pf-models-plot canvas, #pf-models-plot svg", timeout=30_000)
         admin.wait_for_timeout(500)
         admin.screenshot(path=str(SHOTS / "models.png"), full_page=True)
@@ -184,5 +186,6 @@ def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, brow
         server.stop()
     assert f"run:{dpo.id}" in text and str(tiny_model) in text and "1000" in text
     assert " .. " in text                                        # the CI column
+    assert "ann" in labelers and "bob" in labelers and "hh-rlhf" in labelers
     votes = [c for c in db.comparisons.list(labeler_kind="human") if c.eval_run_id == ev.run.id]
     assert len(votes) == 2 * n_tasks

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from trl import DPOConfig, GRPOConfig, RewardConfig, SFTConfig
+from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, SFTConfig
 
 from .errors import ConfigError
 
 __all__ = ["DataOptions", "LoraOptions", "lora_config", "TrainerDefaults", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
-           "PPORunConfig", "CONFIGS", "load_config", "config_to_dict"]
+           "PPORunConfig", "KTORunConfig", "CONFIGS", "load_config", "config_to_dict"]
 
 
 def _f(default: Any, help: str) -> Any:
@@ -117,6 +117,12 @@ class RewardRunConfig(DataOptions, LoraOptions, TrainerDefaults, RewardConfig):
     per_device_train_batch_size: int = _f(4, "Pairs per step.")
     per_device_eval_batch_size: int = _f(8, "Pairs per evaluation step.")
     learning_rate: float = _f(2e-5, "AdamW learning rate.")
+    label_smoothing: str = _f("0", "Soft labels: 'auto' trains on each pair's p_chosen (binary "
+                              "cross-entropy of sigmoid(r_c - r_r) against it; export with "
+                              "--aggregate dawid-skene), a number e on the fixed target 1 - e "
+                              "(conservative Bradley-Terry); '0' is the hard label.")
+    label_weights: bool = _f(False, "Weight each pair's loss by the export's 'weight' column "
+                             "(Dawid-Skene: |2 p_chosen - 1|).")
 
 
 @dataclass
@@ -218,8 +224,24 @@ class PPORunConfig(DataOptions, LoraOptions):
                               f"{self.mini_batch_size}")
 
 
+@dataclass
+class KTORunConfig(DataOptions, LoraOptions, TrainerDefaults, KTOConfig):
+    """Kahneman-Tversky Optimization (Ethayarajh et al. 2024) with TRL ``KTOTrainer`` on
+    unpaired labels (``prefloop export --format kto``: thumbs up/down feedback, "both bad",
+    optionally pairs split apart). ``desirable_weight`` and ``undesirable_weight`` scale the
+    two losses; the paper keeps ``desirable_weight * n_desirable / (undesirable_weight *
+    n_undesirable)`` within [1, 4/3], so with few desirable examples raise
+    ``desirable_weight``."""
+
+    max_length: int | None = _f(512, "Truncate prompt + completion to this many tokens.")
+    per_device_train_batch_size: int = _f(4, "Rows per step (at least 2: the KL estimate "
+                                            "pairs each completion with another row's prompt).")
+    per_device_eval_batch_size: int = _f(4, "Rows per evaluation step.")
+    learning_rate: float = _f(5e-6, "AdamW learning rate.")
+
+
 CONFIGS: dict[str, type] = {"rm": RewardRunConfig, "dpo": DPORunConfig, "sft": SFTRunConfig,
-                            "grpo": GRPORunConfig, "ppo": PPORunConfig}
+                            "grpo": GRPORunConfig, "ppo": PPORunConfig, "kto": KTORunConfig}
 
 
 def load_config(kind: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,

@@ -27,7 +27,7 @@ def runs_dir(s: store.Store) -> Path:
 def resolve_export(s: store.Store, export_id: int | None = None, *, source: str = "all",
                    dataset: str | None = None, min_agreement: float = 0.0,
                    test_fraction: float = 0.1, seed: int = 0,
-                   since_export: int | None = None) -> store.Export:
+                   since_export: int | None = None, format: str = "pairs") -> store.Export:
     """The recorded export ``export_id`` (verified), or a new export with these filters
     written under ``runs/exports/``.
 
@@ -42,7 +42,8 @@ def resolve_export(s: store.Store, export_id: int | None = None, *, source: str 
     while out.exists():
         out = out.with_name(out.name + "x")
     filters = PairFilters(source=source, dataset=dataset, min_agreement=min_agreement,
-                          test_fraction=test_fraction, seed=seed, since_export=since_export)
+                          test_fraction=test_fraction, seed=seed, since_export=since_export,
+                          format=format)
     return export_pairs(s, out, filters).export
 
 

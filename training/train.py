@@ -105,9 +105,9 @@ class TrainResult:
 
 
 def _method(kind: str):
-    from . import dpo, grpo, ppo_run, reward, sft
+    from . import dpo, grpo, kto, ppo_run, reward, sft
 
-    return {"rm": reward, "dpo": dpo, "sft": sft, "grpo": grpo, "ppo": ppo_run}[kind]
+    return {"rm": reward, "dpo": dpo, "sft": sft, "grpo": grpo, "ppo": ppo_run, "kto": kto}[kind]
 
 
 def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> store.Run:
@@ -158,12 +158,22 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
                              default_output_dir=runs_dir(s) / f"{kind}-{stamp}")
         export = resolve_export(s, config.export_id, source=config.source, dataset=config.dataset,
                                 min_agreement=config.min_agreement,
-                                test_fraction=config.test_fraction)
+                                test_fraction=config.test_fraction,
+                                format="kto" if kind == "kto" else "pairs")
         config.export_id = export.id
     model = resolve_model(config.model, s, require=None if kind == "rm" else "policy")
+    unpaired = (export.filters or {}).get("format") == "kto"
+    if unpaired != (kind == "kto"):
+        raise TrainingError(f"export {export.id} holds {'unpaired labels' if unpaired else 'pairs'}: "
+                            f"train {kind} needs {'pairs' if kind != 'kto' else 'unpaired labels'} "
+                            f"(prefloop export{' --format kto' if kind == 'kto' else ''})")
     data = load_pairs(export)
     if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
         data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
+    if kind == "kto":
+        from .kto import check_unpaired
+
+        check_unpaired(export.id, data["train"], config)
     with tracked_run(s, kind, config_to_dict(config), export_id=export.id,
                      parent_run_id=model.run_id, pipeline_run_id=pipeline_run_id,
                      resume=resume_run) as run:

@@ -74,7 +74,8 @@ def import_(
 
 
 def _print_export(r) -> None:
-    console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} pairs "
+    what = "unpaired labels" if r.export.filters.get("format") == "kto" else "pairs"
+    console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} {what} "
                   f"({r.n_train} train, {r.n_test} test) from {r.n_comparisons} comparisons "
                   f"-> {r.export.path}")
     if r.n_conflicts or r.n_ties or r.n_below_agreement or r.n_below_confidence:
@@ -89,6 +90,8 @@ def _print_export(r) -> None:
             t.add_row(a["labeler"], "-" if a["agreement"] is None else f"{a['agreement']:.3f}",
                       str(a["overlap"]), "yes" if a["kept"] else "no: dropped")
         console.print(t)
+    for w in r.warnings:
+        console.print(f"  [yellow]warning:[/] {w}")
     console.print(f"  sha256 {r.export.sha256}")
 
 
@@ -107,22 +110,58 @@ def export(
     min_confidence: Annotated[float, typer.Option(help="Leave out pairs whose p_chosen is below this (counted).")] = 0.0,
     ai_min_agreement: Annotated[Optional[float], typer.Option(help="Keep an AI labeler's votes only if it agrees with people at least this often (judge gating).")] = None,
     ai_min_overlap: Annotated[int, typer.Option(help="...on at least this many pairs both labeled.")] = 30,
+    format: Annotated[str, typer.Option("--format", help="pairs (TRL preference rows) or kto (TRL unpaired rows: prompt, completion, label; thumbs up/down feedback and both-bad labels).")] = "pairs",
+    kto_pairs: Annotated[bool, typer.Option("--kto-pairs", help="With --format kto: also each pair's chosen (desirable) and rejected (undesirable).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
 ) -> None:
-    """Export pairwise preferences (TRL conversational format, Parquet + datasets dir)."""
+    """Export preferences (TRL conversational format, Parquet + datasets dir): pairs, or
+    unpaired labels for KTO with ``--format kto``."""
     from prefloop.store.pairs import PairFilters, export_pairs
 
     filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
                           since_export=since_export, test_fraction=test_fraction, seed=seed,
                           include_eval=include_eval, labeler=labeler, aggregate=aggregate,
                           min_confidence=min_confidence, ai_min_agreement=ai_min_agreement,
-                          ai_min_overlap=ai_min_overlap)
+                          ai_min_overlap=ai_min_overlap, format=format, kto_pairs=kto_pairs)
     _print_export(export_pairs(state.store(), out, filters, overwrite=overwrite))
 
 
+def _print_labelers(dataset: str | None) -> None:
+    from prefloop.store.pairs import PairFilters, labeler_reliability
+
+    rows = labeler_reliability(state.store(), PairFilters(dataset=dataset, include_eval=True))
+    if not rows:
+        console.print("No directed votes yet: nothing to estimate.")
+        return
+    pct = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    t = Table(title="Labelers (Dawid-Skene via crowd-kit; accuracy 95% CI: Wilson)")
+    t.add_column("labeler", no_wrap=True)
+    for col in ("kind", "votes", "accuracy [95% CI]", "gold", "agreement", "longer", "first"):
+        t.add_column(col, justify="left" if col == "kind" else "right")
+    for r in rows:
+        acc = ("-" if r.accuracy is None else
+               f"{r.accuracy:.2f} [{r.accuracy_low:.2f}, {r.accuracy_high:.2f}]")
+        gold = "-" if not r.gold_votes else f"{r.gold_accuracy:.2f} ({r.gold_votes})"
+        agree = "-" if not r.consensus_votes else f"{r.consensus_agreement:.2f} ({r.consensus_votes})"
+        t.add_row(r.labeler, r.kind, str(r.votes), acc, gold, agree,
+                  pct(r.extra.get("longer_chosen")), pct(r.extra.get("first_shown")))
+    console.print(t)
+    console.print("agreement: with the other labelers' majority on the same pairs; longer: "
+                  "share of votes for the longer response (0.5: no length bias); first: a judge's "
+                  "share of verdicts for the response shown first (0.5: no position bias)")
+
+
 @app.command()
-def stats() -> None:
-    """Row counts, counts per dataset and source, human-human agreement."""
+def stats(labelers: bool = typer.Option(False, "--labelers", help="Per labeler (people, datasets' "
+                                        "crowds, AI judges under a principle): votes, Dawid-Skene "
+                                        "accuracy with a 95% CI, gold accuracy, agreement with "
+                                        "the others, length and position bias."),
+          dataset: str | None = typer.Option(None, help="With --labelers: only this dataset.")) -> None:
+    """Row counts, counts per dataset and source, human-human agreement; or, with
+    ``--labelers``, each labeler's reliability."""
+    if labelers:
+        _print_labelers(dataset)
+        return
     from prefloop.store.stats import store_stats
 
     st = store_stats(state.store())

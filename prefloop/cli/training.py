@@ -20,7 +20,7 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app)
     root.add_typer(runs_app, name="runs")
 
-KINDS = ("rm", "dpo", "sft", "ppo", "grpo")
+KINDS = ("rm", "dpo", "sft", "ppo", "grpo", "kto")
 
 
 def _parse_sets(items: list[str]) -> dict:

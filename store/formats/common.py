@@ -44,6 +44,7 @@ NORMALIZED = pa.schema([
     ("labeler_kind", pa.string()),
     ("labeler", pa.string()),
     ("confidence", pa.float64()),
+    ("flags", pa.list_(pa.string())),
 ])
 
 
@@ -58,6 +59,8 @@ class ImportRecord:
         ranking: tie groups of indices into ``responses``, best first; ``None`` records the
             prompt and responses without a comparison.
         labeler_kind, labeler, confidence: provenance of the ranking.
+        flags: flags of the comparison (``thumbs_up``/``thumbs_down`` on a one-response
+            ranking: unpaired feedback; ``both_bad``).
     """
 
     line: int
@@ -67,6 +70,7 @@ class ImportRecord:
     labeler_kind: str | None = None
     labeler: str | None = None
     confidence: float | None = None
+    flags: list[str] | None = None
 
 
 @dataclass(slots=True)

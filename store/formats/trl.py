@@ -119,6 +119,7 @@ def _standard_batches(path: Path, labeler_kind: str, labeler: str
                     pa.array(np.arange(2 * n + 1, dtype=np.int32)),
                     pa.array(np.tile(np.array([0, 1], dtype=np.int32), n)))),
                 pa.array([labeler_kind] * n), pa.array([labeler] * n), pa.nulls(n, pa.float64()),
+                pa.nulls(n, pa.list_(pa.string())),
             ], schema=NORMALIZED)
         if n < batch.num_rows:
             bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
