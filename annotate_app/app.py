@@ -18,7 +18,7 @@ from prefloop import store
 from prefloop.errors import PrefloopError
 
 from .auth import LoginGuard, authenticate
-from .errors import AppError
+from .errors import AppError, NotAuthorized
 from .service import FLAGS, MAX_K, AppConfig, LabelingService, TaskView
 
 __all__ = ["build_app", "launch", "KEYBOARD_JS"]
@@ -180,17 +180,26 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 return show(svc.current_task(user), user)
             return _guard(go)
 
+        def owned(value, user):
+            """Session state is bound to the user who made it: a request carrying another
+            user's session (Gradio's session_hash) cannot read or overwrite it."""
+            owner = getattr(value, "annotator_id", None) if not isinstance(value, (list, tuple)) \
+                else value[0]
+            if value is not None and owner != user.id:
+                raise NotAuthorized("this page's state belongs to another user; reload the page")
+            return value
+
         def on_pair(choice: str):
             def handler(view, rationale_v, flags_v, edit_v, request: gr.Request):
                 def go():
                     user = svc.authorize(request)
-                    if view is None:
+                    if owned(view, user) is None:
                         raise AppError("no task on screen; reload the page")
                     cid, nxt = svc.submit_and_next(user, view.task_id, choice=choice,
                                                    rationale=rationale_v or "", flags=flags_v or [],
                                                    edit=edit_v or "")
                     note = " with your edit" if (edit_v or "").strip() else ""
-                    return show(nxt, user, f"Saved ({choice}){note}.") + [cid]
+                    return show(nxt, user, f"Saved ({choice}){note}.") + [[user.id, cid]]
                 return _guard(go)
             return handler
 
@@ -200,19 +209,20 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
 
             def go():
                 user = svc.authorize(request)
-                if view is None:
+                if owned(view, user) is None:
                     raise AppError("no task on screen; reload the page")
                 ranks_by_label = {lab: rank_values[i] for i, lab in enumerate(view.labels)}
                 cid, nxt = svc.submit_and_next(user, view.task_id, ranks=ranks_by_label,
                                                rationale=rationale_v or "", flags=flags_v or [],
                                                edit=edit_v or "")
                 note = " with your edit" if (edit_v or "").strip() else ""
-                return show(nxt, user, f"Saved ranking{note}.") + [cid]
+                return show(nxt, user, f"Saved ranking{note}.") + [[user.id, cid]]
             return _guard(go)
 
         def on_skip(view, request: gr.Request):
             def go():
                 user = svc.authorize(request)
+                owned(view, user)
                 nxt = svc.skip_and_next(user, view.task_id if view is not None else None)
                 return show(nxt, user, "Skipped.")
             return _guard(go)
@@ -220,9 +230,9 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         def on_undo(last, request: gr.Request):
             def go():
                 user = svc.authorize(request)
-                if last is None:
+                if owned(last, user) is None:
                     raise AppError("nothing to undo")
-                nxt = svc.undo_and_next(user, int(last))
+                nxt = svc.undo_and_next(user, int(last[1]))
                 return show(nxt, user, "Last submission withdrawn: label it again.") + [None]
             return _guard(go)
 
@@ -285,6 +295,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         admin_out = [agreement_md, annot_df, data_df, ai_df, queue_df, runs_df, plot]
         b_refresh.click(refresh, [m_run, m_names], admin_out, api_name="admin_refresh")
         timer.tick(refresh, [m_run, m_names], admin_out, api_name=False)
+        admin_tab.select(refresh, [m_run, m_names], admin_out, api_name=False)   # figures on open
 
         def add_tasks(dataset, overlap, priority, limit, request: gr.Request):
             def go():

@@ -88,6 +88,7 @@ class TaskView:
     progress: dict[str, int] = field(default_factory=dict)
     prompt_id: int | None = None
     leased_at: datetime | None = None    # when this annotator's lease began (time per task)
+    annotator_id: int | None = None      # whose screen this is (session state is bound to it)
 
     @property
     def k(self) -> int:
@@ -163,7 +164,7 @@ class LabelingService:
                         render_conversation(lt.prompt.messages),
                         [escape(by_id[i].text) for i in order], lt.task.gold_ranking is not None,
                         annotator_progress(self.store, annotator.id), lt.task.prompt_id,
-                        lt.assignment.leased_at)
+                        lt.assignment.leased_at, annotator.id)
 
     def _view(self, annotator: store.Annotator, task_id: int) -> TaskView:
         """The submitted task as the annotator saw it (labels -> response ids), checking that

@@ -125,7 +125,7 @@ def main() -> None:
         print(f"{name:42s} held-out accuracy on true labels {acc:.3f} [{low:.3f}, {high:.3f}] "
               f"(run {r.run.id}, {time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"\nsummary ({len(test)} true held-out pairs, {args.steps} steps each, 95% bootstrap CI):")
-    for name, acc, low, high, sec in results:
+    for name, acc, low, high, _ in results:
         print(f"  {name:42s} {acc:.3f} [{low:.3f}, {high:.3f}]")
 
 

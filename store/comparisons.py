@@ -88,8 +88,11 @@ class ComparisonsAPI:
              lease_seconds: float = DEFAULT_LEASE_SECONDS, now: datetime | None = None) -> int:
         """Withdraw an annotator's own task submission made less than ``window_seconds`` ago.
 
-        The comparison is deleted and the task is leased to the annotator again.
-        Returns the task id.
+        The comparison is deleted with the edit it carried (the ``edit:<task>:<annotator>``
+        comparison of a human edit, so nothing withdrawn is exported and a new edit can be
+        recorded), the task is leased to the annotator again, and any other task leased to
+        them since (the next task shown after the submission) goes back to the queue, so the
+        withdrawn task is the one they see. Returns the task id.
 
         Raises:
             LeaseError: not a task submission of this annotator, or past the undo window.
@@ -107,6 +110,10 @@ class ComparisonsAPI:
                 raise LeaseError(f"comparison {comparison_id} is older than the "
                                  f"{window_seconds:.0f} s undo window")
             con.execute("DELETE FROM comparisons WHERE id = ?", [comparison_id])
+            con.execute("DELETE FROM comparisons WHERE dedup_key = ? AND annotator_id = ?",
+                        [text_hash(f"api:edit:{row[0]}:{annotator_id}"), annotator_id])
+            con.execute("DELETE FROM assignments WHERE annotator_id = ? AND state = 'leased' "
+                        "AND task_id <> ?", [annotator_id, row[0]])
             self.tasks.reopen(con, row[0], annotator_id, now, lease_seconds)
             return row[0]
 

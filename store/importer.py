@@ -31,7 +31,7 @@ __all__ = ["ImportReport", "import_file", "FORMATS"]
 FORMATS = tuple(READERS)
 _BATCH = 20_000
 _SOURCE = {"hh": "hh-rlhf", "trl": "trl", "alpaca-eval": "alpaca-eval", "prompts": "prompts",
-           "feedback": "feedback"}
+           "feedback": "feedback", "rollouts": "rollouts"}
 
 
 @dataclass

@@ -83,9 +83,11 @@ class PairFilters:
         shard, shards: keep only the ``shard``-th of ``shards`` disjoint parts of the training
             prompts (by sha256, like the split; the test split is the same in every shard):
             e.g. a proxy and a gold reward model on disjoint halves.
-        format: ``pairs`` (TRL's conversational preference rows) or ``kto`` (TRL's unpaired
+        format: ``pairs`` (TRL's conversational preference rows), ``kto`` (TRL's unpaired
             rows ``prompt, completion, label``: thumbs up/down feedback, "both bad" labels
-            and, with ``kto_pairs``, each pair's chosen as desirable and rejected as not).
+            and, with ``kto_pairs``, each pair's chosen as desirable and rejected as not), or
+            the pairs plus an engine's own files: ``openrlhf`` (``openrlhf/{split}.jsonl``)
+            or ``verl`` (``verl/{split}.parquet``); see :func:`write_engine_files`.
         kto_pairs: with ``format="kto"``, also the pairs, unpaired.
     """
 
@@ -107,8 +109,8 @@ class PairFilters:
     kto_pairs: bool = False
 
     def __post_init__(self) -> None:
-        if self.format not in ("pairs", "kto"):
-            raise ValidationError(f"format {self.format!r} is not one of pairs, kto")
+        if self.format not in EXPORT_FORMATS:
+            raise ValidationError(f"format {self.format!r} is not one of {', '.join(EXPORT_FORMATS)}")
         if self.source not in ("human", "ai", "all"):
             raise ValidationError(f"source {self.source!r} is not one of human, ai, all")
         if not 0.0 <= self.min_agreement <= 1.0:
@@ -429,6 +431,52 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: ``prefloop export --format`` values.
+EXPORT_FORMATS = ("pairs", "kto", "openrlhf", "verl")
+
+
+def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None:
+    """The RL engines' own files next to the pair files, one per split:
+
+    * ``openrlhf/{split}.jsonl``: OpenRLHF's reward-model / DPO rows for ``--prompt_key prompt
+      --chosen_key chosen --rejected_key rejected --apply_chat_template`` (its
+      ``datasets/reward_dataset.py``: ``prompt`` a message list, ``chosen``/``rejected`` the
+      assistant messages appended to it), with ``margin`` = ``2 p_chosen - 1`` (1 for a certain
+      label, near 0 for a doubtful one; OpenRLHF subtracts it inside the Bradley-Terry loss).
+    * ``verl/{split}.parquet``: verl's RL prompt rows, one per prompt (its data preparation
+      examples): ``data_source`` (``prefloop/<dataset>``), ``prompt`` (messages), ``ability``
+      (``alignment``), ``reward_model`` ``{style: "model", ground_truth: ""}`` and
+      ``extra_info`` ``{split, index, prompt_id, prompt_hash, messages}`` so that rollouts
+      scored on a cluster can be matched back to the store's prompts, and
+      :mod:`prefloop.training.verl_reward` can score a response with its conversation.
+    """
+    if fmt == "openrlhf":
+        (out / "openrlhf").mkdir()
+        for name, t in splits.items():
+            with open(out / "openrlhf" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for r in t.select(["prompt", "chosen", "rejected", "p_chosen", "prompt_id",
+                                   "chosen_id", "rejected_id"]).to_pylist():
+                    r["margin"] = round(2 * r.pop("p_chosen") - 1, 6)
+                    f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    elif fmt == "verl":
+        (out / "verl").mkdir()
+        for name, t in splits.items():
+            rows, seen = [], set()
+            for r in t.select(["prompt", "prompt_id", "dataset", "prompt_hash"]).to_pylist():
+                if r["prompt_id"] in seen:
+                    continue
+                seen.add(r["prompt_id"])
+                rows.append({"data_source": f"prefloop/{r['dataset']}", "prompt": r["prompt"],
+                             "ability": "alignment",
+                             "reward_model": {"style": "model", "ground_truth": ""},
+                             "extra_info": {"split": name, "index": len(rows),
+                                            "prompt_id": r["prompt_id"],
+                                            "prompt_hash": r["prompt_hash"].hex(),
+                                            "messages": json.dumps(r["prompt"], ensure_ascii=False)}})
+            pq.write_table(pa.Table.from_pylist(rows), out / "verl" / f"{name}.parquet",
+                           compression="zstd")
+
+
 def _write_dataset(splits: dict[str, pa.Table], out: Path, fingerprints: dict[str, str]) -> None:
     """``save_to_disk`` with fingerprints derived from the data (datasets would otherwise
     draw random ones and the files would differ between identical exports)."""
@@ -444,13 +492,18 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     """Write the pairs selected by ``filters`` to directory ``out`` and record the export.
 
     Files are written to a temporary directory next to ``out`` and renamed into place, so a
-    failure leaves no partial export.
+    failure leaves no partial export; a complete but unrecorded export directory at ``out``
+    (its process was killed between the rename and the record) is replaced.
 
     Raises:
         ExportError: ``out`` exists and is not empty (without ``overwrite``), or no pair matches.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    # a complete export directory that no exports row names was left by a process killed
+    # between the rename and the record: it is ours to replace
+    orphan = ((out / "manifest.json").exists() and out.exists()
+              and store.exports.by_path(str(out.resolve())) is None)
+    if out.exists() and any(out.iterdir()) and not overwrite and not orphan:
         raise ExportError(f"output directory {out} exists and is not empty: choose a new "
                           "directory or pass --overwrite")
     if filters.format == "kto":
@@ -466,15 +519,15 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
             "more data, or relax the filters")
     train, test = split_by_prompt(table, filters.test_fraction, filters.seed, shard=filters.shard,
                                   shards=filters.shards)
-    splits = {"train": train.drop_columns(["prompt_hash"])}
-    if test is not None:
-        splits["test"] = test.drop_columns(["prompt_hash"])
+    raw = {"train": train, **({"test": test} if test is not None else {})}
+    splits = {name: t.drop_columns(["prompt_hash"]) for name, t in raw.items()}
     n_pairs = sum(t.num_rows for t in splits.values())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         for name, t in splits.items():
             pq.write_table(t, tmp / f"{name}.parquet", compression="zstd")
+        write_engine_files(filters.format, raw, tmp)
         _write_dataset(splits, tmp / "dataset",
                        {name: _sha256(tmp / f"{name}.parquet") for name in splits})
         files = {str(p.relative_to(tmp)): _sha256(p)

@@ -78,6 +78,41 @@ def test_an_annotator_cannot_call_admin_handlers(db, server):
         ann.predict(api_name="/load_task")
 
 
+def test_another_users_session_cannot_use_or_overwrite_its_state(db, server):
+    """Issue 14, defect 6: Gradio's session_hash was not bound to the logged-in user."""
+    db.annotators.add("bob", "annotator", hash_password("password123"))
+    ann = Client(server.url, auth=("ann", "password123"), verbose=False)
+    first = ann.predict(api_name="/load_task")
+    bob = Client(server.url, auth=("bob", "password123"), verbose=False)
+    bob.session_hash = ann.session_hash                        # bob replays ann's session
+    for api_name, args in (("/submit_A", ("", [], "")), ("/skip", ()), ("/undo", ())):
+        with pytest.raises(ClientAppError, match="belongs to another user|nothing to undo"):
+            bob.predict(*args, api_name=api_name)
+    assert db.comparisons.list() == []
+    out = ann.predict("", [], "", api_name="/submit_A")       # ann's page is intact
+    assert out[STATUS].startswith("Saved") and first[PROMPT] != out[PROMPT]
+    assert [c.labeler for c in db.comparisons.list()] == ["ann"]
+
+
+def test_gold_tasks_look_like_any_other(db, tmp_path):
+    """Issue 14: the progress line used to say "Task 14 (gold)", so annotators knew."""
+    pids = db.prompts.add([[{"role": "user", "content": f"g{i}"}] for i in range(3)], dataset="g")
+    rids = db.responses.add([store.ResponseIn(p, f"{t} {p}") for p in pids for t in ("good", "bad")])
+    db.tasks.create([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]],
+                                  gold_ranking=[[rids[2 * i]], [rids[2 * i + 1]]])
+                     for i, p in enumerate(pids)])
+    db.annotators.add("ann", "annotator", hash_password("password123"))
+    cfg = tmp_path / "app.yaml"
+    cfg.write_text("gold_rate: 1.0\n")
+    srv = AppServer(db.path, config=cfg, log=tmp_path / "server.log")
+    try:
+        out = Client(srv.url, auth=("ann", "password123"), verbose=False).predict(api_name="/load_task")
+    finally:
+        srv.stop()
+    assert "Task " in out[1] and "gold" not in json.dumps(out).lower()
+    assert [a.task_id for a in db.tasks.assignments(annotator_id=db.annotators.get("ann").id)]
+
+
 SOAK = float(os.environ.get("PREFLOOP_APP_SOAK_SECONDS", "60"))
 PROMPT, STATUS = 2, 3   # positions in the API outputs (who, progress, prompt, status, ...)
 

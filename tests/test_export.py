@@ -113,3 +113,60 @@ def test_shards_split_the_training_prompts_and_share_the_test_split(hh_store, tm
     assert read(a, "train") | read(b, "train") == read(whole, "train")
     assert abs(len(read(a, "train")) - len(read(b, "train"))) <= 1
     assert a.export.n_pairs == a.n_train + a.n_test
+
+
+def test_openrlhf_and_verl_files_follow_the_engines_schemas(hh_store, tmp_path):
+    """OpenRLHF's reward_dataset.preprocess_data with prompt_key/chosen_key/rejected_key and
+    apply_chat_template reads prompt (messages) + chosen/rejected (assistant messages) and an
+    optional margin; verl's RL parquet has data_source, prompt, ability, reward_model,
+    extra_info (pinned from their sources; the engines need GPUs and Ray to install)."""
+    import json as _json
+
+    o = export_pairs(hh_store, tmp_path / "o", PairFilters(source="human", test_fraction=0.1,
+                                                           format="openrlhf"))
+    rows = [_json.loads(x) for x in open(tmp_path / "o" / "openrlhf" / "train.jsonl")]
+    assert len(rows) == o.n_train and (tmp_path / "o" / "openrlhf" / "test.jsonl").exists()
+    r = rows[0]
+    assert r["prompt"][-1]["role"] == "user" and [m["role"] for m in r["chosen"]] == ["assistant"]
+    assert [m["role"] for m in r["rejected"]] == ["assistant"] and 0.0 <= r["margin"] <= 1.0
+    # what OpenRLHF builds: chat_template(prompt + chosen)[len(chat_template(prompt, gen)):]
+    from prefloop.models import default_model_path, load_tokenizer
+
+    tok = load_tokenizer(default_model_path())
+    prompt = tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(r["prompt"] + r["chosen"], tokenize=False)
+    assert full.startswith(prompt) and r["chosen"][0]["content"] in full[len(prompt):]
+
+    v = export_pairs(hh_store, tmp_path / "v", PairFilters(source="human", test_fraction=0.1,
+                                                           format="verl"))
+    t = pq.read_table(tmp_path / "v" / "verl" / "train.parquet")
+    assert set(t.column_names) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+    first = t.slice(0, 1).to_pylist()[0]
+    assert first["data_source"] == "prefloop/harmless-base-test-dev" and first["ability"] == "alignment"
+    assert first["reward_model"] == {"style": "model", "ground_truth": ""}
+    assert first["extra_info"]["split"] == "train" and first["extra_info"]["index"] == 0
+    n_prompts = len(set(pq.read_table(tmp_path / "v" / "train.parquet")["prompt_id"].to_pylist()))
+    assert t.num_rows == n_prompts and v.export.filters["format"] == "verl"
+    assert hh_store.prompts.get(first["extra_info"]["prompt_id"]).messages == first["prompt"]
+
+
+def test_rollouts_from_a_cluster_come_back_to_their_prompts_for_labeling(hh_store, tmp_path):
+    """verl prompts out, generated responses back in (``import --format rollouts``): the
+    responses land on the same prompts (content hash), with their model, ready to queue."""
+    import json as _json
+
+    from prefloop.store.importer import import_file
+
+    export_pairs(hh_store, tmp_path / "v", PairFilters(source="human", test_fraction=0.1, format="verl"))
+    rows = pq.read_table(tmp_path / "v" / "verl" / "train.parquet").slice(0, 3).to_pylist()
+    f = tmp_path / "rollouts.jsonl"
+    f.write_text("".join(_json.dumps({"prompt": r["prompt"], "responses": [f"cluster answer {i}", f"other {i}"],
+                                      "model": "policy-step-100", "extra_info": r["extra_info"]}) + "\n"
+                         for i, r in enumerate(rows)))
+    n_prompts = len(hh_store.prompts.list())
+    rep = import_file(hh_store, f, "rollouts")
+    assert rep.prompts_added == 0 and rep.responses_added == 6 and rep.comparisons_added == 0
+    assert len(hh_store.prompts.list()) == n_prompts
+    got = hh_store.responses.for_prompts([rows[0]["extra_info"]["prompt_id"]])[rows[0]["extra_info"]["prompt_id"]]
+    assert {r.text for r in got} >= {"cluster answer 0", "other 0"}
+    assert {r.model for r in got if r.text.startswith(("cluster", "other"))} == {"policy-step-100"}

@@ -109,3 +109,103 @@ def test_a_busy_port_is_one_line(db, cli):
         out = cli("--db", str(db.path), "annotate", "--port", str(port))
     assert out.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.output and "Traceback" not in out.output
+
+
+def _no_rows(db) -> bool:
+    return db.prompts.list() == [] and db.comparisons.list() == []
+
+
+@pytest.mark.parametrize("name,content,fmt,message", [
+    ("deep.jsonl", '{"chosen": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "hh", "deep.jsonl:1: malformed JSON: nested too deeply"),
+    ("sur.jsonl", '{"prompt":"a\\udfff"}\n', "prompts", "sur.jsonl:1: a lone UTF-16 surrogate"),
+    ("big.jsonl", '{"prompt": ' + "1" * 5000 + "}\n", "prompts", "big.jsonl:1: malformed JSON: Exceeds the limit"),
+    ("deep.json", "[" + "[" * 100_000 + "]" * 100_000 + "]", "prompts", "deep.json:1: malformed JSON: nested too deeply"),
+    ("x.parquet", "not parquet", "trl", "x.parquet: not a Parquet file, or a truncated one"),
+    ("empty.json", "[]", "prompts", "empty.json: file is empty"),
+])
+def test_malformed_files_are_one_line_errors_and_the_store_is_unchanged(db, tmp_path, name, content, fmt, message):
+    """Defects 1 and 2: these used to print tracebacks (or, for an empty JSON array, pass
+    silently while an empty JSONL file failed)."""
+    f = tmp_path / name
+    f.write_text(content)
+    with pytest.raises(store.InvalidInputError) as e:
+        import_file(db, f, fmt)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert _no_rows(db)
+
+
+def test_a_lone_surrogate_is_skippable(db, tmp_path):
+    """Defect 1: a lone surrogate could not even be skipped with --skip-invalid."""
+    f = tmp_path / "s.jsonl"
+    f.write_text('{"prompt":"a\\udfff"}\n{"prompt": "fine"}\n')
+    r = import_file(db, f, "prompts", skip_invalid=True, rejects_path=tmp_path / "r.jsonl")
+    assert r.prompts_added == 1 and len(r.problems) == 1 and r.problems[0].line == 1
+
+
+def test_a_broken_datasets_directory_is_one_line(db, tmp_path):
+    d = tmp_path / "dd"
+    d.mkdir()
+    (d / "dataset_info.json").write_text("{")
+    with pytest.raises(store.InvalidInputError, match="dd: not a readable saved dataset"):
+        import_file(db, d, "trl")
+    assert _no_rows(db)
+
+
+def test_a_byte_order_mark_is_accepted_in_jsonl_and_json(db, tmp_path):
+    """Defect 2: a UTF-8 BOM was rejected in JSONL but accepted in JSON."""
+    (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"prompt": "one"}\n')
+    (tmp_path / "b.json").write_bytes(b'\xef\xbb\xbf[{"prompt": "two"}]')
+    assert import_file(db, tmp_path / "a.jsonl", "prompts").prompts_added == 1
+    assert import_file(db, tmp_path / "b.json", "prompts").prompts_added == 1
+
+
+def test_an_endless_line_is_refused_without_reading_it_all(db, tmp_path, monkeypatch):
+    """Defect 2: reading /dev/zero grew memory without limit."""
+    from prefloop.store.formats import common
+
+    monkeypatch.setattr(common, "MAX_LINE_BYTES", 1 << 20)
+    f = tmp_path / "zeros.jsonl"
+    f.write_bytes(b"\0" * (3 << 20))
+    with pytest.raises(store.InvalidInputError, match="zeros.jsonl:1: line longer than 1 MiB"):
+        import_file(db, f, "prompts")
+
+
+def test_undo_after_an_edit_withdraws_the_edit_and_shows_the_same_task(db):
+    """Defect 8: undo left the edit's comparison (exported later), a new edit then got no
+    comparison (same dedup key), and the app showed a different task."""
+    made = make_pairs(db, 3)
+    db.tasks.create([store.TaskIn(p, r) for p, r in made])
+    db.annotators.add("ann", "annotator", hash_password("correct horse"))
+    svc = LabelingService(db, AppConfig())
+    ann = db.annotators.get("ann")
+    view = svc.current_task(ann)
+    cid, nxt = svc.submit_and_next(ann, view.task_id, choice="A", edit="a much better answer")
+    assert nxt is not None and nxt.task_id != view.task_id
+    assert len(db.comparisons.list()) == 2                      # the ranking and the edit
+    again = svc.undo_and_next(ann, cid)
+    assert again.task_id == view.task_id                       # the withdrawn task, not the next
+    assert db.comparisons.list() == []                          # the edit went with it
+    cid2, _ = svc.submit_and_next(ann, view.task_id, choice="B", edit="a second, different edit")
+    edits = [c for c in db.comparisons.list() if c.rationale == "human edit"]
+    assert len(edits) == 1
+    new = db.responses.get_many([edits[0].ranking[0][0]])[0]
+    assert new.text == "a second, different edit" and new.origin == "human_edit"
+
+
+def test_an_export_killed_before_its_record_can_be_run_again(db, tmp_path):
+    """Defect 4: kill -9 between the rename and the exports row left a complete, unrecorded
+    directory, and a re-run refused it as "exists and is not empty"."""
+    from prefloop.store.pairs import PairFilters, export_pairs
+
+    (pid, rids), = make_pairs(db, 1)
+    db.comparisons.record(pid, [[rids[0]], [rids[1]]], labeler_kind="human", labeler="x")
+    out = tmp_path / "e"
+    first = export_pairs(db, out, PairFilters())
+    with db.atomic() as con:                      # as if the process died before recording it
+        con.execute("DELETE FROM exports WHERE id = ?", [first.export.id])
+    again = export_pairs(db, out, PairFilters())
+    assert again.export.sha256 == first.export.sha256 and db.exports.by_path(str(out.resolve()))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not an export")
+    with pytest.raises(store.ExportError, match="exists and is not empty"):
+        export_pairs(db, tmp_path / "mine", PairFilters())

@@ -21,11 +21,19 @@ class StoreMetricsCallback(TrainerCallback):
     def __init__(self, s: store.Store, run_id: int, renames: dict[str, str] | None = None):
         self.store, self.run_id, self.renames = s, run_id, renames or {}
         self.logger = MetricsLogger(s, run_id)
+        self._step, self._seen = -1, set()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
             extra = {new: logs[old] for old, new in self.renames.items() if old in logs}
-            self.logger.log(state.global_step, {**logs, **extra})
+            step = state.global_step
+            if step != self._step:
+                self._step, self._seen = step, set()
+            # the Trainer's end-of-training log repeats the last step's `epoch`: one row per
+            # (step, name)
+            fresh = {k: v for k, v in {**logs, **extra}.items() if k not in self._seen}
+            self._seen |= set(fresh)
+            self.logger.log(step, fresh)
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:

@@ -125,6 +125,41 @@ class RewardScorer:
             return head + reply[:self.max_length - len(head) - len(tail)] + tail
         return head + (body[len(body) - room:] if room else []) + reply + tail
 
+    def text_ids(self, text: str) -> list[int]:
+        """Token ids of one already formatted sequence (prompt and response as one text, as
+        OpenRLHF's remote reward contract sends it); a long one keeps its special tokens and
+        loses its oldest tokens."""
+        tok = self.tokenizer
+        ids = list(tok(text)["input_ids"])
+        if len(ids) <= self.max_length:
+            return ids
+        special = set(tok.all_special_ids)
+        lead = 0
+        while lead < len(ids) and ids[lead] in special:
+            lead += 1
+        trail = len(ids)
+        while trail > lead and ids[trail - 1] in special:
+            trail -= 1
+        room = self.max_length - lead - (len(ids) - trail)
+        return ids[:lead] + ids[trail - room:trail] + ids[trail:]
+
+    @torch.no_grad()
+    def score_inputs(self, inputs: list) -> torch.Tensor:
+        """Rewards, shape ``(N,)``, of a mix of already formatted sequences (``str``, see
+        :meth:`text_ids`) and ``(prompt messages, response)`` tuples (see :meth:`token_ids`)."""
+        return self._score_ids([self.text_ids(x) if isinstance(x, str) else self.token_ids(*x)
+                                for x in inputs])
+
+    @torch.no_grad()
+    def _score_ids(self, all_ids: list[list[int]]) -> torch.Tensor:
+        out = []
+        for i in range(0, len(all_ids), self.batch_size):
+            batch = self.tokenizer.pad({"input_ids": all_ids[i:i + self.batch_size]},
+                                       return_tensors="pt", padding_side="right")
+            batch = {k: v.to(self.model.device) for k, v in batch.items()}
+            out.append(self.model(**batch).logits[:, 0].float().cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
     @torch.no_grad()
     def score(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
         """Rewards, shape ``(N,)``, in the model's logit units (Bradley-Terry: the difference

@@ -39,9 +39,10 @@ class RunContext:
     model: ModelRef
     output_dir: Path
     resume_from: Path | None
+    main: bool = True              # False on the other ranks of a multi-process run: no store
 
     def callbacks(self) -> list:
-        return [StoreMetricsCallback(self.store, self.run.id)]
+        return [StoreMetricsCallback(self.store, self.run.id)] if self.main else []
 
     def progress(self, log, total: int):
         """Wrap an ``(iteration, metrics)`` logger so each iteration also prints a line with
@@ -51,6 +52,8 @@ class RunContext:
         start = [time.perf_counter()]
 
         def step(it: int, metrics: dict[str, float]) -> None:
+            if not self.main:
+                return
             log(it, metrics)
             now = time.perf_counter()
             shown = [f"{k} {metrics[k]:.3f}" for k in ("reward", "reward_model", "reward_gold", "kl",
@@ -75,8 +78,10 @@ class RunContext:
     def save_final(self, model, tokenizer) -> Path:
         """Save the trained model and its tokenizer to ``<output_dir>/final`` and return it."""
         final = self.output_dir / "final"
-        model.save_pretrained(final)
-        tokenizer.save_pretrained(final)
+        if self.main:
+            model.save_pretrained(final)
+            tokenizer.save_pretrained(final)
+        _barrier()
         return final
 
     def summary(self, result, **extra: Any) -> dict[str, Any]:
@@ -85,8 +90,9 @@ class RunContext:
                 **extra, "model": self.model.name}
 
     def log_eval(self, step: int, metrics: dict[str, float]) -> None:
-        """Held-out metrics into ``run_metrics`` as ``eval/<name>`` at ``step``."""
-        MetricsLogger(self.store, self.run.id).log(step, {f"eval/{k}": v for k, v in metrics.items()})
+        """Held-out metrics into ``run_metrics`` as ``eval/<name>`` at ``step`` (main process)."""
+        if self.main:
+            MetricsLogger(self.store, self.run.id).log(step, {f"eval/{k}": v for k, v in metrics.items()})
 
     def evaluate_trainer(self, trainer, step: int) -> dict[str, float]:
         """``trainer.evaluate()`` numbers with the ``eval_`` prefix dropped, also logged."""
@@ -145,7 +151,40 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
     Raises:
         TrainingError, store.StoreError: bad config, model, export or resume target.
     """
+    rank, world = _world()
+    if world > 1:
+        _distributed_state()
+    if rank != 0:
+        return _train_follower(kind)
     t0 = time.perf_counter()
+    try:
+        resume_run, config, export, model, data = _prepare(s, kind, config_path, overrides,
+                                                           resume, resume_run_id)
+    except BaseException as exc:
+        if world > 1:                       # the other ranks wait for the plan: tell them
+            _broadcast({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    with tracked_run(s, kind, config_to_dict(config), export_id=export.id,
+                     parent_run_id=model.run_id, pipeline_run_id=pipeline_run_id,
+                     resume=resume_run) as run:
+        output_dir = Path(config.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        resume_from = last_checkpoint(output_dir) if resume_run else None
+        ctx = RunContext(s, run, config, export, data, model, output_dir, resume_from)
+        if world > 1:
+            _broadcast({"config": _portable_config(s, config), "export": export, "model": model,
+                        "run_id": run.id, "output_dir": str(output_dir),
+                        "resume_from": None if resume_from is None else str(resume_from)})
+        final_dir, summary = _method(kind).run(ctx)
+        summary = {**summary, "output_dir": str(output_dir), "seconds": round(time.perf_counter() - t0, 1),
+                   "processes": world}
+        run = s.runs.update(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
+    return TrainResult(run, Path(final_dir), summary, time.perf_counter() - t0)
+
+
+def _prepare(s: store.Store, kind: str, config_path, overrides, resume: bool, resume_run_id):
+    """Config, export, model and data of a run (rank 0), checked before any run row exists:
+    ``(resume_run, config, export, model, data)``."""
     s.runs.reap()
     resume_run = None
     if resume or resume_run_id is not None:
@@ -174,14 +213,77 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
         from .kto import check_unpaired
 
         check_unpaired(export.id, data["train"], config)
-    with tracked_run(s, kind, config_to_dict(config), export_id=export.id,
-                     parent_run_id=model.run_id, pipeline_run_id=pipeline_run_id,
-                     resume=resume_run) as run:
-        output_dir = Path(config.output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        resume_from = last_checkpoint(output_dir) if resume_run else None
-        ctx = RunContext(s, run, config, export, data, model, output_dir, resume_from)
-        final_dir, summary = _method(kind).run(ctx)
-        summary = {**summary, "output_dir": str(output_dir), "seconds": round(time.perf_counter() - t0, 1)}
-        run = s.runs.update(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
+    return resume_run, config, export, model, data
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process under ``accelerate launch`` / torchrun (their
+    ``RANK`` and ``WORLD_SIZE``), else ``(0, 1)``."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _distributed_state():
+    """accelerate's process state, set up first (before any trainer does) so that on a
+    machine without CUDA a multi-process launch (torchrun, ``accelerate launch --multi_gpu``)
+    becomes gloo data parallelism (``MULTI_CPU``) rather than N unrelated processes."""
+    import torch
+    from accelerate import PartialState
+
+    if not torch.cuda.is_available():
+        # TrainingArguments re-creates the state from this (it resets what we set up)
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _broadcast(payload: Any = None) -> Any:
+    """Rank 0's ``payload`` on every rank (``torch.distributed`` through accelerate's state)."""
+    from accelerate.utils import broadcast_object_list
+
+    _distributed_state()
+    box = [payload]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def _barrier() -> None:
+    if _world()[1] > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def _portable_config(s: store.Store, config) -> dict[str, Any]:
+    """The config as the other ranks need it: reward-model specs (``run:ID``) resolved to
+    paths, since those ranks never open the store."""
+    out = config_to_dict(config)
+    for field in ("reward_model", "gold_reward_model"):
+        spec = out.get(field)
+        if spec:
+            out[field] = str(resolve_model(spec, s, require="reward").path)
+    return out
+
+
+def _train_follower(kind: str) -> TrainResult:
+    """A rank other than 0: wait for rank 0's plan (config, export, model, run id), train
+    the same way with no store (metrics, checkpoints and the run row are rank 0's), return.
+
+    Raises:
+        TrainingError: rank 0 failed before training.
+    """
+    from types import SimpleNamespace
+
+    t0 = time.perf_counter()
+    plan = _broadcast()
+    if "error" in plan:
+        raise TrainingError(f"rank 0 failed before training: {plan['error']}")
+    config = load_config(kind, overrides=plan["config"])
+    export, model = plan["export"], plan["model"]
+    data = load_pairs(export)
+    if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
+        data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
+    run = SimpleNamespace(id=plan["run_id"], kind=kind)
+    resume_from = Path(plan["resume_from"]) if plan["resume_from"] else None
+    ctx = RunContext(None, run, config, export, data, model, Path(plan["output_dir"]), resume_from,
+                     main=False)
+    final_dir, summary = _method(kind).run(ctx)
     return TrainResult(run, Path(final_dir), summary, time.perf_counter() - t0)

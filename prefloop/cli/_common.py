@@ -15,7 +15,7 @@ from prefloop.errors import PrefloopError
 __all__ = ["console", "state", "ErrorsAsOneLine", "fmt", "quiet_third_party_warnings", "IMPORT_FORMATS"]
 
 #: ``prefloop import --format`` choices (the store's readers; a test keeps them in step).
-IMPORT_FORMATS = ("hh", "trl", "alpaca-eval", "prompts", "feedback")
+IMPORT_FORMATS = ("hh", "trl", "alpaca-eval", "prompts", "feedback", "rollouts")
 
 console = Console()
 

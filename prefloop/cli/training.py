@@ -60,8 +60,13 @@ def train(
                  **_parse_sets(set_)}
     if kind not in ("ppo", "grpo"):
         overrides.pop("reward_model")
-    result = run_training(state.store(), kind, config_path=config, overrides=overrides,
-                          resume=resume or run is not None, resume_run_id=run)
+    import os
+
+    main = os.environ.get("RANK", "0") == "0"     # under accelerate launch only rank 0 opens the store
+    result = run_training(state.store() if main else None, kind, config_path=config,
+                          overrides=overrides, resume=resume or run is not None, resume_run_id=run)
+    if not main:
+        return
     console.print(f"Run [bold]{result.run.id}[/] ({kind}) finished in {result.seconds:.0f} s "
                   f"-> {result.final_dir}")
     _print_summary(result.summary)
@@ -175,3 +180,27 @@ def generate(
                   f"{r.n_prompts} prompts at {r.tokens_per_second:.1f} tokens/s"
                   + (f", mean reward {r.mean_reward:.3f}" if r.mean_reward is not None else "")
                   + f"; {len(r.task_ids)} tasks queued")
+
+
+@app.command("serve-rm")
+def serve_rm(
+    model: Annotated[str, typer.Option(help="Reward model: run:ID (an rm run), minilm or a path.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass (concurrent requests are batched together).")] = 32,
+) -> None:
+    """Serve a reward model over HTTP in OpenRLHF's remote reward contract (POST /get_reward
+    {"query": [texts]} -> {"rewards": [...]}); verl: prefloop/training/verl_reward.py."""
+    import socket
+
+    from prefloop.models import resolve_model
+    from prefloop.training.serve_rm import serve_reward_model
+
+    ref = resolve_model(model, state.store() if model.startswith("run:") else None, require="reward")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    console.print(f"Reward model {ref.name} on http://{host}:{port}/get_reward; Ctrl+C to stop")
+    serve_reward_model(ref.path, host=host, port=port, batch_size=batch_size, model_name=ref.name)

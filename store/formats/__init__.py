@@ -5,10 +5,11 @@ from .common import ImportRecord, Problem
 from .feedback import read_feedback
 from .hh import read_hh
 from .prompts import read_prompts
+from .rollouts import read_rollouts
 from .trl import read_trl
 
 READERS = {"hh": read_hh, "trl": read_trl, "alpaca-eval": read_alpaca_eval, "prompts": read_prompts,
-           "feedback": read_feedback}
+           "feedback": read_feedback, "rollouts": read_rollouts}
 
 __all__ = ["READERS", "ImportRecord", "Problem", "read_hh", "read_trl", "read_alpaca_eval",
-           "read_prompts", "read_feedback"]
+           "read_prompts", "read_feedback", "read_rollouts"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -144,6 +145,12 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+#: The longest line (JSONL) and the largest JSON array file an import reads, in bytes: past
+#: them the import fails with a clear error instead of growing memory without bound.
+MAX_LINE_BYTES = 64 << 20
+MAX_JSON_BYTES = 2 << 30
+
+
 def iter_text_lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
     """Yield ``(line_number, text, raw_bytes)`` for each non-blank line of a (gzipped) file.
 
@@ -159,7 +166,10 @@ def iter_text_lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
     seen_any = False
     try:
         with _open_binary(path) as f:
-            for n, raw in enumerate(f, start=1):
+            for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise InvalidInputError(spath, n, None, f"line longer than "
+                                            f"{MAX_LINE_BYTES >> 20} MiB: not a JSONL file?")
                 if not raw.strip():
                     continue
                 seen_any = True
@@ -185,29 +195,61 @@ def _utf8_problem(n: int, raw: bytes) -> Problem:
     raise AssertionError("line decodes")
 
 
+#: A JSON string escape of a UTF-16 surrogate (``\ud800`` .. ``\udfff``): a lone one is not text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` whose failures are all :class:`FieldError`: malformed JSON, nesting too
+    deep (RecursionError), an integer of more than 4300 digits (ValueError), a lone UTF-16
+    surrogate (not encodable as UTF-8, so not storable)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FieldError(None, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise FieldError(None, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:                     # int digits limit and the like
+        raise FieldError(None, f"malformed JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise FieldError(None, f"a lone UTF-16 surrogate ({exc.object[exc.start]!a}) is not "
+                                   "text") from None
+    return obj
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any] | Problem]:
     for n, text, raw in iter_text_lines(path):
         if text is None:
             yield _utf8_problem(n, raw)
             continue
+        if n == 1 and text.startswith("\ufeff"):         # a UTF-8 byte order mark
+            text = text[1:]
         try:
-            yield n, json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield Problem(n, None, f"malformed JSON: {exc.msg} (column {exc.colno})",
-                          raw=text.rstrip("\r\n"))
+            yield n, parse_json(text)
+        except FieldError as exc:
+            yield Problem(n, None, exc.reason, raw=text.rstrip("\r\n"))
 
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any] | Problem]:
     """Elements of a top-level JSON array with the line where each starts."""
     spath = str(path)
     with _open_binary(path) as f:
-        data = f.read()
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise InvalidInputError(spath, None, None, f"larger than {MAX_JSON_BYTES >> 30} GiB: "
+                                "split it, or use JSONL or Parquet")
+    if data.startswith(b"\xef\xbb\xbf"):                 # a UTF-8 byte order mark
+        data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise InvalidInputError(spath, line, None, f"invalid UTF-8 at byte {exc.start}") from None
     decoder = json.JSONDecoder()
+    first = True
     pos = text.index("[") + 1
     line = text.count("\n", 0, pos) + 1
     while True:
@@ -219,13 +261,30 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any] | Problem]:
             raise InvalidInputError(spath, line, None, "malformed JSON: the array is not closed "
                                     "(is the file truncated?)")
         if text[pos] == "]":
+            if first:
+                raise InvalidInputError(spath, None, None, "file is empty: expected at least "
+                                        "one record")
             return
+        first = False
         try:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             # Inside an array nothing after a broken element can be trusted: stop here.
             raise InvalidInputError(spath, exc.lineno, None,
                                     f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise InvalidInputError(spath, line, None, "malformed JSON: nested too deeply") from None
+        except ValueError as exc:
+            raise InvalidInputError(spath, line, None, f"malformed JSON: {exc}") from None
+        if _SURROGATE_ESCAPE.search(text, pos, end):
+            try:
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                yield Problem(line, None, "a lone UTF-16 surrogate is not text",
+                              raw=text[pos:end])
+                line += text.count("\n", pos, end)
+                pos = end
+                continue
         yield line, obj
         line += text.count("\n", pos, end)
         pos = end
@@ -249,14 +308,22 @@ def iter_arrow_batches(path: Path, batch_size: int = 65536) -> Iterator[tuple[in
                                     "with datasets.save_to_disk (no dataset_info.json found)")
         import datasets
 
-        ds = datasets.load_from_disk(str(path))
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except (OSError, ValueError) as exc:         # incl. json errors in dataset_info.json
+            raise InvalidInputError(str(path), None, None, f"not a readable saved dataset: "
+                                    f"{str(exc).splitlines()[0]}") from None
         tables = [split.data.table for split in
                   (ds.values() if isinstance(ds, datasets.DatasetDict) else [ds])]
         batches = (b for t in tables for b in t.to_batches(max_chunksize=batch_size))
     else:
         import pyarrow.parquet as pq
 
-        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidInputError(str(path), None, None, f"not a Parquet file, or a truncated "
+                                    f"one: {exc}") from None
     row = 1
     for batch in batches:
         if batch.num_rows:

@@ -16,13 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import FieldError, ImportRecord, Problem, get_messages, get_str, read_records
+from .common import (
+    FieldError,
+    ImportRecord,
+    Problem,
+    get_messages,
+    get_str,
+    read_records,
+)
 
 __all__ = ["read_feedback", "FEEDBACK_FLAGS", "parse_label"]
 
 #: The comparison flags that carry unpaired feedback.
 FEEDBACK_FLAGS = {True: "thumbs_up", False: "thumbs_down"}
-_LABELS = {True: True, False: False, 1: True, 0: False, "up": True, "down": False,
+_LABELS = {True: True, False: False, "up": True, "down": False,     # 1 and 0 hash as True, False
            "thumbs_up": True, "thumbs_down": False, "true": True, "false": False,
            "good": True, "bad": False}
 

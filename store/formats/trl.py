@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..records import Message
+from ..errors import InvalidInputError
 from .common import (
     MESSAGE,
     NORMALIZED,
@@ -141,7 +142,11 @@ def _is_standard(path: Path) -> bool:
     else:
         import pyarrow.parquet as pq
 
-        schema = pq.read_schema(path)
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidInputError(str(path), None, None, f"not a Parquet file, or a truncated "
+                                    f"one: {exc}") from None
     return schema is not None and all(
         name in schema.names and pa.types.is_string(schema.field(name).type)
         for name in ("prompt", "chosen", "rejected"))
