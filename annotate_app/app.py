@@ -8,7 +8,6 @@ as ``gr.Error`` messages, never as tracebacks.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gradio as gr

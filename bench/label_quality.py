@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/prefloop-label-quality")
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--settings", default="majority,dawid-skene,soft,weighted",
+                    help="which reward models to train (comma-separated)")
     args = ap.parse_args()
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,7 @@ def main() -> None:
     rows = pq.read_table(Path(t_exp.export.path) / "train.parquet").to_pylist()
 
     crowd = store.Store(d / "crowd.duckdb", create=True)
-    if not crowd.comparisons.list(limit=1):
+    if not crowd.comparisons.list(labeler="hh"):
         rng = np.random.default_rng(0)
         for name, flip in CROWD.items():
             f = d / f"{name}.jsonl"
@@ -103,10 +105,11 @@ def main() -> None:
     from prefloop.models import resolve_model
 
     test = datasets.Dataset.from_parquet(str(Path(t_exp.export.path) / "test.parquet"))
-    settings = {"majority (hard)": ("majority", {}),
-                "dawid-skene (hard)": ("dawid-skene", {}),
-                "dawid-skene soft (label_smoothing=auto)": ("dawid-skene", {"label_smoothing": "auto"}),
-                "dawid-skene weighted (label_weights)": ("dawid-skene", {"label_weights": True})}
+    settings = {"majority": ("majority (hard)", "majority", {}),
+                "dawid-skene": ("dawid-skene (hard)", "dawid-skene", {}),
+                "soft": ("dawid-skene soft (label_smoothing=auto)", "dawid-skene", {"label_smoothing": "auto"}),
+                "weighted": ("dawid-skene weighted (label_weights)", "dawid-skene", {"label_weights": True})}
+    settings = {settings[k][0]: settings[k][1:] for k in args.settings.split(",")}
     results = []
     for name, (agg, extra) in settings.items():
         t0 = time.perf_counter()

@@ -46,6 +46,9 @@ def test_dpo_and_sft_runs_read_a_named_export(hh_store, rm_run, tiny_model):
     dpo = train(hh_store, "dpo", overrides={"model": str(tiny_model), "export_id": export_id, **FAST})
     assert dpo.run.export_id == export_id and dpo.run.status == "finished"
     assert "rewards/accuracies" in dpo.summary["eval"]
+    # the cost of evaluation is reported as a share of the run (issue: bounded evaluation)
+    assert 0 < dpo.summary["eval_seconds"] <= dpo.summary["seconds"]
+    assert 0 < dpo.summary["eval_share"] < 1
     sft = train(hh_store, "sft", overrides={"model": f"run:{dpo.run.id}", "export_id": export_id, **FAST})
     assert sft.run.parent_run_id == dpo.run.id and sft.summary["steps"] == 2
 

@@ -139,7 +139,8 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
         model.eval()
         scorer = RewardScorer(final, model=model, tokenizer=tok,
                               batch_size=cfg.per_device_eval_batch_size)
-        metrics = evaluate_reward_model(scorer, test)
+        with ctx.timed_eval():
+            metrics = evaluate_reward_model(scorer, test)
         summary["eval"] = metrics
         ctx.log_eval(result.global_step, {f"{group}/{name}": value for group, m in metrics.items()
                                           for name, value in m.items()})

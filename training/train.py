@@ -40,6 +40,20 @@ class RunContext:
     output_dir: Path
     resume_from: Path | None
     main: bool = True              # False on the other ranks of a multi-process run: no store
+    eval_seconds: float = 0.0      # time spent evaluating on the held-out split
+
+    def timed_eval(self):
+        """A context manager adding its duration to :attr:`eval_seconds`."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def timer():
+            t0 = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.eval_seconds += time.perf_counter() - t0
+        return timer()
 
     def callbacks(self) -> list:
         return [StoreMetricsCallback(self.store, self.run.id)] if self.main else []
@@ -96,8 +110,9 @@ class RunContext:
 
     def evaluate_trainer(self, trainer, step: int) -> dict[str, float]:
         """``trainer.evaluate()`` numbers with the ``eval_`` prefix dropped, also logged."""
-        metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()
-                   if isinstance(v, (int, float))}
+        with self.timed_eval():
+            raw = trainer.evaluate()
+        metrics = {k.removeprefix("eval_"): v for k, v in raw.items() if isinstance(v, (int, float))}
         self.log_eval(step, metrics)
         return metrics
 
@@ -176,7 +191,10 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
                         "run_id": run.id, "output_dir": str(output_dir),
                         "resume_from": None if resume_from is None else str(resume_from)})
         final_dir, summary = _method(kind).run(ctx)
-        summary = {**summary, "output_dir": str(output_dir), "seconds": round(time.perf_counter() - t0, 1),
+        seconds = time.perf_counter() - t0
+        summary = {**summary, "output_dir": str(output_dir), "seconds": round(seconds, 1),
+                   "eval_seconds": round(ctx.eval_seconds, 1),
+                   "eval_share": round(ctx.eval_seconds / seconds, 3) if seconds else 0.0,
                    "processes": world}
         run = s.runs.update(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
     return TrainResult(run, Path(final_dir), summary, time.perf_counter() - t0)
