@@ -335,6 +335,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         b_gold.click(add_gold, [q_dataset, q_limit], admin_status, api_name="admin_add_gold")
         b_export.click(export, [e_out, e_source, e_agree, e_test], admin_status, api_name="admin_export")
         b_start.click(start, [j_cmd, j_kind, j_model, j_steps, j_limit], admin_status, api_name="admin_start_job")
+    demo.prefloop_service = svc      # launch() wires the login check to its sessions
     return demo
 
 
@@ -352,9 +353,10 @@ def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config:
             raise AppError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
                            "choose another with --port") from None
     demo = build_app(s, config)
+    svc = demo.prefloop_service
     demo.queue(default_concurrency_limit=16)
     cfg = config or AppConfig()
     guard = LoginGuard(max_failures=cfg.max_failed_logins, lockout_seconds=cfg.lockout_seconds)
-    return demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p, guard),
+    return demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p, guard, svc.sessions),
                        auth_message="Log in with your prefloop user.", head=KEYBOARD_JS,
                        prevent_thread_lock=not block, quiet=not block, show_error=True)

@@ -14,7 +14,7 @@ from prefloop import store
 
 from .errors import NotAuthorized
 
-__all__ = ["hash_password", "verify_password", "authenticate", "caller", "LoginGuard",
+__all__ = ["hash_password", "verify_password", "authenticate", "caller", "LoginGuard", "SessionGuard",
            "MIN_PASSWORD_LENGTH"]
 
 _hasher = PasswordHasher()
@@ -82,7 +82,64 @@ class LoginGuard:
                 self._locked_until[username] = time.monotonic() + self.lockout_seconds
 
 
-def authenticate(s: store.Store, username: str, password: str, guard: LoginGuard | None = None) -> bool:
+class SessionGuard:
+    """Sessions end when the password changes or after ``max_age_seconds``.
+
+    Gradio keeps its login tokens to itself, so this tracks them from the outside. A
+    successful login records the user's password hash (:meth:`login`). The first request of a
+    session token ties the token to that login (time and hash). Every later request is refused
+    once the user's hash differs (the password was changed) or the session is older than
+    ``max_age_seconds``: the user must log out and in again. Disabling a user already ends
+    every session (:func:`caller` checks ``active``). In memory, per app process.
+    """
+
+    def __init__(self, max_age_seconds: float = 12 * 3600.0):
+        import threading
+
+        self.max_age_seconds = max_age_seconds
+        self._logins: dict[str, tuple[float, str | None]] = {}
+        self._sessions: dict[str, tuple[str, float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def login(self, username: str, password_hash: str | None) -> None:
+        import time
+
+        with self._lock:
+            self._logins[username] = (time.monotonic(), password_hash)
+
+    def check(self, request, annotator: store.Annotator) -> None:
+        """Raises :class:`NotAuthorized` for a session of an old password or past its age."""
+        import time
+
+        token = _session_token(request)
+        if token is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            rec = self._sessions.get(token)
+            if rec is None or rec[0] != annotator.name:
+                started, hash_ = self._logins.get(annotator.name, (now, annotator.password_hash))
+                rec = self._sessions[token] = (annotator.name, started, hash_)
+        if rec[2] != annotator.password_hash:
+            raise NotAuthorized("your password was changed: log out and log in again")
+        if now - rec[1] > self.max_age_seconds:
+            raise NotAuthorized("your session expired: log out and log in again")
+
+
+def _session_token(request) -> str | None:
+    """Gradio's login token from the request's cookies (``access-token-<app id>``)."""
+    try:
+        cookies = dict(getattr(request, "cookies", None) or {})
+    except (AttributeError, TypeError):
+        return None
+    for name in sorted(cookies):                  # the secure cookie before the unsecure one
+        if name.startswith("access-token-"):
+            return cookies[name]
+    return None
+
+
+def authenticate(s: store.Store, username: str, password: str, guard: LoginGuard | None = None,
+                 sessions: SessionGuard | None = None) -> bool:
     """Gradio's login check: an active annotator with this password. An unknown user costs
     the same argon2 verification as a wrong password; with ``guard``, a locked name is refused
     at once and every outcome is counted."""
@@ -96,6 +153,8 @@ def authenticate(s: store.Store, username: str, password: str, guard: LoginGuard
     ok = ok and a is not None and a.active
     if guard is not None:
         guard.record(username, ok)
+    if ok and sessions is not None:
+        sessions.login(username, a.password_hash)
     return ok
 
 

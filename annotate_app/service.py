@@ -23,7 +23,7 @@ from prefloop.store.stats import annotator_progress, labeling_dashboard, task_ra
 
 from prefloop import store
 
-from .auth import caller
+from .auth import SessionGuard, caller
 from .errors import AppError, InvalidSubmission
 from .metrics import krippendorff_alpha, pairwise_agreement, ranking_units
 from .render import escape, labels, render_conversation, shuffled
@@ -59,6 +59,7 @@ class AppConfig:
     max_failed_logins: int = 5          # wrong passwords in a row before a name is locked
     lockout_seconds: float = 900.0
     exports_root: str | None = None     # admin exports go under it (default: <store dir>/exports)
+    session_hours: float = 12.0         # a login lasts this long; a password change ends it
 
     @classmethod
     def load(cls, path: str | Path | None) -> "AppConfig":
@@ -107,12 +108,16 @@ class LabelingService:
         self.store = s
         self.config = config or AppConfig()
         self.jobs: dict[int, subprocess.Popen] = {}
+        self.sessions = SessionGuard(self.config.session_hours * 3600.0)
 
     # ------------------------------------------------------------------ callers
     def authorize(self, request, role: str | None = None) -> store.Annotator:
         """The logged-in, active annotator behind a Gradio request (``role="admin"``: only
-        admins). Raises :class:`~prefloop.annotate_app.errors.NotAuthorized`."""
-        return caller(self.store, request, role)
+        admins), whose session is neither older than ``session_hours`` nor from before a
+        password change. Raises :class:`~prefloop.annotate_app.errors.NotAuthorized`."""
+        annotator = caller(self.store, request, role)
+        self.sessions.check(request, annotator)
+        return annotator
 
     # ------------------------------------------------------------------ annotators
     def current_task(self, annotator: store.Annotator) -> TaskView | None:

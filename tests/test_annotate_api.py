@@ -94,6 +94,17 @@ def test_another_users_session_cannot_use_or_overwrite_its_state(db, server):
     assert [c.labeler for c in db.comparisons.list()] == ["ann"]
 
 
+def test_a_password_change_ends_a_live_session(db, server):
+    """Issue 14, defect 5, through the real server and Gradio's login cookie."""
+    ann = Client(server.url, auth=("ann", "password123"), verbose=False)
+    ann.predict(api_name="/load_task")
+    db.annotators.update("ann", password_hash=hash_password("a brand new password"))
+    with pytest.raises(ClientAppError, match="password was changed"):
+        ann.predict(api_name="/load_task")
+    fresh = Client(server.url, auth=("ann", "a brand new password"), verbose=False)
+    assert "Task" in fresh.predict(api_name="/load_task")[1]
+
+
 def test_gold_tasks_look_like_any_other(db, tmp_path):
     """Issue 14: the progress line used to say "Task 14 (gold)", so annotators knew."""
     pids = db.prompts.add([[{"role": "user", "content": f"g{i}"}] for i in range(3)], dataset="g")

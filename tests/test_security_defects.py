@@ -209,3 +209,39 @@ def test_an_export_killed_before_its_record_can_be_run_again(db, tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("not an export")
     with pytest.raises(store.ExportError, match="exists and is not empty"):
         export_pairs(db, tmp_path / "mine", PairFilters())
+
+
+class _Request:
+    """What the service reads of a gr.Request: the user name and Gradio's token cookie."""
+
+    def __init__(self, username: str, token: str):
+        self.username, self.cookies = username, {"access-token-abc123": token}
+
+
+def test_a_password_change_ends_existing_sessions_and_sessions_expire(db):
+    """Defect 5: changing a password (or disabling a user) must end that user's sessions, and
+    sessions should expire."""
+    from prefloop.annotate_app.errors import NotAuthorized
+
+    db.annotators.add("ann", "annotator", hash_password("correct horse"))
+    svc = LabelingService(db, AppConfig())
+    assert authenticate(db, "ann", "correct horse", sessions=svc.sessions)
+    old = _Request("ann", "token-1")
+    assert svc.authorize(old).name == "ann"
+    db.annotators.update("ann", password_hash=hash_password("new battery staple"))
+    with pytest.raises(NotAuthorized, match="password was changed"):
+        svc.authorize(old)
+    assert authenticate(db, "ann", "new battery staple", sessions=svc.sessions)
+    assert svc.authorize(_Request("ann", "token-2")).name == "ann"   # the new login works
+    with pytest.raises(NotAuthorized, match="password was changed"):
+        svc.authorize(old)                                          # the old one stays ended
+    db.annotators.update("ann", active=False)
+    with pytest.raises(NotAuthorized, match="disabled"):
+        svc.authorize(_Request("ann", "token-2"))
+
+    short = LabelingService(db, AppConfig(session_hours=0.2 / 3600))
+    db.annotators.update("ann", active=True)
+    assert short.authorize(_Request("ann", "token-3")).name == "ann"
+    time.sleep(0.3)
+    with pytest.raises(NotAuthorized, match="session expired"):
+        short.authorize(_Request("ann", "token-3"))
