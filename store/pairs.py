@@ -45,9 +45,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .db import Store
-from .errors import ExportError, ValidationError
 from .aggregate import AGGREGATES
+from .db import Store
+from .engine import registered
+from .errors import ExportError, ValidationError
 from .records import Export
 
 if TYPE_CHECKING:
@@ -211,11 +212,9 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
                              "lo": pa.array([k[1] for k in keys], pa.int64()),
                              "hi": pa.array([k[2] for k in keys], pa.int64()),
                              "p_lo": pa.array([posterior[k] for k in keys], pa.float64())})
-            con.execute("SELECT 1").fetchall()
-            con.register("ds_posterior", post)
-            con.execute("""CREATE OR REPLACE TEMP TABLE pair_votes AS SELECT v.*, d.p_lo AS ds_p_lo
-                           FROM pair_votes v LEFT JOIN ds_posterior d USING (prompt_id, lo, hi)""")
-            con.unregister("ds_posterior")
+            with registered(con, "ds_posterior", post):
+                con.execute("""CREATE OR REPLACE TEMP TABLE pair_votes AS SELECT v.*, d.p_lo AS ds_p_lo
+                               FROM pair_votes v LEFT JOIN ds_posterior d USING (prompt_id, lo, hi)""")
             p_lo, weight = "ds_p_lo", "abs(2 * ds_p_lo - 1)"
         counts.update(dict(zip(
             ("n_comparisons", "n_conflicts", "n_ties"),
@@ -277,22 +276,14 @@ def derive_unpaired(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[
     if filters.kto_pairs:
         pairs, _ = derive_pairs(store, PairFilters(**{**asdict(filters), "format": "pairs"}))
     with store.atomic() as con:
-        max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
-        since = 0
-        if filters.since_export is not None:
-            since = store.exports.get(filters.since_export).max_comparison_id or 0
-        params = {"source": filters.source, "dataset": filters.dataset, "since": since,
-                  "max_id": max_id, "include_eval": filters.include_eval, "labeler": filters.labeler}
+        params = _selection_params(store, con, filters)
+        max_id = params["max_id"]
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE unpaired_votes AS
             WITH sel AS (
                 SELECT c.id, c.prompt_id, c.ranking, c.flags FROM comparisons c
                 JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN}
-                WHERE ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
-                  AND ($source = 'all' OR c.labeler_kind = $source)
-                  AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
-                  AND c.id > $since AND c.id <= $max_id
-                  AND ($include_eval OR c.eval_run_id IS NULL))
+                WHERE {_SELECTED})
             SELECT id AS cid, prompt_id, ranking[1][1] AS response_id,
                    CASE WHEN list_contains(flags, 'thumbs_up') THEN 1 ELSE -1 END AS vote,
                    'feedback' AS kind
@@ -309,9 +300,8 @@ def derive_unpaired(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[
                                                  pairs["rejected_id"].combine_chunks()]),
                 "vote": pa.array([1] * pairs.num_rows + [-1] * pairs.num_rows, pa.int32()),
                 "kind": pa.array(["pair"] * (2 * pairs.num_rows))})
-            con.register("pair_flat", flat)
-            con.execute("INSERT INTO unpaired_votes SELECT * FROM pair_flat")
-            con.unregister("pair_flat")
+            with registered(con, "pair_flat", flat):
+                con.execute("INSERT INTO unpaired_votes SELECT * FROM pair_flat")
         counts: dict[str, Any] = dict(zip(("n_comparisons", "n_ties"), con.execute("""
             WITH a AS (SELECT prompt_id, response_id, sum(vote) AS s FROM unpaired_votes GROUP BY ALL)
             SELECT (SELECT count(DISTINCT cid) FILTER (cid >= 0) FROM unpaired_votes),
@@ -332,6 +322,26 @@ def derive_unpaired(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[
     return table, counts
 
 
+#: The filters every export applies to comparisons ``c`` joined with their prompt ``p``
+#: (parameters from :func:`_selection_params`).
+_SELECTED = f"""
+    ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+    AND ($source = 'all' OR c.labeler_kind = $source)
+    AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
+    AND c.id > $since AND c.id <= $max_id
+    AND ($include_eval OR c.eval_run_id IS NULL)"""
+
+
+def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]:
+    """The parameters of :data:`_SELECTED`, with ``max_id`` the newest comparison now."""
+    since = 0
+    if filters.since_export is not None:
+        since = store.exports.get(filters.since_export).max_comparison_id or 0
+    max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
+    return {"source": filters.source, "dataset": filters.dataset, "since": since, "max_id": max_id,
+            "include_eval": filters.include_eval, "labeler": filters.labeler}
+
+
 def _labeled_votes(store: Store, con, filters: PairFilters) -> int:
     """Create temp table ``labeled_votes`` (``cid, prompt_id, lo, hi, dir, labeler_kind,
     labeler``) of the comparisons ``filters`` select; returns the newest comparison id seen."""
@@ -340,22 +350,13 @@ def _labeled_votes(store: Store, con, filters: PairFilters) -> int:
     selection = f"""
         SELECT c.id, c.prompt_id, c.labeler_kind, c.ranking, {LABELER_KEY_SQL} AS labeler
         FROM comparisons c JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN} {PRINCIPLE_JOIN}
-        WHERE ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
-          AND ($source = 'all' OR c.labeler_kind = $source)
-          AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
-          AND c.id > $since AND c.id <= $max_id
-          AND ($include_eval OR c.eval_run_id IS NULL)"""
-    since = 0
-    if filters.since_export is not None:
-        since = store.exports.get(filters.since_export).max_comparison_id or 0
-    max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
+        WHERE {_SELECTED}"""
+    params = _selection_params(store, con, filters)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE labeled_votes AS
         WITH {votes_cte(selection, carry=["labeler_kind", "labeler"])}
-        SELECT * FROM votes""",
-                {"source": filters.source, "dataset": filters.dataset, "since": since,
-                 "max_id": max_id, "include_eval": filters.include_eval, "labeler": filters.labeler})
-    return max_id
+        SELECT * FROM votes""", params)
+    return params["max_id"]
 
 
 def labeler_reliability(store: Store, filters: PairFilters | None = None) -> list[LabelerStats]:

@@ -225,13 +225,18 @@ def _prepare(s: store.Store, kind: str, config_path, overrides, resume: bool, re
                             f"train {kind} needs {'pairs' if kind != 'kto' else 'unpaired labels'} "
                             f"(prefloop export{' --format kto' if kind == 'kto' else ''})")
     data = load_pairs(export)
-    if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
-        data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
+    _cap_train(data, config)
     if kind == "kto":
         from .kto import check_unpaired
 
         check_unpaired(export.id, data["train"], config)
     return resume_run, config, export, model, data
+
+
+def _cap_train(data, config) -> None:
+    """At most ``config.max_train_pairs`` training rows, the same ones on every rank (seed 0)."""
+    if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
+        data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
 
 
 def _world() -> tuple[int, int]:
@@ -297,8 +302,7 @@ def _train_follower(kind: str) -> TrainResult:
     config = load_config(kind, overrides=plan["config"])
     export, model = plan["export"], plan["model"]
     data = load_pairs(export)
-    if config.max_train_pairs and len(data["train"]) > config.max_train_pairs:
-        data["train"] = data["train"].shuffle(seed=0).select(range(config.max_train_pairs))
+    _cap_train(data, config)
     run = SimpleNamespace(id=plan["run_id"], kind=kind)
     resume_from = Path(plan["resume_from"]) if plan["resume_from"] else None
     ctx = RunContext(None, run, config, export, data, model, Path(plan["output_dir"]), resume_from,

@@ -31,7 +31,8 @@ from ..records import Message
 from ..validation import validate_messages
 
 __all__ = ["ImportRecord", "Problem", "iter_rows", "iter_text_lines", "read_records",
-           "iter_arrow_batches", "is_columnar", "FieldError", "get_str", "get_messages", "NORMALIZED"]
+           "iter_arrow_batches", "is_columnar", "FieldError", "get_str", "get_messages", "get_prompt",
+           "NORMALIZED"]
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 RESPONSE = pa.struct([("text", pa.string()), ("model", pa.string())])
@@ -106,6 +107,17 @@ def get_str(obj: dict[str, Any], name: str, *, allow_empty: bool = False) -> str
     if not allow_empty and not value.strip():
         raise FieldError(name, "is empty", kind="rejected")
     return value
+
+
+def get_prompt(obj: dict[str, Any]) -> list[Message]:
+    """A row's prompt as chat messages: ``messages`` (a message list), else ``prompt`` (a
+    string, or a message list as verl and TRL's conversational rows have it); raises
+    :class:`FieldError`."""
+    if "messages" in obj:
+        return get_messages(obj, "messages", end_with_user=True)
+    if isinstance(obj.get("prompt"), list):
+        return get_messages(obj, "prompt", end_with_user=True)
+    return [{"role": "user", "content": get_str(obj, "prompt")}]
 
 
 def get_messages(obj: dict[str, Any], name: str, *, end_with_user: bool) -> list[Message]:

@@ -20,7 +20,7 @@ from .common import (
     FieldError,
     ImportRecord,
     Problem,
-    get_messages,
+    get_prompt,
     get_str,
     read_records,
 )
@@ -48,10 +48,7 @@ def parse_label(value: Any) -> bool:
 
 
 def _record(n: int, obj: dict[str, Any], labeler: str) -> ImportRecord:
-    if "messages" in obj:
-        messages = get_messages(obj, "messages", end_with_user=True)
-    else:
-        messages = [{"role": "user", "content": get_str(obj, "prompt")}]
+    messages = get_prompt(obj)
     response = get_str(obj, "response")
     if "label" not in obj:
         raise FieldError("label", "missing (required)")

@@ -16,18 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import FieldError, ImportRecord, Problem, get_messages, get_str, read_records
+from .common import FieldError, ImportRecord, Problem, get_prompt, get_str, read_records
 
 __all__ = ["read_rollouts"]
 
 
 def _record(n: int, obj: dict[str, Any]) -> ImportRecord:
-    if "messages" in obj:
-        messages = get_messages(obj, "messages", end_with_user=True)
-    elif isinstance(obj.get("prompt"), list):
-        messages = get_messages(obj, "prompt", end_with_user=True)
-    else:
-        messages = [{"role": "user", "content": get_str(obj, "prompt")}]
+    messages = get_prompt(obj)
     if "responses" in obj:
         texts = obj["responses"]
         if not isinstance(texts, list) or not texts:

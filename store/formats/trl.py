@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..records import Message
 from ..errors import InvalidInputError
+from ..records import Message
 from .common import (
     MESSAGE,
     NORMALIZED,
