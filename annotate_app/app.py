@@ -91,12 +91,48 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     b_next = gr.Button("Next task", elem_id="pf-next")
                 status = gr.Markdown("", elem_id="pf-status")
 
+            with gr.Tab("Review", id="review", visible=False) as review_tab:
+                review_note = gr.Markdown("", elem_id="pf-review-note")
+                review_df = gr.Dataframe(label="Tasks that need a second look (click a row to open it)",
+                                         interactive=False, visible=False, elem_id="pf-review-queue")
+                with gr.Row():
+                    r_task = gr.Number(None, label="Task", precision=0, elem_id="pf-review-task", scale=0,
+                                       min_width=120)
+                    b_r_open = gr.Button("Open", size="sm", scale=0, elem_id="pf-review-open")
+                    b_r_refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="pf-review-refresh")
+                review_md = gr.Markdown("", elem_id="pf-review-item")
+                with gr.Row():
+                    r_ranking = gr.Textbox(label="Final ranking (A > B, A = B, A > B = C)", scale=1,
+                                           elem_id="pf-review-ranking")
+                    r_note = gr.Textbox(label="Note (optional)", scale=2, elem_id="pf-review-note-text")
+                with gr.Row():
+                    b_r_save = gr.Button("Save final ranking", variant="primary", elem_id="pf-review-save")
+                    b_r_amb = gr.Button("Mark ambiguous (left out of exports)", elem_id="pf-review-ambiguous")
+                review_status = gr.Markdown("", elem_id="pf-review-status")
+
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
                 b_refresh = gr.Button("Refresh", size="sm", elem_id="pf-refresh")
-                agreement_md = gr.Markdown("", elem_id="pf-agreement")
-                annot_df = gr.Dataframe(label="Annotators", interactive=False, elem_id="pf-annotators")
-                data_df = gr.Dataframe(label="Datasets", interactive=False, elem_id="pf-datasets")
-                ai_df = gr.Dataframe(label="Human vs AI labels", interactive=False)
+                agreement_md = gr.Markdown("Loading figures\u2026", elem_id="pf-agreement")
+                annot_df = gr.Dataframe(label="Annotators", interactive=False, visible=False,
+                                        elem_id="pf-annotators")
+                data_df = gr.Dataframe(label="Datasets", interactive=False, visible=False,
+                                       elem_id="pf-datasets")
+                ai_df = gr.Dataframe(label="Human vs AI labels", interactive=False, visible=False,
+                                     elem_id="pf-human-ai")
+                with gr.Row():
+                    subs_plot = gr.BarPlot(x="hour", y="submissions", label="Submissions per hour (48 h)",
+                                            visible=False, elem_id="pf-plot-submissions")
+                    agree_plot = gr.ScatterPlot(x="hour", y="agreement", y_lim=[0, 1], label="Agreement over time (pairs of "
+                                             "submissions on one task)", visible=False,
+                                             elem_id="pf-plot-agreement")
+                    burn_plot = gr.LinePlot(x="hour", y="open", label="Open tasks (burn-down)",
+                                            visible=False, elem_id="pf-plot-burndown")
+                with gr.Accordion("People: roles, qualification, pauses", open=False):
+                    people_df = gr.Dataframe(label="Users", interactive=False, visible=False,
+                                             elem_id="pf-people")
+                    with gr.Row():
+                        p_name = gr.Textbox(label="User to re-enable", elem_id="pf-reenable-name")
+                        b_reenable = gr.Button("Re-enable", size="sm", elem_id="pf-reenable")
                 with gr.Accordion("Queue", open=False):
                     with gr.Row():
                         q_dataset = gr.Textbox(label="Dataset (empty: all)")
@@ -106,7 +142,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     with gr.Row():
                         b_add = gr.Button("Create tasks from prompts' responses")
                         b_gold = gr.Button("Create gold tasks from imported human labels")
-                    queue_df = gr.Dataframe(label="Open tasks (highest priority first)", interactive=False)
+                    queue_df = gr.Dataframe(label="Open tasks (highest priority first)", interactive=False,
+                                            visible=False, elem_id="pf-queue")
                 with gr.Accordion("Export", open=False):
                     with gr.Row():
                         e_out = gr.Textbox(label=f"Export folder (inside {svc.exports_root()})", value="latest")
@@ -123,11 +160,12 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                         j_steps = gr.Number(None, label="Max steps (train)", precision=0)
                         j_limit = gr.Number(None, label="Limit (judge)", precision=0)
                     b_start = gr.Button("Start job")
-                runs_df = gr.Dataframe(label="Runs", interactive=False, elem_id="pf-runs")
+                runs_df = gr.Dataframe(label="Runs", interactive=False, visible=False, elem_id="pf-runs")
                 with gr.Row():
                     m_run = gr.Number(None, label="Run id to plot", precision=0)
                     m_names = gr.Textbox(label="Metrics (comma separated; empty: loss, accuracy, reward, kl)")
-                plot = gr.LinePlot(x="step", y="value", color="metric", label="Run metrics")
+                plot = gr.LinePlot(x="step", y="value", color="metric", label="Run metrics", visible=False,
+                                   elem_id="pf-run-plot")
                 admin_status = gr.Markdown("", elem_id="pf-admin-status")
                 timer = gr.Timer(10.0)
 
@@ -149,8 +187,11 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             head = f"Logged in as **{user.name}** ({user.role})"
             if view is None:
                 hidden = [gr.update(visible=False)] * MAX_K
-                return ([None, head, "", "" if message.startswith("Press") else
-                         "### Nothing to label right now. Thank you!", gr.update(visible=False),
+                paused = svc.paused_reason(user) if user.role == "annotator" else None
+                empty = (f"### Your queue is paused\n\n{paused}.\n\nAn admin can re-enable you."
+                         if paused else "### Nothing to label right now. Thank you!")
+                return ([None, head, "", "" if message.startswith("Press") else empty,
+                         gr.update(visible=False),
                          gr.update(visible=False), message, "", [], ""] + hidden
                         + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K)
             p = view.progress
@@ -167,10 +208,11 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         def on_load(request: gr.Request):
             def go():
                 user = svc.authorize(request)
-                if user.role == "admin":  # looking at the dashboard must not lease a task
-                    return (show(None, user, "Press **Next task** to label.")
-                            + [gr.update(visible=True)] * 2)
-                return show(svc.current_task(user), user) + [gr.update(visible=False)] * 2
+                admin, reviewer = user.role == "admin", user.role in ("admin", "reviewer")
+                tabs = [gr.update(visible=admin), gr.update(visible=admin), gr.update(visible=reviewer)]
+                if reviewer:  # looking at the dashboard or the review queue must not lease a task
+                    return show(None, user, "Press **Next task** to label.") + tabs
+                return show(svc.current_task(user), user) + tabs
             return _guard(go)
 
         def on_next(request: gr.Request):
@@ -236,7 +278,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             return _guard(go)
 
         form = [view_state, rationale, flags, edit]
-        demo.load(on_load, None, outputs + [admin_tab, models_tab], api_name="load_task")
+        demo.load(on_load, None, outputs + [admin_tab, models_tab, review_tab], api_name="load_task")
         for button, choice in ((b_a, "A"), (b_b, "B"), (b_tie, "tie"), (b_bad, "both_bad")):
             button.click(on_pair(choice), form, outputs + [last_state], api_name=f"submit_{choice}")
         b_submit.click(on_ranks, form + ranks, outputs + [last_state], api_name="submit_ranking")
@@ -245,26 +287,57 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         b_undo.click(on_undo, [last_state], outputs + [last_state], api_name="undo")
 
         # -------------------------------------------------------------- admin handlers
+        def table(rows, empty: str):
+            """A table that is shown only with rows, and its note otherwise (no placeholder)."""
+            df = pd.DataFrame(rows)
+            return gr.update(value=df, visible=not df.empty), ("" if not df.empty else empty)
+
+        def line(rows, x, y):
+            df = pd.DataFrame(rows, columns=[x, y])
+            return gr.update(value=df, visible=len(df) > 0)
+
         def refresh(run_id, names, request: gr.Request):
             def go():
                 svc.authorize(request, role="admin")
                 board = svc.dashboard()
                 a = board["agreement"]
                 fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-                agreement = (f"**Inter-annotator agreement** (task pairs labeled by 2+ people: "
-                             f"{a['units_with_overlap']}): Krippendorff's alpha {fmt(a['krippendorff_alpha'])}, "
-                             f"pairwise agreement {fmt(a['pairwise_agreement'])}")
-                return (agreement, pd.DataFrame(board["annotators"]), pd.DataFrame(board["datasets"]),
-                        pd.DataFrame(board["human_vs_ai"]), pd.DataFrame(svc.queue()),
-                        pd.DataFrame(svc.runs()), _plot(run_id, names))
+                annot, _ = table(board["annotators"], "")
+                n1 = ("" if any(r.get("total") for r in board["annotators"])
+                      else "No submissions yet: nobody has labeled a task.")
+                data, n2 = table(board["datasets"], "No prompts imported yet (`prefloop import FILE`).")
+                ai, _ = table(board["human_vs_ai"], "")
+                queue, n4 = table(svc.queue(), "The queue is empty: create tasks below.")
+                runs, n5 = table(svc.runs(), "No training or judge runs yet.")
+                notes = [n for n in (n1, n2, n4, n5) if n]
+                if a["units_with_overlap"]:
+                    agreement = (f"**Inter-annotator agreement** (task pairs labeled by 2+ people: "
+                                 f"{a['units_with_overlap']}): Krippendorff's alpha "
+                                 f"{fmt(a['krippendorff_alpha'])}, pairwise agreement "
+                                 f"{fmt(a['pairwise_agreement'])}")
+                else:
+                    agreement = ("**Inter-annotator agreement**: no task has 2+ submissions yet (queue "
+                                 "tasks with overlap 2 to measure it).")
+                rv = svc.store.reviews.counts()
+                agreement += (f"  \n**Review**: {len(svc.review_queue())} tasks waiting, "
+                              f"{rv['adjudicated']} adjudicated, {rv['ambiguous']} ambiguous")
+                if notes:
+                    agreement += "\n\n" + "\n".join(f"* {n}" for n in notes)
+                act = svc.activity()
+                people, _ = table(svc.people(), "")
+                return (agreement, annot, data, ai, queue, runs, _plot(run_id, names),
+                        line(act["submissions"], "hour", "submissions"),
+                        line(act["agreement"], "hour", "agreement"),
+                        line(act["burndown"], "hour", "open"), people)
             return _guard(go)
 
         def _plot(run_id, names):
             if not run_id:
-                return pd.DataFrame({"step": [], "value": [], "metric": []})
+                return gr.update(value=pd.DataFrame({"step": [], "value": [], "metric": []}), visible=False)
             wanted = [n.strip() for n in (names or "").split(",") if n.strip()] or [
                 "loss", "accuracy", "reward", "kl", "eval/all/accuracy"]
-            return pd.DataFrame(svc.run_metrics(int(run_id), wanted))
+            df = pd.DataFrame(svc.run_metrics(int(run_id), wanted), columns=["step", "metric", "value"])
+            return gr.update(value=df, visible=len(df) > 0)
 
         def models(request: gr.Request):
             def go():
@@ -291,7 +364,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         models_tab.select(models, None, models_out, api_name="admin_models")
         b_models.click(models, None, models_out, api_name=False)
 
-        admin_out = [agreement_md, annot_df, data_df, ai_df, queue_df, runs_df, plot]
+        admin_out = [agreement_md, annot_df, data_df, ai_df, queue_df, runs_df, plot, subs_plot,
+                     agree_plot, burn_plot, people_df]
         b_refresh.click(refresh, [m_run, m_names], admin_out, api_name="admin_refresh")
         timer.tick(refresh, [m_run, m_names], admin_out, api_name=False)
         admin_tab.select(refresh, [m_run, m_names], admin_out, api_name=False)   # figures on open
@@ -330,6 +404,73 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 pid, log = svc.start_job(cmd, kind, args)
                 return f"Started {cmd} {kind} (pid {pid}); log: {log}"
             return _guard(go)
+
+        def reenable(name, request: gr.Request):
+            def go():
+                svc.authorize(request, role="admin")
+                return svc.reenable(name), gr.update(value=pd.DataFrame(svc.people()), visible=True)
+            return _guard(go)
+
+        b_reenable.click(reenable, [p_name], [admin_status, people_df], api_name="admin_reenable")
+
+        # -------------------------------------------------------------- review handlers
+        def review_list(request: gr.Request):
+            def go():
+                svc.authorize(request, role="reviewer")
+                rows = svc.review_queue()
+                c = svc.store.reviews.counts()
+                note = (f"**{len(rows)} tasks need a second look** ({c['adjudicated']} adjudicated and "
+                        f"{c['ambiguous']} marked ambiguous so far)." if rows else
+                        f"**Nothing to review.** No task matches the review rules "
+                        f"({c['adjudicated']} adjudicated, {c['ambiguous']} ambiguous so far).")
+                return note, gr.update(value=pd.DataFrame(rows), visible=bool(rows))
+            return _guard(go)
+
+        def review_open(task_id, request: gr.Request):
+            def go():
+                svc.authorize(request, role="reviewer")
+                if not task_id:
+                    raise AppError("give a task id (or click a row of the queue)")
+                md, _ = svc.review_item(int(task_id))
+                return md, "", "", ""
+            return _guard(go)
+
+        def review_pick(evt: gr.SelectData, request: gr.Request):
+            def go():
+                svc.authorize(request, role="reviewer")
+                row = evt.row_value if evt is not None else None
+                if not row:
+                    raise AppError("click a row of the queue")
+                md, _ = svc.review_item(int(row[0]))
+                return int(row[0]), md, "", "", ""
+            return _guard(go)
+
+        def review_decide(decision: str):
+            def handler(task_id, ranking_v, note_v, request: gr.Request):
+                def go():
+                    user = svc.authorize(request, role="reviewer")
+                    if not task_id:
+                        raise AppError("open a task first")
+                    if decision == "adjudicated":
+                        msg = svc.adjudicate(user, int(task_id), ranking_v or "", note_v or "")
+                    else:
+                        msg = svc.mark_ambiguous(user, int(task_id), note_v or "")
+                    note, df = review_list(request)
+                    return msg, note, df
+                return _guard(go)
+            return handler
+
+        review_list_out = [review_note, review_df]
+        review_tab.select(review_list, None, review_list_out, api_name="review_queue")
+        b_r_refresh.click(review_list, None, review_list_out, api_name=False)
+        b_r_open.click(review_open, [r_task], [review_md, r_ranking, r_note, review_status],
+                       api_name="review_open")
+        review_df.select(review_pick, None, [r_task, review_md, r_ranking, r_note, review_status],
+                         api_name=False)
+        b_r_save.click(review_decide("adjudicated"), [r_task, r_ranking, r_note],
+                       [review_status, review_note, review_df], api_name="review_adjudicate")
+        b_r_amb.click(review_decide("ambiguous"), [r_task, r_ranking, r_note],
+                      [review_status, review_note, review_df], api_name="review_ambiguous")
 
         b_add.click(add_tasks, [q_dataset, q_overlap, q_priority, q_limit], admin_status, api_name="admin_add_tasks")
         b_gold.click(add_gold, [q_dataset, q_limit], admin_status, api_name="admin_add_gold")

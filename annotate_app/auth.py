@@ -159,11 +159,12 @@ def authenticate(s: store.Store, username: str, password: str, guard: LoginGuard
 
 
 def caller(s: store.Store, request, role: str | None = None) -> store.Annotator:
-    """The logged-in, active annotator making this request; with ``role="admin"`` only admins.
+    """The logged-in, active annotator making this request; with ``role="admin"`` only admins,
+    with ``role="reviewer"`` reviewers and admins.
 
     Raises:
         NotAuthorized: no login (an API call without credentials), an unknown or disabled user,
-            or an annotator calling an admin action.
+            or a caller below the required role (annotator < reviewer < admin).
     """
     username = getattr(request, "username", None) if request is not None else None
     if not username:
@@ -174,6 +175,9 @@ def caller(s: store.Store, request, role: str | None = None) -> store.Annotator:
         raise NotAuthorized("unknown user") from None
     if not a.active:
         raise NotAuthorized(f"user {username} is disabled")
-    if role == "admin" and a.role != "admin":
-        raise NotAuthorized(f"user {username} is not an admin")
+    if role is not None and _RANK.get(a.role, -1) < _RANK[role]:
+        raise NotAuthorized(f"user {username} is not {'an' if role[0] in 'aeiou' else 'a'} {role}")
     return a
+
+
+_RANK = {"annotator": 0, "reviewer": 1, "admin": 2}

@@ -19,7 +19,12 @@ from typing import Any
 import yaml
 from prefloop.leaderboard import models_table
 from prefloop.store.pairs import PairFilters, export_pairs, labeler_reliability
-from prefloop.store.stats import annotator_progress, labeling_dashboard, task_rankings
+from prefloop.store.stats import (
+    annotator_progress,
+    labeling_activity,
+    labeling_dashboard,
+    task_rankings,
+)
 
 from prefloop import store
 
@@ -60,6 +65,15 @@ class AppConfig:
     lockout_seconds: float = 900.0
     exports_root: str | None = None     # admin exports go under it (default: <store dir>/exports)
     session_hours: float = 12.0         # a login lasts this long; a password change ends it
+    # qualification: a new annotator first gets this many gold tasks and reaches the queue only
+    # with at least min_gold_accuracy of them right; afterwards, a rolling gold accuracy over the
+    # last gold_window gold tasks below it pauses them (0: off). Needs gold tasks in the queue.
+    qualification_tasks: int = 0
+    min_gold_accuracy: float = 0.8
+    gold_window: int = 0
+    # which tasks the Review tab lists (prefloop.store.ReviewRules): min_agreement, flags,
+    # gold_miss, ai_disagreement
+    review: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "AppConfig":
@@ -72,7 +86,15 @@ class AppConfig:
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise AppError(f"{path}: unknown settings {sorted(unknown)}")
+        bad = set(raw.get("review") or {}) - set(store.ReviewRules.__dataclass_fields__)
+        if bad:
+            raise AppError(f"{path}: review: unknown settings {sorted(bad)}; known: "
+                           f"{sorted(store.ReviewRules.__dataclass_fields__)}")
         return cls(**raw)
+
+    @property
+    def review_rules(self) -> store.ReviewRules:
+        return store.ReviewRules(**(self.review or {}))
 
 
 @dataclass
@@ -157,10 +179,50 @@ class LabelingService:
             self.undo(annotator, comparison_id)
             return self.next_task(annotator)
 
+    def gate(self, annotator: store.Annotator) -> tuple[str | None, bool]:
+        """Qualification and hidden-gold checks before leasing: ``(paused reason or None,
+        gold only)``. Annotators (not reviewers or admins) first answer
+        ``qualification_tasks`` gold tasks; at least ``min_gold_accuracy`` of them right
+        qualifies them, fewer pauses them; once qualified, a rolling accuracy over their last
+        ``gold_window`` gold tasks (since an admin last re-enabled them) below the threshold
+        pauses them. A paused annotator's queue is closed until an admin re-enables them."""
+        cfg = self.config
+        if annotator.role != "annotator" or not (cfg.qualification_tasks or cfg.gold_window):
+            return None, False
+        a = self.store.annotators.get_by_id(annotator.id)
+        if a.paused_reason:
+            return a.paused_reason, False
+        thr = cfg.min_gold_accuracy
+        if cfg.qualification_tasks and a.qualified_at is None:
+            results = self.store.reviews.gold_results(a.id)
+            n = cfg.qualification_tasks
+            if len(results) < n:
+                return None, True
+            right = sum(results[:n])
+            if right / n >= thr:
+                self.store.annotators.set_qualification(a.id, qualified=True)
+            else:
+                reason = (f"qualification: {right} of {n} gold tasks right ({right / n:.0%}), "
+                          f"below {thr:.0%}")
+                self.store.annotators.set_qualification(a.id, paused_reason=reason)
+                return reason, False
+        if cfg.gold_window:
+            recent = self.store.reviews.gold_results(a.id, since=a.gold_since)[-cfg.gold_window:]
+            if len(recent) >= cfg.gold_window and sum(recent) / len(recent) < thr:
+                reason = (f"gold accuracy {sum(recent)} of the last {len(recent)} gold tasks "
+                          f"({sum(recent) / len(recent):.0%}), below {thr:.0%}")
+                self.store.annotators.set_qualification(a.id, paused_reason=reason)
+                return reason, False
+        return None, False
+
     def next_task(self, annotator: store.Annotator) -> TaskView | None:
-        """The annotator's current or next task, or ``None`` if nothing is left for them."""
+        """The annotator's current or next task, or ``None`` if nothing is left for them (or
+        their queue is paused: :meth:`gate`)."""
+        paused, gold_only = self.gate(annotator)
+        if paused:
+            return None
         lt = self.store.tasks.lease_next(annotator.id, lease_seconds=self.config.lease_seconds,
-                                        gold_rate=self.config.gold_rate)
+                                        gold_rate=self.config.gold_rate, gold_only=gold_only)
         if lt is None:
             return None
         by_id = {r.id: r for r in lt.responses}
@@ -257,7 +319,99 @@ class LabelingService:
                                           window_seconds=self.config.undo_seconds,
                                           lease_seconds=self.config.lease_seconds)
 
+    # ------------------------------------------------------------------ reviewers
+    def review_queue(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Tasks that need a second look under the config's ``review`` rules, undecided:
+        ``{task, prompt, submissions, agreement, reasons}`` rows."""
+        items = self.store.reviews.queue(self.config.review_rules, limit=limit)
+        texts = {p.id: p for p in self.store.prompts.get_many([i.prompt_id for i in items])} if items else {}
+        return [{"task": i.task_id, "prompt": _snippet(texts[i.prompt_id].messages[-1]["content"]),
+                 "submissions": i.submissions,
+                 "agreement": None if i.agreement is None else round(i.agreement, 2),
+                 "reasons": ", ".join(i.reasons)} for i in items]
+
+    def review_item(self, task_id: int) -> tuple[str, list[str]]:
+        """A task as a reviewer sees it (markdown: the conversation, its responses under fixed
+        labels A, B... in the task's order, every label with its labeler, rationale and
+        flags, the gold ranking and an earlier decision), and the labels."""
+        item = self.store.reviews.item(task_id, self.config.review_rules)
+        prompt = self.store.prompts.get(item.prompt_id)
+        texts = {r.id: r.text for r in self.store.responses.get_many(item.response_ids)}
+        labs = labels(len(item.response_ids))
+        name = dict(zip(item.response_ids, labs))
+        show = lambda ranking: " > ".join(" = ".join(name.get(r, f"#{r}") for r in g)  # noqa: E731
+                                          for g in ranking)
+        parts = [f"### Task {task_id}" + (f" - needs review: {', '.join(item.reasons)}" if item.reasons else ""),
+                 render_conversation(prompt.messages)]
+        for lab, rid in zip(labs, item.response_ids):
+            parts.append(f"**Response {lab}**\n\n{escape(texts[rid])}")
+        if item.gold_ranking:
+            parts.append(f"**Gold ranking:** {show(item.gold_ranking)}")
+        rows = ["| labeler | kind | ranking | flags | rationale | seconds |", "|---|---|---|---|---|---|"]
+        for c in item.labels:
+            secs = "" if c.duration_ms is None else f"{c.duration_ms / 1000:.0f}"
+            rows.append(f"| {escape(c.labeler or '')} | {c.labeler_kind} | {show(c.ranking)} | "
+                        f"{', '.join(c.flags)} | {escape((c.rationale or '').replace(chr(10), ' '))[:300]} | {secs} |")
+        parts.append("**Labels**\n\n" + ("\n".join(rows) if item.labels else "none yet"))
+        return "\n\n".join(parts), labs
+
+    def _parse_ranking(self, task_id: int, text: str) -> list[list[int]]:
+        task = self.store.tasks.get(task_id)
+        labs = labels(len(task.response_ids))
+        by_label = dict(zip(labs, task.response_ids))
+        groups = []
+        for part in (text or "").replace(" ", "").upper().split(">"):
+            group = [x for x in part.split("=") if x]
+            unknown = [x for x in group if x not in by_label]
+            if unknown or not group:
+                raise InvalidSubmission(f"final ranking {text!r}: write it like A > B or A = B with "
+                                        f"the labels {', '.join(labs)}")
+            groups.append([by_label[x] for x in group])
+        if sorted(r for g in groups for r in g) != sorted(task.response_ids):
+            raise InvalidSubmission(f"final ranking {text!r}: rank each of {', '.join(labs)} once")
+        return groups
+
+    def adjudicate(self, reviewer: store.Annotator, task_id: int, ranking: str, note: str = "") -> str:
+        """Record the final ranking (``"A > B"``, ``"A = B"``) of a task; returns a message."""
+        groups = self._parse_ranking(task_id, ranking)
+        reasons = self.store.reviews.item(task_id, self.config.review_rules).reasons
+        r = self.store.reviews.decide(task_id, reviewer.id, "adjudicated", ranking=groups,
+                                      note=note, reasons=reasons)
+        return f"Task {task_id}: final ranking saved (comparison {r.comparison_id})."
+
+    def mark_ambiguous(self, reviewer: store.Annotator, task_id: int, note: str = "") -> str:
+        """Mark a task ambiguous: its pairs are left out of exports (and counted)."""
+        reasons = self.store.reviews.item(task_id, self.config.review_rules).reasons
+        self.store.reviews.decide(task_id, reviewer.id, "ambiguous", note=note, reasons=reasons)
+        return f"Task {task_id}: marked ambiguous; its pairs are left out of exports."
+
+    def paused_reason(self, annotator: store.Annotator) -> str | None:
+        """Why the annotator's queue is closed, if it is."""
+        return self.store.annotators.get_by_id(annotator.id).paused_reason
+
     # ------------------------------------------------------------------ admin
+    def activity(self) -> dict[str, list[dict[str, Any]]]:
+        """Submissions per hour, agreement over time and the queue's burn-down (48 hours);
+        see :func:`prefloop.store.stats.labeling_activity`."""
+        return labeling_activity(self.store)
+
+    def people(self) -> list[dict[str, Any]]:
+        """Users with their role, qualification, pause reason and gold accuracy."""
+        out = []
+        for a in self.store.annotators.list():
+            gold = self.store.reviews.gold_results(a.id)
+            out.append({"user": a.name, "role": a.role, "active": a.active,
+                        "qualified": "" if a.qualified_at is None else a.qualified_at.strftime("%Y-%m-%d %H:%M"),
+                        "gold": f"{sum(gold)}/{len(gold)}" if gold else "",
+                        "paused": a.paused_reason or ""})
+        return out
+
+    def reenable(self, name: str) -> str:
+        """Re-open a paused annotator's queue (qualified now, rolling gold window restarted)."""
+        a = self.store.annotators.get((name or "").strip())
+        self.store.annotators.set_qualification(a.id, reenable=True)
+        return f"{a.name} re-enabled" + (f" (was paused: {a.paused_reason})" if a.paused_reason else "")
+
     def dashboard(self) -> dict[str, Any]:
         """Progress per annotator and dataset, inter-annotator and human-vs-AI agreement."""
         from prefloop.judge.agreement import (
@@ -380,6 +534,11 @@ class LabelingService:
         rows = self.store.runs.metrics(run_id)
         return [{"step": m.step, "metric": m.name, "value": m.value} for m in rows
                 if names is None or m.name in names]
+
+
+def _snippet(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
 def _ai_labelers(s: store.Store) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Labeling app latency under load; prints figures (no asserts).
 
-    python bench/annotate_bench.py [--tasks 100000] [--annotators 16] [--submits 20] [--think 1.0]
+    python bench/annotate_bench.py [--tasks 100000] [--annotators 16] [--submits 20] [--think 5 1 0]
+                                   [--peer label-studio --peer-bin /path/to/label-studio]
 
 Starts ``prefloop annotate`` on a store with N two-response tasks, then 16 annotators (threads,
 each with its own ``gradio_client`` session over HTTP) submit and get the next task, waiting
@@ -8,11 +9,23 @@ each with its own ``gradio_client`` session over HTTP) submit and get the next t
 (5, 1, then 0: back to back). Prints
 submit -> next-task latency p50/p99, then the page load time to the first task in Debian
 chromium (login to the first prompt on screen), when chromium is installed.
+
+``--peer label-studio`` measures Label Studio side by side: a fresh data directory (SQLite, the
+default of ``pip install label-studio``; ``label-studio init``), the same tasks and annotators
+seeded by ``bench/peers/label_studio_seed.py`` (run with Label Studio's own Python, next to
+``--peer-bin``: install it in a virtual environment of its own), ``label-studio start``, and
+the same clients through its REST API: ``POST /api/tasks/ID/annotations/`` then
+``GET /api/projects/ID/next`` is one submit -> next task. It prints both tools' p50/p99 and the
+ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import socket
+import subprocess
 import random
 import shutil
 import tempfile
@@ -20,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 from gradio_client import Client
 from prefloop.annotate_app.auth import hash_password
 
@@ -104,6 +118,89 @@ def page_load(url: str, runs: int = 3) -> list[float] | None:
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LabelStudio:
+    """A Label Studio server on a fresh data directory with ``n`` pairwise tasks (overlap 2)."""
+
+    def __init__(self, binary: str, n: int, annotators: int, workdir: Path):
+        self.binary, self.dir = binary, workdir / "label-studio"
+        python = str(Path(binary).parent / "python")
+        env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(self.dir)}
+        t0 = time.perf_counter()
+        subprocess.run([binary, "init", "--data-dir", str(self.dir), "--username", "admin@bench.local",
+                        "--password", "benchpass123", "--enable-legacy-api-token", "--quiet"],
+                       env=env, check=True, capture_output=True)
+        seed_script = Path(__file__).parent / "peers" / "label_studio_seed.py"
+        out = subprocess.run([python, str(seed_script), str(n), str(annotators)], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        info = json.loads(out.strip().splitlines()[-1])
+        self.project, self.tokens = info["project"], info["tokens"]
+        print(f"label-studio: {n:,} tasks (overlap 2), {annotators} annotators, SQLite, seeded in "
+              f"{time.perf_counter() - t0:.0f} s")
+        self.port = _free_port()
+        self.log = open(workdir / "label-studio.log", "w")
+        self.proc = subprocess.Popen([binary, "start", "--data-dir", str(self.dir), "--port",
+                                      str(self.port), "--no-browser", "--log-level", "WARNING"],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"label-studio did not start; see {self.log.name}")
+            time.sleep(1)
+
+    def load(self, submits: int, think: float) -> list[float]:
+        lat: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        result = [{"from_name": "pw", "to_name": "a,b", "type": "pairwise", "value": {"selected": "left"}}]
+
+        def one(i: int) -> None:
+            try:
+                with httpx.Client(base_url=self.url, timeout=120,
+                                  headers={"Authorization": f"Token {self.tokens[i]}"}) as c:
+                    task = c.get(f"/api/projects/{self.project}/next").raise_for_status().json()
+                    rng = random.Random(i)
+                    for _ in range(submits):
+                        time.sleep(rng.uniform(0.5 * think, 1.5 * think))
+                        t0 = time.perf_counter()
+                        c.post(f"/api/tasks/{task['id']}/annotations/",
+                               json={"result": result, "lead_time": think}).raise_for_status()
+                        task = c.get(f"/api/projects/{self.project}/next").raise_for_status().json()
+                        dt = time.perf_counter() - t0
+                        with lock:
+                            lat.append(dt)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(self.tokens))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            print(f"  label-studio: {len(errors)} annotators saw errors, e.g. {errors[0]}")
+        return lat
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=100_000)
@@ -111,10 +208,16 @@ def main() -> None:
     ap.add_argument("--submits", type=int, default=20)
     ap.add_argument("--think", type=float, nargs="+", default=[5.0, 1.0, 0.0],
                     help="seconds between tasks per annotator; one measurement per value")
+    ap.add_argument("--peer", choices=["label-studio"], help="measure a peer side by side")
+    ap.add_argument("--peer-bin", default=shutil.which("label-studio"),
+                    help="the peer's executable (default: on PATH)")
     args = ap.parse_args()
+    if args.peer and not args.peer_bin:
+        ap.error("--peer label-studio: give --peer-bin (label-studio is not on PATH)")
     tmp = Path(tempfile.mkdtemp(prefix="annotate-bench-"))
     s = store.Store.init(tmp / "bench.duckdb")
     seed(s, args.tasks, args.annotators)
+    ours: dict[float, list[float]] = {}
     srv = AppServer(s.path, log=tmp / "server.log")
     try:
         for think in args.think:
@@ -122,6 +225,7 @@ def main() -> None:
             lat = load(srv.url, args.annotators, args.submits, think)
             wall = time.perf_counter() - t0
             if lat:
+                ours[think] = lat
                 print(f"submit -> next task, {args.annotators} annotators, think {think:.1f} s: "
                       f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
                       f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
@@ -133,7 +237,26 @@ def main() -> None:
             print("page load: chromium not installed, skipped")
     finally:
         srv.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    if args.peer == "label-studio":
+        ls = LabelStudio(args.peer_bin, args.tasks, args.annotators, tmp)
+        try:
+            for think in args.think:
+                t0 = time.perf_counter()
+                lat = ls.load(args.submits, think)
+                wall = time.perf_counter() - t0
+                if not lat:
+                    continue
+                line = (f"label-studio submit -> next task, {args.annotators} annotators, think "
+                        f"{think:.1f} s: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
+                        f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
+                if think in ours:
+                    mine = ours[think]
+                    line += (f"; prefloop/label-studio p50 {pct(mine, .5) / pct(lat, .5):.2f}, "
+                             f"p99 {pct(mine, .99) / pct(lat, .99):.2f}")
+                print(line)
+        finally:
+            ls.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
    copy of the same rows (``CREATE TABLE AS SELECT * FROM read_parquet``);
 2. pair export rate (pairs/s), next to a raw DuckDB ``COPY ... TO parquet`` of the same rows;
 3. lease-next-task latency (ms, p50/p99) with N tasks in the queue, each lease followed by a
-   submission, so the queue state changes as it would under annotators.
+   submission, so the queue state changes as it would under annotators: once attaching the
+   file per unit of work (``PREFLOOP_LINGER_SECONDS=0``, prefloop <= 0.2) and once keeping it
+   attached while no other process waits (the default).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefloop.store import engine
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters, export_pairs
 
@@ -81,19 +84,24 @@ def main() -> None:
     print(f"tasks:   {len(tasks):,} created in {time.perf_counter() - t:.1f} s (overlap 2, 3 priorities)")
 
     annotators = [s.annotators.add(f"bench{i}").id for i in range(4)]
-    lease_ms, submit_ms = [], []
-    for k in range(args.leases):
-        a = annotators[k % len(annotators)]
-        t = time.perf_counter()
-        lt = s.tasks.lease_next(a)
-        lease_ms.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        s.comparisons.record(lt.prompt.id, [[r.id] for r in lt.responses], labeler_kind="human",
-                            labeler=f"bench{a}", task_id=lt.task.id, annotator_id=a)
-        submit_ms.append((time.perf_counter() - t) * 1000)
-    print(f"lease:   p50 {pct(lease_ms, .5):.1f} ms  p99 {pct(lease_ms, .99):.1f} ms  "
-          f"mean {statistics.mean(lease_ms):.1f} ms over {args.leases} leases, {len(tasks):,} tasks")
-    print(f"submit:  p50 {pct(submit_ms, .5):.1f} ms  p99 {pct(submit_ms, .99):.1f} ms")
+    default_linger = engine.LINGER_SECONDS
+    for label, linger in (("attach per unit of work", 0.0), ("kept attached (default)", default_linger)):
+        engine.LINGER_SECONDS = linger
+        s.close()
+        lease_ms, submit_ms = [], []
+        for k in range(args.leases):
+            a = annotators[k % len(annotators)]
+            t = time.perf_counter()
+            lt = s.tasks.lease_next(a)
+            lease_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            s.comparisons.record(lt.prompt.id, [[r.id] for r in lt.responses], labeler_kind="human",
+                                labeler=f"bench{a}", task_id=lt.task.id, annotator_id=a)
+            submit_ms.append((time.perf_counter() - t) * 1000)
+        print(f"{label}:")
+        print(f"  lease:   p50 {pct(lease_ms, .5):.1f} ms  p99 {pct(lease_ms, .99):.1f} ms  "
+              f"mean {statistics.mean(lease_ms):.1f} ms over {args.leases} leases, {len(tasks):,} tasks")
+        print(f"  submit:  p50 {pct(submit_ms, .5):.1f} ms  p99 {pct(submit_ms, .99):.1f} ms")
     print(f"store file: {(d / 'bench.duckdb').stat().st_size / 2**20:.0f} MiB")
 
 

@@ -8,7 +8,7 @@ from .records import ANNOTATOR_ROLES, Annotator
 
 __all__ = ["AnnotatorsAPI"]
 
-_COLS = "id, name, role, active, password_hash, created_at"
+_COLS = "id, name, role, active, password_hash, created_at, qualified_at, paused_reason, gold_since"
 
 
 class AnnotatorsAPI:
@@ -31,6 +31,15 @@ class AnnotatorsAPI:
                 raise ValidationError(f"annotator {name!r} already exists")
             return fetch_records(con, Annotator, f"INSERT INTO annotators (name, role, password_hash) "
                                  f"VALUES (?, ?, ?) RETURNING {_COLS}", [name, role, password_hash])[0]
+
+    def get_by_id(self, annotator_id: int) -> Annotator:
+        """The annotator with this id. Raises :class:`NotFoundError`."""
+        with self.engine.atomic() as con:
+            found = fetch_records(con, Annotator, f"SELECT {_COLS} FROM annotators WHERE id = ?",
+                                  [annotator_id])
+        if not found:
+            raise NotFoundError(f"no annotator with id {annotator_id}")
+        return found[0]
 
     def get(self, name: str) -> Annotator:
         """The annotator with this name. Raises :class:`NotFoundError`."""
@@ -77,3 +86,21 @@ class AnnotatorsAPI:
     def _check_name(name: str) -> None:
         if not name or not name.strip():
             raise ValidationError("annotator name is empty")
+
+    def set_qualification(self, annotator_id: int, *, qualified: bool | None = None,
+                          paused_reason: str | None = None, reenable: bool = False) -> None:
+        """Record a qualification outcome: ``qualified`` sets ``qualified_at`` (now);
+        ``paused_reason`` pauses the annotator (their queue is closed until an admin
+        re-enables them); ``reenable`` clears the pause, marks them qualified and restarts
+        their rolling gold window (``gold_since`` = now)."""
+        with self.engine.atomic() as con:
+            if reenable:
+                con.execute("UPDATE annotators SET paused_reason = NULL, qualified_at = current_timestamp, "
+                            "gold_since = current_timestamp WHERE id = ?", [annotator_id])
+                return
+            if qualified:
+                con.execute("UPDATE annotators SET qualified_at = coalesce(qualified_at, current_timestamp) "
+                            "WHERE id = ?", [annotator_id])
+            if paused_reason is not None:
+                con.execute("UPDATE annotators SET paused_reason = ? WHERE id = ?",
+                            [paused_reason[:500], annotator_id])

@@ -25,6 +25,7 @@ from .engine import DEFAULT_LOCK_TIMEOUT, Engine
 from .exports import ExportsAPI
 from .judgments import JudgmentsAPI
 from .prompts import PromptsAPI, ResponsesAPI
+from .reviews import ReviewsAPI
 from .runs import RunsAPI
 from .samples import SamplesAPI
 from .tasks import TasksAPI
@@ -48,7 +49,7 @@ class Store:
             :class:`StoreBusyError` (``$PREFLOOP_LOCK_TIMEOUT``, default 60).
 
     Attributes:
-        prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples:
+        prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples, reviews:
             the API of each table (see their modules).
 
     Opening applies missing migrations (an older store is upgraded in place).
@@ -74,6 +75,7 @@ class Store:
         self.runs = RunsAPI(self.engine)
         self.exports = ExportsAPI(self.engine)
         self.samples = SamplesAPI(self.engine)
+        self.reviews = ReviewsAPI(self.engine, self.tasks, self.comparisons)
 
     @property
     def path(self) -> Path:
@@ -98,3 +100,9 @@ class Store:
     def schema_version(self) -> list[str]:
         """Names of the applied migrations, oldest first."""
         return self.engine.schema_version()
+
+    def close(self) -> None:
+        """Detach the file now instead of after ``PREFLOOP_LINGER_SECONDS`` idle (other
+        prefloop processes need not wait for this; tools outside prefloop, which open the file
+        directly, do). The store stays usable: the next unit of work attaches it again."""
+        self.engine.release()

@@ -1,13 +1,21 @@
 """The store's engine: one DuckDB file, many processes, short transactions.
 
-DuckDB lets one process at a time open a database file for writing. The engine therefore never
-keeps the file open for long: each unit of work (:meth:`Engine.atomic`) attaches the file to a
-process-wide in-memory DuckDB instance, runs one transaction, and detaches, which releases the
-file lock. Before attaching, a process takes the turnstile (:mod:`prefloop.store.locking`), an
-``flock`` that wakes waiting processes in turn. If another process holds DuckDB's lock (a
-process outside prefloop), the attach is retried with jittered exponential backoff until
-``lock_timeout`` seconds have passed, then :class:`StoreBusyError` is raised: a write is either
-committed or reported, never lost.
+DuckDB lets one process at a time open a database file for writing. Each unit of work
+(:meth:`Engine.atomic`) runs as one transaction on a process-wide in-memory DuckDB instance to
+which the file is attached. Before attaching, a process takes the turnstile
+(:mod:`prefloop.store.locking`), an ``flock`` that wakes waiting processes in turn.
+
+Attaching costs 10-30 ms on a large store, more than most units of work, so a process keeps the
+file attached (and the turnstile held) after a unit of work while no other process waits: the
+labeling app, the only user of the store most of the time, pays it once. A waiting process
+announces itself on the turnstile's ``.want`` file; the holder detaches at the end of the
+current unit of work, or within :data:`POLL_SECONDS` when idle, and always after
+:data:`LINGER_SECONDS` without a unit of work (so tools outside prefloop, which do not announce
+themselves, get their turn). ``PREFLOOP_LINGER_SECONDS=0`` detaches after every unit of work.
+
+If another process holds DuckDB's lock (a process outside prefloop), the attach is retried with
+jittered exponential backoff until ``lock_timeout`` seconds have passed, then
+:class:`StoreBusyError` is raised: a write is either committed or reported, never lost.
 
 Within a process, units of work are serialized by a lock per store file, so threads (Gradio
 handlers, asyncio executors) share one instance safely.
@@ -50,6 +58,15 @@ ALIAS = "pf"
 #: writes on 2 cores (units of work per second, 1 process / 4 processes together): 0 B
 #: (checkpoint every write) 138 / 129, 4 KiB 208 / 154, 16 KiB 151 / 131, 64 KiB 82 / 78.
 WAL_CHECKPOINT_BYTES = int(os.environ.get("PREFLOOP_WAL_CHECKPOINT_BYTES", 4 * 1024))
+#: While the file stays attached, nobody replays the WAL, so checkpoints wait until it is
+#: this large (or until the file is handed over: :meth:`_Instance.detach` checkpoints past
+#: ``WAL_CHECKPOINT_BYTES``). At 1M tasks a checkpoint costs about 11 ms, two thirds of a
+#: lease, when it came every few submissions.
+WAL_LINGER_CHECKPOINT_BYTES = 1024 * 1024
+#: Seconds the file stays attached after a unit of work while no other process waits.
+LINGER_SECONDS = float(os.environ.get("PREFLOOP_LINGER_SECONDS", "2"))
+#: Seconds between an idle holder's checks for waiting processes (a waiter's extra delay).
+POLL_SECONDS = 0.003
 
 R = TypeVar("R")
 
@@ -71,12 +88,55 @@ class _Instance:
     per-process state kept beside it (caches that must not outlive a fork)."""
 
     pid: int
+    key: str
     con: duckdb.DuckDBPyConnection
     turnstile: Turnstile
     lock: threading.RLock = field(default_factory=threading.RLock)
     depth: int = 0
     migrated: bool = False
     cache: dict[str, Any] = field(default_factory=dict)   # e.g. the task queue's frontier
+    attached: bool = False        # the file is attached and the turnstile held
+    last_used: float = 0.0        # time.monotonic() at the end of the last unit of work
+    lingering: threading.Event = field(default_factory=threading.Event)
+    watcher: threading.Thread | None = None
+    closing: bool = False
+
+    def checkpoint_past(self, limit: int) -> None:
+        """``CHECKPOINT`` if the write-ahead log is larger than ``limit`` bytes."""
+        wal = self.key + ".wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > limit:
+            self.con.execute(f"CHECKPOINT {ALIAS}")
+
+    def detach(self) -> None:
+        """Give the file and the turnstile back (caller holds ``lock``), checkpointing first
+        past ``WAL_CHECKPOINT_BYTES`` (the next process replays the WAL when it attaches)."""
+        if not self.attached:
+            return
+        self.attached = False
+        try:
+            self.checkpoint_past(WAL_CHECKPOINT_BYTES)
+            self.con.execute("USE memory")
+            self.con.execute(f"DETACH {ALIAS}")
+        finally:
+            self.turnstile.release()
+
+    def watch(self) -> None:
+        """While the file stays attached between units of work, detach it as soon as another
+        process waits or after ``LINGER_SECONDS`` idle (runs in a daemon thread)."""
+        while not self.closing:
+            self.lingering.wait()
+            time.sleep(POLL_SECONDS)
+            if not self.lock.acquire(blocking=False):
+                continue          # a unit of work runs; it checks for waiters when it ends
+            try:
+                if self.attached and self.depth == 0 and (
+                        self.turnstile.others_waiting()
+                        or time.monotonic() - self.last_used > LINGER_SECONDS):
+                    self.detach()
+                if not self.attached:
+                    self.lingering.clear()
+            finally:
+                self.lock.release()
 
 
 _instances: dict[str, _Instance] = {}
@@ -89,10 +149,16 @@ def _close_instances() -> None:
     with _instances_lock:
         for inst in _instances.values():
             if inst.pid == os.getpid():
-                try:
-                    inst.con.close()
-                except duckdb.Error:
-                    pass
+                inst.closing = True
+                inst.lingering.set()
+                if inst.watcher is not None:
+                    inst.watcher.join(timeout=1)
+                with inst.lock:
+                    try:
+                        inst.detach()
+                        inst.con.close()
+                    except duckdb.Error:
+                        pass  # at exit; the WAL is replayed by the next process
         _instances.clear()
 
 
@@ -102,10 +168,10 @@ def _instance_for(key: str) -> _Instance:
         if inst is None or inst.pid != os.getpid():  # a forked child must not reuse the parent's
             con = duckdb.connect(":memory:", config={"threads": 2})
             con.execute("SET TimeZone = 'UTC'")
-            # Detaching does not checkpoint; Engine._attached checkpoints once the WAL passes
+            # Detaching does not checkpoint; _Instance.detach checkpoints once the WAL passes
             # WAL_CHECKPOINT_BYTES.
             con.execute("SET checkpoint_on_detach = 'DISABLED'")
-            inst = _Instance(pid=os.getpid(), con=con, turnstile=Turnstile(key + ".lock"))
+            inst = _Instance(pid=os.getpid(), key=key, con=con, turnstile=Turnstile(key + ".lock"))
             _instances[key] = inst
         return inst
 
@@ -148,7 +214,25 @@ class Engine:
 
     @contextmanager
     def _attached(self, inst: _Instance) -> Iterator[None]:
-        """Hold the turnstile and the attached store file for one unit of work."""
+        """The store file attached (and the turnstile held) for one unit of work; afterwards
+        it stays attached while no other process waits (see the module's docstring)."""
+        if not inst.attached:
+            self._attach(inst)
+        try:
+            yield
+        finally:
+            inst.last_used = time.monotonic()
+            if LINGER_SECONDS <= 0 or inst.turnstile.others_waiting():
+                inst.detach()
+            else:
+                inst.checkpoint_past(WAL_LINGER_CHECKPOINT_BYTES)
+                if inst.watcher is None:
+                    inst.watcher = threading.Thread(target=inst.watch, daemon=True,
+                                                    name="prefloop-store-linger")
+                    inst.watcher.start()
+                inst.lingering.set()
+
+    def _attach(self, inst: _Instance) -> None:
         start = time.monotonic()
         if not inst.turnstile.acquire(self.lock_timeout):
             raise self._busy(f"{inst.turnstile.path} is held")
@@ -165,17 +249,23 @@ class Engine:
                 if _is_lock_conflict(exc):
                     raise self._busy(str(exc).splitlines()[0]) from exc
                 raise
+            inst.con.execute(f"USE {ALIAS}")
+        except BaseException:
             try:
-                inst.con.execute(f"USE {ALIAS}")
-                yield
-            finally:
-                wal = self.key + ".wal"
-                if os.path.exists(wal) and os.path.getsize(wal) > WAL_CHECKPOINT_BYTES:
-                    inst.con.execute(f"CHECKPOINT {ALIAS}")
                 inst.con.execute("USE memory")
-                inst.con.execute(f"DETACH {ALIAS}")
-        finally:
-            inst.turnstile.release()
+                inst.con.execute(f"DETACH DATABASE IF EXISTS {ALIAS}")
+            finally:
+                inst.turnstile.release()
+            raise
+        inst.attached = True
+
+    def release(self) -> None:
+        """Detach the file now if this process keeps it attached between units of work (for
+        a caller about to hand the store to another process and wait for it)."""
+        inst = _instance_for(self.key)
+        with inst.lock:
+            if inst.depth == 0:
+                inst.detach()
 
     def _upgrade(self) -> None:
         inst = _instance_for(self.key)

@@ -200,11 +200,51 @@ def _0004_evaluation(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE comparisons ADD COLUMN eval_run_id BIGINT")
 
 
+def _0005_review(con: duckdb.DuckDBPyConnection) -> None:
+    """Review and qualification: a ``reviewer`` role between annotator and admin; an
+    annotator's qualification and pause (``qualified_at``, ``paused_reason``,
+    ``gold_since``: the start of the rolling gold window, reset when an admin re-enables);
+    ``reviews``: a reviewer's decision on a task (``adjudicated``, with the comparison that
+    records the final ranking, or ``ambiguous``: its pairs are left out of exports)."""
+    # DuckDB cannot alter a CHECK constraint: rebuild the table (no foreign keys refer to it).
+    con.execute("ALTER TABLE annotators RENAME TO annotators_0004")
+    con.execute("""
+        CREATE TABLE annotators (
+            id BIGINT PRIMARY KEY DEFAULT nextval('annotators_id_seq'),
+            name VARCHAR NOT NULL UNIQUE,
+            role VARCHAR NOT NULL CHECK (role IN ('annotator', 'reviewer', 'admin')),
+            password_hash VARCHAR,
+            active BOOLEAN NOT NULL DEFAULT true,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            qualified_at TIMESTAMP,
+            paused_reason VARCHAR,
+            gold_since TIMESTAMP
+        )""")
+    con.execute("""INSERT INTO annotators (id, name, role, password_hash, active, created_at)
+                   SELECT id, name, role, password_hash, active, created_at FROM annotators_0004""")
+    con.execute("DROP TABLE annotators_0004")
+    con.execute("CREATE SEQUENCE reviews_id_seq START 1")
+    con.execute("""
+        CREATE TABLE reviews (
+            id BIGINT PRIMARY KEY DEFAULT nextval('reviews_id_seq'),
+            task_id BIGINT NOT NULL UNIQUE,
+            prompt_id BIGINT NOT NULL,
+            response_ids BIGINT[] NOT NULL,
+            reviewer_id BIGINT NOT NULL,
+            decision VARCHAR NOT NULL CHECK (decision IN ('adjudicated', 'ambiguous')),
+            comparison_id BIGINT,
+            reasons VARCHAR[] NOT NULL DEFAULT [],
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
     ("0003_ids_and_pipelines", _0003_ids_and_pipelines),
     ("0004_evaluation", _0004_evaluation),
+    ("0005_review", _0005_review),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -132,7 +132,8 @@ class PairFilters:
 class ExportResult:
     """What :func:`export_pairs` wrote; counts are pairs (``n_conflicts``: pairs the aggregate
     cannot orient, ``n_ties``: pairs with only tie votes, ``n_below_agreement`` and
-    ``n_below_confidence``: filtered); ``ai_labelers``: the judge gating's verdicts."""
+    ``n_below_confidence``: filtered; ``n_ambiguous``: pairs of tasks a reviewer marked
+    ambiguous); ``ai_labelers``: the judge gating's verdicts."""
 
     export: Export
     n_train: int
@@ -145,6 +146,7 @@ class ExportResult:
     n_below_confidence: int = 0
     ai_labelers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    n_ambiguous: int = 0
 
 
 _MESSAGES = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
@@ -158,15 +160,16 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
     fewer than ``ai_min_overlap`` shared pairs) are left out; each pair's label by
     ``filters.aggregate``: ``majority`` (``p_chosen`` = the chosen side's share of directed
     votes, ``weight`` 1), ``dawid-skene`` (``p_chosen`` = the posterior, ``weight`` =
-    ``|2 p_chosen - 1|``; gold tasks anchor it) or ``adjudicated`` (until reviewers'
-    decisions are recorded: the majority, with a warning in ``counts["warnings"]``); then the
-    agreement and confidence filters.
+    ``|2 p_chosen - 1|``; gold tasks anchor it) or ``adjudicated`` (a reviewer's final ranking
+    where one was recorded, :mod:`prefloop.store.reviews`: ``p_chosen`` 1; elsewhere the
+    majority); then the agreement and confidence filters. Pairs of a task that a reviewer
+    marked ambiguous are left out under every aggregate (``n_ambiguous``).
 
     Returns:
         ``(table, counts)``: the rows of the module docstring's schema plus a ``prompt_hash``
         column (used for the split), ordered by ``(prompt_id, chosen_id, rejected_id)``; and
         counts ``n_comparisons``, ``n_conflicts``, ``n_ties``, ``n_below_agreement``,
-        ``n_below_confidence``, ``max_comparison_id``, ``warnings`` and ``ai_labelers``
+        ``n_below_confidence``, ``n_ambiguous``, ``max_comparison_id``, ``warnings`` and ``ai_labelers``
         (with gating: ``{labeler, agreement, overlap, kept}`` each).
     """
     import pyarrow.compute as pc
@@ -174,11 +177,6 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
     from .aggregate import ai_agreement, dawid_skene, labeler_votes
 
     counts: dict[str, Any] = {"ai_labelers": [], "warnings": []}
-    if filters.aggregate == "adjudicated":
-        # no reviewer decisions are recorded yet (the review workflow is not built): the
-        # documented fallback is the majority, said out loud
-        counts["warnings"].append("--aggregate adjudicated: no reviewer decisions in this store; "
-                                  "labels fall back to the majority")
     with store.atomic() as con:
         max_id = _labeled_votes(store, con, filters)
         if filters.ai_min_agreement is not None:
@@ -203,8 +201,25 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
                    list(DISTINCT cid ORDER BY cid) AS comparison_ids,
                    list(DISTINCT labeler_kind ORDER BY labeler_kind) AS labeler_kinds
             FROM labeled_votes GROUP BY prompt_id, lo, hi""")
+        counts["n_ambiguous"] = con.execute("""
+            DELETE FROM pair_votes v WHERE EXISTS (
+                SELECT 1 FROM reviews r WHERE r.decision = 'ambiguous' AND r.prompt_id = v.prompt_id
+                  AND list_contains(r.response_ids, v.lo) AND list_contains(r.response_ids, v.hi))
+            """).fetchone()[0]
         p_lo = "CASE WHEN v_lo + v_hi > 0 THEN v_lo / (v_lo + v_hi) END"
         weight = "1.0"
+        if filters.aggregate == "adjudicated":
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE pair_votes AS
+                WITH {votes_cte("SELECT c.id, c.prompt_id, c.ranking FROM reviews r JOIN comparisons c "
+                                "ON c.id = r.comparison_id WHERE r.decision = 'adjudicated'")},
+                     adj AS (SELECT prompt_id, lo, hi, max(dir) AS adj_dir FROM votes GROUP BY ALL)
+                SELECT v.*, adj.adj_dir FROM pair_votes v LEFT JOIN adj USING (prompt_id, lo, hi)""")
+            if not con.execute("SELECT count(*) FILTER (adj_dir IS NOT NULL) FROM pair_votes").fetchone()[0]:
+                counts["warnings"].append("--aggregate adjudicated: no reviewer decision covers the "
+                                          "selected pairs; their labels are the majority")
+            p_lo = (f"CASE WHEN adj_dir = 1 THEN 1.0 WHEN adj_dir = -1 THEN 0.0 WHEN adj_dir = 0 "
+                    f"THEN 0.5 ELSE {p_lo} END")
         if filters.aggregate == "dawid-skene":
             posterior, _ = dawid_skene(labeler_votes(con, "labeled_votes"), _gold_labels(con))
             keys = list(posterior)
@@ -317,7 +332,7 @@ def derive_unpaired(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[
             FROM a JOIN prompts p ON p.id = a.prompt_id JOIN responses r ON r.id = a.response_id
             WHERE a.s <> 0 ORDER BY a.prompt_id, a.response_id""").to_arrow_table()
         con.execute("DROP TABLE unpaired_votes")
-    counts.update({"n_conflicts": 0, "n_below_agreement": 0, "n_below_confidence": 0,
+    counts.update({"n_conflicts": 0, "n_below_agreement": 0, "n_below_confidence": 0, "n_ambiguous": 0,
                    "max_comparison_id": max_id, "ai_labelers": [], "warnings": []})
     return table, counts
 
@@ -553,7 +568,7 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
                         splits["test"].num_rows if "test" in splits else 0, counts["n_conflicts"],
                         counts["n_ties"], counts["n_below_agreement"], counts["n_comparisons"],
                         files, counts["n_below_confidence"], counts["ai_labelers"],
-                        counts["warnings"])
+                        counts["warnings"], counts.get("n_ambiguous", 0))
 
 
 def _filters_dict(filters: PairFilters) -> dict[str, Any]:

@@ -58,7 +58,7 @@ Message = dict[str, str]
 Ranking = list[list[int]]
 
 ROLES = ("system", "user", "assistant")
-ANNOTATOR_ROLES = ("annotator", "admin")
+ANNOTATOR_ROLES = ("annotator", "reviewer", "admin")
 LABELER_KINDS = ("human", "ai")
 RESPONSE_ORIGINS = ("dataset", "model", "revision", "human_edit")
 RUN_KINDS = ("rm", "dpo", "ppo", "sft", "grpo", "rloo", "kto", "generate", "judge", "eval", "demo",
@@ -151,6 +151,9 @@ class Annotator:
     active: bool
     password_hash: str | None = field(default=None, repr=False)
     created_at: datetime | None = None
+    qualified_at: datetime | None = None   # passed the qualification gold tasks (or re-enabled)
+    paused_reason: str | None = None       # why the queue is closed to them (admin re-enables)
+    gold_since: datetime | None = None     # start of the rolling gold-accuracy window
 
 
 @dataclass(frozen=True, slots=True)

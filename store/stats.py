@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from .db import Store
@@ -10,7 +11,7 @@ from .records import utcnow
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
-           "task_rankings"]
+           "task_rankings", "labeling_activity"]
 
 TABLES = ("prompts", "responses", "annotators", "tasks", "assignments", "comparisons",
           "judgments", "runs", "run_metrics", "exports")
@@ -139,3 +140,41 @@ def task_rankings(store: Store) -> list[tuple[int, str, list[list[int]]]]:
         return [tuple(r) for r in con.execute(
             "SELECT c.task_id, n.name, c.ranking FROM comparisons c JOIN annotators n "
             "ON n.id = c.annotator_id WHERE c.task_id IS NOT NULL ORDER BY c.task_id, n.name").fetchall()]
+
+
+def labeling_activity(store: Store, *, hours: int = 48, now=None) -> dict[str, list[dict[str, Any]]]:
+    """The admin page's plots, per hour (UTC) over the last ``hours``:
+
+    * ``submissions``: ``{hour, submissions}``, task submissions by people;
+    * ``agreement``: ``{hour, agreement, pairs}``, the share of agreeing pairs of submissions
+      (same ranking, ties sorted) among those on one task, by the hour of the later one;
+    * ``burndown``: ``{hour, open}``, tasks not yet complete at the end of each hour
+      (created minus completed, cumulative; gold and evaluation tasks included), from the hour
+      before the first task (empty without tasks).
+
+    Hours without data are left out of ``submissions`` and ``agreement``.
+    """
+    now = now or utcnow()
+    start = now - timedelta(hours=hours)
+    key = "list_transform(ranking, lambda g: list_sort(g))::VARCHAR"
+    with store.atomic() as con:
+        subs = [{"hour": h, "submissions": n} for h, n in con.execute("""
+            SELECT date_trunc('hour', created_at) h, count(*) FROM comparisons
+            WHERE task_id IS NOT NULL AND labeler_kind = 'human' AND created_at >= ?
+            GROUP BY 1 ORDER BY 1""", [start]).fetchall()]
+        agree = [{"hour": h, "agreement": a, "pairs": n} for h, a, n in con.execute(f"""
+            WITH c AS (SELECT id, task_id, created_at, {key} AS k FROM comparisons
+                       WHERE task_id IS NOT NULL AND labeler_kind = 'human')
+            SELECT date_trunc('hour', b.created_at) h, avg(CASE WHEN a.k = b.k THEN 1.0 ELSE 0.0 END),
+                   count(*)
+            FROM c a JOIN c b ON a.task_id = b.task_id AND a.id < b.id
+            WHERE b.created_at >= ? GROUP BY 1 ORDER BY 1""", [start]).fetchall()]
+        first = con.execute("SELECT min(created_at) FROM tasks").fetchone()[0]
+        burn = [] if first is None else [{"hour": h, "open": n} for h, n in con.execute("""
+            WITH hrs AS (SELECT unnest(generate_series(date_trunc('hour', ?::TIMESTAMP),
+                                                       date_trunc('hour', ?::TIMESTAMP),
+                                                       INTERVAL 1 HOUR)) AS h)
+            SELECT h, (SELECT count(*) FROM tasks t WHERE t.created_at < h + INTERVAL 1 HOUR
+                         AND (t.completed_at IS NULL OR t.completed_at >= h + INTERVAL 1 HOUR))
+            FROM hrs ORDER BY h""", [max(start, first - timedelta(hours=1)), now]).fetchall()]
+    return {"submissions": subs, "agreement": agree, "burndown": burn}

@@ -236,7 +236,7 @@ class TasksAPI:
     # ------------------------------------------------------------------ leasing
     def lease_next(self, annotator_id: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                    now: datetime | None = None, gold_rate: float = 0.0,
-                   rng: random.Random | None = None) -> LeasedTask | None:
+                   rng: random.Random | None = None, gold_only: bool = False) -> LeasedTask | None:
         """Lease the next task for an annotator, or return ``None`` if the queue has none.
 
         Rules: an annotator's unexpired lease is returned again (a page reload shows the same
@@ -245,7 +245,8 @@ class TasksAPI:
         skipped. An expired lease frees its slot for others; the lease lasts ``lease_seconds``.
 
         Gold tasks (with a ``gold_ranking``) are outside the normal queue: with probability
-        ``gold_rate`` the annotator gets a gold task they have not seen yet instead.
+        ``gold_rate`` the annotator gets a gold task they have not seen yet instead; with
+        ``gold_only`` (qualification) only gold tasks are leased.
         """
         now = now or utcnow()
         expires = now + timedelta(seconds=lease_seconds)
@@ -254,9 +255,9 @@ class TasksAPI:
                 "SELECT task_id FROM assignments WHERE annotator_id = ? AND state = 'leased' "
                 "AND lease_expires_at > ? ORDER BY leased_at LIMIT 1", [annotator_id, now]).fetchone()
             if row is None:
-                if gold_rate > 0 and (rng or random).random() < gold_rate:
+                if gold_only or (gold_rate > 0 and (rng or random).random() < gold_rate):
                     row = self._next_gold_id(con, annotator_id)
-                if row is None:
+                if row is None and not gold_only:
                     row = self._next_task_id(con, annotator_id, now)
                 if row is None:
                     return None

@@ -51,7 +51,7 @@ def shared_data() -> Path:
 def store_path(tmp_path: Path) -> Path:
     """Path of a fresh store file (created)."""
     path = tmp_path / "prefloop.duckdb"
-    store.Store.init(path)
+    store.Store.init(path).close()
     return path
 
 

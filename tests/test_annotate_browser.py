@@ -188,3 +188,122 @@ def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, brow
     assert "ann" in labelers and "bob" in labelers and "hh-rlhf" in labelers
     votes = [c for c in db.comparisons.list(labeler_kind="human") if c.eval_run_id == ev.run.id]
     assert len(votes) == 2 * n_tasks
+
+
+def test_empty_admin_page_says_so_instead_of_placeholders(db, tmp_path, browser):
+    db.annotators.add("boss", "admin", hash_password("password123"))
+    server = AppServer(db.path, log=tmp_path / "server.log")
+    try:
+        admin = login(browser, server.url, "boss")
+        admin.get_by_role("tab", name="Admin").click()
+        admin.wait_for_function("document.querySelector('#pf-agreement').innerText.includes('No submissions yet')",
+                                timeout=15_000)
+        admin.wait_for_timeout(300)
+        admin.screenshot(path=str(SHOTS / "admin_empty.png"), full_page=True)
+        text = admin.inner_text("body")
+    finally:
+        server.stop()
+    assert "The queue is empty" in text and "No training or judge runs yet" in text
+    assert "Infinity" not in text
+    assert "No submissions yet" in text                       # the users' table lists boss, 0
+    for empty in ("#pf-datasets", "#pf-queue", "#pf-runs", "#pf-run-plot", "#pf-plot-submissions",
+                  "#pf-plot-burndown", "#pf-human-ai"):
+        assert admin.locator(empty).count() == 0 or not admin.locator(empty).is_visible(), empty
+
+
+def test_review_adjudication_and_qualification_in_a_browser(db, tmp_path, browser):
+    """Two annotators disagree and one flags the task; the reviewer sees both labels, records
+    the final ranking, which the adjudicated export follows. A new annotator misses the
+    qualification gold tasks, is paused with the reason shown, and an admin re-enables them."""
+    from prefloop.store.pairs import PairFilters, derive_pairs
+
+    def prompt(text, answers):
+        pid = db.prompts.add([[{"role": "user", "content": text}]], dataset="ui")[0]
+        return pid, db.responses.add([store.ResponseIn(pid, a) for a in answers])
+
+    p1, (good, bad) = prompt("disputed question", ["the careful answer", "the sloppy answer"])
+    t1, = db.tasks.create([store.TaskIn(p1, [good, bad], overlap=2)])
+    golds = []
+    for i in range(2):
+        pg, (right, wrong) = prompt(f"gold question {i}", [f"gold right {i}", f"gold wrong {i}"])
+        golds += db.tasks.create([store.TaskIn(pg, [right, wrong], gold_ranking=[[right], [wrong]])])
+    p3, r3 = prompt("regular question", ["one", "two"])
+    db.tasks.create([store.TaskIn(p3, r3)])
+    pw = hash_password("password123")
+    ids = {n: db.annotators.add(n, role, pw).id for n, role in
+           (("ann", "annotator"), ("bob", "annotator"), ("rev", "reviewer"), ("boss", "admin"),
+            ("newbie", "annotator"))}
+    for name, ranking, flags in (("ann", [[good], [bad]], []), ("bob", [[bad], [good]], ["unsafe"])):
+        lt = db.tasks.lease_next(ids[name])
+        db.comparisons.record(p1, ranking, labeler_kind="human", task_id=lt.task.id,
+                              annotator_id=ids[name], flags=flags, rationale=f"{name}'s reason")
+    config = tmp_path / "app.yaml"
+    config.write_text("qualification_tasks: 2\nmin_gold_accuracy: 1.0\nreview:\n  min_agreement: 0.75\n")
+    db.close()
+    server = AppServer(db.path, config=config, log=tmp_path / "server.log")
+    try:
+        rev = login(browser, server.url, "rev")
+        assert rev.get_by_role("tab", name="Admin").count() == 0          # a reviewer is not an admin
+        rev.get_by_role("tab", name="Review").click()
+        rev.wait_for_function("document.querySelector('#pf-review-queue') && "
+                              "document.querySelector('#pf-review-queue').innerText.includes('disputed')",
+                              timeout=15_000)
+        queue = rev.inner_text("#pf-review-queue")
+        rev.locator("#pf-review-queue").locator("text=disputed question >> visible=true").first.click()
+        rev.wait_for_function("document.querySelector('#pf-review-item').innerText.includes(\"bob's reason\")",
+                              timeout=15_000)
+        item = rev.inner_text("#pf-review-item")
+        rev.screenshot(path=str(SHOTS / "review.png"), full_page=True)
+        rev.locator("#pf-review-ranking textarea, #pf-review-ranking input").first.fill("A > B")
+        rev.click("#pf-review-save")
+        rev.wait_for_function("document.querySelector('#pf-review-status').innerText.includes('final ranking saved')",
+                              timeout=15_000)
+        rev.wait_for_function("document.querySelector('#pf-review-note').innerText.includes('Nothing to review')",
+                              timeout=15_000)
+
+        new = login(browser, server.url, "newbie")
+        for _ in range(2):                                            # answer both gold tasks wrong
+            new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('gold question')",
+                                  timeout=15_000)
+            progress = new.inner_text("#pf-progress")
+            wrong_slot = 0 if "gold wrong" in new.inner_text("#pf-response-0") else 1
+            before = new.inner_text("#pf-prompt")
+            new.click("#pf-a" if wrong_slot == 0 else "#pf-b")
+            new.wait_for_function(f"!document.querySelector('#pf-prompt').innerText.includes({before!r})",
+                                  timeout=15_000)
+        new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('paused')", timeout=15_000)
+        paused = new.inner_text("#pf-prompt")
+        new.screenshot(path=str(SHOTS / "paused.png"), full_page=True)
+
+        admin = login(browser, server.url, "boss")
+        admin.get_by_role("tab", name="Admin").click()
+        admin.wait_for_function("document.querySelector('#pf-agreement').innerText.includes('Review')",
+                                timeout=15_000)
+        admin.get_by_text("People: roles, qualification, pauses").click()
+        admin.wait_for_function("document.querySelector('#pf-people').innerText.includes('qualification')",
+                                timeout=15_000)
+        people = admin.inner_text("#pf-people")
+        admin.locator("#pf-reenable-name input, #pf-reenable-name textarea").first.fill("newbie")
+        admin.click("#pf-reenable")
+        admin.wait_for_function("document.querySelector('#pf-admin-status').innerText.includes('re-enabled')",
+                                timeout=15_000)
+        admin.wait_for_timeout(500)
+        admin.screenshot(path=str(SHOTS / "admin_people.png"), full_page=True)
+
+        new.click("#pf-next")
+        new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('regular question')",
+                              timeout=15_000)
+    finally:
+        server.stop()
+    assert "agreement" in queue and "flag" in queue
+    assert "ann's reason" in item and "unsafe" in item and "Response A" in item
+    assert "gold" not in progress.lower()                             # gold tasks look like any other
+    assert "0 of 2 gold tasks right" in paused
+    assert "newbie" in people and "0 of 2 gold tasks right" in people
+    reviews = db.reviews.list()
+    assert [(r.task_id, r.decision) for r in reviews] == [(t1, "adjudicated")]
+    assert set(reviews[0].reasons) >= {"agreement", "flag"}
+    table, _ = derive_pairs(db, PairFilters(aggregate="adjudicated"))
+    row = [r for r in table.to_pylist() if r["prompt_id"] == p1][0]
+    assert (row["chosen_id"], row["rejected_id"], row["p_chosen"]) == (good, bad, 1.0)
+    assert db.annotators.get("newbie").paused_reason is None

@@ -30,6 +30,7 @@ def test_opening_an_older_store_upgrades_it_and_keeps_its_rows(tmp_path):
     s = store.Store(path)
     assert s.schema_version() == [name for name, _ in migrations.MIGRATIONS]
     assert s.schema_version()[:3] == ["0001_initial", "0002_provenance", "0003_ids_and_pipelines"]
+    s.close()  # _columns opens the file directly
     assert "dedup_key" in _columns(path, "comparisons")
     with s.atomic() as c:
         assert c.execute("SELECT text_hash FROM prompts").fetchall() == [(b"h1",)]

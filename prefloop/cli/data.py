@@ -78,10 +78,10 @@ def _print_export(r) -> None:
     console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} {what} "
                   f"({r.n_train} train, {r.n_test} test) from {r.n_comparisons} comparisons "
                   f"-> {r.export.path}")
-    if r.n_conflicts or r.n_ties or r.n_below_agreement or r.n_below_confidence:
+    if r.n_conflicts or r.n_ties or r.n_below_agreement or r.n_below_confidence or r.n_ambiguous:
         console.print(f"  not exported: {r.n_conflicts} conflicting pairs, {r.n_ties} tied "
                       f"pairs, {r.n_below_agreement} below min agreement, {r.n_below_confidence} "
-                      "below min confidence")
+                      f"below min confidence, {r.n_ambiguous} marked ambiguous by a reviewer")
     if r.ai_labelers:
         t = Table(title="AI labelers: agreement with people on pairs both labeled")
         for col in ("labeler", "agreement", "overlap", "kept"):

@@ -45,7 +45,7 @@ def _read_password(password_file: Optional[Path]) -> str:
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="User name (the login).")],
-    role: Annotated[str, typer.Option(help="annotator or admin.")] = "annotator",
+    role: Annotated[str, typer.Option(help="annotator, reviewer (also reviews and adjudicates) or admin.")] = "annotator",
     password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file instead of prompting.")] = None,
 ) -> None:
     """Create a user; the password is stored only as an argon2 hash."""

@@ -1,0 +1,206 @@
+"""Review and adjudication, qualification and hidden gold (store/reviews.py and the labeling
+service); the browser flow is in test_annotate_browser.py."""
+
+from __future__ import annotations
+
+import pytest
+from prefloop.annotate_app.auth import caller
+from prefloop.annotate_app.errors import InvalidSubmission, NotAuthorized
+from prefloop.annotate_app.service import AppConfig, LabelingService
+from prefloop.store.pairs import PairFilters, derive_pairs, export_pairs
+
+from prefloop import store
+
+
+class Req:
+    def __init__(self, username):
+        self.username = username
+
+
+def _pair(db, text, answers=("good", "bad")):
+    pid, = db.prompts.add([[{"role": "user", "content": text}]], dataset="r")
+    return pid, db.responses.add([store.ResponseIn(pid, a) for a in answers])
+
+
+def _submit(db, annotator_id, ranking, *, flags=(), task_id=None):
+    lt = db.tasks.lease_next(annotator_id)
+    assert task_id is None or lt.task.id == task_id
+    return db.comparisons.record(lt.prompt.id, ranking, labeler_kind="human", task_id=lt.task.id,
+                                 annotator_id=annotator_id, flags=list(flags))
+
+
+@pytest.fixture
+def team(db):
+    return {n: db.annotators.add(n, role).id for n, role in
+            (("ann", "annotator"), ("bob", "annotator"), ("rev", "reviewer"), ("boss", "admin"))}
+
+
+def test_queue_reasons_each_rule_and_leaves_decided_tasks_out(db, team):
+    p1, (a1, b1) = _pair(db, "disagreement")
+    p2, (a2, b2) = _pair(db, "flagged")
+    p3, (a3, b3) = _pair(db, "gold")
+    p4, (a4, b4) = _pair(db, "ai says otherwise")
+    p5, (a5, b5) = _pair(db, "fine")
+    t1, t2, t4, t5 = db.tasks.create([store.TaskIn(p, r, overlap=2, priority=9 - i) for i, (p, r) in
+                                      enumerate([(p1, [a1, b1]), (p2, [a2, b2]), (p4, [a4, b4]), (p5, [a5, b5])])])
+    t3, = db.tasks.create([store.TaskIn(p3, [a3, b3], gold_ranking=[[a3], [b3]])])
+    ann, bob = team["ann"], team["bob"]
+    _submit(db, ann, [[a1], [b1]], task_id=t1)
+    _submit(db, bob, [[b1], [a1]], task_id=t1)
+    _submit(db, ann, [[a2], [b2]], flags=["unsafe"], task_id=t2)
+    _submit(db, bob, [[a2], [b2]], task_id=t2)
+    _submit(db, ann, [[a4], [b4]], task_id=t4)
+    _submit(db, bob, [[a4], [b4]], task_id=t4)
+    _submit(db, ann, [[a5], [b5]], task_id=t5)
+    _submit(db, bob, [[a5], [b5]], task_id=t5)
+    lt = db.tasks.lease_next(ann, gold_only=True)
+    assert lt.task.id == t3
+    db.comparisons.record(p3, [[b3], [a3]], labeler_kind="human", task_id=t3, annotator_id=ann)
+    db.comparisons.record(p4, [[b4], [a4]], labeler_kind="ai", labeler="judge")
+    db.comparisons.record(p5, [[a5], [b5]], labeler_kind="ai", labeler="judge")   # agrees
+
+    reasons = {i.task_id: i.reasons for i in db.reviews.queue()}
+    assert reasons == {t1: ["agreement"], t2: ["flag"], t3: ["gold_miss"], t4: ["ai_disagreement"]}
+    assert {i.task_id for i in db.reviews.queue(store.ReviewRules(min_agreement=None, flags=False,
+                                                                  gold_miss=False))} == {t4}
+    db.reviews.decide(t2, team["rev"], "ambiguous", note="unclear")
+    assert t2 not in {i.task_id for i in db.reviews.queue()}
+    assert db.reviews.item(t2).reasons == ["flag"]          # still says why it was reviewed
+    assert db.reviews.counts() == {"adjudicated": 0, "ambiguous": 1}
+
+
+def test_decisions_drive_exports(db, team, tmp_path):
+    p1, (a1, b1) = _pair(db, "q1")
+    p2, (a2, b2) = _pair(db, "q2")
+    t1, t2 = db.tasks.create([store.TaskIn(p1, [a1, b1], overlap=2), store.TaskIn(p2, [a2, b2], overlap=2)])
+    for name in ("ann", "bob"):
+        _submit(db, team[name], [[b1], [a1]], task_id=t1)    # both prefer b1 ...
+        _submit(db, team[name], [[a2], [b2]], task_id=t2)
+    db.comparisons.record(p1, [[b1], [a1]], labeler_kind="human", labeler="crowd")
+    rev = db.reviews.decide(t1, team["rev"], "adjudicated", ranking=[[a1], [b1]], note="a1 is right")
+    assert db.comparisons.list(labeler="rev")[0].flags == ["adjudicated"]
+    assert db.comparisons.list(labeler="rev")[0].task_id is None  # not one of the task's submissions
+
+    def label(aggregate):
+        table, counts = derive_pairs(db, PairFilters(aggregate=aggregate))
+        return {r["prompt_id"]: (r["chosen_id"], r["p_chosen"]) for r in table.to_pylist()}, counts
+
+    majority, _ = label("majority")
+    assert majority[p1] == (b1, 0.75)                        # 3 votes to 1, the reviewer's included
+    adjudicated, counts = label("adjudicated")
+    assert adjudicated[p1] == (a1, 1.0) and adjudicated[p2] == (a2, 1.0)
+    assert counts["warnings"] == []
+
+    db.reviews.decide(t2, team["rev"], "ambiguous")
+    res = export_pairs(db, tmp_path / "out", PairFilters(aggregate="adjudicated"))
+    assert res.n_ambiguous == 1 and res.export.n_pairs == 1  # q2 left out, and counted
+    assert rev.comparison_id == db.comparisons.list(labeler="rev")[0].id
+
+    db.reviews.decide(t1, team["rev"], "ambiguous")          # a later decision replaces the earlier
+    assert db.comparisons.list(labeler="rev") == []          # ... and its comparison
+    assert [r.decision for r in db.reviews.list()] == ["ambiguous", "ambiguous"]
+
+
+def test_decisions_are_validated_and_write_nothing_when_bad(db, team):
+    p1, (a1, b1) = _pair(db, "q1")
+    t1, = db.tasks.create([store.TaskIn(p1, [a1, b1])])
+    with pytest.raises(store.ValidationError, match="exactly task"):
+        db.reviews.decide(t1, team["rev"], "adjudicated", ranking=[[a1]])
+    with pytest.raises(store.ValidationError, match="needs the final ranking"):
+        db.reviews.decide(t1, team["rev"], "adjudicated")
+    with pytest.raises(store.ValidationError, match="takes no ranking"):
+        db.reviews.decide(t1, team["rev"], "ambiguous", ranking=[[a1], [b1]])
+    with pytest.raises(store.ValidationError, match="not one of"):
+        db.reviews.decide(t1, team["rev"], "maybe")
+    assert db.reviews.list() == [] and db.comparisons.list() == []
+
+
+def test_review_actions_need_the_reviewer_role(db, team):
+    svc = LabelingService(db)
+    p1, (a1, b1) = _pair(db, "q1")
+    t1, = db.tasks.create([store.TaskIn(p1, [a1, b1])])
+    with pytest.raises(NotAuthorized, match="not a reviewer"):
+        caller(db, Req("ann"), role="reviewer")
+    assert caller(db, Req("rev"), role="reviewer").name == "rev"
+    assert caller(db, Req("boss"), role="reviewer").name == "boss"   # admins review too
+    with pytest.raises(NotAuthorized, match="not an admin"):
+        caller(db, Req("rev"), role="admin")
+    rev = db.annotators.get("rev")
+    with pytest.raises(InvalidSubmission, match="write it like"):
+        svc.adjudicate(rev, t1, "A > C")
+    with pytest.raises(InvalidSubmission, match="rank each"):
+        svc.adjudicate(rev, t1, "A")
+    assert "final ranking saved" in svc.adjudicate(rev, t1, "b > a")
+    assert db.comparisons.list(labeler="rev")[0].ranking == [[b1], [a1]]   # labels in task order
+    md, labs = svc.review_item(t1)
+    assert labs == ["A", "B"] and "**Response A**" in md and "B > A" in md
+
+
+def test_qualification_then_rolling_gold_pause_and_reenable(db, team):
+    cfg = AppConfig(qualification_tasks=2, min_gold_accuracy=0.5, gold_window=2)
+    svc = LabelingService(db, cfg)
+    golds = []
+    for i in range(5):
+        p, (right, wrong) = _pair(db, f"gold {i}", (f"right {i}", f"wrong {i}"))
+        golds += db.tasks.create([store.TaskIn(p, [right, wrong], gold_ranking=[[right], [wrong]])])
+    p, r = _pair(db, "regular")
+    regular, = db.tasks.create([store.TaskIn(p, r)])
+    ann = db.annotators.get("ann")
+
+    def answer(correct: bool):
+        view = svc.current_task(ann)
+        assert view is not None
+        task = db.tasks.get(view.task_id)
+        best = task.gold_ranking[0][0] if correct else task.gold_ranking[1][0]
+        svc.submit_pair(ann, view.task_id, view.labels[view.response_ids.index(best)])
+        return view.task_id
+
+    assert {answer(True), answer(False)} <= set(golds)          # qualification: gold only
+    view = svc.current_task(ann)                                 # 1 of 2 >= 0.5: qualified
+    assert view.task_id == regular
+    assert db.annotators.get("ann").qualified_at is not None
+    svc.skip(ann, view.task_id)
+    svc.config.gold_rate = 1.0
+    answer(False)                                                # window: [False, False] < 0.5
+    assert svc.current_task(ann) is None
+    assert "gold accuracy 0 of the last 2" in svc.paused_reason(ann)
+    assert "gold accuracy" in {r["user"]: r for r in svc.people()}["ann"]["paused"]
+    assert "re-enabled" in svc.reenable("ann")
+    assert svc.current_task(ann) is not None                     # window restarted
+
+    bob = db.annotators.get("bob")
+    for _ in range(2):
+        view = svc.current_task(bob)
+        task = db.tasks.get(view.task_id)
+        svc.submit_pair(bob, view.task_id, view.labels[view.response_ids.index(task.gold_ranking[1][0])])
+    assert svc.current_task(bob) is None
+    assert svc.paused_reason(bob).startswith("qualification: 0 of 2 gold tasks right")
+    rev = db.annotators.get("rev")                               # reviewers and admins skip it
+    assert svc.gate(rev) == (None, False)
+
+
+def test_app_yaml_review_rules_are_checked(tmp_path):
+    cfg = tmp_path / "app.yaml"
+    cfg.write_text("review: {min_agreement: 0.6, flags: false}\nqualification_tasks: 3\n")
+    c = AppConfig.load(cfg)
+    assert c.review_rules == store.ReviewRules(min_agreement=0.6, flags=False) and c.qualification_tasks == 3
+    cfg.write_text("review: {agreement: 0.6}\n")
+    from prefloop.annotate_app.errors import AppError
+    with pytest.raises(AppError, match="review: unknown settings"):
+        AppConfig.load(cfg)
+
+
+def test_activity_plots_count_submissions_agreement_and_open_tasks(db, team):
+    from prefloop.store.stats import labeling_activity
+
+    assert labeling_activity(db) == {"submissions": [], "agreement": [], "burndown": []}
+    p1, (a1, b1) = _pair(db, "q1")
+    p2, (a2, b2) = _pair(db, "q2")
+    t1, t2 = db.tasks.create([store.TaskIn(p1, [a1, b1], overlap=2), store.TaskIn(p2, [a2, b2], overlap=2)])
+    _submit(db, team["ann"], [[a1], [b1]], task_id=t1)
+    _submit(db, team["bob"], [[b1], [a1]], task_id=t1)
+    _submit(db, team["ann"], [[a2], [b2]], task_id=t2)
+    act = labeling_activity(db)
+    assert sum(r["submissions"] for r in act["submissions"]) == 3
+    assert [(r["agreement"], r["pairs"]) for r in act["agreement"]] == [(0.0, 1)]
+    assert act["burndown"][0]["open"] == 0 and act["burndown"][-1]["open"] == 1   # t1 done, t2 open
