@@ -18,6 +18,7 @@ from prefloop.errors import PrefloopError
 
 from .auth import LoginGuard, authenticate
 from .errors import AppError, NotAuthorized
+from .render import CSS
 from .service import FLAGS, MAX_K, AppConfig, LabelingService, TaskView
 
 __all__ = ["build_app", "launch", "KEYBOARD_JS"]
@@ -52,7 +53,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
     svc = LabelingService(s, config)
     cfg = svc.config
 
-    with gr.Blocks(title=cfg.title, analytics_enabled=False) as demo:
+    with gr.Blocks(title=cfg.title, analytics_enabled=False, css=CSS) as demo:
         view_state = gr.State(None)      # the TaskView on screen (server side)
         last_state = gr.State(None)      # id of the last submission, for undo
         with gr.Row():
@@ -73,6 +74,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                                           elem_id=f"pf-rank-{i}")
                         slots.append((col, md))
                         ranks.append(rk)
+                suggest_md = gr.Markdown("", visible=False, elem_id="pf-suggestion")
                 with gr.Row(visible=False) as pair_row:
                     b_a = gr.Button("A is better [1]", variant="primary", elem_id="pf-a")
                     b_b = gr.Button("B is better [2]", variant="primary", elem_id="pf-b")
@@ -85,6 +87,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     flags = gr.CheckboxGroup(list(FLAGS), label="Flags", elem_id="pf-flags")
                     edit = gr.Textbox(label="Edit the best response (saved as a new, better response)",
                                       lines=4, elem_id="pf-edit")
+                    diff_md = gr.Markdown("", elem_id="pf-edit-diff")
                 with gr.Row():
                     b_skip = gr.Button("Skip [S]", elem_id="pf-skip")
                     b_undo = gr.Button("Undo last [U]", elem_id="pf-undo")
@@ -181,7 +184,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 b_models = gr.Button("Refresh", size="sm", elem_id="pf-models-refresh")
 
         outputs = [view_state, who, progress, prompt_md, pair_row, b_submit, status, rationale, flags,
-                   edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks
+                   edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks + [suggest_md, diff_md]
 
         def show(view: TaskView | None, user: store.Annotator, message: str = ""):
             head = f"Logged in as **{user.name}** ({user.role})"
@@ -193,7 +196,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 return ([None, head, "", "" if message.startswith("Press") else empty,
                          gr.update(visible=False),
                          gr.update(visible=False), message, "", [], ""] + hidden
-                        + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K)
+                        + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K
+                        + [gr.update(value="", visible=False), ""])
             p = view.progress
             prog = (f"Task {view.task_id} - today: {p.get('today', 0)}, "   # gold tasks look like any other
                     f"total: {p.get('total', 0)}")
@@ -202,8 +206,11 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                              if i < view.k else "") for i in range(MAX_K)]
             rks = [gr.update(visible=view.k > 2 and i < view.k, value=None,
                              choices=RANKS[:view.k]) for i in range(MAX_K)]
+            hint = (f"**AI suggestion:** {'a tie' if view.suggestion == 'tie' else view.suggestion + ' is better'} "
+                    "(your own judgment counts)" if view.suggestion and view.suggestion_before else "")
             return ([view, head, prog, view.prompt_markdown, gr.update(visible=view.k == 2),
-                     gr.update(visible=view.k > 2), message, "", [], ""] + cols + mds + rks)
+                     gr.update(visible=view.k > 2), message, "", [], ""] + cols + mds + rks
+                    + [gr.update(value=hint, visible=bool(hint)), ""])
 
         def on_load(request: gr.Request):
             def go():
@@ -240,6 +247,9 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                                                    rationale=rationale_v or "", flags=flags_v or [],
                                                    edit=edit_v or "")
                     note = " with your edit" if (edit_v or "").strip() else ""
+                    if view.suggestion and not view.suggestion_before:   # shown after the choice
+                        note += (f". The AI suggested {'a tie' if view.suggestion == 'tie' else view.suggestion}"
+                                 f"{' too' if view.suggestion == choice else ''}")
                     return show(nxt, user, f"Saved ({choice}){note}.") + [[user.id, cid]]
                 return _guard(go)
             return handler
@@ -277,6 +287,12 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 return show(nxt, user, "Last submission withdrawn: label it again.") + [None]
             return _guard(go)
 
+        def on_edit(view, edit_v, request: gr.Request):
+            def go():
+                user = svc.authorize(request)
+                return svc.preview_edit(owned(view, user), edit_v or "")
+            return _guard(go)
+
         form = [view_state, rationale, flags, edit]
         demo.load(on_load, None, outputs + [admin_tab, models_tab, review_tab], api_name="load_task")
         for button, choice in ((b_a, "A"), (b_b, "B"), (b_tie, "tie"), (b_bad, "both_bad")):
@@ -285,6 +301,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         b_skip.click(on_skip, [view_state], outputs, api_name="skip")
         b_next.click(on_next, None, outputs, api_name="next_task")
         b_undo.click(on_undo, [last_state], outputs + [last_state], api_name="undo")
+        edit.input(on_edit, [view_state, edit], diff_md, api_name="preview_edit", trigger_mode="always_last")
 
         # -------------------------------------------------------------- admin handlers
         def table(rows, empty: str):
@@ -321,6 +338,12 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 rv = svc.store.reviews.counts()
                 agreement += (f"  \n**Review**: {len(svc.review_queue())} tasks waiting, "
                               f"{rv['adjudicated']} adjudicated, {rv['ambiguous']} ambiguous")
+                assist = svc.store.comparisons.assist_report()
+                if assist:
+                    agreement += "  \n**Assisted labeling** (agreement with the AI suggestion, 95% CI): " + "; ".join(
+                        f"{'shown before the choice' if r['shown_before'] else 'not shown before'} "
+                        f"{r['rate']:.2f} [{r['low']:.2f}, {r['high']:.2f}] over {r['labels']} labels"
+                        for r in assist)
                 if notes:
                     agreement += "\n\n" + "\n".join(f"* {n}" for n in notes)
                 act = svc.activity()

@@ -13,7 +13,21 @@ import html
 import random
 import string
 
-__all__ = ["escape", "render_conversation", "labels", "shuffled"]
+__all__ = ["escape", "render_conversation", "render_response", "edit_diff", "labels", "shuffled",
+           "hash_unit", "COLLAPSE_CHARS", "CSS"]
+
+#: Responses longer than this show their start and a "show all" fold.
+COLLAPSE_CHARS = 1500
+#: Styles of the rendered turns (passed to ``gr.Blocks(css=...)``).
+CSS = """
+.pf-turn { border-radius: 8px; padding: 6px 12px; margin: 6px 0; }
+.pf-user { background: #eef4ff; border-left: 4px solid #3b82f6; }
+.pf-assistant { background: #f3f4f6; border-left: 4px solid #9ca3af; }
+.pf-system { background: #fff7e6; border-left: 4px solid #f59e0b; }
+.pf-role { font-weight: 600; font-size: 0.85em; text-transform: capitalize; }
+ins.pf-ins { background: #dcfce7; text-decoration: none; }
+del.pf-del { background: #fee2e2; }
+"""
 
 
 def escape(text: str) -> str:
@@ -23,12 +37,60 @@ def escape(text: str) -> str:
 
 
 def render_conversation(messages: list[dict]) -> str:
-    """A prompt conversation as markdown: one quoted block per turn with its role."""
+    """A prompt conversation as markdown: one block per turn, its role named and styled
+    (``pf-user``, ``pf-assistant``, ``pf-system``: users and the assistant look different).
+
+    >>> render_conversation([{"role": "user", "content": "Hi <b>"}])
+    '<div class="pf-turn pf-user"><span class="pf-role">user</span>\\n\\nHi &lt;b&gt;\\n\\n</div>'
+    """
     parts = []
     for m in messages:
-        body = "\n".join("> " + line for line in escape(m["content"]).splitlines() or [""])
-        parts.append(f"**{m['role']}**\n\n{body}")
+        role = m["role"] if m["role"] in ("user", "assistant", "system") else "user"
+        parts.append(f'<div class="pf-turn pf-{role}"><span class="pf-role">{escape(m["role"])}</span>'
+                     f"\n\n{escape(m['content'])}\n\n</div>")
     return "\n\n".join(parts)
+
+
+def render_response(text: str, limit: int = COLLAPSE_CHARS) -> str:
+    """A response as escaped markdown; past ``limit`` characters the rest folds away behind
+    "Show all" (``<details>``), cut at a paragraph or line break where one is near."""
+    body = escape(text)
+    if len(text) <= limit:
+        return body
+    cut = text.rfind("\n", 0, limit)
+    cut = cut if cut > limit // 2 else limit
+    return (f"{escape(text[:cut])}\n\n<details><summary>Show all ({len(text):,} characters)</summary>"
+            f"\n\n{escape(text[cut:])}\n\n</details>")
+
+
+def edit_diff(original: str, edited: str) -> str:
+    """Word-level differences of an edit against the original, as HTML: removed words in
+    ``<del>``, added in ``<ins>`` (difflib's SequenceMatcher; text escaped).
+
+    >>> edit_diff("the cat sat", "the dog sat")
+    'the <del class="pf-del">cat</del> <ins class="pf-ins">dog</ins> sat'
+    """
+    import difflib
+    import re
+
+    a, b = re.findall(r"\S+|\s+", original), re.findall(r"\S+|\s+", edited)
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        old, new = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
+        if op == "equal":
+            out.append(old)
+        if op in ("delete", "replace") and old.strip():
+            out.append(f'<del class="pf-del">{old}</del>')
+        if op == "replace" and old.strip() and new.strip():
+            out.append(" ")
+        if op in ("insert", "replace") and new.strip():
+            out.append(f'<ins class="pf-ins">{new}</ins>')
+    return "".join(out)
+
+
+def hash_unit(annotator_id: int, task_id: int) -> float:
+    """A number in [0, 1) fixed for this annotator and task (which half of an A/B split)."""
+    return random.Random(f"assist:{annotator_id}:{task_id}").random()
 
 
 def labels(k: int) -> list[str]:

@@ -31,7 +31,7 @@ from prefloop import store
 from .auth import SessionGuard, caller
 from .errors import AppError, InvalidSubmission
 from .metrics import krippendorff_alpha, pairwise_agreement, ranking_units
-from .render import escape, labels, render_conversation, shuffled
+from .render import edit_diff, escape, hash_unit, labels, render_conversation, render_response, shuffled
 
 __all__ = ["AppConfig", "TaskView", "LabelingService", "FLAGS", "PAIR_CHOICES", "MAX_K"]
 
@@ -74,6 +74,11 @@ class AppConfig:
     # which tasks the Review tab lists (prefloop.store.ReviewRules): min_agreement, flags,
     # gold_miss, ai_disagreement
     review: dict = field(default_factory=dict)
+    # assisted labeling (off unless set): an AI label already in the store is suggested on
+    # two-response tasks, shown after the annotator's choice (when: after), before it (before),
+    # or before it on a random half of the tasks (random: measures anchoring); labeler: only
+    # that AI labeler (a judge model, reward-model:run:ID)
+    assist: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "AppConfig":
@@ -86,6 +91,10 @@ class AppConfig:
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
             raise AppError(f"{path}: unknown settings {sorted(unknown)}")
+        assist = raw.get("assist") or {}
+        if set(assist) - {"when", "labeler"} or assist.get("when", "after") not in ("after", "before", "random"):
+            raise AppError(f"{path}: assist: expected {{when: after|before|random, labeler: NAME}}, "
+                           f"found {assist}")
         bad = set(raw.get("review") or {}) - set(store.ReviewRules.__dataclass_fields__)
         if bad:
             raise AppError(f"{path}: review: unknown settings {sorted(bad)}; known: "
@@ -112,6 +121,8 @@ class TaskView:
     prompt_id: int | None = None
     leased_at: datetime | None = None    # when this annotator's lease began (time per task)
     annotator_id: int | None = None      # whose screen this is (session state is bound to it)
+    suggestion: str | None = None        # the AI's choice as a label (A, B, tie), when assisted
+    suggestion_before: bool = False      # shown before the choice (else after it)
 
     @property
     def k(self) -> int:
@@ -227,11 +238,31 @@ class LabelingService:
             return None
         by_id = {r.id: r for r in lt.responses}
         order = shuffled([r.id for r in lt.responses], annotator.id, lt.task.id)
-        return TaskView(lt.task.id, labels(len(order)), order, [by_id[i].text for i in order],
+        view = TaskView(lt.task.id, labels(len(order)), order, [by_id[i].text for i in order],
                         render_conversation(lt.prompt.messages),
-                        [escape(by_id[i].text) for i in order], lt.task.gold_ranking is not None,
+                        [render_response(by_id[i].text) for i in order], lt.task.gold_ranking is not None,
                         annotator_progress(self.store, annotator.id), lt.task.prompt_id,
                         lt.assignment.leased_at, annotator.id)
+        self._suggest(view, annotator)
+        return view
+
+    def _suggest(self, view: TaskView, annotator: store.Annotator) -> dict | None:
+        """Fill in ``view.suggestion`` from the store's AI labels (assisted labeling); returns
+        what a submission records about it, or ``None`` (assist off, no AI label, k > 2)."""
+        assist = self.config.assist
+        if not assist or view.k != 2 or view.gold:     # gold stays a clean test of the annotator
+            return None
+        found = self.store.comparisons.ai_suggestion(view.prompt_id, view.response_ids,
+                                                     labeler=assist.get("labeler"))
+        if found is None:
+            return None
+        best, labeler = found
+        when = assist.get("when", "after")
+        before = when == "before" or (when == "random" and
+                                      hash_unit(annotator.id, view.task_id) < 0.5)
+        view.suggestion = "tie" if best is None else view.labels[view.response_ids.index(best)]
+        view.suggestion_before = before
+        return {"response_id": best, "labeler": labeler, "shown_before": before}
 
     def _view(self, annotator: store.Annotator, task_id: int) -> TaskView:
         """The submitted task as the annotator saw it (labels -> response ids), checking that
@@ -297,7 +328,7 @@ class LabelingService:
         cid = self.store.comparisons.record(
             prompt_id, ranking, labeler_kind="human", task_id=view.task_id,
             annotator_id=annotator.id, rationale=rationale.strip() or None, flags=flags,
-            duration_ms=duration)
+            duration_ms=duration, suggestion=self._suggest(view, annotator))
         edit = (edit or "").strip()
         best = ranking[0][0]
         if edit and edit != view.response_texts[view.response_ids.index(best)]:
@@ -308,6 +339,17 @@ class LabelingService:
                                           annotator_id=annotator.id, rationale="human edit",
                                           dedup_key=f"edit:{view.task_id}:{annotator.id}")
         return cid
+
+    def preview_edit(self, view: TaskView, edit: str) -> str:
+        """The edit as a word diff against the response it would improve (the first-shown
+        response until the annotator chooses; markdown/HTML, escaped)."""
+        edit = (edit or "").strip()
+        if not edit or view is None:
+            return ""
+        original = view.response_texts[0]
+        if len(view.response_texts) == 2:
+            original = min(view.response_texts, key=lambda t: _distance(t, edit))
+        return "**Your edit, against the response it is closest to:**\n\n" + edit_diff(original, edit)
 
     def skip(self, annotator: store.Annotator, task_id: int) -> None:
         self.store.tasks.skip(task_id, annotator.id)
@@ -534,6 +576,12 @@ class LabelingService:
         rows = self.store.runs.metrics(run_id)
         return [{"step": m.step, "metric": m.name, "value": m.value} for m in rows
                 if names is None or m.name in names]
+
+
+def _distance(a: str, b: str) -> float:
+    import difflib
+
+    return 1.0 - difflib.SequenceMatcher(a=a[:2000], b=b[:2000], autojunk=False).ratio()
 
 
 def _snippet(text: str, n: int = 80) -> str:

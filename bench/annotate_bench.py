@@ -10,6 +10,9 @@ each with its own ``gradio_client`` session over HTTP) submit and get the next t
 submit -> next-task latency p50/p99, then the page load time to the first task in Debian
 chromium (login to the first prompt on screen), when chromium is installed.
 
+``--browser-clicks N`` times click -> next prompt on screen in chromium (Playwright) for one
+annotator while the other 15 label over the API at 5 s think time.
+
 ``--peer label-studio`` measures Label Studio side by side: a fresh data directory (SQLite, the
 default of ``pip install label-studio``; ``label-studio init``), the same tasks and annotators
 seeded by ``bench/peers/label_studio_seed.py`` (run with Label Studio's own Python, next to
@@ -46,7 +49,7 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def seed(s: store.Store, n: int, annotators: int) -> None:
+def seed(s: store.Store, n: int, annotators: int, users: int = 0) -> None:
     t0 = time.perf_counter()
     pids = s.prompts.add([[{"role": "user", "content": f"Question {i}: please explain topic {i}."}]
                           for i in range(n)], dataset="bench")
@@ -54,9 +57,10 @@ def seed(s: store.Store, n: int, annotators: int) -> None:
                             for p in pids for kind in ("A careful", "A sloppy")])
     s.tasks.create([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]], overlap=2) for i, p in enumerate(pids)])
     pw = hash_password("password123")
-    for i in range(annotators):
+    for i in range(max(annotators, users)):
         s.annotators.add(f"bench{i:02d}", "annotator", pw)
     s.annotators.add("pageload", "annotator", pw)
+    s.annotators.add("benchadmin", "admin", pw)
     print(f"store: {n:,} tasks (overlap 2), {annotators} annotators, seeded in {time.perf_counter() - t0:.0f} s")
 
 
@@ -90,6 +94,71 @@ def load(url: str, annotators: int, submits: int, think: float) -> list[float]:
     if errors:
         print(f"  {len(errors)} annotators saw errors, e.g. {errors[0]}")
     return lat
+
+
+def browser_clicks(url: str, clicks: int, think: float) -> list[float] | None:
+    """One annotator in chromium (``pageload``) presses *A is better* ``clicks`` times, ``think``
+    seconds apart: seconds from the click to the next prompt on screen (Playwright, polling
+    every animation frame)."""
+    if not shutil.which("chromium"):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = b.new_context().new_page()
+        page.goto(url)
+        page.get_by_label("username").fill("pageload")
+        page.get_by_label("password").fill("password123")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_function("document.querySelector('#pf-prompt') && "
+                               "document.querySelector('#pf-prompt').innerText.includes('Question')",
+                               timeout=60_000)
+        rng = random.Random(99)
+        for _ in range(clicks):
+            time.sleep(rng.uniform(0.5 * think, 1.5 * think))
+            before = page.inner_text("#pf-prompt")
+            t0 = time.perf_counter()
+            page.click("#pf-a")
+            page.wait_for_function("(b) => { const e = document.querySelector('#pf-prompt'); "
+                                   "return e && e.innerText.includes('Question') && e.innerText !== b; }",
+                                   arg=before, timeout=60_000, polling="raf")
+            out.append(time.perf_counter() - t0)
+        b.close()
+    return out
+
+
+def admin_load(url: str, runs: int = 3) -> list[float] | None:
+    """Seconds from clicking the Admin tab to its figures on screen (chromium)."""
+    if not shutil.which("chromium"):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        for _ in range(runs):
+            page = b.new_context().new_page()
+            page.goto(url)
+            page.get_by_label("username").fill("benchadmin")
+            page.get_by_label("password").fill("password123")
+            page.get_by_role("button", name="Login").click()
+            page.wait_for_selector("#pf-who", timeout=60_000)
+            page.wait_for_timeout(500)
+            t0 = time.perf_counter()
+            page.get_by_role("tab", name="Admin").click()
+            page.wait_for_function("document.querySelector('#pf-agreement') && "
+                                   "document.querySelector('#pf-agreement').innerText.includes('Review')",
+                                   timeout=120_000)
+            out.append(time.perf_counter() - t0)
+            page.context.close()
+        b.close()
+    return out
 
 
 def page_load(url: str, runs: int = 3) -> list[float] | None:
@@ -208,6 +277,9 @@ def main() -> None:
     ap.add_argument("--submits", type=int, default=20)
     ap.add_argument("--think", type=float, nargs="+", default=[5.0, 1.0, 0.0],
                     help="seconds between tasks per annotator; one measurement per value")
+    ap.add_argument("--users", type=int, default=50, help="annotator accounts (idle beyond --annotators)")
+    ap.add_argument("--browser-clicks", type=int, default=0,
+                    help="also time N clicks -> next prompt in chromium while 15 others label")
     ap.add_argument("--peer", choices=["label-studio"], help="measure a peer side by side")
     ap.add_argument("--peer-bin", default=shutil.which("label-studio"),
                     help="the peer's executable (default: on PATH)")
@@ -216,10 +288,21 @@ def main() -> None:
         ap.error("--peer label-studio: give --peer-bin (label-studio is not on PATH)")
     tmp = Path(tempfile.mkdtemp(prefix="annotate-bench-"))
     s = store.Store.init(tmp / "bench.duckdb")
-    seed(s, args.tasks, args.annotators)
+    seed(s, args.tasks, args.annotators, args.users)
     ours: dict[float, list[float]] = {}
     srv = AppServer(s.path, log=tmp / "server.log")
     try:
+        if args.browser_clicks:
+            # 15 annotators over the API at 5 s think time, the 16th in chromium
+            bg = threading.Thread(target=load, args=(srv.url, args.annotators - 1,
+                                                     max(args.submits, args.browser_clicks), 5.0))
+            bg.start()
+            clicks = browser_clicks(srv.url, args.browser_clicks, 5.0)
+            bg.join()
+            if clicks:
+                print(f"click -> next prompt in chromium, {args.annotators} annotators (think 5 s): "
+                      f"p50 {pct(clicks, .5) * 1000:.0f} ms, p95 {pct(clicks, .95) * 1000:.0f} ms, "
+                      f"max {max(clicks) * 1000:.0f} ms over {len(clicks)} clicks")
         for think in args.think:
             t0 = time.perf_counter()
             lat = load(srv.url, args.annotators, args.submits, think)
@@ -233,6 +316,9 @@ def main() -> None:
         if pl:
             print(f"page load to first task (login click -> prompt shown): "
                   f"{', '.join(f'{x:.2f}' for x in pl)} s")
+            al = admin_load(srv.url)
+            print(f"admin page (Admin tab click -> figures shown), {args.tasks:,} tasks, "
+                  f"{max(args.annotators, args.users) + 2} users: {', '.join(f'{x:.2f}' for x in al)} s")
         else:
             print("page load: chromium not installed, skipped")
     finally:

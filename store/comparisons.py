@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from .engine import Engine, fetch_records
+from .engine import Engine, fetch_records, to_json
 from .errors import LeaseError, NotFoundError, ValidationError
 from .records import LABELER_KINDS, Comparison, Ranking, text_hash, utcnow
 from .tasks import DEFAULT_LEASE_SECONDS, TasksAPI
@@ -32,7 +32,8 @@ class ComparisonsAPI:
                annotator_id: int | None = None, rationale: str | None = None,
                flags: Sequence[str] = (), confidence: float | None = None,
                duration_ms: int | None = None, dedup_key: str | None = None,
-               eval_run_id: int | None = None, now: datetime | None = None) -> int:
+               eval_run_id: int | None = None, now: datetime | None = None,
+               suggestion: dict | None = None) -> int:
         """Record a ranking of responses of one prompt; returns the comparison id.
 
         With ``task_id`` (a submission from the labeling app) the ranking must cover exactly the
@@ -41,7 +42,9 @@ class ComparisonsAPI:
         transaction. A second submission of the same task by the same annotator raises.
         With ``dedup_key`` an existing comparison with that key is returned instead of a new one.
         ``eval_run_id`` marks an evaluation label (a task's is inherited): training exports
-        leave such labels out unless asked for.
+        leave such labels out unless asked for. ``suggestion`` records the AI suggestion the
+        task had (``{"response_id": best or None for a tie, "labeler": ..., "shown_before":
+        bool}``; see :meth:`ai_suggestion`).
 
         Raises:
             ValidationError: bad ranking, responses not of this prompt, bad labeler kind, no
@@ -79,10 +82,55 @@ class ComparisonsAPI:
             return con.execute(
                 "INSERT INTO comparisons (prompt_id, task_id, ranking, labeler_kind, labeler, "
                 "annotator_id, rationale, flags, confidence, duration_ms, dedup_key, created_at, "
-                "eval_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "eval_run_id, suggestion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [prompt_id, task_id, ranking, labeler_kind,
                  None if annotator_id is not None else labeler, annotator_id, rationale,
-                 list(flags), confidence, duration_ms, key, now, eval_run_id]).fetchone()[0]
+                 list(flags), confidence, duration_ms, key, now, eval_run_id,
+                 to_json(suggestion)]).fetchone()[0]
+
+    def ai_suggestion(self, prompt_id: int, response_ids: Sequence[int], *,
+                      labeler: str | None = None) -> tuple[int | None, str] | None:
+        """What AI labels (judges, reward models; evaluation labels left out) say about two
+        responses: ``(the preferred response id, or None for a tie, the labelers)`` by the
+        majority of their directed votes, or ``None`` when no AI label covers the pair.
+        ``labeler``: only that AI labeler's comparisons."""
+        if len(response_ids) != 2:
+            return None
+        lo, hi = sorted(int(r) for r in response_ids)
+        with self.engine.atomic() as con:
+            row = con.execute(f"""
+                WITH {votes_cte("SELECT c.id, c.prompt_id, c.ranking, c.labeler FROM comparisons c "
+                                "WHERE c.labeler_kind = 'ai' AND c.eval_run_id IS NULL AND c.prompt_id = $p "
+                                "AND ($labeler::VARCHAR IS NULL OR c.labeler = $labeler)", carry=["labeler"])}
+                SELECT sum(dir), count(*), string_agg(DISTINCT labeler, ', ' ORDER BY labeler)
+                FROM votes WHERE lo = $lo AND hi = $hi""",
+                {"p": prompt_id, "lo": lo, "hi": hi, "labeler": labeler}).fetchone()
+        if not row or not row[1]:
+            return None
+        s = row[0] or 0
+        return (lo if s > 0 else hi if s < 0 else None), row[2]
+
+    def assist_report(self) -> list[dict]:
+        """Anchoring: people's agreement with the AI suggestion their task had, by whether it
+        was shown before their choice. Rows ``{shown_before, labels, agree, rate, low, high}``
+        (Wilson 95% interval); ties on either side count as agreement only with each other."""
+        from .aggregate import wilson
+
+        with self.engine.atomic() as con:
+            rows = con.execute("""
+                SELECT (suggestion->>'shown_before')::BOOLEAN AS shown,
+                       count(*), count(*) FILTER (
+                           CASE WHEN suggestion->>'response_id' IS NULL THEN len(ranking) = 1
+                                ELSE len(ranking) = 2 AND ranking[1][1] = (suggestion->>'response_id')::BIGINT
+                           END)
+                FROM comparisons WHERE suggestion IS NOT NULL AND labeler_kind = 'human'
+                GROUP BY 1 ORDER BY 1""").fetchall()
+        out = []
+        for shown, n, k in rows:
+            low, high = wilson(k, n)
+            out.append({"shown_before": bool(shown), "labels": n, "agree": k,
+                        "rate": k / n if n else None, "low": low, "high": high})
+        return out
 
     def undo(self, comparison_id: int, annotator_id: int, *, window_seconds: float = 60.0,
              lease_seconds: float = DEFAULT_LEASE_SECONDS, now: datetime | None = None) -> int:

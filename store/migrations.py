@@ -205,7 +205,10 @@ def _0005_review(con: duckdb.DuckDBPyConnection) -> None:
     annotator's qualification and pause (``qualified_at``, ``paused_reason``,
     ``gold_since``: the start of the rolling gold window, reset when an admin re-enables);
     ``reviews``: a reviewer's decision on a task (``adjudicated``, with the comparison that
-    records the final ranking, or ``ambiguous``: its pairs are left out of exports)."""
+    records the final ranking, or ``ambiguous``: its pairs are left out of exports);
+    ``comparisons.suggestion``: the AI suggestion a submission's task had, and whether it was
+    shown before the choice (assisted labeling, to measure anchoring)."""
+    con.execute("ALTER TABLE comparisons ADD COLUMN suggestion JSON")
     # DuckDB cannot alter a CHECK constraint: rebuild the table (no foreign keys refer to it).
     con.execute("ALTER TABLE annotators RENAME TO annotators_0004")
     con.execute("""

@@ -1,5 +1,6 @@
 """Training under ``accelerate launch --multi_gpu --num_processes 2`` on CPU (gloo): only rank 0 touches the
-store (one run row, one metrics row per step and name), and the run finishes (slow)."""
+store (one run row, one metrics row per step and name), the run finishes, and after PPO's
+steps both ranks hold identical weights (slow)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,5 @@ def test_rm_and_ppo_under_two_processes_write_one_run_each(hh_store, tiny_model,
     assert ppo_runs[0].parent_run_id is None and ppo_runs[0].summary["iterations"] == 2
     _one_row_per_step_and_name(hh_store, ppo_runs[0].id)
     assert {m.step for m in hh_store.runs.metrics(ppo_runs[0].id) if m.name == "kl"} == {1, 2}
+    sums = ppo_runs[0].summary["rank_parameter_checksums"]       # after the PPO steps, both ranks
+    assert len(sums) == 2 and sums[0] == sums[1], sums           # hold identical weights

@@ -307,3 +307,46 @@ def test_review_adjudication_and_qualification_in_a_browser(db, tmp_path, browse
     row = [r for r in table.to_pylist() if r["prompt_id"] == p1][0]
     assert (row["chosen_id"], row["rejected_id"], row["p_chosen"]) == (good, bad, 1.0)
     assert db.annotators.get("newbie").paused_reason is None
+
+
+def test_chat_rendering_folding_suggestion_and_edit_diff(db, tmp_path, browser):
+    """A multi-turn prompt renders as a chat with the roles styled apart, a long response folds,
+    an AI suggestion shows before the choice (assist: before), and an edit shows as a diff."""
+    pid = db.prompts.add([[{"role": "system", "content": "Be brief."},
+                           {"role": "user", "content": "What is 2+2?"},
+                           {"role": "assistant", "content": "Four."},
+                           {"role": "user", "content": "And 3+3?"}]], dataset="ui")[0]
+    long = "Six. " + "Here is a very long explanation. " * 120
+    short, longer = db.responses.add([store.ResponseIn(pid, "The answer is six."), store.ResponseIn(pid, long)])
+    db.tasks.create([store.TaskIn(pid, [short, longer])])
+    db.comparisons.record(pid, [[short], [longer]], labeler_kind="ai", labeler="judge")
+    db.annotators.add("ann", "annotator", hash_password("password123"))
+    config = tmp_path / "app.yaml"
+    config.write_text("assist: {when: before}\n")
+    db.close()
+    server = AppServer(db.path, config=config, log=tmp_path / "server.log")
+    try:
+        page = login(browser, server.url, "ann")
+        page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('And 3+3?')")
+        roles = page.evaluate("[...document.querySelectorAll('#pf-prompt .pf-turn')].map("
+                              "e => [e.className, getComputedStyle(e).backgroundColor])")
+        suggestion = page.inner_text("#pf-suggestion")
+        long_slot = 0 if "Here is a very long" in page.inner_text("#pf-response-0") else 1
+        folded = page.locator(f"#pf-response-{long_slot} details").count()
+        page.get_by_text("Rationale, flags and edit (optional)").click()
+        box = page.locator("#pf-edit textarea")
+        box.click()
+        box.press_sequentially("The answer is 6.")
+        page.wait_for_function("document.querySelector('#pf-edit-diff').innerText.includes('6.')",
+                               timeout=15_000)
+        diff_html = page.inner_html("#pf-edit-diff")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / "label_chat.png"), full_page=True)
+    finally:
+        server.stop()
+    assert [r[0].split()[-1] for r in roles] == ["pf-system", "pf-user", "pf-assistant", "pf-user"]
+    assert roles[1][1] != roles[2][1]                              # user and assistant look different
+    short_label = "AB"[1 - long_slot]
+    assert f"AI suggestion: {short_label} is better" in suggestion
+    assert folded == 1
+    assert '<del class="pf-del">six.</del>' in diff_html and '<ins class="pf-ins">6.</ins>' in diff_html

@@ -204,3 +204,48 @@ def test_activity_plots_count_submissions_agreement_and_open_tasks(db, team):
     assert sum(r["submissions"] for r in act["submissions"]) == 3
     assert [(r["agreement"], r["pairs"]) for r in act["agreement"]] == [(0.0, 1)]
     assert act["burndown"][0]["open"] == 0 and act["burndown"][-1]["open"] == 1   # t1 done, t2 open
+
+
+def test_assisted_labeling_records_what_was_shown_and_reports_anchoring(db, team):
+    from prefloop.annotate_app.render import COLLAPSE_CHARS
+
+    svc = LabelingService(db, AppConfig(assist={"when": "random"}, gold_rate=1.0))
+    tasks = {}
+    for i in range(12):
+        p, (a, b) = _pair(db, f"q{i}", (f"first {i}", f"second {i}" + ("x" * (2 * COLLAPSE_CHARS) if i == 0 else "")))
+        tasks[db.tasks.create([store.TaskIn(p, [a, b])])[0]] = (p, a, b)
+        db.comparisons.record(p, [[a], [b]], labeler_kind="ai", labeler="judge")
+    pg, (gr, gw) = _pair(db, "gold", ("right", "wrong"))
+    db.tasks.create([store.TaskIn(pg, [gr, gw], gold_ranking=[[gr], [gw]])])
+    ann = db.annotators.get("ann")
+    seen = {True: 0, False: 0}
+    while (view := svc.current_task(ann)) is not None:
+        if view.gold:
+            assert view.suggestion is None                  # gold stays a clean test
+            svc.submit_pair(ann, view.task_id, "A")
+            continue
+        p, a, b = tasks[view.task_id]
+        assert view.suggestion == view.labels[view.response_ids.index(a)]
+        seen[view.suggestion_before] += 1
+        if view.task_id == min(tasks):
+            assert "<details><summary>Show all" in "".join(view.response_markdown)   # long: folded
+        # this annotator follows the suggestion only when it was shown first
+        choice = view.suggestion if view.suggestion_before else view.labels[view.response_ids.index(b)]
+        svc.submit_pair(ann, view.task_id, choice)
+    assert seen[True] > 0 and seen[False] > 0               # random: both arms
+    recorded = [c.task_id for c in db.comparisons.list(labeler="ann")]
+    assert len(recorded) == 13
+    report = {r["shown_before"]: r for r in db.comparisons.assist_report()}
+    assert report[True]["rate"] == 1.0 and report[True]["labels"] == seen[True]
+    assert report[False]["rate"] == 0.0 and report[False]["labels"] == seen[False]
+    assert 0 <= report[True]["low"] < report[True]["high"] <= 1
+
+
+def test_edit_preview_is_a_word_diff_against_the_closest_response(db, team):
+    svc = LabelingService(db)
+    p, r = _pair(db, "q", ("The capital of France is Paris.", "I do not know."))
+    db.tasks.create([store.TaskIn(p, r)])
+    view = svc.current_task(db.annotators.get("ann"))
+    md = svc.preview_edit(view, "The capital of France is <b>Paris</b>, on the Seine.")
+    assert '<del class="pf-del">Paris.</del>' in md and "&lt;b&gt;Paris&lt;/b&gt;," in md
+    assert svc.preview_edit(view, "  ") == ""

@@ -307,6 +307,18 @@ class PPOTrainer:
     def unwrapped_policy(self):
         return self.accelerator.unwrap_model(self.policy)
 
+    def parameter_checksums(self) -> list[list[float]]:
+        """``[sum, sum of squares]`` of every trainable weight (policy and value, float64), one
+        pair per process, gathered to every process (a collective: all ranks must call it).
+        Equal pairs mean the ranks hold the same weights, as DDP's gradient all-reduce should
+        keep them."""
+        params = {id(p): p for m in (self.policy, self.value) for p in m.parameters() if p.requires_grad}
+        with torch.no_grad():
+            flat = [p.detach().double() for p in params.values()]
+            t = torch.tensor([[float(sum(x.sum() for x in flat)), float(sum((x * x).sum() for x in flat))]],
+                             dtype=torch.float64, device=self.accelerator.device)
+        return [[float(a), float(b)] for a, b in self.accelerator.gather(t).cpu().tolist()]
+
     # -- forward passes -----------------------------------------------------------------
     def _forward(self, input_ids, attention_mask, prompt_len, with_entropy=False):
         """Policy log-probs ``(B, R)``, entropy ``(B, R)`` or ``None``, values ``(B, R)``."""

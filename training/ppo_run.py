@@ -86,6 +86,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                             log=ctx.progress(logger.log, cfg.max_steps),
                             on_save=lambda path: ctx.store.runs.update(ctx.run.id, checkpoint_path=str(path)))
     history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)
+    checksums = trainer.parameter_checksums()      # every rank: a collective
     tok.padding_side = "right"
     policy = trainer.unwrapped_policy
     if cfg.use_lora:
@@ -100,4 +101,4 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                    "reward_model_last": last.get("reward_model"),
                    "reward_gold_first": first.get("reward_gold"), "reward_gold_last": last.get("reward_gold"),
                    "kl_last": last.get("kl"), "eos_rate_last": last.get("eos_rate"),
-                   "prompts": len(prompts)}
+                   "prompts": len(prompts), "rank_parameter_checksums": checksums}
