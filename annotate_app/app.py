@@ -19,7 +19,7 @@ from prefloop.errors import PrefloopError
 from .auth import LoginGuard, authenticate
 from .errors import AppError, NotAuthorized
 from .render import CSS
-from .service import FLAGS, MAX_K, AppConfig, LabelingService, TaskView
+from .service import FLAGS, MAX_ASPECTS, MAX_K, AppConfig, LabelingService, TaskView
 
 __all__ = ["build_app", "launch", "KEYBOARD_JS"]
 
@@ -65,21 +65,27 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 with gr.Accordion("Guidelines", open=False):
                     gr.Markdown(cfg.guidelines, elem_id="pf-guidelines")
                 prompt_md = gr.Markdown("", elem_id="pf-prompt")
-                slots, ranks = [], []
+                slots, ranks, rates = [], [], []
                 with gr.Row(equal_height=False):
                     for i in range(MAX_K):
                         with gr.Column(visible=False, min_width=240) as col:
                             md = gr.Markdown("", elem_id=f"pf-response-{i}")
                             rk = gr.Radio(RANKS, label="Rank (1 = best; equal = tie)", visible=False,
                                           elem_id=f"pf-rank-{i}")
+                            for j in range(MAX_ASPECTS):   # per-response ratings (ratings tasks)
+                                rates.append(gr.Radio(["1", "2"], label="", visible=False,
+                                                      elem_id=f"pf-rate-{i}-{j}", elem_classes="pf-rate"))
                         slots.append((col, md))
                         ranks.append(rk)
+                # the ratings as JSON (filled in the browser; read by the submit handlers)
+                ratings_json = gr.Textbox("", visible=False, elem_id="pf-ratings-json")
                 suggest_md = gr.Markdown("", visible=False, elem_id="pf-suggestion")
                 with gr.Row(visible=False) as pair_row:
                     b_a = gr.Button("A is better [1]", variant="primary", elem_id="pf-a")
                     b_b = gr.Button("B is better [2]", variant="primary", elem_id="pf-b")
                     b_tie = gr.Button("Tie [3]", elem_id="pf-tie")
                     b_bad = gr.Button("Both bad [4]", elem_id="pf-bad")
+                b_rate = gr.Button("Submit ratings", variant="primary", visible=False, elem_id="pf-rate")
                 b_submit = gr.Button("Submit ranking [Ctrl+Enter]", variant="primary", visible=False,
                                      elem_id="pf-submit")
                 with gr.Accordion("Rationale, flags and edit (optional)", open=False):
@@ -122,6 +128,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                                        elem_id="pf-datasets")
                 ai_df = gr.Dataframe(label="Human vs AI labels", interactive=False, visible=False,
                                      elem_id="pf-human-ai")
+                ratings_sum_df = gr.Dataframe(label="Ratings by dataset and aspect", interactive=False,
+                                              visible=False, elem_id="pf-ratings-summary")
                 with gr.Row():
                     subs_plot = gr.BarPlot(x="hour", y="submissions", label="Submissions per hour (48 h)",
                                             visible=False, elem_id="pf-plot-submissions")
@@ -184,7 +192,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 b_models = gr.Button("Refresh", size="sm", elem_id="pf-models-refresh")
 
         outputs = [view_state, who, progress, prompt_md, pair_row, b_submit, status, rationale, flags,
-                   edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks + [suggest_md, diff_md]
+                   edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks + [suggest_md, diff_md,
+                                                                                       b_rate, ratings_json] + rates
 
         def show(view: TaskView | None, user: store.Annotator, message: str = ""):
             head = f"Logged in as **{user.name}** ({user.role})"
@@ -197,20 +206,27 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                          gr.update(visible=False),
                          gr.update(visible=False), message, "", [], ""] + hidden
                         + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K
-                        + [gr.update(value="", visible=False), ""])
+                        + [gr.update(value="", visible=False), "", gr.update(visible=False), ""]
+                        + [gr.update(visible=False, value=None)] * (MAX_K * MAX_ASPECTS))
             p = view.progress
             prog = (f"Task {view.task_id} - today: {p.get('today', 0)}, "   # gold tasks look like any other
                     f"total: {p.get('total', 0)}")
             cols = [gr.update(visible=i < view.k) for i in range(MAX_K)]
             mds = [gr.update(value=f"### Response {view.labels[i]}\n\n{view.response_markdown[i]}"
                              if i < view.k else "") for i in range(MAX_K)]
-            rks = [gr.update(visible=view.k > 2 and i < view.k, value=None,
-                             choices=RANKS[:view.k]) for i in range(MAX_K)]
             hint = (f"**AI suggestion:** {'a tie' if view.suggestion == 'tie' else view.suggestion + ' is better'} "
                     "(your own judgment counts)" if view.suggestion and view.suggestion_before else "")
-            return ([view, head, prog, view.prompt_markdown, gr.update(visible=view.k == 2),
-                     gr.update(visible=view.k > 2), message, "", [], ""] + cols + mds + rks
-                    + [gr.update(value=hint, visible=bool(hint)), ""])
+            scale = [str(v) for v in range(1, int(cfg.ratings.get("scale", 5)) + 1)] if view.aspects else []
+            rate_radios = [gr.update(visible=i < view.k and j < len(view.aspects), value=None,
+                                     label=view.aspects[j] if j < len(view.aspects) else "",
+                                     choices=scale or ["1", "2"])
+                           for i in range(MAX_K) for j in range(MAX_ASPECTS)]
+            return ([view, head, prog, view.prompt_markdown, gr.update(visible=view.k == 2 and view.ranked),
+                     gr.update(visible=view.k > 2 and view.ranked), message, "", [], ""] + cols + mds
+                    + [gr.update(visible=view.k > 2 and view.ranked and i < view.k, value=None,
+                                 choices=RANKS[:view.k]) for i in range(MAX_K)]
+                    + [gr.update(value=hint, visible=bool(hint)), "",
+                       gr.update(visible=bool(view.aspects) and not view.ranked), ""] + rate_radios)
 
         def on_load(request: gr.Request):
             def go():
@@ -237,15 +253,30 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 raise NotAuthorized("this page's state belongs to another user; reload the page")
             return value
 
+        def table_ratings(view, text) -> dict[str, dict[str, Any]] | None:
+            """The rating radios (JSON of their values, slot-major) as ``{label: {aspect: value}}``
+            (``None`` on tasks without ratings)."""
+            import json
+
+            if view is None or not view.aspects:
+                return None
+            try:
+                values = json.loads(text or "[]")
+            except ValueError:
+                raise AppError("ratings: reload the page") from None
+            values = values if isinstance(values, list) else []
+            get = lambda i, j: values[i * MAX_ASPECTS + j] if i * MAX_ASPECTS + j < len(values) else None  # noqa: E731
+            return {lab: {a: get(i, j) for j, a in enumerate(view.aspects)} for i, lab in enumerate(view.labels)}
+
         def on_pair(choice: str):
-            def handler(view, rationale_v, flags_v, edit_v, request: gr.Request):
+            def handler(view, rationale_v, flags_v, edit_v, table, request: gr.Request):
                 def go():
                     user = svc.authorize(request)
                     if owned(view, user) is None:
                         raise AppError("no task on screen; reload the page")
                     cid, nxt = svc.submit_and_next(user, view.task_id, choice=choice,
                                                    rationale=rationale_v or "", flags=flags_v or [],
-                                                   edit=edit_v or "")
+                                                   edit=edit_v or "", ratings=table_ratings(view, table))
                     note = " with your edit" if (edit_v or "").strip() else ""
                     if view.suggestion and not view.suggestion_before:   # shown after the choice
                         note += (f". The AI suggested {'a tie' if view.suggestion == 'tie' else view.suggestion}"
@@ -254,7 +285,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 return _guard(go)
             return handler
 
-        def on_ranks(view, rationale_v, flags_v, edit_v, r0, r1, r2, r3, r4, r5, request: gr.Request):
+        def on_ranks(view, rationale_v, flags_v, edit_v, table, r0, r1, r2, r3, r4, r5, request: gr.Request):
             # one parameter per rank slot (MAX_K = 6): Gradio injects gr.Request by signature
             rank_values = (r0, r1, r2, r3, r4, r5)
 
@@ -265,9 +296,19 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 ranks_by_label = {lab: rank_values[i] for i, lab in enumerate(view.labels)}
                 cid, nxt = svc.submit_and_next(user, view.task_id, ranks=ranks_by_label,
                                                rationale=rationale_v or "", flags=flags_v or [],
-                                               edit=edit_v or "")
+                                               edit=edit_v or "", ratings=table_ratings(view, table))
                 note = " with your edit" if (edit_v or "").strip() else ""
                 return show(nxt, user, f"Saved ranking{note}.") + [[user.id, cid]]
+            return _guard(go)
+
+        def on_rate(view, rationale_v, flags_v, edit_v, table, request: gr.Request):
+            def go():
+                user = svc.authorize(request)
+                if owned(view, user) is None:
+                    raise AppError("no task on screen; reload the page")
+                cid, nxt = svc.submit_and_next(user, view.task_id, ratings=table_ratings(view, table) or {},
+                                               rationale=rationale_v or "", flags=flags_v or [])
+                return show(nxt, user, "Saved ratings.") + [[user.id, cid]]
             return _guard(go)
 
         def on_skip(view, request: gr.Request):
@@ -293,11 +334,14 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 return svc.preview_edit(owned(view, user), edit_v or "")
             return _guard(go)
 
-        form = [view_state, rationale, flags, edit]
+        form = [view_state, rationale, flags, edit, ratings_json]
+        for r in rates:       # browser-side only: the radios' values -> the JSON the handlers read
+            r.change(None, rates, ratings_json, js="(...v) => JSON.stringify(v)")
         demo.load(on_load, None, outputs + [admin_tab, models_tab, review_tab], api_name="load_task")
         for button, choice in ((b_a, "A"), (b_b, "B"), (b_tie, "tie"), (b_bad, "both_bad")):
             button.click(on_pair(choice), form, outputs + [last_state], api_name=f"submit_{choice}")
         b_submit.click(on_ranks, form + ranks, outputs + [last_state], api_name="submit_ranking")
+        b_rate.click(on_rate, form, outputs + [last_state], api_name="submit_ratings")
         b_skip.click(on_skip, [view_state], outputs, api_name="skip")
         b_next.click(on_next, None, outputs, api_name="next_task")
         b_undo.click(on_undo, [last_state], outputs + [last_state], api_name="undo")
@@ -348,10 +392,11 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     agreement += "\n\n" + "\n".join(f"* {n}" for n in notes)
                 act = svc.activity()
                 people, _ = table(svc.people(), "")
+                rated, _ = table(svc.ratings(), "")
                 return (agreement, annot, data, ai, queue, runs, _plot(run_id, names),
                         line(act["submissions"], "hour", "submissions"),
                         line(act["agreement"], "hour", "agreement"),
-                        line(act["burndown"], "hour", "open"), people)
+                        line(act["burndown"], "hour", "open"), people, rated)
             return _guard(go)
 
         def _plot(run_id, names):
@@ -388,7 +433,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         b_models.click(models, None, models_out, api_name=False)
 
         admin_out = [agreement_md, annot_df, data_df, ai_df, queue_df, runs_df, plot, subs_plot,
-                     agree_plot, burn_plot, people_df]
+                     agree_plot, burn_plot, people_df, ratings_sum_df]
         b_refresh.click(refresh, [m_run, m_names], admin_out, api_name="admin_refresh")
         timer.tick(refresh, [m_run, m_names], admin_out, api_name=False)
         admin_tab.select(refresh, [m_run, m_names], admin_out, api_name=False)   # figures on open

@@ -27,6 +27,7 @@ CSS = """
 .pf-role { font-weight: 600; font-size: 0.85em; text-transform: capitalize; }
 ins.pf-ins { background: #dcfce7; text-decoration: none; }
 del.pf-del { background: #fee2e2; }
+.pf-rate { padding: 2px 0; }
 """
 
 

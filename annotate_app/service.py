@@ -23,6 +23,7 @@ from prefloop.store.stats import (
     annotator_progress,
     labeling_activity,
     labeling_dashboard,
+    ratings_summary,
     task_rankings,
 )
 
@@ -33,9 +34,10 @@ from .errors import AppError, InvalidSubmission
 from .metrics import krippendorff_alpha, pairwise_agreement, ranking_units
 from .render import edit_diff, escape, hash_unit, labels, render_conversation, render_response, shuffled
 
-__all__ = ["AppConfig", "TaskView", "LabelingService", "FLAGS", "PAIR_CHOICES", "MAX_K"]
+__all__ = ["AppConfig", "TaskView", "LabelingService", "FLAGS", "PAIR_CHOICES", "MAX_K", "MAX_ASPECTS"]
 
 MAX_K = 6
+MAX_ASPECTS = 6
 FLAGS = ("unsafe", "unusable", "needs_expert")
 PAIR_CHOICES = ("A", "B", "tie", "both_bad")
 DEFAULT_GUIDELINES = """\
@@ -79,6 +81,10 @@ class AppConfig:
     # or before it on a random half of the tasks (random: measures anchoring); labeler: only
     # that AI labeler (a judge model, reward-model:run:ID)
     assist: dict = field(default_factory=dict)
+    # per-response ratings of named aspects (UltraFeedback style), off unless set:
+    # {aspects: [helpfulness, harmlessness, honesty], scale: 5, datasets: [NAME] (default all),
+    #  ranking: true (also rank; false: the ranking is the order of the mean ratings)}
+    ratings: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "AppConfig":
@@ -95,6 +101,15 @@ class AppConfig:
         if set(assist) - {"when", "labeler"} or assist.get("when", "after") not in ("after", "before", "random"):
             raise AppError(f"{path}: assist: expected {{when: after|before|random, labeler: NAME}}, "
                            f"found {assist}")
+        ratings = raw.get("ratings") or {}
+        if ratings:
+            aspects, scale = ratings.get("aspects"), ratings.get("scale", 5)
+            if (set(ratings) - {"aspects", "scale", "datasets", "ranking"} or not aspects
+                    or not isinstance(aspects, list) or len(aspects) > MAX_ASPECTS
+                    or not all(isinstance(a, str) and a.strip() for a in aspects)
+                    or not isinstance(scale, int) or not 2 <= scale <= 10):
+                raise AppError(f"{path}: ratings: expected {{aspects: [1 to {MAX_ASPECTS} names], "
+                               f"scale: 2..10, datasets: [NAME], ranking: true|false}}, found {ratings}")
         bad = set(raw.get("review") or {}) - set(store.ReviewRules.__dataclass_fields__)
         if bad:
             raise AppError(f"{path}: review: unknown settings {sorted(bad)}; known: "
@@ -123,6 +138,8 @@ class TaskView:
     annotator_id: int | None = None      # whose screen this is (session state is bound to it)
     suggestion: str | None = None        # the AI's choice as a label (A, B, tie), when assisted
     suggestion_before: bool = False      # shown before the choice (else after it)
+    aspects: list[str] = field(default_factory=list)   # rate these per response (ratings tasks)
+    ranked: bool = True                  # a ranking is asked for (else it follows the ratings)
 
     @property
     def k(self) -> int:
@@ -160,9 +177,11 @@ class LabelingService:
 
     def submit_and_next(self, annotator: store.Annotator, task_id: int, *, choice: str | None = None,
                         ranks: dict[str, int | None] | None = None, rationale: str = "",
-                        flags: list[str] | None = None, edit: str = "") -> tuple[int, TaskView | None]:
-        """Record a submission (a pair ``choice`` or per-label ``ranks``) and lease the next
-        task, in one store transaction: ``(comparison id, next task or None)``.
+                        flags: list[str] | None = None, edit: str = "",
+                        ratings: dict[str, dict[str, Any]] | None = None) -> tuple[int, TaskView | None]:
+        """Record a submission (a pair ``choice``, per-label ``ranks``, or for a ratings-only
+        task only ``ratings``; ``ratings``: ``{label: {aspect: value}}`` on ratings tasks) and
+        lease the next task, in one store transaction: ``(comparison id, next task or None)``.
 
         Raises:
             InvalidSubmission: bad choice, ranks, flags, or a task that is not the caller's.
@@ -171,10 +190,12 @@ class LabelingService:
         with self.store.atomic():
             if ranks is not None:
                 cid = self.submit_ranks(annotator, task_id, ranks, rationale=rationale,
-                                        flags=flags, edit=edit)
+                                        flags=flags, edit=edit, ratings=ratings)
+            elif choice is None and ratings is not None:
+                cid = self.submit_ratings(annotator, task_id, ratings, rationale=rationale, flags=flags)
             else:
                 cid = self.submit_pair(annotator, task_id, choice or "", rationale=rationale,
-                                       flags=flags, edit=edit)
+                                       flags=flags, edit=edit, ratings=ratings)
             return cid, self.next_task(annotator)
 
     def skip_and_next(self, annotator: store.Annotator, task_id: int | None) -> TaskView | None:
@@ -244,7 +265,51 @@ class LabelingService:
                         annotator_progress(self.store, annotator.id), lt.task.prompt_id,
                         lt.assignment.leased_at, annotator.id)
         self._suggest(view, annotator)
+        self._rating_mode(view, lt.prompt.dataset)
         return view
+
+    def _rating_mode(self, view: TaskView, dataset: str | None) -> None:
+        r = self.config.ratings
+        if r and (r.get("datasets") is None or dataset in r["datasets"]):
+            view.aspects = [a.strip() for a in r["aspects"]]
+            view.ranked = bool(r.get("ranking", True))
+
+    def _check_ratings(self, view: TaskView, ratings: dict[str, dict[str, Any]] | None) -> dict[int, dict[str, int]] | None:
+        """Per-label ratings -> per-response-id ratings, every aspect of every response given,
+        each an integer in 1..scale. Raises InvalidSubmission."""
+        if not view.aspects:
+            return None
+        scale = int(self.config.ratings.get("scale", 5))
+        out: dict[int, dict[str, int]] = {}
+        for lab in view.labels:
+            given = (ratings or {}).get(lab) or {}
+            row = {}
+            for aspect in view.aspects:
+                value = given.get(aspect)
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    raise InvalidSubmission(f"rate {aspect} of response {lab} from 1 to {scale}") from None
+                if not 1 <= value <= scale:
+                    raise InvalidSubmission(f"{aspect} of response {lab}: {value} is outside 1..{scale}")
+                row[aspect] = value
+            out[view.id_of(lab)] = row
+        return out
+
+    def submit_ratings(self, annotator: store.Annotator, task_id: int,
+                       ratings: dict[str, dict[str, Any]], *, rationale: str = "",
+                       flags: list[str] | None = None) -> int:
+        """Label a ratings-only task (``ratings: {ranking: false}``): the ranking is the order
+        of the responses' mean ratings (equal means tie); the ratings are stored with it."""
+        view = self._view(annotator, task_id)
+        if not view.aspects or view.ranked:
+            raise InvalidSubmission(f"task {task_id} asks for a ranking: rank the responses")
+        by_id = self._check_ratings(view, ratings)
+        mean = {lab: sum(by_id[view.id_of(lab)].values()) / len(view.aspects) for lab in view.labels}
+        levels = sorted(set(mean.values()), reverse=True)
+        groups = [[lab for lab in view.labels if mean[lab] == lvl] for lvl in levels]
+        return self._submit(annotator, view, groups, rationale, list(flags or []) + ["from_ratings"],
+                            "", ratings)
 
     def _suggest(self, view: TaskView, annotator: store.Annotator) -> dict | None:
         """Fill in ``view.suggestion`` from the store's AI labels (assisted labeling); returns
@@ -275,12 +340,16 @@ class LabelingService:
             task = self.store.tasks.get(task_id)
             order = shuffled(task.response_ids, annotator.id, task_id)
             texts = {r.id: r.text for r in self.store.responses.get_many(order)}
-        return TaskView(task_id, labels(len(order)), order, [texts[i] for i in order], "", [],
+            dataset = self.store.prompts.get(task.prompt_id).dataset if self.config.ratings else None
+        view = TaskView(task_id, labels(len(order)), order, [texts[i] for i in order], "", [],
                         task.gold_ranking is not None, prompt_id=task.prompt_id,
                         leased_at=leases[0].leased_at)
+        self._rating_mode(view, dataset)
+        return view
 
     def submit_pair(self, annotator: store.Annotator, task_id: int, choice: str, *,
-                    rationale: str = "", flags: list[str] | None = None, edit: str = "") -> int:
+                    rationale: str = "", flags: list[str] | None = None, edit: str = "",
+                    ratings: dict[str, dict[str, Any]] | None = None) -> int:
         """Label a 2-response task: ``A``, ``B`` (better), ``tie`` or ``both_bad`` (a tie
         flagged ``both_bad``: not a ranking)."""
         if choice not in PAIR_CHOICES:
@@ -296,10 +365,11 @@ class LabelingService:
             groups = [["A", "B"]]
             if choice == "both_bad":
                 extra.append("both_bad")
-        return self._submit(annotator, view, groups, rationale, extra, edit)
+        return self._submit(annotator, view, groups, rationale, extra, edit, ratings)
 
     def submit_ranks(self, annotator: store.Annotator, task_id: int, ranks: dict[str, int | None], *,
-                     rationale: str = "", flags: list[str] | None = None, edit: str = "") -> int:
+                     rationale: str = "", flags: list[str] | None = None, edit: str = "",
+                     ratings: dict[str, dict[str, Any]] | None = None) -> int:
         """Label a task by rank per response label (1 = best; equal ranks are ties).
 
         Raises:
@@ -315,20 +385,28 @@ class LabelingService:
         if levels != list(range(1, len(levels) + 1)):
             raise InvalidSubmission(f"ranks must be 1, 2, ... without gaps; got {sorted(values.values())}")
         groups = [[lab for lab in view.labels if values[lab] == lvl] for lvl in levels]
-        return self._submit(annotator, view, groups, rationale, list(flags or []), edit)
+        return self._submit(annotator, view, groups, rationale, list(flags or []), edit, ratings)
 
     def _submit(self, annotator, view: TaskView, groups: list[list[str]], rationale: str,
-                flags: list[str], edit: str) -> int:
-        bad = [f for f in flags if f not in FLAGS + ("both_bad",)]
+                flags: list[str], edit: str, ratings: dict[str, dict[str, Any]] | None = None) -> int:
+        bad = [f for f in flags if f not in FLAGS + ("both_bad", "from_ratings")]
         if bad:
             raise InvalidSubmission(f"unknown flags {bad}; flags are {list(FLAGS)}")
         ranking = [[view.id_of(lab) for lab in g] for g in groups]
+        rated = self._check_ratings(view, ratings)        # before anything is written
         duration = int((store.utcnow() - view.leased_at).total_seconds() * 1000)
+        with self.store.atomic():
+            return self._record(annotator, view, ranking, rationale, flags, edit, rated, duration)
+
+    def _record(self, annotator, view: TaskView, ranking, rationale, flags, edit, rated, duration) -> int:
+        """The submission's comparison, its ratings and an edit's comparison (one transaction)."""
         prompt_id = view.prompt_id
         cid = self.store.comparisons.record(
             prompt_id, ranking, labeler_kind="human", task_id=view.task_id,
             annotator_id=annotator.id, rationale=rationale.strip() or None, flags=flags,
             duration_ms=duration, suggestion=self._suggest(view, annotator))
+        if rated:
+            self.store.comparisons.rate(cid, rated, scale=int(self.config.ratings.get("scale", 5)))
         edit = (edit or "").strip()
         best = ranking[0][0]
         if edit and edit != view.response_texts[view.response_ids.index(best)]:
@@ -436,6 +514,10 @@ class LabelingService:
         """Submissions per hour, agreement over time and the queue's burn-down (48 hours);
         see :func:`prefloop.store.stats.labeling_activity`."""
         return labeling_activity(self.store)
+
+    def ratings(self) -> list[dict[str, Any]]:
+        """Per-response ratings by dataset and aspect (:func:`prefloop.store.stats.ratings_summary`)."""
+        return ratings_summary(self.store)
 
     def people(self) -> list[dict[str, Any]]:
         """Users with their role, qualification, pause reason and gold accuracy."""

@@ -158,12 +158,47 @@ class ComparisonsAPI:
                 raise LeaseError(f"comparison {comparison_id} is older than the "
                                  f"{window_seconds:.0f} s undo window")
             con.execute("DELETE FROM comparisons WHERE id = ?", [comparison_id])
+            con.execute("DELETE FROM ratings WHERE comparison_id = ?", [comparison_id])
             con.execute("DELETE FROM comparisons WHERE dedup_key = ? AND annotator_id = ?",
                         [text_hash(f"api:edit:{row[0]}:{annotator_id}"), annotator_id])
             con.execute("DELETE FROM assignments WHERE annotator_id = ? AND state = 'leased' "
                         "AND task_id <> ?", [annotator_id, row[0]])
             self.tasks.reopen(con, row[0], annotator_id, now, lease_seconds)
             return row[0]
+
+    def rate(self, comparison_id: int, ratings: dict[int, dict[str, int]], *, scale: int) -> int:
+        """Attach per-response ratings of named aspects to a comparison (in its transaction
+        when nested): ``{response_id: {aspect: value}}``, values in ``1..scale``. Returns the
+        number of rating rows.
+
+        Raises:
+            ValidationError: a value outside ``1..scale``, an aspect name that is empty or
+                over 64 characters, a response not in the comparison.
+            NotFoundError: no such comparison.
+        """
+        rows = []
+        for rid, by_aspect in ratings.items():
+            for aspect, value in by_aspect.items():
+                if not isinstance(aspect, str) or not aspect.strip() or len(aspect) > 64:
+                    raise ValidationError(f"rating aspect {aspect!r}: a name of 1 to 64 characters")
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= scale:
+                    raise ValidationError(f"rating {aspect} of response {rid}: {value!r} is not an "
+                                          f"integer in 1..{scale}")
+                rows.append((int(rid), aspect.strip(), int(value)))
+        with self.engine.atomic() as con:
+            found = con.execute("SELECT prompt_id, flatten(ranking) FROM comparisons WHERE id = ?",
+                                [comparison_id]).fetchone()
+            if found is None:
+                raise NotFoundError(f"no comparison with id {comparison_id}")
+            bad = sorted({r for r, _, _ in rows} - set(found[1]))
+            if bad:
+                raise ValidationError(f"ratings of responses {bad} that comparison {comparison_id} "
+                                      "does not rank")
+            if rows:
+                con.executemany("INSERT INTO ratings (comparison_id, prompt_id, response_id, aspect, "
+                                "value, scale) VALUES (?, ?, ?, ?, ?, ?)",
+                                [(comparison_id, found[0], r, a, v, scale) for r, a, v in rows])
+        return len(rows)
 
     def get(self, comparison_id: int) -> Comparison:
         """The comparison with this id. Raises :class:`NotFoundError`."""

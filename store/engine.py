@@ -100,6 +100,7 @@ class _Instance:
     lingering: threading.Event = field(default_factory=threading.Event)
     watcher: threading.Thread | None = None
     closing: bool = False
+    generation: int = 0           # attaches so far: while it holds, no other process wrote
 
     def checkpoint_past(self, limit: int) -> None:
         """``CHECKPOINT`` if the write-ahead log is larger than ``limit`` bytes."""
@@ -203,6 +204,12 @@ class Engine:
         self._upgrade()
 
     @property
+    def generation(self) -> int:
+        """How many times this process attached the file. Unchanged between two reads, it
+        means no other process wrote in between (caches of store contents stay valid)."""
+        return _instance_for(self.key).generation
+
+    @property
     def cache(self) -> dict[str, Any]:
         """This process's cache for this store (cleared in a forked child)."""
         return _instance_for(self.key).cache
@@ -250,6 +257,7 @@ class Engine:
                     raise self._busy(str(exc).splitlines()[0]) from exc
                 raise
             inst.con.execute(f"USE {ALIAS}")
+            inst.generation += 1
         except BaseException:
             try:
                 inst.con.execute("USE memory")

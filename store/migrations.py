@@ -207,8 +207,22 @@ def _0005_review(con: duckdb.DuckDBPyConnection) -> None:
     ``reviews``: a reviewer's decision on a task (``adjudicated``, with the comparison that
     records the final ranking, or ``ambiguous``: its pairs are left out of exports);
     ``comparisons.suggestion``: the AI suggestion a submission's task had, and whether it was
-    shown before the choice (assisted labeling, to measure anchoring)."""
+    shown before the choice (assisted labeling, to measure anchoring); ``ratings``: per-response
+    ratings of named aspects (1..scale) that came with a comparison (UltraFeedback style)."""
     con.execute("ALTER TABLE comparisons ADD COLUMN suggestion JSON")
+    con.execute("CREATE SEQUENCE ratings_id_seq START 1")
+    con.execute("""
+        CREATE TABLE ratings (
+            id BIGINT PRIMARY KEY DEFAULT nextval('ratings_id_seq'),
+            comparison_id BIGINT NOT NULL,
+            prompt_id BIGINT NOT NULL,
+            response_id BIGINT NOT NULL,
+            aspect VARCHAR NOT NULL,
+            value INTEGER NOT NULL,
+            scale INTEGER NOT NULL CHECK (scale >= 2),
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            CHECK (value BETWEEN 1 AND scale)
+        )""")
     # DuckDB cannot alter a CHECK constraint: rebuild the table (no foreign keys refer to it).
     con.execute("ALTER TABLE annotators RENAME TO annotators_0004")
     con.execute("""

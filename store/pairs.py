@@ -30,6 +30,8 @@ Row schema (both Parquet and the dataset)::
         of all votes)
     p_chosen: float64 in (0.5, 1]   # P(chosen beats rejected) under the export's aggregate
     weight: float64 in [0, 1]       # how much the pair should count (1 under majority)
+    rating_margin: float64 or null  # mean aspect rating of chosen minus rejected, averaged over
+                                    # the pair's comparisons that rated both (UltraFeedback style)
 """
 
 from __future__ import annotations
@@ -249,13 +251,22 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, dict[str
                        (CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END) / (v_lo + v_hi + v_tie) AS agreement,
                        greatest(p_lo, 1 - p_lo)::DOUBLE AS p_chosen, w::DOUBLE AS weight
                 FROM a WHERE p_lo IS NOT NULL AND p_lo <> 0.5)
+            ,rt AS (SELECT comparison_id, response_id, avg(value) AS v FROM ratings GROUP BY ALL),
+                 rm AS (SELECT m.prompt_id, m.chosen_id, m.rejected_id, avg(c.v - r.v) AS rating_margin
+                        FROM m, unnest(m.comparison_ids) u(cid)
+                        JOIN rt c ON c.comparison_id = u.cid AND c.response_id = m.chosen_id
+                        JOIN rt r ON r.comparison_id = u.cid AND r.response_id = m.rejected_id
+                        GROUP BY ALL)
             SELECT from_json(p.messages, '{_MESSAGES}') AS prompt,
                    [{{'role': 'assistant', 'content': rc.text}}] AS chosen,
                    [{{'role': 'assistant', 'content': rr.text}}] AS rejected,
                    m.prompt_id, m.chosen_id, m.rejected_id, p.dataset, m.comparison_ids,
                    m.labeler_kinds, m.votes_chosen, m.votes_rejected, m.votes_tie, m.agreement,
-                   m.p_chosen, m.weight, p.text_hash AS prompt_hash
+                   m.p_chosen, m.weight, rm.rating_margin::DOUBLE AS rating_margin,
+                   p.text_hash AS prompt_hash
             FROM m JOIN prompts p ON p.id = m.prompt_id
+            LEFT JOIN rm ON rm.prompt_id = m.prompt_id AND rm.chosen_id = m.chosen_id
+                        AND rm.rejected_id = m.rejected_id
             JOIN responses rc ON rc.id = m.chosen_id JOIN responses rr ON rr.id = m.rejected_id
             ORDER BY m.prompt_id, m.chosen_id, m.rejected_id""").to_arrow_table()
         con.execute("DROP TABLE pair_votes")
@@ -457,8 +468,10 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
     * ``openrlhf/{split}.jsonl``: OpenRLHF's reward-model / DPO rows for ``--prompt_key prompt
       --chosen_key chosen --rejected_key rejected --apply_chat_template`` (its
       ``datasets/reward_dataset.py``: ``prompt`` a message list, ``chosen``/``rejected`` the
-      assistant messages appended to it), with ``margin`` = ``2 p_chosen - 1`` (1 for a certain
-      label, near 0 for a doubtful one; OpenRLHF subtracts it inside the Bradley-Terry loss).
+      assistant messages appended to it), with ``margin``: the rating difference where the pair
+      was rated (``rating_margin``, as Llama 2 used its preference-strength margins), else
+      ``2 p_chosen - 1`` (1 for a certain label, near 0 for a doubtful one); OpenRLHF subtracts
+      it inside the Bradley-Terry loss.
     * ``verl/{split}.parquet``: verl's RL prompt rows, one per prompt (its data preparation
       examples): ``data_source`` (``prefloop/<dataset>``), ``prompt`` (messages), ``ability``
       (``alignment``), ``reward_model`` ``{style: "model", ground_truth: ""}`` and
@@ -470,9 +483,11 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
         (out / "openrlhf").mkdir()
         for name, t in splits.items():
             with open(out / "openrlhf" / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                for r in t.select(["prompt", "chosen", "rejected", "p_chosen", "prompt_id",
-                                   "chosen_id", "rejected_id"]).to_pylist():
-                    r["margin"] = round(2 * r.pop("p_chosen") - 1, 6)
+                for r in t.select(["prompt", "chosen", "rejected", "p_chosen", "rating_margin",
+                                   "prompt_id", "chosen_id", "rejected_id"]).to_pylist():
+                    rated = r.pop("rating_margin")
+                    r["margin"] = round(rated if rated is not None else 2 * r.pop("p_chosen") - 1, 6)
+                    r.pop("p_chosen", None)
                     f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     elif fmt == "verl":
         (out / "verl").mkdir()

@@ -11,10 +11,10 @@ from .records import utcnow
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
-           "task_rankings", "labeling_activity"]
+           "task_rankings", "labeling_activity", "ratings_summary"]
 
 TABLES = ("prompts", "responses", "annotators", "tasks", "assignments", "comparisons",
-          "judgments", "runs", "run_metrics", "exports")
+          "judgments", "runs", "run_metrics", "exports", "reviews", "ratings")
 
 
 @dataclass
@@ -178,3 +178,16 @@ def labeling_activity(store: Store, *, hours: int = 48, now=None) -> dict[str, l
                          AND (t.completed_at IS NULL OR t.completed_at >= h + INTERVAL 1 HOUR))
             FROM hrs ORDER BY h""", [max(start, first - timedelta(hours=1)), now]).fetchall()]
     return {"submissions": subs, "agreement": agree, "burndown": burn}
+
+
+def ratings_summary(store: Store) -> list[dict[str, Any]]:
+    """Per-response ratings by dataset and aspect: ``{dataset, aspect, scale, ratings,
+    responses, mean, sd}`` (people's and AI's together)."""
+    with store.atomic() as con:
+        rows = con.execute("""
+            SELECT coalesce(p.dataset, '-'), r.aspect, r.scale, count(*), count(DISTINCT r.response_id),
+                   avg(r.value), stddev_samp(r.value)
+            FROM ratings r JOIN prompts p ON p.id = r.prompt_id GROUP BY ALL ORDER BY ALL""").fetchall()
+    return [{"dataset": d, "aspect": a, "scale": sc, "ratings": n, "responses": nr,
+             "mean": round(m, 3), "sd": None if sd is None else round(sd, 3)}
+            for d, a, sc, n, nr, m, sd in rows]

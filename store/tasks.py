@@ -262,6 +262,8 @@ class TasksAPI:
                 if row is None:
                     return None
                 self._lease(con, row[0], annotator_id, now, expires)
+                return self._leased_task(con, row[0], annotator_id,
+                                         Assignment(row[0], annotator_id, now, expires, "leased"))
             return self._leased_task(con, row[0], annotator_id)
 
     @staticmethod
@@ -283,26 +285,35 @@ class TasksAPI:
                       now: datetime) -> tuple[int] | None:
         """The queue head for this annotator, or ``None``.
 
-        Ordering all open tasks costs a scan of ``tasks`` (about 15 ms at 1M tasks), so the
-        process keeps a frontier: the first 512 open task ids in queue order, refreshed when
-        tasks were added (``max(id)`` changed), after 30 s, or when it has nothing left for this
-        annotator. Candidates are checked against ``tasks`` and ``assignments`` inside the
-        transaction, so the cache can at most delay a reordering, never lease a full task.
+        Ordering all open tasks costs a scan of ``tasks`` (about 7-15 ms at 1M tasks), so the
+        process keeps a frontier: the first 512 open task ids in queue order with their
+        overlap, refreshed when tasks were added (``max(id)`` changed), after 30 s, or when it
+        has nothing left for this annotator. While the store stayed attached since the last
+        lease (:attr:`Engine.generation` unchanged: no other process wrote), the frontier is
+        trusted and only ``assignments`` is read; otherwise the candidates are checked against
+        ``tasks`` too. Either way slots are counted inside the transaction, so the cache can at
+        most delay a reordering, never lease a full task.
         """
         cache = self.engine.cache
-        max_id = con.execute("SELECT coalesce(max(id), 0) FROM tasks").fetchone()[0]
+        generation = self.engine.generation
         fr = cache.get("frontier")
         refreshed = False
-        if fr is None or fr["max_id"] != max_id or time.monotonic() - fr["at"] > self._FRONTIER_TTL:
-            fr = self._refresh_frontier(con, max_id)
+        if fr is None or time.monotonic() - fr["at"] > self._FRONTIER_TTL:
+            fr = self._refresh_frontier(con)
             refreshed = True
+        elif fr["generation"] != generation:
+            if con.execute("SELECT coalesce(max(id), 0) FROM tasks").fetchone()[0] != fr["max_id"]:
+                fr = self._refresh_frontier(con)
+                refreshed = True
         while True:
-            found = self._scan_frontier(con, fr, annotator_id, now)
+            found = self._scan_frontier(con, fr, annotator_id, now,
+                                        trusted=fr["generation"] == generation)
+            fr["generation"] = generation
             if found is not None or fr["complete"]:
                 return found
             if refreshed:
                 break
-            fr = self._refresh_frontier(con, max_id)
+            fr = self._refresh_frontier(con)
             refreshed = True
         # More than 512 open tasks and none of the first 512 is for this annotator.
         return con.execute("""
@@ -316,34 +327,46 @@ class TasksAPI:
               AND NOT coalesce(b.mine, false)
             ORDER BY t.priority DESC, t.id LIMIT 1""", [now, annotator_id]).fetchone()
 
-    def _refresh_frontier(self, con: duckdb.DuckDBPyConnection, max_id: int) -> dict:
-        ids = [r[0] for r in con.execute(
-            "SELECT id FROM tasks WHERE completed_at IS NULL AND gold_ranking IS NULL "
-            "ORDER BY priority DESC, id LIMIT ?", [self._FRONTIER]).fetchall()]
-        fr = {"ids": ids, "complete": len(ids) < self._FRONTIER, "max_id": max_id,
-              "at": time.monotonic()}
+    def _refresh_frontier(self, con: duckdb.DuckDBPyConnection) -> dict:
+        rows = con.execute(
+            "SELECT id, overlap FROM tasks WHERE completed_at IS NULL AND gold_ranking IS NULL "
+            "ORDER BY priority DESC, id LIMIT ?", [self._FRONTIER]).fetchall()
+        max_id = con.execute("SELECT coalesce(max(id), 0) FROM tasks").fetchone()[0]
+        fr = {"ids": [r[0] for r in rows], "overlap": {r[0]: r[1] for r in rows},
+              "complete": len(rows) < self._FRONTIER, "max_id": max_id, "at": time.monotonic(),
+              "generation": self.engine.generation}
         self.engine.cache["frontier"] = fr
         return fr
 
     def _scan_frontier(self, con: duckdb.DuckDBPyConnection, fr: dict, annotator_id: int,
-                       now: datetime) -> tuple[int] | None:
+                       now: datetime, *, trusted: bool = False) -> tuple[int] | None:
         """First frontier task with a free slot that this annotator has not done or skipped;
-        completed tasks met on the way leave the frontier."""
+        completed tasks met on the way leave the frontier. ``trusted``: the frontier's overlaps
+        are current (no other process wrote since), so only ``assignments`` is read."""
         pos = 0
         while pos < len(fr["ids"]):
             cand = fr["ids"][pos:pos + self._CANDIDATES]
             ids = id_list(cand)  # integers: inlined so DuckDB prunes
-            rows = con.execute(f"""
-                SELECT t.id, t.completed_at IS NOT NULL,
-                       coalesce(b.n, 0) < t.overlap AND NOT coalesce(b.mine, false)
-                FROM (SELECT id, overlap, completed_at FROM tasks WHERE id IN ({ids})) t
-                LEFT JOIN (SELECT task_id,
-                                  count(*) FILTER (state = 'done' OR (state = 'leased'
-                                                   AND lease_expires_at > ?)) AS n,
-                                  bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
-                           FROM assignments WHERE task_id IN ({ids}) GROUP BY task_id) b
-                  ON b.task_id = t.id""", [now, annotator_id]).fetchall()
-            status = {r[0]: (r[1], r[2]) for r in rows}
+            busy = f"""
+                SELECT task_id,
+                       count(*) FILTER (state = 'done' OR (state = 'leased' AND lease_expires_at > ?)) AS n,
+                       count(*) FILTER (state = 'done') AS done,
+                       bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
+                FROM assignments WHERE task_id IN ({ids}) GROUP BY task_id"""
+            if trusted:
+                found = {r[0]: r[1:] for r in con.execute(busy, [now, annotator_id]).fetchall()}
+                status = {}
+                for i in cand:
+                    n, done, mine = found.get(i, (0, 0, False))
+                    status[i] = (done >= fr["overlap"][i], n < fr["overlap"][i] and not mine)
+            else:
+                rows = con.execute(f"""
+                    SELECT t.id, t.overlap, t.completed_at IS NOT NULL,
+                           coalesce(b.n, 0) < t.overlap AND NOT coalesce(b.mine, false)
+                    FROM (SELECT id, overlap, completed_at FROM tasks WHERE id IN ({ids})) t
+                    LEFT JOIN ({busy}) b ON b.task_id = t.id""", [now, annotator_id]).fetchall()
+                status = {r[0]: (r[2], r[3]) for r in rows}
+                fr["overlap"].update({r[0]: r[1] for r in rows})
             gone = {i for i in cand if status.get(i, (True, False))[0]}
             for task_id in cand:
                 if task_id not in gone and status[task_id][1]:
@@ -353,11 +376,13 @@ class TasksAPI:
             pos += len(cand) - len(gone)
         return None
 
-    def _leased_task(self, con: duckdb.DuckDBPyConnection, task_id: int,
-                     annotator_id: int) -> LeasedTask:
+    def _leased_task(self, con: duckdb.DuckDBPyConnection, task_id: int, annotator_id: int,
+                     assignment: Assignment | None = None) -> LeasedTask:
+        """The task, its prompt and responses (``assignment``: the lease just written, else
+        read back)."""
         task = fetch_records(con, Task, f"SELECT {_COLS} FROM tasks WHERE id = ?", [task_id])[0]
-        a = fetch_records(con, Assignment, f"SELECT {_ASSIGNMENT_COLS} FROM assignments "
-                          "WHERE task_id = ? AND annotator_id = ?", [task_id, annotator_id])[0]
+        a = assignment or fetch_records(con, Assignment, f"SELECT {_ASSIGNMENT_COLS} FROM assignments "
+                                        "WHERE task_id = ? AND annotator_id = ?", [task_id, annotator_id])[0]
         return LeasedTask(task, self.prompts.get(task.prompt_id),
                           self.responses.get_many(task.response_ids), a)
 

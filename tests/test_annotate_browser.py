@@ -350,3 +350,41 @@ def test_chat_rendering_folding_suggestion_and_edit_diff(db, tmp_path, browser):
     assert f"AI suggestion: {short_label} is better" in suggestion
     assert folded == 1
     assert '<del class="pf-del">six.</del>' in diff_html and '<ins class="pf-ins">6.</ins>' in diff_html
+
+
+def test_ratings_only_task_in_a_browser(db, tmp_path, browser):
+    """A dataset configured for ratings without a ranking: the annotator rates each response on
+    each aspect in the grid; the ranking follows the mean ratings; the admin page summarizes."""
+    pid = db.prompts.add([[{"role": "user", "content": "rate these"}]], dataset="rated")[0]
+    good, bad = db.responses.add([store.ResponseIn(pid, "a fine answer"), store.ResponseIn(pid, "a poor answer")])
+    db.tasks.create([store.TaskIn(pid, [good, bad])])
+    db.annotators.add("ann", "annotator", hash_password("password123"))
+    db.annotators.add("boss", "admin", hash_password("password123"))
+    config = tmp_path / "app.yaml"
+    config.write_text("ratings: {aspects: [helpfulness, honesty], scale: 5, ranking: false}\n")
+    db.close()
+    server = AppServer(db.path, config=config, log=tmp_path / "server.log")
+    try:
+        page = login(browser, server.url, "ann")
+        page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('rate these')")
+        assert not page.locator("#pf-a").is_visible()               # no ranking buttons
+        good_label = "A" if "fine" in page.inner_text("#pf-response-0") else "B"
+        values = {"A": ("5", "4"), "B": ("2", "3")} if good_label == "A" else {"A": ("2", "3"), "B": ("5", "4")}
+        for slot, label in enumerate("AB"):
+            for j, value in enumerate(values[label]):
+                page.locator(f"#pf-rate-{slot}-{j}").get_by_label(value, exact=True).check()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(SHOTS / "ratings.png"), full_page=True)
+        page.click("#pf-rate")
+        wait_status(page, "Saved ratings")
+        admin = login(browser, server.url, "boss")
+        admin.get_by_role("tab", name="Admin").click()
+        admin.wait_for_function("document.querySelector('#pf-ratings-summary') && "
+                                "document.querySelector('#pf-ratings-summary').innerText.includes('helpfulness')",
+                                timeout=15_000)
+        summary = admin.inner_text("#pf-ratings-summary")
+    finally:
+        server.stop()
+    c = db.comparisons.list(labeler="ann")[0]
+    assert c.ranking == [[good], [bad]] and "from_ratings" in c.flags
+    assert "honesty" in summary and "3.5" in summary              # helpfulness mean (5 + 2) / 2

@@ -249,3 +249,55 @@ def test_edit_preview_is_a_word_diff_against_the_closest_response(db, team):
     md = svc.preview_edit(view, "The capital of France is <b>Paris</b>, on the Seine.")
     assert '<del class="pf-del">Paris.</del>' in md and "&lt;b&gt;Paris&lt;/b&gt;," in md
     assert svc.preview_edit(view, "  ") == ""
+
+
+def test_ratings_with_and_without_a_ranking_are_stored_exported_and_summarized(db, team, tmp_path):
+    from prefloop.store.stats import ratings_summary
+
+    aspects = ["helpfulness", "harmlessness"]
+    both = LabelingService(db, AppConfig(ratings={"aspects": aspects, "scale": 5, "datasets": ["r"]}))
+    p1, (a1, b1) = _pair(db, "rank and rate")
+    t1, = db.tasks.create([store.TaskIn(p1, [a1, b1])])
+    ann = db.annotators.get("ann")
+    view = both.current_task(ann)
+    assert view.aspects == aspects and view.ranked
+    la, lb = view.labels[view.response_ids.index(a1)], view.labels[view.response_ids.index(b1)]
+    with pytest.raises(InvalidSubmission, match="rate harmlessness of response"):
+        both.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 5}, lb: {"helpfulness": 2}})
+    with pytest.raises(InvalidSubmission, match="outside 1..5"):
+        both.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 6, "harmlessness": 5},
+                                               lb: {"helpfulness": 2, "harmlessness": 2}})
+    assert db.comparisons.list() == []                       # nothing partial
+    with pytest.raises(InvalidSubmission, match="asks for a ranking"):
+        both.submit_ratings(ann, t1, {})
+    both.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 5, "harmlessness": "4"},
+                                           lb: {"helpfulness": 2, "harmlessness": 3}})
+
+    only = LabelingService(db, AppConfig(ratings={"aspects": aspects, "ranking": False}))
+    p2, (a2, b2) = _pair(db, "rate only")
+    t2, = db.tasks.create([store.TaskIn(p2, [a2, b2])])
+    bob = db.annotators.get("bob")
+    view = only.current_task(bob)
+    assert view.task_id == t2 and not view.ranked
+    la, lb = view.labels[view.response_ids.index(a2)], view.labels[view.response_ids.index(b2)]
+    cid, _ = only.submit_and_next(bob, t2, ratings={la: {"helpfulness": 1, "harmlessness": 2},
+                                                    lb: {"helpfulness": 4, "harmlessness": 4}})
+    c = db.comparisons.get(cid)
+    assert c.ranking == [[b2], [a2]] and "from_ratings" in c.flags   # order of the mean ratings
+
+    res = export_pairs(db, tmp_path / "out", PairFilters(format="openrlhf"))
+    rows = {r["prompt_id"]: r for r in res_rows(tmp_path / "out")}
+    assert rows[p1]["rating_margin"] == pytest.approx(2.0)      # (5+4)/2 - (2+3)/2
+    assert rows[p2]["rating_margin"] == pytest.approx(2.5)
+    import json
+    margins = [json.loads(line)["margin"] for line in (tmp_path / "out" / "openrlhf" / "train.jsonl").open()]
+    assert sorted(margins) == [2.0, 2.5]
+    summary = {s["aspect"]: s for s in ratings_summary(db)}
+    assert summary["helpfulness"]["ratings"] == 4 and summary["helpfulness"]["mean"] == 3.0
+    assert res.export.n_pairs == 2
+
+
+def res_rows(out):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(out / "train.parquet").to_pylist()

@@ -162,9 +162,10 @@ def stats(labelers: bool = typer.Option(False, "--labelers", help="Per labeler (
     if labelers:
         _print_labelers(dataset)
         return
-    from prefloop.store.stats import store_stats
+    from prefloop.store.stats import ratings_summary, store_stats
 
     st = store_stats(state.store())
+    ratings = ratings_summary(state.store())
     t = Table(title="tables")
     t.add_column("table")
     t.add_column("rows", justify="right")
@@ -173,7 +174,8 @@ def stats(labelers: bool = typer.Option(False, "--labelers", help="Per labeler (
     console.print(t)
     for title, rows in (("prompts by dataset", st.prompts_by_dataset),
                         ("comparisons by source", st.comparisons_by_source),
-                        ("responses by origin", st.responses_by_origin)):
+                        ("responses by origin", st.responses_by_origin),
+                        ("ratings by dataset and aspect", ratings)):
         if not rows:
             continue
         t = Table(title=title)
