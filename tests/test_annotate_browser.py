@@ -59,7 +59,7 @@ def wait_status(page, text):
 def admin_counts(page, total: int, timeout: int = 20_000) -> None:
     """Wait until the admin's annotator table shows ``total`` submissions for ann."""
     page.wait_for_function(
-        "/\\bann\\s+annotator\\s+true\\s+" + str(total) + "\\s/"
+        "document.querySelector('#pf-annotators') && /\\bann\\s+annotator\\s+true\\s+" + str(total) + "\\s/"
         ".test(document.querySelector('#pf-annotators').innerText)", timeout=timeout)
 
 
