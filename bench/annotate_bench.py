@@ -44,6 +44,20 @@ from prefloop import store
 from prefloop.testing import AppServer
 
 
+def fast_client_poll(seconds: float) -> None:
+    """gradio_client waits for each server message by polling its queue with
+    ``time.sleep(0.05)`` (gradio_client/utils.py), which adds 0-50 ms to every call on the
+    client's side; shorten that poll so the figures measure the server, not the client's
+    sleep (the browser, measured apart, has no such poll)."""
+    import types
+
+    import gradio_client.utils as gcu
+
+    real = time.sleep
+    gcu.time = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    gcu.time.sleep = lambda s: real(seconds if s == 0.05 else s)
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -277,6 +291,8 @@ def main() -> None:
     ap.add_argument("--submits", type=int, default=20)
     ap.add_argument("--think", type=float, nargs="+", default=[5.0, 1.0, 0.0],
                     help="seconds between tasks per annotator; one measurement per value")
+    ap.add_argument("--client-poll", type=float, default=0.005,
+                    help="gradio_client's message poll in seconds (its own default: 0.05)")
     ap.add_argument("--users", type=int, default=50, help="annotator accounts (idle beyond --annotators)")
     ap.add_argument("--browser-clicks", type=int, default=0,
                     help="also time N clicks -> next prompt in chromium while 15 others label")
@@ -286,6 +302,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.peer and not args.peer_bin:
         ap.error("--peer label-studio: give --peer-bin (label-studio is not on PATH)")
+    fast_client_poll(args.client_poll)
+    print(f"gradio_client message poll: {args.client_poll * 1000:.0f} ms (its default is 50 ms)")
     tmp = Path(tempfile.mkdtemp(prefix="annotate-bench-"))
     s = store.Store.init(tmp / "bench.duckdb")
     seed(s, args.tasks, args.annotators, args.users)
