@@ -521,14 +521,11 @@ class LabelingService:
 
     def people(self) -> list[dict[str, Any]]:
         """Users with their role, qualification, pause reason and gold accuracy."""
-        out = []
-        for a in self.store.annotators.list():
-            gold = self.store.reviews.gold_results(a.id)
-            out.append({"user": a.name, "role": a.role, "active": a.active,
-                        "qualified": "" if a.qualified_at is None else a.qualified_at.strftime("%Y-%m-%d %H:%M"),
-                        "gold": f"{sum(gold)}/{len(gold)}" if gold else "",
-                        "paused": a.paused_reason or ""})
-        return out
+        gold = self.store.reviews.gold_tally()
+        return [{"user": a.name, "role": a.role, "active": a.active,
+                 "qualified": "" if a.qualified_at is None else a.qualified_at.strftime("%Y-%m-%d %H:%M"),
+                 "gold": "{}/{}".format(*gold[a.id]) if a.id in gold else "",
+                 "paused": a.paused_reason or ""} for a in self.store.annotators.list()]
 
     def reenable(self, name: str) -> str:
         """Re-open a paused annotator's queue (qualified now, rolling gold window restarted)."""

@@ -25,6 +25,7 @@ ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -110,23 +111,38 @@ def load(url: str, annotators: int, submits: int, think: float) -> list[float]:
     return lat
 
 
+@contextlib.contextmanager
+def _chromium():
+    """Debian chromium driven by Playwright (closed on exit)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _fill_login(page, url: str, user: str) -> None:
+    """Open the app and fill in the login form (the caller clicks, to time what follows)."""
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill("password123")
+
+
 def browser_clicks(url: str, clicks: int, think: float) -> list[float] | None:
     """One annotator in chromium (``pageload``) presses *A is better* ``clicks`` times, ``think``
     seconds apart: seconds from the click to the next prompt on screen (Playwright, polling
     every animation frame)."""
     if not shutil.which("chromium"):
         return None
-    from playwright.sync_api import sync_playwright
-
     out = []
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    with _chromium() as b:
         page = b.new_context().new_page()
-        page.goto(url)
-        page.get_by_label("username").fill("pageload")
-        page.get_by_label("password").fill("password123")
+        _fill_login(page, url, "pageload")
         page.get_by_role("button", name="Login").click()
         page.wait_for_function("document.querySelector('#pf-prompt') && "
                                "document.querySelector('#pf-prompt').innerText.includes('Question')",
@@ -141,7 +157,6 @@ def browser_clicks(url: str, clicks: int, think: float) -> list[float] | None:
                                    "return e && e.innerText.includes('Question') && e.innerText !== b; }",
                                    arg=before, timeout=60_000, polling="raf")
             out.append(time.perf_counter() - t0)
-        b.close()
     return out
 
 
@@ -149,18 +164,11 @@ def admin_load(url: str, runs: int = 3) -> list[float] | None:
     """Seconds from clicking the Admin tab to its figures on screen (chromium)."""
     if not shutil.which("chromium"):
         return None
-    from playwright.sync_api import sync_playwright
-
     out = []
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    with _chromium() as b:
         for _ in range(runs):
             page = b.new_context().new_page()
-            page.goto(url)
-            page.get_by_label("username").fill("benchadmin")
-            page.get_by_label("password").fill("password123")
+            _fill_login(page, url, "benchadmin")
             page.get_by_role("button", name="Login").click()
             page.wait_for_selector("#pf-who", timeout=60_000)
             page.wait_for_timeout(500)
@@ -171,25 +179,17 @@ def admin_load(url: str, runs: int = 3) -> list[float] | None:
                                    timeout=120_000)
             out.append(time.perf_counter() - t0)
             page.context.close()
-        b.close()
     return out
 
 
 def page_load(url: str, runs: int = 3) -> list[float] | None:
     if not shutil.which("chromium"):
         return None
-    from playwright.sync_api import sync_playwright
-
     out = []
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    with _chromium() as b:
         for _ in range(runs):
             page = b.new_context().new_page()
-            page.goto(url)
-            page.get_by_label("username").fill("pageload")
-            page.get_by_label("password").fill("password123")
+            _fill_login(page, url, "pageload")
             t0 = time.perf_counter()
             page.get_by_role("button", name="Login").click()
             page.wait_for_function("document.querySelector('#pf-prompt') && "
@@ -197,7 +197,6 @@ def page_load(url: str, runs: int = 3) -> list[float] | None:
                                    timeout=60_000)
             out.append(time.perf_counter() - t0)
             page.context.close()
-        b.close()
     return out
 
 

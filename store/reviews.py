@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from .comparisons import COMPARISON_SELECT, ComparisonsAPI
 from .engine import Engine, fetch_records
@@ -245,14 +244,18 @@ class ReviewsAPI:
                 ORDER BY c.created_at, c.id""", [annotator_id, since, since]).fetchall()
         return [bool(r[0]) for r in rows]
 
-    def summary(self) -> dict[str, Any]:
-        """Counts for the admin page: decisions by kind and by reviewer."""
+    def gold_tally(self) -> dict[int, tuple[int, int]]:
+        """Every annotator's gold record at once: ``{annotator_id: (right, answered)}`` (as
+        :meth:`gold_results`, summed)."""
         with self.engine.atomic() as con:
-            by = con.execute("""
-                SELECT a.name, r.decision, count(*) FROM reviews r
-                LEFT JOIN annotators a ON a.id = r.reviewer_id GROUP BY ALL ORDER BY 1, 2""").fetchall()
-        return {"counts": self.counts(), "by_reviewer": [{"reviewer": n, "decision": d, "tasks": k}
-                                                         for n, d, k in by]}
+            rows = con.execute(f"""
+                SELECT c.annotator_id,
+                       count(*) FILTER ({_RANKING_KEY.format(r="c.ranking")} = {_RANKING_KEY.format(r="t.gold_ranking")}),
+                       count(*)
+                FROM comparisons c JOIN tasks t ON t.id = c.task_id
+                WHERE c.annotator_id IS NOT NULL AND t.gold_ranking IS NOT NULL
+                GROUP BY c.annotator_id""").fetchall()
+        return {a: (int(k), int(n)) for a, k, n in rows}
 
 
 _REVIEW_COLS = ("id, task_id, prompt_id, response_ids, reviewer_id, decision, comparison_id, reasons, "

@@ -51,6 +51,14 @@ def login(browser, url, user):
     return page
 
 
+def serve(db, tmp_path, app_yaml: str) -> AppServer:
+    """The app on ``db`` with this ``app.yaml``; this process lets go of the store first."""
+    config = tmp_path / "app.yaml"
+    config.write_text(app_yaml)
+    db.close()
+    return AppServer(db.path, config=config, log=tmp_path / "server.log")
+
+
 def wait_status(page, text):
     page.wait_for_function(f"document.querySelector('#pf-status').innerText.includes({text!r})",
                            timeout=20_000)
@@ -237,10 +245,7 @@ def test_review_adjudication_and_qualification_in_a_browser(db, tmp_path, browse
         lt = db.tasks.lease_next(ids[name])
         db.comparisons.record(p1, ranking, labeler_kind="human", task_id=lt.task.id,
                               annotator_id=ids[name], flags=flags, rationale=f"{name}'s reason")
-    config = tmp_path / "app.yaml"
-    config.write_text("qualification_tasks: 2\nmin_gold_accuracy: 1.0\nreview:\n  min_agreement: 0.75\n")
-    db.close()
-    server = AppServer(db.path, config=config, log=tmp_path / "server.log")
+    server = serve(db, tmp_path, "qualification_tasks: 2\nmin_gold_accuracy: 1.0\nreview:\n  min_agreement: 0.75\n")
     try:
         rev = login(browser, server.url, "rev")
         assert rev.get_by_role("tab", name="Admin").count() == 0          # a reviewer is not an admin
@@ -321,10 +326,7 @@ def test_chat_rendering_folding_suggestion_and_edit_diff(db, tmp_path, browser):
     db.tasks.create([store.TaskIn(pid, [short, longer])])
     db.comparisons.record(pid, [[short], [longer]], labeler_kind="ai", labeler="judge")
     db.annotators.add("ann", "annotator", hash_password("password123"))
-    config = tmp_path / "app.yaml"
-    config.write_text("assist: {when: before}\n")
-    db.close()
-    server = AppServer(db.path, config=config, log=tmp_path / "server.log")
+    server = serve(db, tmp_path, "assist: {when: before}\n")
     try:
         page = login(browser, server.url, "ann")
         page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('And 3+3?')")
@@ -360,10 +362,7 @@ def test_ratings_only_task_in_a_browser(db, tmp_path, browser):
     db.tasks.create([store.TaskIn(pid, [good, bad])])
     db.annotators.add("ann", "annotator", hash_password("password123"))
     db.annotators.add("boss", "admin", hash_password("password123"))
-    config = tmp_path / "app.yaml"
-    config.write_text("ratings: {aspects: [helpfulness, honesty], scale: 5, ranking: false}\n")
-    db.close()
-    server = AppServer(db.path, config=config, log=tmp_path / "server.log")
+    server = serve(db, tmp_path, "ratings: {aspects: [helpfulness, honesty], scale: 5, ranking: false}\n")
     try:
         page = login(browser, server.url, "ann")
         page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('rate these')")
