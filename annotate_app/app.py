@@ -8,6 +8,7 @@ as ``gr.Error`` messages, never as tracebacks.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import gradio as gr
@@ -198,7 +199,21 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                    edit] + [c for c, _ in slots] + [m for _, m in slots] + ranks + [suggest_md, diff_md,
                                                                                        b_rate, ratings_json] + rates
 
-        def show(view: TaskView | None, user: store.Annotator, message: str = ""):
+        def layout(view: TaskView | None):
+            """What decides which components show: between two views with the same layout only
+            values change, and plain values cost Gradio far less than updates (each update
+            builds a new component: about 0.3-0.5 ms of the event loop apiece)."""
+            return None if view is None else (view.k, view.ranked, tuple(view.aspects or ()))
+
+        def hint_of(view: TaskView | None) -> str:
+            if view is None or not (view.suggestion and view.suggestion_before):
+                return ""
+            return (f"**AI suggestion:** {'a tie' if view.suggestion == 'tie' else view.suggestion + ' is better'} "
+                    "(your own judgment counts)")
+
+        def show(view: TaskView | None, user: store.Annotator, message: str = "", prev: TaskView | None = None):
+            """The outputs for ``view`` (``None``: nothing to label). ``prev``: the view that was on
+            screen, whose layout, when the same, lets components keep their properties."""
             head = f"Logged in as **{user.name}** ({user.role})"
             if view is None:
                 hidden = [gr.update(visible=False)] * MAX_K
@@ -208,17 +223,25 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 return ([None, head, "", "" if message.startswith("Press") else empty,
                          gr.update(visible=False),
                          gr.update(visible=False), message, "", [], ""] + hidden
-                        + [gr.update(value="")] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K
+                        + [""] * MAX_K + [gr.update(visible=False, value=None)] * MAX_K
                         + [gr.update(value="", visible=False), "", gr.update(visible=False), ""]
                         + [gr.update(visible=False, value=None)] * (MAX_K * n_asp))
             p = view.progress
             prog = (f"Task {view.task_id} - today: {p.get('today', 0)}, "   # gold tasks look like any other
                     f"total: {p.get('total', 0)}")
+            same = prev is not None and layout(prev) == layout(view)
             cols = [gr.update(visible=i < view.k) for i in range(MAX_K)]
-            mds = [gr.update(value=f"### Response {view.labels[i]}\n\n{view.response_markdown[i]}"
-                             if i < view.k else "") for i in range(MAX_K)]
-            hint = (f"**AI suggestion:** {'a tie' if view.suggestion == 'tie' else view.suggestion + ' is better'} "
-                    "(your own judgment counts)" if view.suggestion and view.suggestion_before else "")
+            mds = [f"### Response {view.labels[i]}\n\n{view.response_markdown[i]}" if i < view.k else ""
+                   for i in range(MAX_K)]
+            hint = hint_of(view)
+            suggest = (hint if prev is not None and bool(hint_of(prev)) == bool(hint)
+                       else gr.update(value=hint, visible=bool(hint)))
+            if same:            # values only: cleared radios, the buttons' own labels
+                rank_radios = [None] * MAX_K
+                rate_radios = [None] * (MAX_K * n_asp)
+                return ([view, head, prog, view.prompt_markdown, gr.update(),
+                         b_submit.value, message, "", [], ""] + cols + mds + rank_radios
+                        + [suggest, "", b_rate.value, ""] + rate_radios)
             scale = [str(v) for v in range(1, int(cfg.ratings.get("scale", 5)) + 1)] if view.aspects else []
             rate_radios = [gr.update(visible=i < view.k and j < len(view.aspects), value=None,
                                      label=view.aspects[j] if j < len(view.aspects) else "",
@@ -228,8 +251,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                      gr.update(visible=view.k > 2 and view.ranked), message, "", [], ""] + cols + mds
                     + [gr.update(visible=view.k > 2 and view.ranked and i < view.k, value=None,
                                  choices=RANKS[:view.k]) for i in range(MAX_K)]
-                    + [gr.update(value=hint, visible=bool(hint)), "",
-                       gr.update(visible=bool(view.aspects) and not view.ranked), ""] + rate_radios)
+                    + [suggest, "", gr.update(visible=bool(view.aspects) and not view.ranked), ""] + rate_radios)
 
         def on_load(request: gr.Request):
             def go():
@@ -284,7 +306,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     if view.suggestion and not view.suggestion_before:   # shown after the choice
                         note += (f". The AI suggested {'a tie' if view.suggestion == 'tie' else view.suggestion}"
                                  f"{' too' if view.suggestion == choice else ''}")
-                    return show(nxt, user, f"Saved ({choice}){note}.") + [[user.id, cid]]
+                    return show(nxt, user, f"Saved ({choice}){note}.", prev=view) + [[user.id, cid]]
                 return _guard(go)
             return handler
 
@@ -301,7 +323,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                                                rationale=rationale_v or "", flags=flags_v or [],
                                                edit=edit_v or "", ratings=table_ratings(view, table))
                 note = " with your edit" if (edit_v or "").strip() else ""
-                return show(nxt, user, f"Saved ranking{note}.") + [[user.id, cid]]
+                return show(nxt, user, f"Saved ranking{note}.", prev=view) + [[user.id, cid]]
             return _guard(go)
 
         def on_rate(view, rationale_v, flags_v, edit_v, table, request: gr.Request):
@@ -311,7 +333,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                     raise AppError("no task on screen; reload the page")
                 cid, nxt = svc.submit_and_next(user, view.task_id, ratings=table_ratings(view, table) or {},
                                                rationale=rationale_v or "", flags=flags_v or [])
-                return show(nxt, user, "Saved ratings.") + [[user.id, cid]]
+                return show(nxt, user, "Saved ratings.", prev=view) + [[user.id, cid]]
             return _guard(go)
 
         def on_skip(view, request: gr.Request):
@@ -319,7 +341,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
                 user = svc.authorize(request)
                 owned(view, user)
                 nxt = svc.skip_and_next(user, view.task_id if view is not None else None)
-                return show(nxt, user, "Skipped.")
+                return show(nxt, user, "Skipped.", prev=view)
             return _guard(go)
 
         def on_undo(last, request: gr.Request):
@@ -569,6 +591,15 @@ def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config:
     demo.queue(default_concurrency_limit=16)
     cfg = config or AppConfig()
     guard = LoginGuard(max_failures=cfg.max_failed_logins, lockout_seconds=cfg.lockout_seconds)
-    return demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p, guard, svc.sessions),
-                       auth_message="Log in with your prefloop user.", head=KEYBOARD_JS, css=CSS,
-                       prevent_thread_lock=not block, quiet=not block, show_error=True)
+    out = demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p, guard, svc.sessions),
+                      auth_message="Log in with your prefloop user.", head=KEYBOARD_JS, css=CSS,
+                      prevent_thread_lock=True, quiet=not block, show_error=True)
+    # Everything built so far (Gradio, the app, the imports: ~200k objects) lives as long as the
+    # process: move it out of the collector's reach, or every full (generation 2) collection
+    # scans it again and stalls the event loop for 70-150 ms, a tail-latency spike that
+    # bench/annotate_bench.py measured (gc.freeze, Python docs: "Garbage Collector Interface").
+    gc.collect()
+    gc.freeze()
+    if block:
+        demo.block_thread()
+    return out

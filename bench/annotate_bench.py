@@ -4,11 +4,18 @@
                                    [--peer label-studio --peer-bin /path/to/label-studio]
 
 Starts ``prefloop annotate`` on a store with N two-response tasks, then 16 annotators (threads,
-each with its own ``gradio_client`` session over HTTP) submit and get the next task, waiting
-``--think`` seconds (on average, uniformly 0.5x to 1.5x) between tasks as a person would
-(5, 1, then 0: back to back). Prints
-submit -> next-task latency p50/p99, then the page load time to the first task in Debian
-chromium (login to the first prompt on screen), when chromium is installed.
+each with its own logged-in session) submit and get the next task, waiting ``--think`` seconds
+(on average, uniformly 0.5x to 1.5x) between tasks as a person would (5, 1, then 0: back to
+back). Prints submit -> next-task latency p50/p99 for each ``--client``:
+
+- ``http``: :class:`prefloop.testing.GradioSession`, Gradio's browser protocol over plain httpx (login cookie,
+  ``queue/join`` + the ``queue/data`` event stream): what the browser waits for, and the same
+  kind of client as the Label Studio side (plain httpx on its REST API);
+- ``gradio_client``: Gradio's Python client, which adds its own work per call (threads, a
+  polled message queue): about 30 ms per call on 2 cores.
+
+Then the page load time to the first task in Debian chromium (login to the first prompt on
+screen) and the admin page, when chromium is installed.
 
 ``--browser-clicks N`` times click -> next prompt on screen in chromium (Playwright) for one
 annotator while the other 15 label over the API at 5 s think time.
@@ -42,7 +49,7 @@ from gradio_client import Client
 from prefloop.annotate_app.auth import hash_password
 
 from prefloop import store
-from prefloop.testing import AppServer
+from prefloop.testing import AppServer, GradioSession
 
 
 def fast_client_poll(seconds: float) -> None:
@@ -79,23 +86,50 @@ def seed(s: store.Store, n: int, annotators: int, users: int = 0) -> None:
     print(f"store: {n:,} tasks (overlap 2), {annotators} annotators, seeded in {time.perf_counter() - t0:.0f} s")
 
 
-def load(url: str, annotators: int, submits: int, think: float) -> list[float]:
+def _submitter(url: str, user: str, client: str):
+    """Log ``user`` in with ``client`` (``http`` or ``gradio_client``), load their task, and
+    return a function that submits *A is better* and returns the reply's output values."""
+    if client == "http":
+        c = GradioSession(url, user)
+        c.call("load_task")
+        return lambda: c.call("submit_A")
+    g = Client(url, auth=(user, "password123"), verbose=False)
+    g.predict(api_name="/load_task")
+    return lambda: g.predict("", [], "", api_name="/submit_A")
+
+
+def back_to_back(url: str, calls: int, client: str) -> list[float]:
+    """One annotator alone submitting ``calls`` times back to back: seconds per submit -> next
+    task (the per-call cost of the server plus ``client``, without queueing)."""
+    submit = _submitter(url, "bench00", client)
+    out = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        submit()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def load(url: str, annotators: int, submits: int, think: float, client: str = "http") -> list[float]:
+    """``annotators`` threads, each a logged-in session (``client``: ``http`` is
+    :class:`prefloop.testing.GradioSession`, ``gradio_client`` is Gradio's Python client), submit *A is better*
+    ``submits`` times ``think`` seconds apart (uniformly 0.5x to 1.5x): seconds from each submit
+    to the next task's values."""
     lat: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def one(i: int) -> None:
         try:
-            c = Client(url, auth=(f"bench{i:02d}", "password123"), verbose=False)
-            c.predict(api_name="/load_task")
+            submit = _submitter(url, f"bench{i:02d}", client)
             rng = random.Random(i)
             for _ in range(submits):
                 time.sleep(rng.uniform(0.5 * think, 1.5 * think))  # people are not in lockstep
                 t0 = time.perf_counter()
-                out = c.predict("", [], "", api_name="/submit_A")
+                out = submit()
                 dt = time.perf_counter() - t0
-                if not out[3].startswith("Saved"):
-                    raise RuntimeError(out[3])
+                if not any(isinstance(o, str) and o.startswith("Saved") for o in out):
+                    raise RuntimeError(f"no 'Saved' message in the reply: {str(out)[:300]}")
                 with lock:
                     lat.append(dt)
         except Exception as exc:
@@ -290,6 +324,10 @@ def main() -> None:
     ap.add_argument("--submits", type=int, default=20)
     ap.add_argument("--think", type=float, nargs="+", default=[5.0, 1.0, 0.0],
                     help="seconds between tasks per annotator; one measurement per value")
+    ap.add_argument("--client", nargs="+", choices=["http", "gradio_client"], default=["http", "gradio_client"],
+                    help="how the annotators talk to the app: http (Gradio's browser protocol, "
+                         "GradioSession) and/or gradio_client (Gradio's Python client); one "
+                         "measurement per client and think time")
     ap.add_argument("--client-poll", type=float, default=0.005,
                     help="gradio_client's message poll in seconds (its own default: 0.05)")
     ap.add_argument("--users", type=int, default=50, help="annotator accounts (idle beyond --annotators)")
@@ -320,15 +358,21 @@ def main() -> None:
                 print(f"click -> next prompt in chromium, {args.annotators} annotators (think 5 s): "
                       f"p50 {pct(clicks, .5) * 1000:.0f} ms, p95 {pct(clicks, .95) * 1000:.0f} ms, "
                       f"max {max(clicks) * 1000:.0f} ms over {len(clicks)} clicks")
-        for think in args.think:
-            t0 = time.perf_counter()
-            lat = load(srv.url, args.annotators, args.submits, think)
-            wall = time.perf_counter() - t0
-            if lat:
-                ours[think] = lat
-                print(f"submit -> next task, {args.annotators} annotators, think {think:.1f} s: "
-                      f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
-                      f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
+        for client in args.client:
+            alone = back_to_back(srv.url, 60, client)
+            print(f"submit -> next task ({client}), one annotator alone, back to back: "
+                  f"p50 {pct(alone, .5) * 1000:.0f} ms, p99 {pct(alone, .99) * 1000:.0f} ms over 60")
+        for client in args.client:
+            for think in args.think:
+                t0 = time.perf_counter()
+                lat = load(srv.url, args.annotators, args.submits, think, client)
+                wall = time.perf_counter() - t0
+                if lat:
+                    if client == args.client[0]:
+                        ours[think] = lat
+                    print(f"submit -> next task ({client}), {args.annotators} annotators, think {think:.1f} s: "
+                          f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
+                          f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
         pl = page_load(srv.url)
         if pl:
             print(f"page load to first task (login click -> prompt shown): "
@@ -354,7 +398,7 @@ def main() -> None:
                         f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
                 if think in ours:
                     mine = ours[think]
-                    line += (f"; prefloop/label-studio p50 {pct(mine, .5) / pct(lat, .5):.2f}, "
+                    line += (f"; prefloop ({args.client[0]})/label-studio p50 {pct(mine, .5) / pct(lat, .5):.2f}, "
                              f"p99 {pct(mine, .99) / pct(lat, .99):.2f}")
                 print(line)
         finally:

@@ -18,7 +18,7 @@ from gradio_client.exceptions import AuthenticationError
 from prefloop.annotate_app.auth import hash_password
 
 from prefloop import store
-from prefloop.testing import AppServer
+from prefloop.testing import AppServer, GradioSession
 
 from .conftest import ROOT
 
@@ -103,6 +103,22 @@ def test_a_password_change_ends_a_live_session(db, server):
         ann.predict(api_name="/load_task")
     fresh = Client(server.url, auth=("ann", "a brand new password"), verbose=False)
     assert "Task" in fresh.predict(api_name="/load_task")[1]
+
+
+def test_the_browser_protocol_client_labels_and_is_checked_like_any_caller(db, server):
+    """GradioSession (the bench's client: login cookie, queue/join, the queue/data stream) gets a
+    task, submits it and gets the next; its events pass the same caller checks."""
+    ann = GradioSession(server.url, "ann")
+    first = ann.call("load_task")
+    out = ann.call("submit_A")
+    assert any(isinstance(o, str) and o.startswith("Saved") for o in out)
+    assert [c.labeler for c in db.comparisons.list()] == ["ann"]
+    assert first[PROMPT + 1] != out[PROMPT + 1]                # the next task (state output first)
+    with pytest.raises(RuntimeError, match="user ann is not an admin"):
+        ann.call("admin_refresh")
+    with pytest.raises(RuntimeError, match="login refused"):
+        GradioSession(server.url, "ann", "wrong password")
+    ann.close()
 
 
 def test_gold_tasks_look_like_any_other(db, tmp_path):

@@ -387,3 +387,34 @@ def test_ratings_only_task_in_a_browser(db, tmp_path, browser):
     c = db.comparisons.list(labeler="ann")[0]
     assert c.ranking == [[good], [bad]] and "from_ratings" in c.flags
     assert "honesty" in summary and "3.5" in summary              # helpfulness mean (5 + 2) / 2
+
+
+def test_consecutive_tasks_of_one_layout_keep_their_controls_and_clear_them(db, tmp_path, browser):
+    """Between two tasks of the same layout the app sends only values (a faster reply): the
+    second 3-response task must still show its rank and rating radios, cleared, and take a
+    ranking with ratings like the first."""
+    for q in ("first triple", "second triple"):
+        pid = db.prompts.add([[{"role": "user", "content": q}]], dataset="trip")[0]
+        db.tasks.create([store.TaskIn(pid, db.responses.add([store.ResponseIn(pid, f"{q} {x}")
+                                                              for x in ("one", "two", "three")]))])
+    db.annotators.add("ann", "annotator", hash_password("password123"))
+    server = serve(db, tmp_path, "ratings: {aspects: [helpfulness], scale: 3}\n")
+    checked = []
+    try:
+        page = login(browser, server.url, "ann")
+        for q in ("first triple", "second triple"):
+            page.wait_for_function(f"document.querySelector('#pf-prompt').innerText.includes({q!r})")
+            checked.append(page.locator("#pf-rank-0 input:checked, #pf-rate-0-0 input:checked").count())
+            if q == "second triple":
+                page.screenshot(path=str(SHOTS / "same_layout_second_task.png"), full_page=True)
+            for i, rank in enumerate(("1", "2", "3")):
+                page.locator(f"#pf-rank-{i}").get_by_label(rank, exact=True).check()
+                page.locator(f"#pf-rate-{i}-0").get_by_label(str(3 - i), exact=True).check()
+            page.click("#pf-submit")
+            wait_status(page, "Saved ranking")
+        page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('Nothing to label')")
+    finally:
+        server.stop()
+    assert checked == [0, 0]                       # the second task's radios came back cleared
+    cs = db.comparisons.list(labeler="ann")
+    assert len(cs) == 2 and all(len(c.ranking) == 3 for c in cs)
