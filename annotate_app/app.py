@@ -9,6 +9,7 @@ as ``gr.Error`` messages, never as tracebacks.
 from __future__ import annotations
 
 import gc
+import json
 from typing import Any
 
 import gradio as gr
@@ -202,7 +203,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         def layout(view: TaskView | None):
             """What decides which components show: between two views with the same layout only
             values change, and plain values cost Gradio far less than updates (each update
-            builds a new component: about 0.3-0.5 ms of the event loop apiece)."""
+            builds a new component: about 0.2-0.5 ms of the event loop apiece)."""
             return None if view is None else (view.k, view.ranked, tuple(view.aspects or ()))
 
         def hint_of(view: TaskView | None) -> str:
@@ -237,21 +238,22 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
             suggest = (hint if prev is not None and bool(hint_of(prev)) == bool(hint)
                        else gr.update(value=hint, visible=bool(hint)))
             if same:            # values only: cleared radios, the buttons' own labels
+                pair_v, submit_v, rate_v = gr.update(), b_submit.value, b_rate.value
                 rank_radios = [None] * MAX_K
                 rate_radios = [None] * (MAX_K * n_asp)
-                return ([view, head, prog, view.prompt_markdown, gr.update(),
-                         b_submit.value, message, "", [], ""] + cols + mds + rank_radios
-                        + [suggest, "", b_rate.value, ""] + rate_radios)
-            scale = [str(v) for v in range(1, int(cfg.ratings.get("scale", 5)) + 1)] if view.aspects else []
-            rate_radios = [gr.update(visible=i < view.k and j < len(view.aspects), value=None,
-                                     label=view.aspects[j] if j < len(view.aspects) else "",
-                                     choices=scale or ["1", "2"])
-                           for i in range(MAX_K) for j in range(n_asp)]
-            return ([view, head, prog, view.prompt_markdown, gr.update(visible=view.k == 2 and view.ranked),
-                     gr.update(visible=view.k > 2 and view.ranked), message, "", [], ""] + cols + mds
-                    + [gr.update(visible=view.k > 2 and view.ranked and i < view.k, value=None,
-                                 choices=RANKS[:view.k]) for i in range(MAX_K)]
-                    + [suggest, "", gr.update(visible=bool(view.aspects) and not view.ranked), ""] + rate_radios)
+            else:
+                pair_v = gr.update(visible=view.k == 2 and view.ranked)
+                submit_v = gr.update(visible=view.k > 2 and view.ranked)
+                rate_v = gr.update(visible=bool(view.aspects) and not view.ranked)
+                rank_radios = [gr.update(visible=view.k > 2 and view.ranked and i < view.k, value=None,
+                                         choices=RANKS[:view.k]) for i in range(MAX_K)]
+                scale = [str(v) for v in range(1, int(cfg.ratings.get("scale", 5)) + 1)] if view.aspects else []
+                rate_radios = [gr.update(visible=i < view.k and j < len(view.aspects), value=None,
+                                         label=view.aspects[j] if j < len(view.aspects) else "",
+                                         choices=scale or ["1", "2"])
+                               for i in range(MAX_K) for j in range(n_asp)]
+            return ([view, head, prog, view.prompt_markdown, pair_v, submit_v, message, "", [], ""]
+                    + cols + mds + rank_radios + [suggest, "", rate_v, ""] + rate_radios)
 
         def on_load(request: gr.Request):
             def go():
@@ -281,8 +283,6 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         def table_ratings(view, text) -> dict[str, dict[str, Any]] | None:
             """The rating radios (JSON of their values, slot-major) as ``{label: {aspect: value}}``
             (``None`` on tasks without ratings)."""
-            import json
-
             if view is None or not view.aspects:
                 return None
             try:
@@ -596,8 +596,8 @@ def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config:
                       prevent_thread_lock=True, quiet=not block, show_error=True)
     # Everything built so far (Gradio, the app, the imports: ~200k objects) lives as long as the
     # process: move it out of the collector's reach, or every full (generation 2) collection
-    # scans it again and stalls the event loop for 70-150 ms, a tail-latency spike that
-    # bench/annotate_bench.py measured (gc.freeze, Python docs: "Garbage Collector Interface").
+    # scans it again and stalls the event loop, once for 152 ms under the app bench's load
+    # (timed with a gc.callbacks hook; gc.freeze, Python docs: "Garbage Collector Interface").
     gc.collect()
     gc.freeze()
     if block:

@@ -419,8 +419,9 @@ class LabelingService:
         return cid
 
     def preview_edit(self, view: TaskView, edit: str) -> str:
-        """The edit as a word diff against the response it would improve (the first-shown
-        response until the annotator chooses; markdown/HTML, escaped)."""
+        """The edit as a word diff (markdown/HTML, escaped) against the response it most likely
+        improves: on two-response tasks the closer one (difflib's similarity ratio), else
+        response A."""
         edit = (edit or "").strip()
         if not edit or view is None:
             return ""

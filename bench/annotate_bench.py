@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import random
 import shutil
@@ -49,7 +48,7 @@ from gradio_client import Client
 from prefloop.annotate_app.auth import hash_password
 
 from prefloop import store
-from prefloop.testing import AppServer, GradioSession
+from prefloop.testing import AppServer, GradioSession, free_port
 
 
 def fast_client_poll(seconds: float) -> None:
@@ -110,39 +109,54 @@ def back_to_back(url: str, calls: int, client: str) -> list[float]:
     return out
 
 
-def load(url: str, annotators: int, submits: int, think: float, client: str = "http") -> list[float]:
-    """``annotators`` threads, each a logged-in session (``client``: ``http`` is
-    :class:`prefloop.testing.GradioSession`, ``gradio_client`` is Gradio's Python client), submit *A is better*
-    ``submits`` times ``think`` seconds apart (uniformly 0.5x to 1.5x): seconds from each submit
-    to the next task's values."""
+def _saved(out: list) -> None:
+    if not any(isinstance(o, str) and o.startswith("Saved") for o in out):
+        raise RuntimeError(f"no 'Saved' message in the reply: {str(out)[:300]}")
+
+
+def run_annotators(n: int, start, submits: int, think: float, check=None, who: str = "") -> list[float]:
+    """``n`` annotators at once (threads): ``start(i)`` logs annotator ``i`` in and returns its
+    submit function; each then waits ``think`` seconds (uniformly 0.5x to 1.5x: people are not
+    in lockstep) and submits, ``submits`` times. Returns the seconds of each submit -> next
+    task; ``check(reply)``, outside the timing, raises on a bad reply. Errors end that
+    annotator's run and are counted on one line."""
     lat: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def one(i: int) -> None:
         try:
-            submit = _submitter(url, f"bench{i:02d}", client)
+            submit = start(i)
             rng = random.Random(i)
             for _ in range(submits):
-                time.sleep(rng.uniform(0.5 * think, 1.5 * think))  # people are not in lockstep
+                time.sleep(rng.uniform(0.5 * think, 1.5 * think))
                 t0 = time.perf_counter()
                 out = submit()
                 dt = time.perf_counter() - t0
-                if not any(isinstance(o, str) and o.startswith("Saved") for o in out):
-                    raise RuntimeError(f"no 'Saved' message in the reply: {str(out)[:300]}")
+                if check:
+                    check(out)
                 with lock:
                     lat.append(dt)
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(annotators)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
-        print(f"  {len(errors)} annotators saw errors, e.g. {errors[0]}")
+        print(f"  {who}{len(errors)} annotators saw errors, e.g. {errors[0]}")
     return lat
+
+
+def load(url: str, annotators: int, submits: int, think: float, client: str = "http") -> list[float]:
+    """``annotators`` logged-in sessions (``client``: ``http`` is
+    :class:`prefloop.testing.GradioSession`, ``gradio_client`` is Gradio's Python client) submit
+    *A is better* ``submits`` times, ``think`` seconds apart (:func:`run_annotators`): seconds
+    from each submit to the next task's values."""
+    return run_annotators(annotators, lambda i: _submitter(url, f"bench{i:02d}", client),
+                          submits, think, check=_saved)
 
 
 @contextlib.contextmanager
@@ -167,6 +181,10 @@ def _fill_login(page, url: str, user: str) -> None:
     page.get_by_label("password").fill("password123")
 
 
+_PROMPT_SHOWN = ("document.querySelector('#pf-prompt') && "
+                 "document.querySelector('#pf-prompt').innerText.includes('Question')")
+
+
 def browser_clicks(url: str, clicks: int, think: float) -> list[float] | None:
     """One annotator in chromium (``pageload``) presses *A is better* ``clicks`` times, ``think``
     seconds apart: seconds from the click to the next prompt on screen (Playwright, polling
@@ -178,9 +196,7 @@ def browser_clicks(url: str, clicks: int, think: float) -> list[float] | None:
         page = b.new_context().new_page()
         _fill_login(page, url, "pageload")
         page.get_by_role("button", name="Login").click()
-        page.wait_for_function("document.querySelector('#pf-prompt') && "
-                               "document.querySelector('#pf-prompt').innerText.includes('Question')",
-                               timeout=60_000)
+        page.wait_for_function(_PROMPT_SHOWN, timeout=60_000)
         rng = random.Random(99)
         for _ in range(clicks):
             time.sleep(rng.uniform(0.5 * think, 1.5 * think))
@@ -194,50 +210,44 @@ def browser_clicks(url: str, clicks: int, think: float) -> list[float] | None:
     return out
 
 
-def admin_load(url: str, runs: int = 3) -> list[float] | None:
-    """Seconds from clicking the Admin tab to its figures on screen (chromium)."""
+def _fresh_sessions(url: str, user: str, runs: int, timed) -> list[float] | None:
+    """``runs`` fresh chromium sessions of ``user``, each at the filled-in login form:
+    ``timed(page)`` returns the seconds it measured (``None`` without chromium)."""
     if not shutil.which("chromium"):
         return None
     out = []
     with _chromium() as b:
         for _ in range(runs):
             page = b.new_context().new_page()
-            _fill_login(page, url, "benchadmin")
-            page.get_by_role("button", name="Login").click()
-            page.wait_for_selector("#pf-who", timeout=60_000)
-            page.wait_for_timeout(500)
-            t0 = time.perf_counter()
-            page.get_by_role("tab", name="Admin").click()
-            page.wait_for_function("document.querySelector('#pf-agreement') && "
-                                   "document.querySelector('#pf-agreement').innerText.includes('Review')",
-                                   timeout=120_000)
-            out.append(time.perf_counter() - t0)
+            _fill_login(page, url, user)
+            out.append(timed(page))
             page.context.close()
     return out
+
+
+def admin_load(url: str, runs: int = 3) -> list[float] | None:
+    """Seconds from clicking the Admin tab to its figures on screen (chromium)."""
+    def timed(page) -> float:
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("#pf-who", timeout=60_000)
+        page.wait_for_timeout(500)
+        t0 = time.perf_counter()
+        page.get_by_role("tab", name="Admin").click()
+        page.wait_for_function("document.querySelector('#pf-agreement') && "
+                               "document.querySelector('#pf-agreement').innerText.includes('Review')",
+                               timeout=120_000)
+        return time.perf_counter() - t0
+    return _fresh_sessions(url, "benchadmin", runs, timed)
 
 
 def page_load(url: str, runs: int = 3) -> list[float] | None:
-    if not shutil.which("chromium"):
-        return None
-    out = []
-    with _chromium() as b:
-        for _ in range(runs):
-            page = b.new_context().new_page()
-            _fill_login(page, url, "pageload")
-            t0 = time.perf_counter()
-            page.get_by_role("button", name="Login").click()
-            page.wait_for_function("document.querySelector('#pf-prompt') && "
-                                   "document.querySelector('#pf-prompt').innerText.includes('Question')",
-                                   timeout=60_000)
-            out.append(time.perf_counter() - t0)
-            page.context.close()
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Seconds from clicking Login to the first prompt on screen (chromium)."""
+    def timed(page) -> float:
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_function(_PROMPT_SHOWN, timeout=60_000)
+        return time.perf_counter() - t0
+    return _fresh_sessions(url, "pageload", runs, timed)
 
 
 class LabelStudio:
@@ -258,7 +268,7 @@ class LabelStudio:
         self.project, self.tokens = info["project"], info["tokens"]
         print(f"label-studio: {n:,} tasks (overlap 2), {annotators} annotators, SQLite, seeded in "
               f"{time.perf_counter() - t0:.0f} s")
-        self.port = _free_port()
+        self.port = free_port()
         self.log = open(workdir / "label-studio.log", "w")
         self.proc = subprocess.Popen([binary, "start", "--data-dir", str(self.dir), "--port",
                                       str(self.port), "--no-browser", "--log-level", "WARNING"],
@@ -276,37 +286,28 @@ class LabelStudio:
             time.sleep(1)
 
     def load(self, submits: int, think: float) -> list[float]:
-        lat: list[float] = []
-        errors: list[str] = []
-        lock = threading.Lock()
+        """Every seeded annotator over the REST API (:func:`run_annotators`): one submit ->
+        next task is ``POST /api/tasks/ID/annotations/`` then ``GET /api/projects/ID/next``."""
         result = [{"from_name": "pw", "to_name": "a,b", "type": "pairwise", "value": {"selected": "left"}}]
+        clients: list[httpx.Client] = []
 
-        def one(i: int) -> None:
-            try:
-                with httpx.Client(base_url=self.url, timeout=120,
-                                  headers={"Authorization": f"Token {self.tokens[i]}"}) as c:
-                    task = c.get(f"/api/projects/{self.project}/next").raise_for_status().json()
-                    rng = random.Random(i)
-                    for _ in range(submits):
-                        time.sleep(rng.uniform(0.5 * think, 1.5 * think))
-                        t0 = time.perf_counter()
-                        c.post(f"/api/tasks/{task['id']}/annotations/",
-                               json={"result": result, "lead_time": think}).raise_for_status()
-                        task = c.get(f"/api/projects/{self.project}/next").raise_for_status().json()
-                        dt = time.perf_counter() - t0
-                        with lock:
-                            lat.append(dt)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
+        def start(i: int):
+            c = httpx.Client(base_url=self.url, timeout=120, headers={"Authorization": f"Token {self.tokens[i]}"})
+            clients.append(c)
+            task = c.get(f"/api/projects/{self.project}/next").raise_for_status().json()
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(self.tokens))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            print(f"  label-studio: {len(errors)} annotators saw errors, e.g. {errors[0]}")
-        return lat
+            def submit() -> None:
+                nonlocal task
+                c.post(f"/api/tasks/{task['id']}/annotations/",
+                       json={"result": result, "lead_time": think}).raise_for_status()
+                task = c.get(f"/api/projects/{self.project}/next").raise_for_status().json()
+            return submit
+
+        try:
+            return run_annotators(len(self.tokens), start, submits, think, who="label-studio: ")
+        finally:
+            for c in clients:
+                c.close()
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -485,9 +485,8 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
             with open(out / "openrlhf" / f"{name}.jsonl", "w", encoding="utf-8") as f:
                 for r in t.select(["prompt", "chosen", "rejected", "p_chosen", "rating_margin",
                                    "prompt_id", "chosen_id", "rejected_id"]).to_pylist():
-                    rated = r.pop("rating_margin")
-                    r["margin"] = round(rated if rated is not None else 2 * r.pop("p_chosen") - 1, 6)
-                    r.pop("p_chosen", None)
+                    rated, p = r.pop("rating_margin"), r.pop("p_chosen")
+                    r["margin"] = round(rated if rated is not None else 2 * p - 1, 6)
                     f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     elif fmt == "verl":
         (out / "verl").mkdir()
