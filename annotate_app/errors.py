@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefloop.errors import PrefloopError
+from prefloop.core.errors import PrefloopError
 
 __all__ = ["AppError", "NotAuthorized", "InvalidSubmission"]
 

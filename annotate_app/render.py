@@ -14,7 +14,7 @@ import random
 import string
 
 __all__ = ["escape", "render_conversation", "render_response", "edit_diff", "labels", "shuffled",
-           "hash_unit", "COLLAPSE_CHARS", "CSS"]
+           "hash_unit", "snippet", "table_cell", "render_review_item", "COLLAPSE_CHARS", "CSS"]
 
 #: Responses longer than this show their start and a "show all" fold.
 COLLAPSE_CHARS = 1500
@@ -105,3 +105,52 @@ def shuffled(ids: list[int], annotator_id: int, task_id: int) -> list[int]:
     out = list(ids)
     random.Random(f"{annotator_id}:{task_id}").shuffle(out)
     return out
+
+
+def snippet(text: str, n: int = 80) -> str:
+    """``text`` on one line, cut to ``n`` characters with an ellipsis.
+
+    >>> snippet("a  b\\nc", 4)
+    'a b\\u2026'
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def table_cell(text: str) -> str:
+    """``text`` escaped for one cell of a markdown table: HTML escaped, on one line, and ``|``
+    written as ``&#124;`` so it cannot end the cell.
+
+    >>> table_cell("a | b\\nc")
+    'a &#124; b c'
+    """
+    return escape(text).replace("|", "&#124;").replace("\n", " ")
+
+
+def render_review_item(task_id: int, item, prompt, texts: dict[int, str]) -> str:
+    """A task as a reviewer sees it, as markdown: the conversation, its responses under fixed
+    labels A, B... in the task's order, every label with its labeler, ranking, flags, rationale
+    and seconds, the gold ranking and the reasons it needs review.
+
+    ``item``: a :class:`prefloop.store.ReviewItem`; ``prompt``: its :class:`prefloop.store.Prompt`;
+    ``texts``: response id -> text.
+    """
+    labs = labels(len(item.response_ids))
+    name = dict(zip(item.response_ids, labs))
+
+    def show(ranking):
+        return " > ".join(" = ".join(name.get(r, f"#{r}") for r in g) for g in ranking)
+
+    parts = [f"### Task {task_id}" + (f" - needs review: {', '.join(item.reasons)}" if item.reasons else ""),
+             render_conversation(prompt.messages)]
+    for lab, rid in zip(labs, item.response_ids):
+        parts.append(f"**Response {lab}**\n\n{escape(texts[rid])}")
+    if item.gold_ranking:
+        parts.append(f"**Gold ranking:** {show(item.gold_ranking)}")
+    rows = ["| labeler | kind | ranking | flags | rationale | seconds |", "|---|---|---|---|---|---|"]
+    for c in item.labels:
+        secs = "" if c.duration_ms is None else f"{c.duration_ms / 1000:.0f}"
+        rows.append(f"| {table_cell(c.labeler or '')} | {c.labeler_kind} | {show(c.ranking)} | "
+                    f"{table_cell(', '.join(c.flags))} | {table_cell((c.rationale or '')[:300])} | {secs} |")
+    parts.append("**Labels**\n\n" + ("\n".join(rows) if item.labels else "none yet"))
+    return "\n\n".join(parts)

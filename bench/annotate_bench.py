@@ -8,7 +8,7 @@ each with its own logged-in session) submit and get the next task, waiting ``--t
 (on average, uniformly 0.5x to 1.5x) between tasks as a person would (5, 1, then 0: back to
 back). Prints submit -> next-task latency p50/p99 for each ``--client``:
 
-- ``http``: :class:`prefloop.testing.GradioSession`, Gradio's browser protocol over plain httpx (login cookie,
+- ``http``: :class:`prefloop.annotate_app.testing.GradioSession`, Gradio's browser protocol over plain httpx (login cookie,
   ``queue/join`` + the ``queue/data`` event stream): what the browser waits for, and the same
   kind of client as the Label Studio side (plain httpx on its REST API);
 - ``gradio_client``: Gradio's Python client, which adds its own work per call (threads, a
@@ -35,9 +35,9 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import random
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -45,10 +45,10 @@ from pathlib import Path
 
 import httpx
 from gradio_client import Client
-from prefloop.annotate_app.auth import hash_password
 
 from prefloop import store
-from prefloop.testing import AppServer, GradioSession, free_port
+from prefloop.annotate_app.auth import hash_password
+from prefloop.annotate_app.testing import AppServer, GradioSession, free_port
 
 
 def fast_client_poll(seconds: float) -> None:
@@ -152,7 +152,7 @@ def run_annotators(n: int, start, submits: int, think: float, check=None, who: s
 
 def load(url: str, annotators: int, submits: int, think: float, client: str = "http") -> list[float]:
     """``annotators`` logged-in sessions (``client``: ``http`` is
-    :class:`prefloop.testing.GradioSession`, ``gradio_client`` is Gradio's Python client) submit
+    :class:`prefloop.annotate_app.testing.GradioSession`, ``gradio_client`` is Gradio's Python client) submit
     *A is better* ``submits`` times, ``think`` seconds apart (:func:`run_annotators`): seconds
     from each submit to the next task's values."""
     return run_annotators(annotators, lambda i: _submitter(url, f"bench{i:02d}", client),

@@ -24,10 +24,10 @@ import urllib.request
 from pathlib import Path
 
 import openai
-from prefloop.judge.backends import OpenAIBackend
-from prefloop.judge.runner import CallSpec, JudgeSession, cache_key
 
 from prefloop import store
+from prefloop.judge.backends import OpenAIBackend
+from prefloop.judge.runner import CallSpec, JudgeSession, cache_key
 
 
 def serve(model_path: str) -> tuple[subprocess.Popen, str]:
@@ -91,7 +91,7 @@ def main() -> None:
 
         model_path = str(build_tiny_llama(tmp / "tiny"))
     else:
-        from prefloop.models import resolve_model
+        from prefloop.core.models import resolve_model
 
         model_path = str(resolve_model(args.model).path)
     proc, url = serve(model_path)
@@ -99,7 +99,7 @@ def main() -> None:
         s = store.Store.init(tmp / "bench.duckdb")
         print(f"model {model_path}, {args.calls} calls per measurement, max_tokens {args.max_tokens}")
         for conc in (1, 4, 16):
-            async def both():
+            async def both(conc: int = conc):
                 client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
                 backend = OpenAIBackend(model_path, client=client, logprobs=False)
                 await bare(client, model_path, 4, conc, args.max_tokens, "warmup")

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, export_pairs, labeler_reliability
-from prefloop.training.train import train
 
 from prefloop import store
+from prefloop.store.export import export_pairs
+from prefloop.store.importer import import_file
+from prefloop.store.pairs import PairFilters
+from prefloop.store.reliability import labeler_reliability
+from prefloop.training.train import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CROWD = {"hh": 0.0, "noisy": 0.30, "careless": 0.40}       # share of votes flipped
@@ -99,10 +101,10 @@ def main() -> None:
               f"{label_acc[agg]:.3f} against the truth")
 
     import datasets
+
+    from prefloop.core.models import resolve_model
     from prefloop.training.reward import evaluate_reward_model
     from prefloop.training.scoring import RewardScorer
-
-    from prefloop.models import resolve_model
 
     test = datasets.Dataset.from_parquet(str(Path(t_exp.export.path) / "test.parquet"))
     settings = {"majority": ("majority (hard)", "majority", {}),

@@ -45,7 +45,7 @@ SHARED = Path(os.environ.get("PREFLOOP_SHARED_DATA", Path(__file__).resolve().pa
 
 
 def _reward_model(tmp: Path) -> Path:
-    from prefloop.models import load_reward_model, minilm_path
+    from prefloop.core.models import load_reward_model, minilm_path
     from prefloop.training.scoring import prepare_reward_tokenizer, write_reward_config
 
     out = tmp / "rm"
@@ -59,7 +59,7 @@ def _reward_model(tmp: Path) -> Path:
 def child(name: str, iterations: int, tmp: Path) -> dict:
     import torch
 
-    from prefloop.models import default_model_path, load_tokenizer
+    from prefloop.core.models import default_model_path, load_tokenizer
     from prefloop.store.formats.hh import read_hh
     from prefloop.training.configs import load_config
     from prefloop.training.ppo_run import build_trainer

@@ -21,9 +21,11 @@ from pathlib import Path
 from rich.console import Console
 
 from prefloop import store
-from prefloop.evaluation import EvalConfig, print_eval, run_eval
+from prefloop.pipelines.evaluation import EvalConfig, run_eval
+from prefloop.pipelines.report import print_eval
+from prefloop.store.export import export_pairs
 from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, export_pairs
+from prefloop.store.pairs import PairFilters
 from prefloop.training.train import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -27,9 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _model(spec: str | None) -> Path:
     if spec:
         return Path(spec)
+    from prefloop.core.models import load_reward_model, minilm_path
     from prefloop.training.scoring import prepare_reward_tokenizer, write_reward_config
-
-    from prefloop.models import load_reward_model, minilm_path
 
     out = Path(tempfile.mkdtemp()) / "rm"
     tok = prepare_reward_tokenizer(minilm_path())

@@ -22,11 +22,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefloop.store import engine
-from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, export_pairs
 
 from prefloop import store
+from prefloop.store import engine
+from prefloop.store.export import export_pairs
+from prefloop.store.importer import import_file
+from prefloop.store.pairs import PairFilters
 
 
 def pct(values: list[float], q: float) -> float:

@@ -19,24 +19,24 @@ import sys
 import time
 from pathlib import Path
 
+from prefloop import store
+from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.store.export import export_pairs
 from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, export_pairs
+from prefloop.store.pairs import PairFilters
 from prefloop.training.configs import load_config
 from prefloop.training.data import load_pairs
 from prefloop.training.generate import GenParams, sample_responses
-
-from prefloop import store
-from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz"
 MT = HH.parents[1] / "mt-bench" / "question.jsonl"
 
 
 def data_path(model, export, steps: int, out: Path) -> None:
-    from prefloop.training.scoring import prepare_reward_tokenizer, to_reward_rows
     from trl import RewardTrainer
 
-    from prefloop.models import load_reward_model
+    from prefloop.core.models import load_reward_model
+    from prefloop.training.scoring import prepare_reward_tokenizer, to_reward_rows
 
     t0 = time.perf_counter()
     ds = load_pairs(export)

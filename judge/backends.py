@@ -132,7 +132,11 @@ class LocalBackend:
 
     def __init__(self, model_path: str | Path | None = None, *, name: str | None = None,
                  max_batch: int = 8):
-        from prefloop.models import default_model_path, load_causal_lm, load_tokenizer
+        from prefloop.core.models import (
+            default_model_path,
+            load_causal_lm,
+            load_tokenizer,
+        )
 
         path = Path(model_path) if model_path else default_model_path()
         self.model = name or path.name
@@ -222,7 +226,7 @@ def make_backend(kind: str = "local", *, model: str | None = None, base_url: str
 
     Raises:
         JudgeError: unknown kind, or the openai backend without ``base_url``/``model``.
-        prefloop.models.ModelNotFoundError: the local model spec names no policy.
+        prefloop.core.models.ModelNotFoundError: the local model spec names no policy.
     """
     if kind == "openai":
         if not base_url or not model:
@@ -230,7 +234,7 @@ def make_backend(kind: str = "local", *, model: str | None = None, base_url: str
                              "and --model; the key comes from PREFLOOP_JUDGE_API_KEY or OPENAI_API_KEY")
         return OpenAIBackend(model, base_url, timeout=timeout)
     if kind == "local":
-        from prefloop.models import resolve_model
+        from prefloop.core.models import resolve_model
 
         ref = resolve_model(model, store, require="policy")
         return LocalBackend(ref.path, name=ref.name)

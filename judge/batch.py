@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefloop import store
-from prefloop.runs import tracked_run
+from prefloop.store.tracking import tracked_run
 
 from .backends import JudgeBackend
 from .constitution import load_constitution

@@ -133,7 +133,7 @@ class JudgeSession:
         self._known: dict[str, store.Judgment] = {}
         self._checked: set[str] = set()   # keys already looked up in the store
 
-    async def __aenter__(self) -> "JudgeSession":
+    async def __aenter__(self) -> JudgeSession:
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop())
         return self

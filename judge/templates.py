@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import re
 
+from prefloop.store.agreement import PAIRWISE_TEMPLATE
+
 from .constitution import Principle
 
 __all__ = ["PAIRWISE", "SCORE", "CRITIQUE", "REVISION", "render_pairwise", "render_score",
            "render_critique", "render_revision", "parse_pairwise", "parse_score",
            "clean_generation", "data_block", "conversation_block"]
 
-PAIRWISE = "pairwise@1"
+PAIRWISE = PAIRWISE_TEMPLATE   # the id its judgments are stored under (store.agreement reads them)
 SCORE = "score@1"
 CRITIQUE = "critique@1"
 REVISION = "revision@1"

@@ -86,7 +86,7 @@ class Store:
         return f"Store({str(self.path)!r})"
 
     @classmethod
-    def init(cls, path: str | os.PathLike | None = None) -> "Store":
+    def init(cls, path: str | os.PathLike | None = None) -> Store:
         """Create (or open and upgrade) the store at ``path``."""
         return cls(path, create=True)
 

@@ -6,7 +6,7 @@ that says what was found, what is required, and how to fix it.
 
 from __future__ import annotations
 
-from prefloop.errors import PrefloopError
+from prefloop.core.errors import PrefloopError
 
 __all__ = [
     "StoreError",

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from prefloop.core.kinds import RUN_KINDS
 
 __all__ = [
     "Message",
@@ -61,8 +63,6 @@ ROLES = ("system", "user", "assistant")
 ANNOTATOR_ROLES = ("annotator", "reviewer", "admin")
 LABELER_KINDS = ("human", "ai")
 RESPONSE_ORIGINS = ("dataset", "model", "revision", "human_edit")
-RUN_KINDS = ("rm", "dpo", "ppo", "sft", "grpo", "rloo", "kto", "generate", "judge", "eval", "demo",
-             "loop")
 #: ``rejected``: a finished policy that the loop refused to promote (it lost ground against
 #: its parent in evaluation); it stays recorded.
 RUN_STATUSES = ("running", "finished", "failed", "interrupted", "rejected")
@@ -79,7 +79,7 @@ def prompt_hash(messages: list[Message]) -> bytes:
     """
     h = hashlib.sha256()
     for m in messages:
-        h.update(f"{m['role']}{_UNIT}{m['content']}{_RECORD}".encode("utf-8"))
+        h.update(f"{m['role']}{_UNIT}{m['content']}{_RECORD}".encode())
     return h.digest()[:16]
 
 
@@ -92,7 +92,7 @@ def text_hash(text: str) -> bytes:
 
 def utcnow() -> datetime:
     """Current time as a naive UTC ``datetime`` (the store's timestamp convention)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)

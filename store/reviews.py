@@ -55,6 +55,14 @@ class ReviewRules:
     gold_miss: bool = True
     ai_disagreement: bool = True
 
+    def __post_init__(self):
+        m = self.min_agreement
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m <= 1):
+            raise ValueError(f"min_agreement: expected a number in 0..1 or null, found {m!r}")
+        for name in ("flags", "gold_miss", "ai_disagreement"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false, found {getattr(self, name)!r}")
+
 
 @dataclass
 class ReviewItem:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ import pyarrow as pa
 
 from .engine import Engine, fetch_records, id_list, registered
 from .errors import LeaseError, NotFoundError, ValidationError
+from .frontier import BUSY_SLOT, QueueFrontier
 from .prompts import PromptsAPI, ResponsesAPI
 from .records import Assignment, LeasedTask, Task, TaskIn, utcnow
 from .validation import validate_ranking
@@ -23,6 +23,17 @@ DEFAULT_LEASE_SECONDS = 20 * 60
 _COLS = ("id, prompt_id, response_ids, overlap, priority, reason, created_at, gold_ranking, "
          "eval_run_id")
 _ASSIGNMENT_COLS = "task_id, annotator_id, leased_at, lease_expires_at, state"
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """The columns of a task that a submission checks."""
+
+    prompt_id: int
+    response_ids: list[int]
+    overlap: int
+    gold: bool
+    eval_run_id: int | None
 
 
 @dataclass
@@ -47,12 +58,9 @@ class TasksAPI:
     outside the normal queue and are served at a gold rate.
     """
 
-    _FRONTIER = 512
-    _CANDIDATES = 64
-    _FRONTIER_TTL = 30.0
-
     def __init__(self, engine: Engine, prompts: PromptsAPI, responses: ResponsesAPI):
         self.engine, self.prompts, self.responses = engine, prompts, responses
+        self.frontier = QueueFrontier(engine)
 
     # ------------------------------------------------------------------ creating
     def create(self, tasks: Iterable[TaskIn], *, update_existing: bool = False) -> list[int]:
@@ -129,7 +137,7 @@ class TasksAPI:
             ids = con.execute(f"""
                 SELECT b.idx, min(t.id) FROM task_batch b JOIN tasks t ON {same}
                 GROUP BY b.idx ORDER BY b.idx""").fetchall()
-        self.engine.cache.pop("frontier", None)
+        self.frontier.forget()
         return QueueReport([i for _, i in ids], created, len({tid for _, tid, _ in existing}),
                            len({tid for _, tid in changed}), updated)
 
@@ -216,10 +224,9 @@ class TasksAPI:
         """Tasks (not gold) with a free slot: fewer done + active leases than their overlap."""
         now = now or utcnow()
         with self.engine.atomic() as con:
-            return con.execute("""
+            return con.execute(f"""
                 SELECT count(*) FROM tasks t LEFT JOIN (
-                    SELECT task_id, count(*) FILTER (state = 'done' OR (state = 'leased'
-                                                     AND lease_expires_at > ?)) n
+                    SELECT task_id, count(*) FILTER ({BUSY_SLOT}) n
                     FROM assignments GROUP BY task_id) a ON a.task_id = t.id
                 WHERE t.gold_ranking IS NULL AND t.completed_at IS NULL
                   AND coalesce(a.n, 0) < t.overlap""", [now]).fetchone()[0]
@@ -258,7 +265,7 @@ class TasksAPI:
                 if gold_only or (gold_rate > 0 and (rng or random).random() < gold_rate):
                     row = self._next_gold_id(con, annotator_id)
                 if row is None and not gold_only:
-                    row = self._next_task_id(con, annotator_id, now)
+                    row = self.frontier.next_task_id(con, annotator_id, now)
                 if row is None:
                     return None
                 self._lease(con, row[0], annotator_id, now, expires)
@@ -280,101 +287,6 @@ class TasksAPI:
             ON CONFLICT (task_id, annotator_id) DO UPDATE SET
                 leased_at = excluded.leased_at, lease_expires_at = excluded.lease_expires_at,
                 state = 'leased'""", [task_id, annotator_id, now, expires])
-
-    def _next_task_id(self, con: duckdb.DuckDBPyConnection, annotator_id: int,
-                      now: datetime) -> tuple[int] | None:
-        """The queue head for this annotator, or ``None``.
-
-        Ordering all open tasks costs a scan of ``tasks`` (about 7-15 ms at 1M tasks), so the
-        process keeps a frontier: the first 512 open task ids in queue order with their
-        overlap, refreshed when tasks were added (``max(id)`` changed), after 30 s, or when it
-        has nothing left for this annotator. While the store stayed attached since the last
-        lease (:attr:`Engine.generation` unchanged: no other process wrote), the frontier is
-        trusted and only ``assignments`` is read; otherwise the candidates are checked against
-        ``tasks`` too. Either way slots are counted inside the transaction, so the cache can at
-        most delay a reordering, never lease a full task.
-        """
-        cache = self.engine.cache
-        generation = self.engine.generation
-        fr = cache.get("frontier")
-        refreshed = False
-        if fr is None or time.monotonic() - fr["at"] > self._FRONTIER_TTL:
-            fr = self._refresh_frontier(con)
-            refreshed = True
-        elif fr["generation"] != generation:
-            if con.execute("SELECT coalesce(max(id), 0) FROM tasks").fetchone()[0] != fr["max_id"]:
-                fr = self._refresh_frontier(con)
-                refreshed = True
-        while True:
-            found = self._scan_frontier(con, fr, annotator_id, now,
-                                        trusted=fr["generation"] == generation)
-            fr["generation"] = generation
-            if found is not None or fr["complete"]:
-                return found
-            if refreshed:
-                break
-            fr = self._refresh_frontier(con)
-            refreshed = True
-        # More than 512 open tasks and none of the first 512 is for this annotator.
-        return con.execute("""
-            WITH busy AS (SELECT task_id,
-                                 count(*) FILTER (state = 'done' OR (state = 'leased'
-                                                  AND lease_expires_at > ?)) AS n,
-                                 bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
-                          FROM assignments GROUP BY task_id)
-            SELECT t.id FROM tasks t LEFT JOIN busy b ON b.task_id = t.id
-            WHERE t.completed_at IS NULL AND t.gold_ranking IS NULL AND coalesce(b.n, 0) < t.overlap
-              AND NOT coalesce(b.mine, false)
-            ORDER BY t.priority DESC, t.id LIMIT 1""", [now, annotator_id]).fetchone()
-
-    def _refresh_frontier(self, con: duckdb.DuckDBPyConnection) -> dict:
-        rows = con.execute(
-            "SELECT id, overlap FROM tasks WHERE completed_at IS NULL AND gold_ranking IS NULL "
-            "ORDER BY priority DESC, id LIMIT ?", [self._FRONTIER]).fetchall()
-        max_id = con.execute("SELECT coalesce(max(id), 0) FROM tasks").fetchone()[0]
-        fr = {"ids": [r[0] for r in rows], "overlap": {r[0]: r[1] for r in rows},
-              "complete": len(rows) < self._FRONTIER, "max_id": max_id, "at": time.monotonic(),
-              "generation": self.engine.generation}
-        self.engine.cache["frontier"] = fr
-        return fr
-
-    def _scan_frontier(self, con: duckdb.DuckDBPyConnection, fr: dict, annotator_id: int,
-                       now: datetime, *, trusted: bool = False) -> tuple[int] | None:
-        """First frontier task with a free slot that this annotator has not done or skipped;
-        completed tasks met on the way leave the frontier. ``trusted``: the frontier's overlaps
-        are current (no other process wrote since), so only ``assignments`` is read."""
-        pos = 0
-        while pos < len(fr["ids"]):
-            cand = fr["ids"][pos:pos + self._CANDIDATES]
-            ids = id_list(cand)  # integers: inlined so DuckDB prunes
-            busy = f"""
-                SELECT task_id,
-                       count(*) FILTER (state = 'done' OR (state = 'leased' AND lease_expires_at > ?)) AS n,
-                       count(*) FILTER (state = 'done') AS done,
-                       bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
-                FROM assignments WHERE task_id IN ({ids}) GROUP BY task_id"""
-            if trusted:
-                found = {r[0]: r[1:] for r in con.execute(busy, [now, annotator_id]).fetchall()}
-                status = {}
-                for i in cand:
-                    n, done, mine = found.get(i, (0, 0, False))
-                    status[i] = (done >= fr["overlap"][i], n < fr["overlap"][i] and not mine)
-            else:
-                rows = con.execute(f"""
-                    SELECT t.id, t.overlap, t.completed_at IS NOT NULL,
-                           coalesce(b.n, 0) < t.overlap AND NOT coalesce(b.mine, false)
-                    FROM (SELECT id, overlap, completed_at FROM tasks WHERE id IN ({ids})) t
-                    LEFT JOIN ({busy}) b ON b.task_id = t.id""", [now, annotator_id]).fetchall()
-                status = {r[0]: (r[2], r[3]) for r in rows}
-                fr["overlap"].update({r[0]: r[1] for r in rows})
-            gone = {i for i in cand if status.get(i, (True, False))[0]}
-            for task_id in cand:
-                if task_id not in gone and status[task_id][1]:
-                    fr["ids"] = [i for i in fr["ids"] if i not in gone]
-                    return (task_id,)
-            fr["ids"] = [i for i in fr["ids"] if i not in gone]
-            pos += len(cand) - len(gone)
-        return None
 
     def _leased_task(self, con: duckdb.DuckDBPyConnection, task_id: int, annotator_id: int,
                      assignment: Assignment | None = None) -> LeasedTask:
@@ -411,13 +323,14 @@ class TasksAPI:
             ValidationError: the ranking does not cover exactly the task's responses.
             LeaseError: no lease, already done, or the task was completed by others.
         """
-        task = con.execute("SELECT prompt_id, response_ids, overlap, gold_ranking IS NOT NULL, "
-                           "eval_run_id FROM tasks WHERE id = ?", [task_id]).fetchone()
-        if task is None:
+        found = fetch_records(con, _Slots, "SELECT prompt_id, response_ids, overlap, gold_ranking "
+                              "IS NOT NULL AS gold, eval_run_id FROM tasks WHERE id = ?", [task_id])
+        if not found:
             raise NotFoundError(f"no task with id {task_id}")
-        if task[0] != prompt_id or sorted(task[1]) != sorted(response_ids):
+        task = found[0]
+        if task.prompt_id != prompt_id or sorted(task.response_ids) != sorted(response_ids):
             raise ValidationError(f"task {task_id}: the ranking must rank exactly responses "
-                                  f"{sorted(task[1])} of prompt {task[0]}")
+                                  f"{sorted(task.response_ids)} of prompt {task.prompt_id}")
         if annotator_id is None:
             raise LeaseError(f"task {task_id}: a submission needs the annotator's id")
         a = con.execute("SELECT state FROM assignments WHERE task_id = ? AND annotator_id = ?",
@@ -426,30 +339,28 @@ class TasksAPI:
             state = "no lease" if a is None else f"state {a[0]!r}"
             raise LeaseError(f"task {task_id}: annotator {annotator_id} has {state}; "
                              "lease the task before submitting")
-        gold = task[3]
-        if not gold:  # gold tasks are answered by everyone: no overlap limit
+        if not task.gold:  # gold tasks are answered by everyone: no overlap limit
             others = con.execute(
-                "SELECT count(*) FROM assignments WHERE task_id = ? AND annotator_id <> ? AND "
-                "(state = 'done' OR (state = 'leased' AND lease_expires_at > ?))",
+                f"SELECT count(*) FROM assignments WHERE task_id = ? AND annotator_id <> ? AND ({BUSY_SLOT})",
                 [task_id, annotator_id, now]).fetchone()[0]
-            if others >= task[2]:
+            if others >= task.overlap:
                 raise LeaseError(f"task {task_id}: your lease expired and the task was completed "
                                  "by others; take the next task")
         con.execute("UPDATE assignments SET state = 'done' WHERE task_id = ? AND annotator_id = ?",
                     [task_id, annotator_id])
-        if not gold:
+        if not task.gold:
             done = con.execute("SELECT count(*) FROM assignments WHERE task_id = ? AND state = 'done'",
                                [task_id]).fetchone()[0]
-            if done >= task[2]:
+            if done >= task.overlap:
                 con.execute("UPDATE tasks SET completed_at = ? WHERE id = ?", [now, task_id])
-        return task[4]
+        return task.eval_run_id
 
     def reopen(self, con: duckdb.DuckDBPyConnection, task_id: int, annotator_id: int,
                now: datetime, lease_seconds: float) -> None:
         """Inside an undo's transaction: the task is open again and leased back to the
         annotator who withdrew their submission."""
         con.execute("UPDATE tasks SET completed_at = NULL WHERE id = ?", [task_id])
-        self.engine.cache.pop("frontier", None)
+        self.frontier.forget()
         con.execute("UPDATE assignments SET state = 'leased', leased_at = ?, "
                     "lease_expires_at = ? WHERE task_id = ? AND annotator_id = ?",
                     [now, now + timedelta(seconds=lease_seconds), task_id, annotator_id])

@@ -70,7 +70,7 @@ class FakeJudgeServer:
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "FakeJudgeServer":
+    def start(self) -> FakeJudgeServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 

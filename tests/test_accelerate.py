@@ -12,7 +12,8 @@ from collections import Counter
 import pytest
 
 from prefloop import store
-from prefloop.store.pairs import PairFilters, export_pairs
+from prefloop.store.export import export_pairs
+from prefloop.store.pairs import PairFilters
 
 from .conftest import ROOT
 

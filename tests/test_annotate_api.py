@@ -15,10 +15,10 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError as ClientAppError
 from gradio_client.exceptions import AuthenticationError
-from prefloop.annotate_app.auth import hash_password
 
 from prefloop import store
-from prefloop.testing import AppServer, GradioSession
+from prefloop.annotate_app.auth import hash_password
+from prefloop.annotate_app.testing import AppServer, GradioSession
 
 from .conftest import ROOT
 

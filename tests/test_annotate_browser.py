@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from prefloop.annotate_app.auth import hash_password
 
 from prefloop import store
-from prefloop.testing import AppServer
+from prefloop.annotate_app.auth import hash_password
+from prefloop.annotate_app.testing import AppServer
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -149,9 +149,10 @@ def test_annotator_and_admin_in_a_browser(db, tmp_path, browser):
 def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, browser, tiny_model):
     """Two annotators label the blind tasks an evaluation queued; the admin's Models view then
     shows each version's Bradley-Terry rating with its CI."""
+    from prefloop.pipelines.evaluation import EvalConfig, run_eval
     from prefloop.store.importer import import_file
     from prefloop.training.train import train
-    from prefloop.evaluation import EvalConfig, run_eval
+
     from .conftest import HH
 
     if not HH.exists():
@@ -173,7 +174,7 @@ def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, brow
     try:
         for name in ("ann", "bob"):
             page = login(browser, server.url, name)
-            for i in range(n_tasks):
+            for _ in range(n_tasks):
                 page.wait_for_function("document.querySelector('#pf-progress').innerText.includes('Task')")
                 page.keyboard.press("1")                              # A is better
                 wait_status(page, "Saved (A)")

@@ -7,10 +7,10 @@ import pytest
 
 from prefloop import store
 from prefloop.annotate_app.auth import hash_password
-from prefloop.annotate_app.service import LabelingService
-from prefloop.evaluation import EvalConfig, EvalError, run_eval
-from prefloop.leaderboard import leaderboards, models_table
-from prefloop.models import ModelNotFoundError
+from prefloop.annotate_app.services import AppServices
+from prefloop.core.models import ModelNotFoundError
+from prefloop.pipelines.evaluation import EvalConfig, EvalError, run_eval
+from prefloop.store.leaderboard import leaderboards, models_table
 from prefloop.store.pairs import PairFilters, derive_pairs
 from prefloop.training.train import train
 
@@ -108,14 +108,14 @@ def test_people_vote_on_eval_tasks_and_the_leaderboard_rates_them(hh_store, tiny
     rm, _, dpo = runs
     r = run_eval(hh_store, _cfg(tiny_model, runs, judge=None, gold_reward_model=None, tasks=4,
                                 overlap=2))
-    svc = LabelingService(hh_store)
+    svc = AppServices(hh_store)
     for name in ("ann", "bob"):
         user = hh_store.annotators.add(name, "annotator", hash_password("password123"))
-        view = svc.current_task(user)
+        view = svc.labeling.current_task(user)
         while view is not None:
             dpo_label = next(lab for lab, rid in zip(view.labels, view.response_ids)
                              if hh_store.responses.get_many([rid])[0].model == f"run:{dpo.id}")
-            _, view = svc.submit_and_next(user, view.task_id, choice=dpo_label)
+            _, view = svc.labeling.submit_and_next(user, view.task_id, choice=dpo_label)
     human = [c for c in hh_store.comparisons.list(labeler_kind="human") if c.task_id is not None]
     assert len(human) == 2 * r.summary["tasks"] and all(c.eval_run_id == r.run.id for c in human)
     boards = leaderboards(hh_store)
@@ -133,7 +133,11 @@ def test_generation_logprobs_match_the_teacher_forced_pass_kl_rests_on(tiny_mode
     prompts of different lengths (left padding) and several samples per prompt."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefloop.training.generate import GenParams, response_logprobs, sample_responses
+    from prefloop.training.generate import (
+        GenParams,
+        response_logprobs,
+        sample_responses,
+    )
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)

@@ -8,10 +8,11 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
-from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, derive_pairs, export_pairs, verify_export
 
 from prefloop import store
+from prefloop.store.export import ExportOptions, export_pairs, verify_export
+from prefloop.store.importer import import_file
+from prefloop.store.pairs import PairFilters, derive_pairs
 
 from .conftest import HH, make_pairs
 
@@ -27,7 +28,7 @@ def test_a_ranking_with_ties_yields_pairs_between_groups_only(db):
     db.comparisons.record(p, [[a], [b, c]], labeler_kind="human", labeler="x")
     pairs, counts = _pairs(db)
     assert set(pairs) == {(a, b), (a, c)}          # b ~ c is a tie: no pair
-    assert counts["n_ties"] == 1
+    assert counts.n_ties == 1
     row = pairs[(a, b)]
     assert row["chosen"] == [{"role": "assistant", "content": f"answer 0 to {p}"}]
     assert row["prompt"] == [{"role": "user", "content": "question 0"}]
@@ -44,7 +45,7 @@ def test_votes_aggregate_across_labelers(db):
     assert pairs[(a, b)]["agreement"] == pytest.approx(2 / 3)
     assert len(pairs[(a, b)]["comparison_ids"]) == 3
     assert (c, d) not in pairs and (d, c) not in pairs  # 1 vs 1: a conflict, not exported
-    assert counts["n_conflicts"] == 1
+    assert counts.n_conflicts == 1
     assert set(_pairs(db, min_agreement=0.7)[0]) == set()
     assert set(_pairs(db, source="ai")[0]) == {(d, c)}
     assert set(_pairs(db, source="human")[0]) == {(a, b), (c, d)}
@@ -122,23 +123,23 @@ def test_openrlhf_and_verl_files_follow_the_engines_schemas(hh_store, tmp_path):
     extra_info (pinned from their sources; the engines need GPUs and Ray to install)."""
     import json as _json
 
-    o = export_pairs(hh_store, tmp_path / "o", PairFilters(source="human", test_fraction=0.1,
-                                                           format="openrlhf"))
+    o = export_pairs(hh_store, tmp_path / "o", PairFilters(source="human", test_fraction=0.1),
+                     ExportOptions(format="openrlhf"))
     rows = [_json.loads(x) for x in open(tmp_path / "o" / "openrlhf" / "train.jsonl")]
     assert len(rows) == o.n_train and (tmp_path / "o" / "openrlhf" / "test.jsonl").exists()
     r = rows[0]
     assert r["prompt"][-1]["role"] == "user" and [m["role"] for m in r["chosen"]] == ["assistant"]
     assert [m["role"] for m in r["rejected"]] == ["assistant"] and 0.0 <= r["margin"] <= 1.0
     # what OpenRLHF builds: chat_template(prompt + chosen)[len(chat_template(prompt, gen)):]
-    from prefloop.models import default_model_path, load_tokenizer
+    from prefloop.core.models import default_model_path, load_tokenizer
 
     tok = load_tokenizer(default_model_path())
     prompt = tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
     full = tok.apply_chat_template(r["prompt"] + r["chosen"], tokenize=False)
     assert full.startswith(prompt) and r["chosen"][0]["content"] in full[len(prompt):]
 
-    v = export_pairs(hh_store, tmp_path / "v", PairFilters(source="human", test_fraction=0.1,
-                                                           format="verl"))
+    v = export_pairs(hh_store, tmp_path / "v", PairFilters(source="human", test_fraction=0.1),
+                     ExportOptions(format="verl"))
     t = pq.read_table(tmp_path / "v" / "verl" / "train.parquet")
     assert set(t.column_names) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
     first = t.slice(0, 1).to_pylist()[0]
@@ -157,7 +158,7 @@ def test_rollouts_from_a_cluster_come_back_to_their_prompts_for_labeling(hh_stor
 
     from prefloop.store.importer import import_file
 
-    export_pairs(hh_store, tmp_path / "v", PairFilters(source="human", test_fraction=0.1, format="verl"))
+    export_pairs(hh_store, tmp_path / "v", PairFilters(source="human", test_fraction=0.1), ExportOptions(format="verl"))
     rows = pq.read_table(tmp_path / "v" / "verl" / "train.parquet").slice(0, 3).to_pylist()
     f = tmp_path / "rollouts.jsonl"
     f.write_text("".join(_json.dumps({"prompt": r["prompt"], "responses": [f"cluster answer {i}", f"other {i}"],

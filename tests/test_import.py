@@ -9,10 +9,10 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from prefloop.store.importer import import_file
-from prefloop.store.stats import store_stats
 
 from prefloop import store
+from prefloop.store.importer import import_file
+from prefloop.store.reports import store_stats
 
 from .conftest import ALPACA, HH, MT_BENCH
 

@@ -11,15 +11,15 @@ import time
 
 import openai
 import pytest
-from prefloop.judge.agreement import judge_agreement
+
+from prefloop import store
 from prefloop.judge.backends import LocalBackend, OpenAIBackend
 from prefloop.judge.batch import run_batch
 from prefloop.judge.constitution import load_constitution
 from prefloop.judge.errors import ConstitutionError
 from prefloop.judge.runner import CallSpec, JudgeSession
 from prefloop.judge.templates import parse_pairwise, render_pairwise
-
-from prefloop import store
+from prefloop.store.agreement import judge_agreement
 
 from .conftest import CAI, ROOT, make_pairs
 from .judge_server import FakeJudgeServer

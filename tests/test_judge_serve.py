@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import pytest
+
 from prefloop.judge.backends import OpenAIBackend
 from prefloop.judge.batch import run_batch
 

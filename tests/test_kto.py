@@ -10,9 +10,11 @@ import pytest
 
 from prefloop import store
 from prefloop.annotate_app.auth import hash_password
-from prefloop.annotate_app.service import AppConfig, LabelingService
+from prefloop.annotate_app.config import AppConfig
+from prefloop.annotate_app.services import AppServices
+from prefloop.store.export import ExportOptions, export_pairs
 from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, derive_pairs, export_pairs
+from prefloop.store.pairs import PairFilters, derive_pairs
 
 from .conftest import make_pairs
 
@@ -54,14 +56,14 @@ def test_kto_export_has_feedback_both_bad_and_optionally_pairs(db, tmp_path):
     (pid, rids), = make_pairs(db, 1)
     db.tasks.create([store.TaskIn(pid, rids)])
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
-    svc = LabelingService(db, AppConfig())
+    svc = AppServices(db, AppConfig())
     ann = db.annotators.get("ann")
-    svc.submit_pair(ann, svc.next_task(ann).task_id, "both_bad")
+    svc.labeling.submit_pair(ann, svc.labeling.next_task(ann).task_id, "both_bad")
     pid2, = db.prompts.add([[{"role": "user", "content": "a different question"}]], dataset="toy2")
     rids2 = db.responses.add([store.ResponseIn(pid2, "better"), store.ResponseIn(pid2, "worse")])
     db.comparisons.record(pid2, [[rids2[0]], [rids2[1]]], labeler_kind="human", labeler="x")
 
-    e = export_pairs(db, tmp_path / "kto", PairFilters(format="kto"))
+    e = export_pairs(db, tmp_path / "kto", PairFilters(), ExportOptions(format="kto"))
     rows = pq.read_table(tmp_path / "kto" / "train.parquet").to_pylist()
     assert e.export.filters["format"] == "kto" and len(rows) == 12 + 2
     assert set(rows[0]) >= {"prompt", "completion", "label", "prompt_id", "response_id", "sources"}
@@ -71,7 +73,7 @@ def test_kto_export_has_feedback_both_bad_and_optionally_pairs(db, tmp_path):
     manifest = json.loads((tmp_path / "kto" / "manifest.json").read_text())
     assert manifest["format"] == "trl-unpaired-preference"
 
-    e2 = export_pairs(db, tmp_path / "kto2", PairFilters(format="kto", kto_pairs=True))
+    e2 = export_pairs(db, tmp_path / "kto2", PairFilters(), ExportOptions(format="kto", kto_pairs=True))
     rows2 = pq.read_table(tmp_path / "kto2" / "train.parquet").to_pylist()
     pair_rows = {(r["response_id"], r["label"]) for r in rows2 if r["sources"] == ["pair"]}
     assert pair_rows == {(rids2[0], True), (rids2[1], False)} and e2.export.n_pairs == 16
@@ -82,7 +84,7 @@ def test_train_kto_runs_on_feedback_and_both_bad_and_refuses_a_pairs_export(db, 
     from prefloop.training.train import train
 
     import_file(db, _feedback(tmp_path, ROWS), "feedback", dataset="chat")
-    e = export_pairs(db, tmp_path / "kto", PairFilters(format="kto", test_fraction=0.2))
+    e = export_pairs(db, tmp_path / "kto", PairFilters(test_fraction=0.2), ExportOptions(format="kto"))
     r = train(db, "kto", overrides={"model": str(tiny_model), "export_id": e.export.id, "max_steps": 2,
                                    "max_length": 64, "save_steps": 1000, "per_device_train_batch_size": 4})
     assert r.run.status == "finished" and r.run.kind == "kto" and r.run.export_id == e.export.id

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefloop.store.aggregate import dawid_skene
-from prefloop.store.pairs import PairFilters, derive_pairs, export_pairs
+from prefloop.store.export import export_pairs
+from prefloop.store.pairs import PairFilters, derive_pairs
 from prefloop.store.records import ResponseIn
 
 ACCURACIES = {"w95": 0.95, "w85": 0.85, "w75": 0.75, "w65": 0.65, "w55": 0.55, "adversary": 0.30}
@@ -88,7 +89,7 @@ def test_an_export_carries_soft_labels_gates_judges_and_is_deterministic(db, tmp
     truth = _store_with_crowd(db)
     gated = PairFilters(source="all", aggregate="dawid-skene", ai_min_agreement=0.7, ai_min_overlap=30)
     table, counts = derive_pairs(db, gated)
-    verdicts = {a["labeler"]: a for a in counts["ai_labelers"]}
+    verdicts = {a["labeler"]: a for a in counts.ai_labelers}
     assert verdicts["good-judge"]["kept"] and not verdicts["contrarian-judge"]["kept"]
     assert verdicts["contrarian-judge"]["overlap"] >= 30 and verdicts["contrarian-judge"]["agreement"] < 0.3
     assert set(table.column_names) >= {"p_chosen", "weight"}
@@ -105,7 +106,7 @@ def test_an_export_carries_soft_labels_gates_judges_and_is_deterministic(db, tmp
 
     # confident pairs only: the rest is counted, not silently dropped
     a = export_pairs(db, tmp_path / "a", PairFilters(**{**gated.__dict__, "min_confidence": 0.9}))
-    assert a.n_below_confidence > 0 and a.export.n_pairs + a.n_below_confidence == table.num_rows
+    assert a.counts.n_below_confidence > 0 and a.export.n_pairs + a.counts.n_below_confidence == table.num_rows
     assert min(pq.read_table(tmp_path / "a" / "train.parquet")["p_chosen"].to_pylist()) >= 0.9
     assert a.export.filters["aggregate"] == "dawid-skene"
     b = export_pairs(db, tmp_path / "b", PairFilters(**{**gated.__dict__, "min_confidence": 0.9}))
@@ -117,12 +118,12 @@ def test_adjudicated_falls_back_to_majority_until_reviewers_decide(db):
     adjudicated, counts = derive_pairs(db, PairFilters(aggregate="adjudicated"))
     majority, _ = derive_pairs(db, PairFilters(aggregate="majority"))
     assert adjudicated.equals(majority)
-    assert "adjudicated" in counts["warnings"][0]
+    assert "adjudicated" in counts.warnings[0]
 
 
 def test_labeler_reliability_ranks_people_and_judges_and_measures_length_bias(db, cli):
     _store_with_crowd(db)
-    from prefloop.store.pairs import labeler_reliability
+    from prefloop.store.reliability import labeler_reliability
 
     stats = {s.labeler: s for s in labeler_reliability(db)}
     assert set(stats) == {"careful", "careless1", "careless2", "good-judge", "contrarian-judge"}

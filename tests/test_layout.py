@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 
 import prefloop
-from prefloop.errors import PrefloopError
+from prefloop.core.errors import PrefloopError
 
 from .conftest import ROOT
 
-PACKAGES = ("prefloop.store", "prefloop.judge", "prefloop.training", "prefloop.annotate_app", "prefloop")
-FOLDERS = {"store": "prefloop.store", "judge": "prefloop.judge", "training": "prefloop.training",
-           "annotate_app": "prefloop.annotate_app", "prefloop": "prefloop"}
+PACKAGES = ("prefloop.core", "prefloop.store", "prefloop.judge", "prefloop.training",
+            "prefloop.annotate_app", "prefloop")
+FOLDERS = {"core": "prefloop.core", "store": "prefloop.store", "judge": "prefloop.judge",
+           "training": "prefloop.training", "annotate_app": "prefloop.annotate_app",
+           "prefloop": "prefloop"}
 
 
 def _modules() -> list[str]:
@@ -62,7 +64,7 @@ def test_a_built_wheel_installs_nothing_but_prefloop(tmp_path):
 
 @pytest.mark.parametrize("module", ["prefloop.judge", "prefloop.judge.batch", "prefloop.judge.backends",
                                     "prefloop.cli", "prefloop.annotate_app.app",
-                                    "prefloop.store.stats", "prefloop.models", "prefloop.runs"])
+                                    "prefloop.store.reports", "prefloop.core.models", "prefloop.store.tracking"])
 def test_torch_free_modules_import_no_torch(module):
     code = (f"import sys, json, {module}; "
             "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules)))")
@@ -94,45 +96,70 @@ def _files(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
 
-# who may not import whom (arrows point down: CLI -> pipelines -> app/judge/training -> store)
-FORBIDDEN = {
-    "store": ("prefloop.judge", "prefloop.training", "prefloop.annotate_app", "prefloop.cli",
-              "prefloop.demo", "prefloop.loop", "prefloop.evaluation", "prefloop.models",
-              "prefloop.runs", "torch", "transformers", "gradio", "openai"),
-    "judge": ("prefloop.training", "prefloop.annotate_app", "prefloop.cli", "prefloop.demo",
-              "prefloop.loop", "prefloop.evaluation", "gradio"),
-    "training": ("prefloop.judge", "prefloop.annotate_app", "prefloop.cli", "prefloop.demo",
-                 "prefloop.loop", "prefloop.evaluation", "gradio"),
-    "annotate_app": ("prefloop.training", "prefloop.cli", "prefloop.demo", "prefloop.loop",
-                     "torch", "transformers", "trl"),
-}
-PLUMBING = ("errors.py", "runs.py", "models.py", "testing.py", "stats.py")
+# The layers, bottom first. A package imports its own modules and those of lower layers only:
+# core imports nothing of ours; store imports core; the labeling app, the judge and training
+# import store and core (not each other); the pipelines import those; the CLI sits on top.
+LAYERS = {"core": 0, "store": 1, "annotate_app": 2, "judge": 2, "training": 2, "pipelines": 3, "cli": 4}
+THIRD_PARTY = {"core": ("gradio", "openai", "duckdb"),
+               "store": ("torch", "transformers", "trl", "gradio", "openai"),
+               "annotate_app": ("torch", "transformers", "trl"),
+               "judge": ("gradio",), "training": ("gradio",)}
 
 
-@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
-def test_layers_point_one_way(folder):
-    bad = [(f.relative_to(ROOT).as_posix(), m) for f in _files(folder) for m in _imports(f)
-           if m and any(m == x or m.startswith(x + ".") for x in FORBIDDEN[folder])]
+def _package_of_file(path: Path) -> str:
+    rel = path.relative_to(ROOT).parts
+    if rel[0] != "prefloop":
+        return rel[0]
+    return rel[1] if rel[1] in ("pipelines", "cli") else "cli"   # __init__, __main__: the top
+
+
+def _package_of_module(name: str) -> str | None:
+    """Our package a module name belongs to (``None``: not ours, or the bare namespace root)."""
+    parts = name.split(".")
+    if parts[0] != "prefloop" or len(parts) == 1:
+        return None
+    return parts[1] if parts[1] in LAYERS else None
+
+
+def _layer_files() -> list[Path]:
+    return [f for folder in FOLDERS for f in _files(folder)]
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_layers_point_one_way(package):
+    bad = []
+    for f in _layer_files():
+        if _package_of_file(f) != package:
+            continue
+        for m in _imports(f):
+            other = _package_of_module(m or "")
+            if other is not None and other != package and LAYERS[other] >= LAYERS[package]:
+                bad.append((f.relative_to(ROOT).as_posix(), m))
+            if any(m == x or (m or "").startswith(x + ".") for x in THIRD_PARTY.get(package, ())):
+                bad.append((f.relative_to(ROOT).as_posix(), m))
     assert bad == []
 
 
-def test_shared_plumbing_imports_only_the_store():
-    up = ("prefloop.judge", "prefloop.training", "prefloop.annotate_app", "prefloop.cli",
-          "prefloop.demo", "prefloop.loop", "prefloop.evaluation")
-    bad = [(name, m) for name in PLUMBING if (ROOT / "prefloop" / name).exists()
-           for m in _imports(ROOT / "prefloop" / name) if m and m.startswith(up)]
-    assert bad == []
+def test_the_layer_map_covers_every_file():
+    assert {_package_of_file(f) for f in _layer_files()} == set(LAYERS)
+    assert _package_of_module("prefloop.judge.batch") == "judge"
+    assert _package_of_module("prefloop") is None and _package_of_module("numpy") is None
+
+
+def test_the_namespace_root_imports_nothing_of_ours():
+    assert not {m for m in _imports(ROOT / "prefloop" / "__init__.py") if m.startswith("prefloop")}
 
 
 def test_only_the_store_runs_sql():
-    bad = [f.relative_to(ROOT).as_posix() for folder in ("judge", "training", "annotate_app", "prefloop")
+    bad = [f.relative_to(ROOT).as_posix() for folder in ("core", "judge", "training", "annotate_app", "prefloop")
            for f in _files(folder) if ".execute(" in f.read_text() or "con.sql(" in f.read_text()]
     assert bad == []
 
 
 def test_every_user_error_has_one_root():
-    from prefloop import models, store
+    from prefloop import store
     from prefloop.annotate_app import errors as app_errors
+    from prefloop.core import models
     from prefloop.judge import errors as judge_errors
     from prefloop.training import errors as training_errors
 
@@ -152,6 +179,6 @@ def test_doctests(module):
 
 
 def test_the_namespace_holds_every_folder():
-    assert prefloop.__path__ and sorted(FOLDERS) == sorted({"store", "judge", "training",
+    assert prefloop.__path__ and sorted(FOLDERS) == sorted({"core", "store", "judge", "training",
                                                             "annotate_app", "prefloop"})
     assert len(_modules()) > 40

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from prefloop import store
-from prefloop.loop import load_loop_config, run_loop
-from prefloop.pipeline import Pipeline
+from prefloop.pipelines.base import Pipeline
+from prefloop.pipelines.errors import LoopConfigError
+from prefloop.pipelines.loop import load_loop_config, run_loop
 
 from .conftest import MT_BENCH
 
@@ -86,8 +86,19 @@ def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
 def test_loop_config_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("polcy: x\n")
-    with pytest.raises(store.ValidationError, match="bad.yaml: unknown keys"):
+    with pytest.raises(LoopConfigError, match="bad.yaml: unknown keys"):
         load_loop_config(bad)
     bad.write_text("eval: {min_gold_win_rate: 0.5}\n")
-    with pytest.raises(store.ValidationError, match="needs eval.gold_reward_model"):
+    with pytest.raises(LoopConfigError, match="needs eval.gold_reward_model"):
         load_loop_config(bad)
+    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, ppo, none"),
+                        ("export: {source: people}\n", "bad.yaml: export: source 'people'"),
+                        ("generate: {n: 2, temp: 1}\n", "bad.yaml: generate: unknown keys \\['temp'\\]"),
+                        ("eval: {limit: 0}\n", "bad.yaml: eval: limit: expected an integer >= 1"),
+                        ("dpo: {max_step: 3}\n", r"bad.yaml: dpo: .*unknown field\(s\) \['max_step'\]"),
+                        ("judge: {mode: [pairwise]}\n", "bad.yaml: judge: unknown keys"),
+                        ("rm: [1, 2]\n", "bad.yaml: rm: expected a mapping"),
+                        ("policy: [\n", "bad.yaml:2:1: not valid YAML")]:
+        bad.write_text(text)
+        with pytest.raises(LoopConfigError, match=match):
+            load_loop_config(bad)

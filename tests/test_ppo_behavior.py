@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from prefloop.training.configs import PPORunConfig
-from prefloop.training.ppo import PPOTrainer
 from transformers import AutoModelForSequenceClassification
 
-from prefloop.models import load_causal_lm, load_tokenizer
+from prefloop.core.models import load_causal_lm, load_tokenizer
+from prefloop.training.configs import PPORunConfig
+from prefloop.training.ppo import PPOTrainer
 
 TARGET = set(range(40, 70))  # 30 of ~300 token ids: about 10% of random tokens
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from prefloop.training.ppo import (
     AdaptiveKLController,
     compute_gae,

@@ -4,12 +4,15 @@ service); the browser flow is in test_annotate_browser.py."""
 from __future__ import annotations
 
 import pytest
-from prefloop.annotate_app.auth import caller
-from prefloop.annotate_app.errors import InvalidSubmission, NotAuthorized
-from prefloop.annotate_app.service import AppConfig, LabelingService
-from prefloop.store.pairs import PairFilters, derive_pairs, export_pairs
 
 from prefloop import store
+from prefloop.annotate_app.auth import caller
+from prefloop.annotate_app.config import AppConfig
+from prefloop.annotate_app.errors import InvalidSubmission, NotAuthorized
+from prefloop.annotate_app.render import render_review_item
+from prefloop.annotate_app.services import AppServices
+from prefloop.store.export import ExportOptions, export_pairs
+from prefloop.store.pairs import PairFilters, derive_pairs
 
 
 class Req:
@@ -89,11 +92,11 @@ def test_decisions_drive_exports(db, team, tmp_path):
     assert majority[p1] == (b1, 0.75)                        # 3 votes to 1, the reviewer's included
     adjudicated, counts = label("adjudicated")
     assert adjudicated[p1] == (a1, 1.0) and adjudicated[p2] == (a2, 1.0)
-    assert counts["warnings"] == []
+    assert counts.warnings == []
 
     db.reviews.decide(t2, team["rev"], "ambiguous")
     res = export_pairs(db, tmp_path / "out", PairFilters(aggregate="adjudicated"))
-    assert res.n_ambiguous == 1 and res.export.n_pairs == 1  # q2 left out, and counted
+    assert res.counts.n_ambiguous == 1 and res.export.n_pairs == 1  # q2 left out, and counted
     assert rev.comparison_id == db.comparisons.list(labeler="rev")[0].id
 
     db.reviews.decide(t1, team["rev"], "ambiguous")          # a later decision replaces the earlier
@@ -116,7 +119,7 @@ def test_decisions_are_validated_and_write_nothing_when_bad(db, team):
 
 
 def test_review_actions_need_the_reviewer_role(db, team):
-    svc = LabelingService(db)
+    svc = AppServices(db)
     p1, (a1, b1) = _pair(db, "q1")
     t1, = db.tasks.create([store.TaskIn(p1, [a1, b1])])
     with pytest.raises(NotAuthorized, match="not a reviewer"):
@@ -127,18 +130,18 @@ def test_review_actions_need_the_reviewer_role(db, team):
         caller(db, Req("rev"), role="admin")
     rev = db.annotators.get("rev")
     with pytest.raises(InvalidSubmission, match="write it like"):
-        svc.adjudicate(rev, t1, "A > C")
+        svc.review.adjudicate(rev, t1, "A > C")
     with pytest.raises(InvalidSubmission, match="rank each"):
-        svc.adjudicate(rev, t1, "A")
-    assert "final ranking saved" in svc.adjudicate(rev, t1, "b > a")
+        svc.review.adjudicate(rev, t1, "A")
+    assert "final ranking saved" in svc.review.adjudicate(rev, t1, "b > a")
     assert db.comparisons.list(labeler="rev")[0].ranking == [[b1], [a1]]   # labels in task order
-    md, labs = svc.review_item(t1)
-    assert labs == ["A", "B"] and "**Response A**" in md and "B > A" in md
+    md = render_review_item(t1, *svc.review.item(t1))
+    assert "**Response A**" in md and "**Response B**" in md and "B > A" in md
 
 
 def test_qualification_then_rolling_gold_pause_and_reenable(db, team):
     cfg = AppConfig(qualification_tasks=2, min_gold_accuracy=0.5, gold_window=2)
-    svc = LabelingService(db, cfg)
+    svc = AppServices(db, cfg)
     golds = []
     for i in range(5):
         p, (right, wrong) = _pair(db, f"gold {i}", (f"right {i}", f"wrong {i}"))
@@ -148,35 +151,35 @@ def test_qualification_then_rolling_gold_pause_and_reenable(db, team):
     ann = db.annotators.get("ann")
 
     def answer(correct: bool):
-        view = svc.current_task(ann)
+        view = svc.labeling.current_task(ann)
         assert view is not None
         task = db.tasks.get(view.task_id)
         best = task.gold_ranking[0][0] if correct else task.gold_ranking[1][0]
-        svc.submit_pair(ann, view.task_id, view.labels[view.response_ids.index(best)])
+        svc.labeling.submit_pair(ann, view.task_id, view.labels[view.response_ids.index(best)])
         return view.task_id
 
     assert {answer(True), answer(False)} <= set(golds)          # qualification: gold only
-    view = svc.current_task(ann)                                 # 1 of 2 >= 0.5: qualified
+    view = svc.labeling.current_task(ann)                                 # 1 of 2 >= 0.5: qualified
     assert view.task_id == regular
     assert db.annotators.get("ann").qualified_at is not None
-    svc.skip(ann, view.task_id)
+    svc.labeling.skip(ann, view.task_id)
     svc.config.gold_rate = 1.0
     answer(False)                                                # window: [False, False] < 0.5
-    assert svc.current_task(ann) is None
-    assert "gold accuracy 0 of the last 2" in svc.paused_reason(ann)
-    assert "gold accuracy" in {r["user"]: r for r in svc.people()}["ann"]["paused"]
-    assert "re-enabled" in svc.reenable("ann")
-    assert svc.current_task(ann) is not None                     # window restarted
+    assert svc.labeling.current_task(ann) is None
+    assert "gold accuracy 0 of the last 2" in svc.labeling.paused_reason(ann)
+    assert "gold accuracy" in {r["user"]: r for r in svc.admin.people()}["ann"]["paused"]
+    assert "re-enabled" in svc.admin.reenable("ann")
+    assert svc.labeling.current_task(ann) is not None                     # window restarted
 
     bob = db.annotators.get("bob")
     for _ in range(2):
-        view = svc.current_task(bob)
+        view = svc.labeling.current_task(bob)
         task = db.tasks.get(view.task_id)
-        svc.submit_pair(bob, view.task_id, view.labels[view.response_ids.index(task.gold_ranking[1][0])])
-    assert svc.current_task(bob) is None
-    assert svc.paused_reason(bob).startswith("qualification: 0 of 2 gold tasks right")
+        svc.labeling.submit_pair(bob, view.task_id, view.labels[view.response_ids.index(task.gold_ranking[1][0])])
+    assert svc.labeling.current_task(bob) is None
+    assert svc.labeling.paused_reason(bob).startswith("qualification: 0 of 2 gold tasks right")
     rev = db.annotators.get("rev")                               # reviewers and admins skip it
-    assert svc.gate(rev) == (None, False)
+    assert svc.labeling.gate(rev) == (None, False)
 
 
 def test_app_yaml_review_rules_are_checked(tmp_path):
@@ -191,7 +194,7 @@ def test_app_yaml_review_rules_are_checked(tmp_path):
 
 
 def test_activity_plots_count_submissions_agreement_and_open_tasks(db, team):
-    from prefloop.store.stats import labeling_activity
+    from prefloop.store.reports import labeling_activity
 
     assert labeling_activity(db) == {"submissions": [], "agreement": [], "burndown": []}
     p1, (a1, b1) = _pair(db, "q1")
@@ -209,7 +212,7 @@ def test_activity_plots_count_submissions_agreement_and_open_tasks(db, team):
 def test_assisted_labeling_records_what_was_shown_and_reports_anchoring(db, team):
     from prefloop.annotate_app.render import COLLAPSE_CHARS
 
-    svc = LabelingService(db, AppConfig(assist={"when": "random"}, gold_rate=1.0))
+    svc = AppServices(db, AppConfig(assist={"when": "random"}, gold_rate=1.0))
     tasks = {}
     for i in range(12):
         p, (a, b) = _pair(db, f"q{i}", (f"first {i}", f"second {i}" + ("x" * (2 * COLLAPSE_CHARS) if i == 0 else "")))
@@ -219,10 +222,10 @@ def test_assisted_labeling_records_what_was_shown_and_reports_anchoring(db, team
     db.tasks.create([store.TaskIn(pg, [gr, gw], gold_ranking=[[gr], [gw]])])
     ann = db.annotators.get("ann")
     seen = {True: 0, False: 0}
-    while (view := svc.current_task(ann)) is not None:
+    while (view := svc.labeling.current_task(ann)) is not None:
         if view.gold:
             assert view.suggestion is None                  # gold stays a clean test
-            svc.submit_pair(ann, view.task_id, "A")
+            svc.labeling.submit_pair(ann, view.task_id, "A")
             continue
         p, a, b = tasks[view.task_id]
         assert view.suggestion == view.labels[view.response_ids.index(a)]
@@ -231,7 +234,7 @@ def test_assisted_labeling_records_what_was_shown_and_reports_anchoring(db, team
             assert "<details><summary>Show all" in "".join(view.response_markdown)   # long: folded
         # this annotator follows the suggestion only when it was shown first
         choice = view.suggestion if view.suggestion_before else view.labels[view.response_ids.index(b)]
-        svc.submit_pair(ann, view.task_id, choice)
+        svc.labeling.submit_pair(ann, view.task_id, choice)
     assert seen[True] > 0 and seen[False] > 0               # random: both arms
     recorded = [c.task_id for c in db.comparisons.list(labeler="ann")]
     assert len(recorded) == 13
@@ -242,50 +245,50 @@ def test_assisted_labeling_records_what_was_shown_and_reports_anchoring(db, team
 
 
 def test_edit_preview_is_a_word_diff_against_the_closest_response(db, team):
-    svc = LabelingService(db)
+    svc = AppServices(db)
     p, r = _pair(db, "q", ("The capital of France is Paris.", "I do not know."))
     db.tasks.create([store.TaskIn(p, r)])
-    view = svc.current_task(db.annotators.get("ann"))
-    md = svc.preview_edit(view, "The capital of France is <b>Paris</b>, on the Seine.")
+    view = svc.labeling.current_task(db.annotators.get("ann"))
+    md = svc.labeling.preview_edit(view, "The capital of France is <b>Paris</b>, on the Seine.")
     assert '<del class="pf-del">Paris.</del>' in md and "&lt;b&gt;Paris&lt;/b&gt;," in md
-    assert svc.preview_edit(view, "  ") == ""
+    assert svc.labeling.preview_edit(view, "  ") == ""
 
 
 def test_ratings_with_and_without_a_ranking_are_stored_exported_and_summarized(db, team, tmp_path):
-    from prefloop.store.stats import ratings_summary
+    from prefloop.store.reports import ratings_summary
 
     aspects = ["helpfulness", "harmlessness"]
-    both = LabelingService(db, AppConfig(ratings={"aspects": aspects, "scale": 5, "datasets": ["r"]}))
+    both = AppServices(db, AppConfig(ratings={"aspects": aspects, "scale": 5, "datasets": ["r"]}))
     p1, (a1, b1) = _pair(db, "rank and rate")
     t1, = db.tasks.create([store.TaskIn(p1, [a1, b1])])
     ann = db.annotators.get("ann")
-    view = both.current_task(ann)
+    view = both.labeling.current_task(ann)
     assert view.aspects == aspects and view.ranked
     la, lb = view.labels[view.response_ids.index(a1)], view.labels[view.response_ids.index(b1)]
     with pytest.raises(InvalidSubmission, match="rate harmlessness of response"):
-        both.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 5}, lb: {"helpfulness": 2}})
+        both.labeling.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 5}, lb: {"helpfulness": 2}})
     with pytest.raises(InvalidSubmission, match="outside 1..5"):
-        both.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 6, "harmlessness": 5},
+        both.labeling.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 6, "harmlessness": 5},
                                                lb: {"helpfulness": 2, "harmlessness": 2}})
     assert db.comparisons.list() == []                       # nothing partial
     with pytest.raises(InvalidSubmission, match="asks for a ranking"):
-        both.submit_ratings(ann, t1, {})
-    both.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 5, "harmlessness": "4"},
+        both.labeling.submit_ratings(ann, t1, {})
+    both.labeling.submit_pair(ann, t1, la, ratings={la: {"helpfulness": 5, "harmlessness": "4"},
                                            lb: {"helpfulness": 2, "harmlessness": 3}})
 
-    only = LabelingService(db, AppConfig(ratings={"aspects": aspects, "ranking": False}))
+    only = AppServices(db, AppConfig(ratings={"aspects": aspects, "ranking": False}))
     p2, (a2, b2) = _pair(db, "rate only")
     t2, = db.tasks.create([store.TaskIn(p2, [a2, b2])])
     bob = db.annotators.get("bob")
-    view = only.current_task(bob)
+    view = only.labeling.current_task(bob)
     assert view.task_id == t2 and not view.ranked
     la, lb = view.labels[view.response_ids.index(a2)], view.labels[view.response_ids.index(b2)]
-    cid, _ = only.submit_and_next(bob, t2, ratings={la: {"helpfulness": 1, "harmlessness": 2},
+    cid, _ = only.labeling.submit_and_next(bob, t2, ratings={la: {"helpfulness": 1, "harmlessness": 2},
                                                     lb: {"helpfulness": 4, "harmlessness": 4}})
     c = db.comparisons.get(cid)
     assert c.ranking == [[b2], [a2]] and "from_ratings" in c.flags   # order of the mean ratings
 
-    res = export_pairs(db, tmp_path / "out", PairFilters(format="openrlhf"))
+    res = export_pairs(db, tmp_path / "out", PairFilters(), ExportOptions(format="openrlhf"))
     rows = {r["prompt_id"]: r for r in res_rows(tmp_path / "out")}
     assert rows[p1]["rating_margin"] == pytest.approx(2.0)      # (5+4)/2 - (2+3)/2
     assert rows[p2]["rating_margin"] == pytest.approx(2.5)

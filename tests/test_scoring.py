@@ -7,10 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prefloop.models import load_reward_model, minilm_path
+from prefloop.core.models import load_reward_model, minilm_path
 from prefloop.training.data import plain_prompt
-from prefloop.training.scoring import (REWARD_CONFIG, RewardScorer, prepare_reward_tokenizer,
-                                       write_reward_config)
+from prefloop.training.scoring import (
+    REWARD_CONFIG,
+    RewardScorer,
+    prepare_reward_tokenizer,
+    write_reward_config,
+)
 
 RESPONSE = "I can't help with that, but here is a safer way to do it."
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from prefloop.annotate_app.auth import LoginGuard, authenticate, hash_password
-from prefloop.annotate_app.errors import InvalidSubmission
-from prefloop.annotate_app.service import AppConfig, LabelingService
 
 from prefloop import store
+from prefloop.annotate_app.auth import LoginGuard, authenticate, hash_password
+from prefloop.annotate_app.config import AppConfig
+from prefloop.annotate_app.errors import InvalidSubmission
+from prefloop.annotate_app.services import AppServices
 from prefloop.store.importer import import_file
 
 from .conftest import make_pairs
@@ -47,10 +48,10 @@ def test_an_unknown_user_costs_as_much_as_a_wrong_password(db):
 def test_the_admin_export_path_is_confined_to_the_exports_root(db, tmp_path):
     """Defect 11: the admin export path was unrestricted (``../../anywhere``)."""
     root = tmp_path / "exports-root"
-    svc = LabelingService(db, AppConfig(exports_root=str(root)))
+    svc = AppServices(db, AppConfig(exports_root=str(root)))
     for bad in ("../../anywhere", str(tmp_path / "elsewhere"), "", ".", "a/../.."):
         with pytest.raises(InvalidSubmission, match="inside"):
-            svc.export(bad, source="all")
+            svc.admin.export(bad, source="all")
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "anywhere").exists()
 
 
@@ -87,13 +88,13 @@ def test_rationale_and_edit_text_are_bounded(db):
     (pid, rids), = make_pairs(db, 1)
     db.tasks.create([store.TaskIn(pid, rids)])
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
-    svc = LabelingService(db, AppConfig())
+    svc = AppServices(db, AppConfig())
     ann = db.annotators.get("ann")
-    view = svc.current_task(ann)
+    view = svc.labeling.current_task(ann)
     huge = "x" * (store.MAX_TEXT_CHARS + 1)
     for kwargs in ({"rationale": huge}, {"edit": huge}):
         with pytest.raises((InvalidSubmission, store.ValidationError)):
-            svc.submit_and_next(ann, view.task_id, choice="A", **kwargs)
+            svc.labeling.submit_and_next(ann, view.task_id, choice="A", **kwargs)
     assert db.comparisons.list() == []
 
 
@@ -176,16 +177,16 @@ def test_undo_after_an_edit_withdraws_the_edit_and_shows_the_same_task(db):
     made = make_pairs(db, 3)
     db.tasks.create([store.TaskIn(p, r) for p, r in made])
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
-    svc = LabelingService(db, AppConfig())
+    svc = AppServices(db, AppConfig())
     ann = db.annotators.get("ann")
-    view = svc.current_task(ann)
-    cid, nxt = svc.submit_and_next(ann, view.task_id, choice="A", edit="a much better answer")
+    view = svc.labeling.current_task(ann)
+    cid, nxt = svc.labeling.submit_and_next(ann, view.task_id, choice="A", edit="a much better answer")
     assert nxt is not None and nxt.task_id != view.task_id
     assert len(db.comparisons.list()) == 2                      # the ranking and the edit
-    again = svc.undo_and_next(ann, cid)
+    again = svc.labeling.undo_and_next(ann, cid)
     assert again.task_id == view.task_id                       # the withdrawn task, not the next
     assert db.comparisons.list() == []                          # the edit went with it
-    cid2, _ = svc.submit_and_next(ann, view.task_id, choice="B", edit="a second, different edit")
+    cid2, _ = svc.labeling.submit_and_next(ann, view.task_id, choice="B", edit="a second, different edit")
     edits = [c for c in db.comparisons.list() if c.rationale == "human edit"]
     assert len(edits) == 1
     new = db.responses.get_many([edits[0].ranking[0][0]])[0]
@@ -195,7 +196,8 @@ def test_undo_after_an_edit_withdraws_the_edit_and_shows_the_same_task(db):
 def test_an_export_killed_before_its_record_can_be_run_again(db, tmp_path):
     """Defect 4: kill -9 between the rename and the exports row left a complete, unrecorded
     directory, and a re-run refused it as "exists and is not empty"."""
-    from prefloop.store.pairs import PairFilters, export_pairs
+    from prefloop.store.export import export_pairs
+    from prefloop.store.pairs import PairFilters
 
     (pid, rids), = make_pairs(db, 1)
     db.comparisons.record(pid, [[rids[0]], [rids[1]]], labeler_kind="human", labeler="x")
@@ -224,7 +226,7 @@ def test_a_password_change_ends_existing_sessions_and_sessions_expire(db):
     from prefloop.annotate_app.errors import NotAuthorized
 
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
-    svc = LabelingService(db, AppConfig())
+    svc = AppServices(db, AppConfig())
     assert authenticate(db, "ann", "correct horse", sessions=svc.sessions)
     old = _Request("ann", "token-1")
     assert svc.authorize(old).name == "ann"
@@ -239,7 +241,7 @@ def test_a_password_change_ends_existing_sessions_and_sessions_expire(db):
     with pytest.raises(NotAuthorized, match="disabled"):
         svc.authorize(_Request("ann", "token-2"))
 
-    short = LabelingService(db, AppConfig(session_hours=0.2 / 3600))
+    short = AppServices(db, AppConfig(session_hours=0.2 / 3600))
     db.annotators.update("ann", active=True)
     assert short.authorize(_Request("ann", "token-3")).name == "ann"
     time.sleep(0.3)

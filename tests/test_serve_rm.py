@@ -37,7 +37,7 @@ def _post(url: str, body, raw: bytes | None = None):
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory):
     """MiniLM with a (random) one-output reward head, saved as a reward-model checkpoint."""
-    from prefloop.models import load_reward_model, minilm_path
+    from prefloop.core.models import load_reward_model, minilm_path
     from prefloop.training.scoring import prepare_reward_tokenizer, write_reward_config
 
     out = tmp_path_factory.mktemp("rm") / "model"
@@ -63,7 +63,7 @@ def server(tmp_path_factory, reward_model):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(log.read_text())
+                raise RuntimeError(log.read_text()) from None
             time.sleep(0.2)
     yield url
     proc.terminate()

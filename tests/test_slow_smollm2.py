@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
+from prefloop.core.models import DEFAULT_MODEL
 from prefloop.training.generate import GenParams, generate
 from prefloop.training.train import train
-
-from prefloop.models import DEFAULT_MODEL
 
 from .conftest import MT_BENCH
 

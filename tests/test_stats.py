@@ -9,8 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from prefloop.stats import (ELO_BASE, ELO_SCALE, bootstrap_ci, bradley_terry,
-                            length_controlled_win_rate, win_rate)
+from prefloop.core.stats import (
+    ELO_BASE,
+    ELO_SCALE,
+    bootstrap_ci,
+    bradley_terry,
+    length_controlled_win_rate,
+    win_rate,
+)
 
 
 def test_bradley_terry_recovers_known_strengths():

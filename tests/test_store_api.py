@@ -7,10 +7,10 @@ import sys
 from datetime import timedelta
 
 import pytest
-from prefloop.store import ResponseIn, TaskIn, utcnow
-from prefloop.store.tasks import TasksAPI
 
 from prefloop import store
+from prefloop.store import ResponseIn, TaskIn, utcnow
+from prefloop.store.frontier import QueueFrontier
 
 from .conftest import make_pairs
 
@@ -194,8 +194,8 @@ def test_annotators(db):
 
 
 def test_queue_frontier_falls_back_and_sees_new_tasks(db, monkeypatch):
-    monkeypatch.setattr(TasksAPI, "_FRONTIER", 4)
-    monkeypatch.setattr(TasksAPI, "_CANDIDATES", 2)
+    monkeypatch.setattr(QueueFrontier, "SIZE", 4)
+    monkeypatch.setattr(QueueFrontier, "CANDIDATES", 2)
     made = make_pairs(db, 8)
     ids = db.tasks.create([TaskIn(p, r) for p, r in made[:7]])
     a, b = db.annotators.add("a").id, db.annotators.add("b").id

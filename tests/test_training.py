@@ -9,13 +9,13 @@ import sys
 import time
 
 import pytest
+
+from prefloop.core.models import ModelNotFoundError, resolve_model
+from prefloop.store.tracking import last_checkpoint
 from prefloop.training import configs
 from prefloop.training.errors import ConfigError
 from prefloop.training.generate import GenParams, generate
 from prefloop.training.train import train
-
-from prefloop.models import ModelNotFoundError, resolve_model
-from prefloop.runs import last_checkpoint
 
 from .conftest import MT_BENCH, ROOT
 
@@ -127,7 +127,7 @@ def test_ppo_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, tiny_
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from prefloop.models import load_causal_lm
+    from prefloop.core.models import load_causal_lm
     from prefloop.training.configs import load_config
     from prefloop.training.errors import TrainingError
     from prefloop.training.ppo import PPOTrainer
@@ -152,7 +152,7 @@ def test_ppo_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, tiny_
 def test_a_missing_embedded_model_names_the_fix(monkeypatch, tmp_path):
     import importlib.util
 
-    from prefloop import models
+    from prefloop.core import models
 
     monkeypatch.setenv("PREFLOOP_CACHE", str(tmp_path))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)

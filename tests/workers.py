@@ -9,9 +9,9 @@ import json
 import sys
 import time
 
-from prefloop.store.pairs import PairFilters, export_pairs
-
 from prefloop import store
+from prefloop.store.export import export_pairs
+from prefloop.store.pairs import PairFilters
 
 
 def writer(db_path: str, seconds: float, wid: int) -> dict:

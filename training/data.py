@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prefloop.store.pairs import PairFilters, export_pairs, verify_export
-
 from prefloop import store
+from prefloop.store.export import ExportOptions, export_pairs, verify_export
+from prefloop.store.pairs import PairFilters
 
 from .errors import TrainingError
 
@@ -42,9 +42,8 @@ def resolve_export(s: store.Store, export_id: int | None = None, *, source: str 
     while out.exists():
         out = out.with_name(out.name + "x")
     filters = PairFilters(source=source, dataset=dataset, min_agreement=min_agreement,
-                          test_fraction=test_fraction, seed=seed, since_export=since_export,
-                          format=format)
-    return export_pairs(s, out, filters).export
+                          test_fraction=test_fraction, seed=seed, since_export=since_export)
+    return export_pairs(s, out, filters, ExportOptions(format=format)).export
 
 
 def load_pairs(export: store.Export):

@@ -1,11 +1,11 @@
 """Exceptions raised by :mod:`prefloop.training`; the CLI prints them as one line.
 
-A model spec that names nothing usable raises :class:`prefloop.models.ModelNotFoundError`.
+A model spec that names nothing usable raises :class:`prefloop.core.models.ModelNotFoundError`.
 """
 
 from __future__ import annotations
 
-from prefloop.errors import PrefloopError
+from prefloop.core.errors import PrefloopError
 
 __all__ = ["TrainingError", "ConfigError"]
 

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from prefloop import store
-from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
-from prefloop.runs import MetricsLogger, tracked_run
+from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.store.tracking import MetricsLogger, tracked_run
 
 from .errors import TrainingError
 from .scoring import RewardScorer

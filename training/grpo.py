@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
 
+from .callbacks import StoreMetricsCallback
 from .errors import ConfigError
-from .runs import StoreMetricsCallback
 from .scoring import RewardScorer
 
 __all__ = ["run", "prompt_rows"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.models import load_causal_lm, load_tokenizer
+from prefloop.core.models import load_causal_lm, load_tokenizer
 
 from .configs import lora_config
 from .errors import TrainingError

@@ -16,8 +16,13 @@ from typing import Any
 
 import torch
 
-from prefloop.models import inference_dtype, load_causal_lm, load_tokenizer, resolve_model
-from prefloop.runs import MetricsLogger
+from prefloop.core.models import (
+    inference_dtype,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_model,
+)
+from prefloop.store.tracking import MetricsLogger
 
 from .configs import lora_config
 from .errors import ConfigError, TrainingError

@@ -10,12 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.models import load_reward_model
+from prefloop.core.models import load_reward_model
 
 from .configs import lora_config
 from .errors import TrainingError
-from .evaluate import grouped_reward_metrics
-from .scoring import RewardScorer, prepare_reward_tokenizer, to_reward_rows, write_reward_config
+from .rm_eval import grouped_reward_metrics
+from .scoring import (
+    RewardScorer,
+    prepare_reward_tokenizer,
+    to_reward_rows,
+    write_reward_config,
+)
 
 __all__ = ["run", "evaluate_reward_model", "PAIR_COLUMNS", "soft_bradley_terry_loss",
            "soft_label_columns"]

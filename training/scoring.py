@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from prefloop.models import load_reward_model, load_tokenizer
+from prefloop.core.models import load_reward_model, load_tokenizer
 
 from .data import plain_prompt
 

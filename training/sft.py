@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.models import load_causal_lm, load_tokenizer
+from prefloop.core.models import load_causal_lm, load_tokenizer
 
 from .configs import lora_config
-
 from .data import sft_rows
 
 __all__ = ["run"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefloop.models import CHATML_TEMPLATE
+from prefloop.core.models import CHATML_TEMPLATE
 
 __all__ = ["build_tiny_llama"]
 

@@ -9,6 +9,7 @@ the summary and status. The method modules (:mod:`training.reward`, :mod:`traini
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -16,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from prefloop import store
-from prefloop.models import ModelRef, resolve_model
-from prefloop.runs import MetricsLogger, last_checkpoint, tracked_run
+from prefloop.core.models import ModelRef, resolve_model
+from prefloop.store.tracking import MetricsLogger, last_checkpoint, tracked_run
 
+from .callbacks import StoreMetricsCallback
 from .configs import config_to_dict, load_config
 from .data import load_pairs, resolve_export, runs_dir
 from .errors import TrainingError
-from .runs import StoreMetricsCallback
 
 __all__ = ["RunContext", "TrainResult", "train", "find_resumable"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,8 +62,9 @@ class RunContext:
         return [StoreMetricsCallback(self.store, self.run.id)] if self.main else []
 
     def progress(self, log, total: int):
-        """Wrap an ``(iteration, metrics)`` logger so each iteration also prints a line with
-        its reward, KL and time (our PPO: TRL's trainers show their own progress bars)."""
+        """Wrap an ``(iteration, metrics)`` logger so each iteration also logs a line with its
+        reward, KL and time (our PPO: TRL's trainers show their own progress bars); the CLI
+        prints the ``prefloop`` loggers' INFO lines."""
         import time
 
         start = [time.perf_counter()]
@@ -72,8 +76,7 @@ class RunContext:
             now = time.perf_counter()
             shown = [f"{k} {metrics[k]:.3f}" for k in ("reward", "reward_model", "reward_gold", "kl",
                                                        "eos_rate") if k in metrics]
-            print(f"  {self.run.kind} {it}/{total}: {', '.join(shown)} ({now - start[0]:.1f} s)",
-                  flush=True)
+            log.info("  %s %d/%d: %s (%.1f s)", self.run.kind, it, total, ", ".join(shown), now - start[0])
             start[0] = now
         return step
 

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import data, judge, labeling, pipelines, training
-from ._common import ErrorsAsOneLine, quiet_third_party_warnings, state
+from ._common import ErrorsAsOneLine, quiet_third_party_warnings, show_progress, state
 
 __all__ = ["app", "main"]
 
@@ -36,4 +36,5 @@ for _module in (data, labeling, judge, training, pipelines):
 def main() -> None:
     """Entry point of the ``prefloop`` console script."""
     quiet_third_party_warnings()
+    show_progress()
     app()

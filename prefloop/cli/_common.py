@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from prefloop.errors import PrefloopError
+from prefloop.core.errors import PrefloopError
 
-__all__ = ["console", "state", "ErrorsAsOneLine", "fmt", "quiet_third_party_warnings", "IMPORT_FORMATS"]
+__all__ = ["console", "state", "ErrorsAsOneLine", "fmt", "quiet_third_party_warnings", "show_progress",
+           "IMPORT_FORMATS"]
 
 #: ``prefloop import --format`` choices (the store's readers; a test keeps them in step).
 IMPORT_FORMATS = ("hh", "trl", "alpaca-eval", "prompts", "feedback", "rollouts")
@@ -51,6 +52,20 @@ class ErrorsAsOneLine(TyperGroup):
 def fmt(v, digits: int = 3) -> str:
     """A table cell: ``-`` for ``None``, floats to ``digits`` decimals."""
     return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def show_progress() -> None:
+    """Print the library's progress (INFO lines of the ``prefloop`` loggers: training
+    iterations, evaluation sampling) on the console; the library logs, the CLI prints."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("prefloop")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        logger.addHandler(RichHandler(console=console, show_time=False, show_level=False,
+                                      show_path=False, markup=False))
+    logger.setLevel(logging.INFO)
 
 
 def quiet_third_party_warnings() -> None:

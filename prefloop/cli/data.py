@@ -76,21 +76,21 @@ def import_(
 def _print_export(r) -> None:
     what = "unpaired labels" if r.export.filters.get("format") == "kto" else "pairs"
     console.print(f"Export [bold]{r.export.id}[/]: {r.export.n_pairs} {what} "
-                  f"({r.n_train} train, {r.n_test} test) from {r.n_comparisons} comparisons "
+                  f"({r.n_train} train, {r.n_test} test) from {r.counts.n_comparisons} comparisons "
                   f"-> {r.export.path}")
-    if r.n_conflicts or r.n_ties or r.n_below_agreement or r.n_below_confidence or r.n_ambiguous:
-        console.print(f"  not exported: {r.n_conflicts} conflicting pairs, {r.n_ties} tied "
-                      f"pairs, {r.n_below_agreement} below min agreement, {r.n_below_confidence} "
-                      f"below min confidence, {r.n_ambiguous} marked ambiguous by a reviewer")
-    if r.ai_labelers:
+    if r.counts.n_conflicts or r.counts.n_ties or r.counts.n_below_agreement or r.counts.n_below_confidence or r.counts.n_ambiguous:
+        console.print(f"  not exported: {r.counts.n_conflicts} conflicting pairs, {r.counts.n_ties} tied "
+                      f"pairs, {r.counts.n_below_agreement} below min agreement, {r.counts.n_below_confidence} "
+                      f"below min confidence, {r.counts.n_ambiguous} marked ambiguous by a reviewer")
+    if r.counts.ai_labelers:
         t = Table(title="AI labelers: agreement with people on pairs both labeled")
         for col in ("labeler", "agreement", "overlap", "kept"):
             t.add_column(col, justify="left" if col == "labeler" else "right")
-        for a in r.ai_labelers:
+        for a in r.counts.ai_labelers:
             t.add_row(a["labeler"], "-" if a["agreement"] is None else f"{a['agreement']:.3f}",
                       str(a["overlap"]), "yes" if a["kept"] else "no: dropped")
         console.print(t)
-    for w in r.warnings:
+    for w in r.counts.warnings:
         console.print(f"  [yellow]warning:[/] {w}")
     console.print(f"  sha256 {r.export.sha256}")
 
@@ -116,18 +116,21 @@ def export(
 ) -> None:
     """Export preferences (TRL conversational format, Parquet + datasets dir): pairs, or
     unpaired labels for KTO with ``--format kto``."""
-    from prefloop.store.pairs import PairFilters, export_pairs
+    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.pairs import PairFilters
 
     filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
                           since_export=since_export, test_fraction=test_fraction, seed=seed,
                           include_eval=include_eval, labeler=labeler, aggregate=aggregate,
                           min_confidence=min_confidence, ai_min_agreement=ai_min_agreement,
-                          ai_min_overlap=ai_min_overlap, format=format, kto_pairs=kto_pairs)
-    _print_export(export_pairs(state.store(), out, filters, overwrite=overwrite))
+                          ai_min_overlap=ai_min_overlap)
+    options = ExportOptions(format=format, kto_pairs=kto_pairs)
+    _print_export(export_pairs(state.store(), out, filters, options, overwrite=overwrite))
 
 
 def _print_labelers(dataset: str | None) -> None:
-    from prefloop.store.pairs import PairFilters, labeler_reliability
+    from prefloop.store.pairs import PairFilters
+    from prefloop.store.reliability import labeler_reliability
 
     rows = labeler_reliability(state.store(), PairFilters(dataset=dataset, include_eval=True))
     if not rows:
@@ -162,7 +165,7 @@ def stats(labelers: bool = typer.Option(False, "--labelers", help="Per labeler (
     if labelers:
         _print_labelers(dataset)
         return
-    from prefloop.store.stats import ratings_summary, store_stats
+    from prefloop.store.reports import ratings_summary, store_stats
 
     st = store_stats(state.store())
     ratings = ratings_summary(state.store())

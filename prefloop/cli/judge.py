@@ -60,8 +60,8 @@ def agreement(
     against: Annotated[str, typer.Option(help="Reference: human, or a labeler name such as alpaca_eval_gpt4.")] = "human",
 ) -> None:
     """Judge vs people: accuracy, Cohen's kappa, ties, position consistency, length bias."""
-    from prefloop.judge.agreement import judge_agreement
     from prefloop.judge.templates import PAIRWISE
+    from prefloop.store.agreement import judge_agreement
 
     s = state.store()
     judges = [judge] if judge else sorted({j.judge_model for j in s.judgments.list(template=PAIRWISE)})

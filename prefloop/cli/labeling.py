@@ -29,7 +29,7 @@ def annotate(
 ) -> None:
     """Serve the labeling app (log in with a `prefloop users` account)."""
     from prefloop.annotate_app.app import launch
-    from prefloop.annotate_app.service import AppConfig
+    from prefloop.annotate_app.config import AppConfig
 
     s = state.store()
     console.print(f"Labeling app on http://{host}:{port} (store {s.path}); Ctrl+C to stop")

@@ -10,6 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
+from prefloop.core.kinds import TRAIN_KINDS as KINDS
+
 from ._common import console, state
 
 app = typer.Typer()
@@ -20,7 +22,6 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app)
     root.add_typer(runs_app, name="runs")
 
-KINDS = ("rm", "dpo", "sft", "ppo", "grpo", "kto")
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -193,7 +194,7 @@ def serve_rm(
     {"query": [texts]} -> {"rewards": [...]}); verl: prefloop/training/verl_reward.py."""
     import socket
 
-    from prefloop.models import resolve_model
+    from prefloop.core.models import resolve_model
     from prefloop.training.serve_rm import serve_reward_model
 
     ref = resolve_model(model, state.store() if model.startswith("run:") else None, require="reward")

@@ -13,7 +13,7 @@ baseline's, prompt by prompt, in up to four views:
 * **people**: ``tasks`` blind pairwise tasks per version (model names never shown), marked as
   evaluation tasks so their votes stay out of training exports;
 * **leaderboard**: Bradley-Terry ratings of every version from all votes between versions
-  (:mod:`prefloop.leaderboard`).
+  (:mod:`prefloop.store.leaderboard`).
 
 Win rates count ties as half and carry 95% bootstrap CIs over prompts. KL of each policy from
 the reference (default: the baseline) is ``mean(log pi(y|x) - log pi_ref(y|x))`` over the
@@ -26,71 +26,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from prefloop import store
-from prefloop.errors import PrefloopError
-from prefloop.leaderboard import leaderboards
-from prefloop.models import DEFAULT_MODEL, ModelRef, resolve_model
-from prefloop.runs import MetricsLogger, tracked_run
-from prefloop.stats import length_controlled_win_rate, win_rate
+from prefloop.core.models import DEFAULT_MODEL, ModelRef, resolve_model
+from prefloop.core.stats import length_controlled_win_rate, win_rate
+from prefloop.store.leaderboard import leaderboards
+from prefloop.store.tracking import MetricsLogger, tracked_run
 
-__all__ = ["EvalConfig", "EvalError", "EvalResult", "run_eval", "eval_prompts", "print_eval",
-           "print_leaderboards", "latest_eval"]
+from .errors import EvalError
+from .eval_config import EvalConfig
+
+__all__ = ["EvalConfig", "EvalError", "EvalResult", "run_eval", "eval_prompts", "latest_eval"]
+
+log = logging.getLogger(__name__)
 
 EMPTY_RESPONSE = "(empty response)"
-
-
-class EvalError(PrefloopError):
-    """An evaluation cannot run as asked (no prompts, nothing to compare)."""
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What ``prefloop eval`` compares and how.
-
-    Attributes:
-        models: model specs (``smollm2-135m-instruct``, ``run:ID``, a path); the same spec may
-            appear twice (an A/A comparison: each occurrence samples with its own seed).
-        prompts: a dataset of the store, a prompts file, or ``export:ID`` (that export's
-            held-out test split).
-        baseline: the spec every other version is compared with (default: the first).
-        limit: at most this many prompts (those whose chat-formatted prompt has at most
-            ``max_prompt_tokens`` tokens).
-        reward_model, gold_reward_model: reward-model specs; the proxy defaults to the reward
-            model the compared policies trained against, when they share one.
-        judge: ``local`` or ``openai`` for the AI-judge view (``None``: no judge).
-        judge_models: the specs the judge compares with the baseline (default: all).
-        tasks, overlap: blind human tasks per compared version, and annotators per task.
-        reference: the KL reference (default: the baseline).
-    """
-
-    models: tuple[str, ...]
-    prompts: str
-    baseline: str | None = None
-    limit: int = 96
-    max_prompt_tokens: int = 256
-    reward_model: str | None = None
-    gold_reward_model: str | None = None
-    judge: str | None = None
-    judge_model: str | None = None
-    judge_base_url: str | None = None
-    judge_models: tuple[str, ...] | None = None
-    constitution: str | None = None
-    principle: str | None = None
-    concurrency: int = 4
-    tasks: int = 0
-    overlap: int = 2
-    reference: str | None = None
-    max_new_tokens: int = 64
-    temperature: float = 0.7
-    seed: int = 0
-    batch_size: int = 16
 
 
 @dataclass
@@ -153,10 +107,10 @@ def _gen_key(v: _Version, cfg: EvalConfig) -> str:
 
 
 def _sample(s: store.Store, run: store.Run, v: _Version, prompts: list[store.Prompt],
-            cfg: EvalConfig, console: Console) -> int:
+            cfg: EvalConfig) -> int:
     """Fill ``v.samples``: reuse recorded samples, draw the missing ones; returns how many
     were drawn now."""
-    from prefloop.models import load_causal_lm, load_tokenizer
+    from prefloop.core.models import load_causal_lm, load_tokenizer
     from prefloop.training.generate import GenParams, sample_responses
 
     key = _gen_key(v, cfg)
@@ -176,14 +130,14 @@ def _sample(s: store.Store, run: store.Run, v: _Version, prompts: list[store.Pro
                                    x.logprob, x.token_ids)
                       for p, x, rid in zip(missing, drawn, rids)])
     v.samples = s.samples.find(key, [p.id for p in prompts])
-    console.print(f"  {v.key}: {len(missing)} responses sampled, {len(prompts) - len(missing)} reused")
+    log.info("  %s: %d responses sampled, %d reused", v.key, len(missing), len(prompts) - len(missing))
     return len(missing)
 
 
 def _kl(v: _Version, ref: ModelRef, prompts: list[store.Prompt], cfg: EvalConfig,
         cache: dict) -> list[float] | None:
     """Per-prompt KL estimates (nats) of ``v`` against ``ref``; ``None`` for another vocabulary."""
-    from prefloop.models import load_causal_lm, load_tokenizer
+    from prefloop.core.models import load_causal_lm, load_tokenizer
     from prefloop.training.generate import response_logprobs
 
     if v.ref.path == ref.path:
@@ -286,8 +240,7 @@ def _queue_tasks(s: store.Store, run: store.Run, cfg: EvalConfig, versions: list
     return s.tasks.create(tasks)
 
 
-def run_eval(s: store.Store, cfg: EvalConfig, *, console: Console | None = None,
-             pipeline_run_id: int | None = None) -> EvalResult:
+def run_eval(s: store.Store, cfg: EvalConfig, *, pipeline_run_id: int | None = None) -> EvalResult:
     """Run an evaluation (see the module docstring) and record it as an ``eval`` run.
 
     The run's summary holds ``models``: one row per version (``model``, ``spec``, ``kind``,
@@ -297,15 +250,12 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, console: Console | None = None,
     ``seconds`` per stage; ``leaderboard`` rows.
 
     Raises:
-        prefloop.models.ModelNotFoundError: a spec names no policy (a reward model, an eval run).
+        prefloop.core.models.ModelNotFoundError: a spec names no policy (a reward model, an eval run).
         EvalError: no prompts; store and model errors as they come. Nothing is written before
             every spec and the prompts are checked.
     """
-    from prefloop.models import load_tokenizer
+    from prefloop.core.models import load_tokenizer
 
-    console = console or Console()
-    if not cfg.models:
-        raise EvalError("--models names no model version")
     versions = _versions(s, cfg)
     baseline = cfg.baseline or cfg.models[0]
     base = next((v for v in versions if v.spec == baseline), None)
@@ -325,7 +275,7 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, console: Console | None = None,
     seconds: dict[str, float] = {}
     with tracked_run(s, "eval", config, pipeline_run_id=pipeline_run_id) as run:
         t0 = time.perf_counter()
-        drawn = sum(_sample(s, run, v, prompts, cfg, console) for v in versions)
+        drawn = sum(_sample(s, run, v, prompts, cfg) for v in versions)
         seconds["sample"] = time.perf_counter() - t0
         t0, cache = time.perf_counter(), {}
         rows = []
@@ -367,69 +317,6 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, console: Console | None = None,
                                          if view in r and r["model"] != base.key})
         run = s.runs.update(run.id, status="finished", summary=summary)
     return EvalResult(run, summary)
-
-
-def _rate(w: dict | None) -> str:
-    """A win rate over its 95% CI on the next line."""
-    if not w or w.get("n", 0) == 0:
-        return "-"
-    return f"{w['rate']:.2f}\n[{w['low']:.2f}, {w['high']:.2f}]"
-
-
-def _mean(view: dict | None) -> str:
-    return "-" if not view else f"{view['mean']:.3f}"
-
-
-def print_eval(console: Console, run: store.Run) -> None:
-    """An eval run's two tables (80 columns wide): the model versions (length, EOS rate, KL to
-    the reference, mean reward-model scores), then each version's win rates against the
-    baseline with 95% CIs."""
-    sm = run.summary or {}
-    base = sm.get("baseline")
-    t = Table(title=f"eval run {run.id}: {sm.get('prompts')} prompts ({sm.get('prompt_source')}), "
-                    f"baseline {base}")
-    for col in ("model", "kind", "tokens", "EOS", "KL nats", "proxy RM", "gold RM"):
-        t.add_column(col, justify="left" if col in ("model", "kind") else "right",
-                     overflow="fold")
-    for r in sm.get("models", []):
-        t.add_row(r["model"], r["kind"], f"{r['mean_tokens']:.0f}", f"{r['eos_rate']:.2f}",
-                  "-" if r.get("kl") is None else f"{r['kl']:.2f}", _mean(r.get("proxy")),
-                  _mean(r.get("gold")))
-    console.print(t)
-    w = Table(title="win rate against the baseline (ties count half), 95% bootstrap CI",
-              caption="judge LC: length-controlled, the judge's verdict at equal length")
-    for col in ("model", "proxy RM", "gold RM", "AI judge", "judge LC"):
-        w.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
-    for r in sm.get("models", []):
-        if r["model"] == base:
-            continue
-        j = r.get("judge", {})
-        judge = _rate(j.get("win"))
-        if j.get("win"):
-            judge += f"\n{j['win']['wins']}/{j['win']['ties']}/{j['win']['losses']} W/T/L"
-        w.add_row(r["model"], _rate(r.get("proxy", {}).get("win")), _rate(r.get("gold", {}).get("win")),
-                  judge, _rate(j.get("length_controlled")))
-    console.print(w)
-    sec = sm.get("seconds", {})
-    if sec:
-        console.print("  seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in sec.items())
-                      + (f"; judge {sm['judge']['judge']} under principle {sm['judge']['principle']}"
-                         if sm.get("judge") else ""))
-
-
-def print_leaderboards(console: Console, boards: dict[str, list[dict[str, Any]]]) -> None:
-    """Bradley-Terry ratings (Elo scale, 95% bootstrap CI) per vote group."""
-    if not boards:
-        console.print("Leaderboard: no votes between model versions yet (queue eval tasks with "
-                      "--tasks, or judge with --judge).")
-        return
-    for group, rows in boards.items():
-        t = Table(title=f"leaderboard ({group} votes): Bradley-Terry, Elo scale, 95% CI")
-        for col in ("model", "rating", "CI", "votes"):
-            t.add_column(col, justify="left" if col == "model" else "right")
-        for r in rows:
-            t.add_row(r["model"], f"{r['rating']:.0f}", f"{r['low']:.0f} .. {r['high']:.0f}", str(r["votes"]))
-        console.print(t)
 
 
 def latest_eval(s: store.Store, run_id: int | None = None) -> store.Run:

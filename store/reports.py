@@ -11,7 +11,7 @@ from .records import utcnow
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
-           "task_rankings", "labeling_activity", "ratings_summary"]
+           "task_rankings", "labeling_activity", "ratings_summary", "ai_labelers"]
 
 TABLES = ("prompts", "responses", "annotators", "tasks", "assignments", "comparisons",
           "judgments", "runs", "run_metrics", "exports", "reviews", "ratings")
@@ -33,6 +33,12 @@ class StoreStats:
     responses_by_origin: list[dict[str, Any]] = field(default_factory=list)
     overlap_pairs: int = 0
     human_agreement: float | None = None
+
+
+def ai_labelers(store: Store) -> list[str]:
+    """Names of the AI labelers with comparisons in the store, sorted."""
+    return sorted({r["labeler"] for r in store_stats(store).comparisons_by_source
+                   if r["labeler_kind"] == "ai"})
 
 
 def store_stats(store: Store) -> StoreStats:

@@ -53,7 +53,7 @@ class AppServer:
                 return                      # 401 before login: the server is up
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"annotate server exited with {self.proc.returncode}")
+                    raise RuntimeError(f"annotate server exited with {self.proc.returncode}") from None
                 time.sleep(0.3)
         self.stop()
         raise RuntimeError("annotate server did not start")

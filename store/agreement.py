@@ -13,8 +13,7 @@ For every response pair labeled by both, each side's label is its majority vote 
 * ``length_bias``: share of the judge's non-tie verdicts won by the longer response
   (0.5 = no bias).
 
->>> cohen_kappa(["a", "b", "a", "tie"], ["a", "b", "b", "tie"])
-0.6363636363636364
+Cohen's kappa itself is :func:`prefloop.core.agreement.cohen_kappa`.
 """
 
 from __future__ import annotations
@@ -22,23 +21,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from prefloop.store.pairs import pair_votes
-
 from prefloop import store
+from prefloop.core.agreement import cohen_kappa
 
-from .templates import PAIRWISE
+from .pairs import pair_votes
 
-__all__ = ["cohen_kappa", "judge_agreement"]
+__all__ = ["judge_agreement", "PAIRWISE_TEMPLATE"]
 
-
-def cohen_kappa(x: list[str], y: list[str]) -> float | None:
-    """Cohen's kappa of two label lists of equal length (``sklearn.metrics.cohen_kappa_score``);
-    ``None`` where it is undefined (no labels, or both sides always give the same one)."""
-    if not x or len(set(x) | set(y)) < 2:
-        return None
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(x, y))
+#: The template id under which the judge stores its pairwise judgments (one definition:
+#: :data:`prefloop.judge.templates.PAIRWISE` is this value).
+PAIRWISE_TEMPLATE = "pairwise@1"
 
 
 def _label(v_lo: int, v_hi: int) -> str:
@@ -89,7 +81,7 @@ def judge_agreement(s: store.Store, judge_model: str, *, against: str = "human")
 
 def _position_and_length(s: store.Store, judge_model: str, judged: list[dict]) -> tuple[dict, float | None]:
     orders: dict[tuple, dict[str, int]] = defaultdict(dict)
-    for j in s.judgments.list(judge_model=judge_model, template=PAIRWISE):
+    for j in s.judgments.list(judge_model=judge_model, template=PAIRWISE_TEMPLATE):
         meta = j.meta or {}
         if j.verdict is None or "first" not in meta:
             continue
@@ -97,7 +89,7 @@ def _position_and_length(s: store.Store, judge_model: str, judged: list[dict]) -
         pair = (meta["prompt_id"], min(meta["first"], meta["second"]), max(meta["first"], meta["second"]))
         orders[(pair, j.principle or "")][j.order] = winner
     per: dict[str, list[bool]] = defaultdict(list)
-    for (pair, principle), o in orders.items():
+    for (_pair, principle), o in orders.items():
         if "AB" in o and "BA" in o:
             same = o["AB"] == o["BA"]
             per["all"].append(same)

@@ -6,10 +6,14 @@ Each unit is a (task, pair of responses); each annotator's value for it is ``-1`
 * Krippendorff's alpha for nominal data (Krippendorff 2011, "Computing Krippendorff's
   Alpha-Reliability"), computed by the ``krippendorff`` package over units with two or more
   values;
-* pairwise agreement: share of agreeing annotator pairs per unit, pooled.
+* pairwise agreement: share of agreeing annotator pairs per unit, pooled;
+* Cohen's kappa of two label lists (Cohen 1960, scikit-learn's ``cohen_kappa_score``), for a
+  judge against people.
 
 >>> round(krippendorff_alpha([[1, 1], [0, 0], [1, 0]]), 3)
 0.444
+>>> cohen_kappa(["a", "b", "a", "tie"], ["a", "b", "b", "tie"])
+0.6363636363636364
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import combinations
 
-__all__ = ["krippendorff_alpha", "pairwise_agreement", "ranking_units"]
+__all__ = ["krippendorff_alpha", "pairwise_agreement", "ranking_units", "cohen_kappa"]
 
 
 def ranking_units(submissions: list[tuple[int, str, list[list[int]]]]) -> list[list[int]]:
@@ -53,3 +57,13 @@ def pairwise_agreement(units: list[list[int]]) -> float | None:
             agree += a == b
             total += 1
     return agree / total if total else None
+
+
+def cohen_kappa(x: list[str], y: list[str]) -> float | None:
+    """Cohen's kappa of two label lists of equal length (``sklearn.metrics.cohen_kappa_score``);
+    ``None`` where it is undefined (no labels, or both sides always give the same one)."""
+    if not x or len(set(x) | set(y)) < 2:
+        return None
+    from sklearn.metrics import cohen_kappa_score
+
+    return float(cohen_kappa_score(x, y))

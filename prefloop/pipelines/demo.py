@@ -14,7 +14,7 @@ Stages (each recorded; re-running resumes):
    model labels the best of each (AI labels in the store), and SFT (LoRA) learns them. On 2
    CPU cores this is the update that measurably helps within the budget; PPO's tuning runs
    (``bench/ppo_tuning.py``) show why PPO is not used here;
-6. **evaluation** (:mod:`prefloop.evaluation`): base vs DPO vs the final policy on the
+6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final policy on the
    held-out prompts under both reward models and the local AI judge (both orders, length
    controlled), with 95% CIs and KL to the base; blind pairwise tasks queued for people;
 7. a Constitutional-AI batch (critique and revision, local judge) on a few of the final
@@ -35,10 +35,12 @@ from rich.console import Console
 from rich.table import Table
 
 from prefloop import store
+from prefloop.store.export import export_pairs
 from prefloop.store.importer import import_file
-from prefloop.store.pairs import PairFilters, export_pairs
+from prefloop.store.pairs import PairFilters
 
-from .pipeline import Pipeline
+from .base import Pipeline
+from .errors import DemoDataError
 
 __all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir"]
 
@@ -81,29 +83,29 @@ def shared_data_dir(explicit: str | Path | None = None) -> Path:
     """``explicit``, ``$PREFLOOP_SHARED_DATA``, or ``shared/data`` beside the project checkout.
 
     Raises:
-        store.InvalidInputError: none of them holds the HH-RLHF file.
+        DemoDataError: none of them holds the HH-RLHF file.
     """
     candidates = [Path(explicit)] if explicit else []
     if os.environ.get("PREFLOOP_SHARED_DATA"):
         candidates.append(Path(os.environ["PREFLOOP_SHARED_DATA"]))
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]     # the checkout: prefloop/pipelines/demo.py
     candidates += [here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data",
                    Path.cwd() / "shared" / "data"]
     for c in candidates:
         if (c / HH).exists():
             return c
-    raise store.InvalidInputError(str(candidates[0] if candidates else "shared/data"), None, None,
-                                  "the shared data (hh-rlhf, alpaca-eval, mt-bench) was not found; "
-                                  "pass --data DIR or set PREFLOOP_SHARED_DATA")
+    raise DemoDataError(f"{candidates[0] if candidates else 'shared/data'}: the shared data (hh-rlhf, "
+                        "alpaca-eval, mt-bench) was not found; pass --data DIR or set PREFLOOP_SHARED_DATA")
 
 
 def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = None,
              fresh: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Run (or resume) the demo on store ``s``; returns the summary dict also printed."""
-    from prefloop.evaluation import EvalConfig, print_eval, print_leaderboards, run_eval
+    from prefloop.core.models import DEFAULT_MODEL, default_model_path
     from prefloop.judge.backends import make_backend
     from prefloop.judge.batch import run_batch
-    from prefloop.models import DEFAULT_MODEL, default_model_path
+    from prefloop.pipelines.evaluation import EvalConfig, run_eval
+    from prefloop.pipelines.report import print_eval, print_leaderboards
     from prefloop.training.generate import GenParams, generate, reward_labeler
     from prefloop.training.train import train
 
@@ -209,7 +211,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
                          gold_reward_model=gold_rm, judge="local", judge_models=tuple(judged),
                          concurrency=8, tasks=plan.tasks, overlap=2,
                          max_new_tokens=plan.eval_tokens, batch_size=32)
-        r = run_eval(s, cfg, console=console, pipeline_run_id=demo_id)
+        r = run_eval(s, cfg, pipeline_run_id=demo_id)
         return {"run_id": r.run.id}
 
     ev = pipe.stage("eval", "6. Evaluate base vs DPO vs the final policy on held-out prompts "

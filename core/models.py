@@ -20,7 +20,7 @@ a DPO run passed as ``--reward-model`` is an error, not a random head.
 >>> resolve_model("/nonexistent/model")
 Traceback (most recent call last):
 ...
-prefloop.models.ModelNotFoundError: model '/nonexistent/model' not found: ...
+prefloop.core.models.ModelNotFoundError: model '/nonexistent/model' not found: ...
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import PrefloopError
+from .kinds import POLICY_KINDS
 
 __all__ = ["DEFAULT_MODEL", "ModelRef", "ModelNotFoundError", "cache_dir", "default_model_path",
            "minilm_path", "resolve_model", "load_tokenizer", "load_causal_lm", "load_reward_model",
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_MODEL", "ModelRef", "ModelNotFoundError", "cache_dir", "defa
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Run kinds whose final checkpoint is a policy (a causal LM).
-POLICY_RUN_KINDS = ("dpo", "sft", "ppo", "grpo", "rloo", "kto")
+POLICY_RUN_KINDS = POLICY_KINDS   # the policy kinds of prefloop.core.kinds
 
 #: ChatML, the template of SmolLM2 (used by the tiny test tokenizer too).
 CHATML_TEMPLATE = (

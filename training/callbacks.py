@@ -1,5 +1,5 @@
 """The bridge from a ``transformers.Trainer`` to the store's ``run_metrics`` (run bookkeeping
-itself, without torch, is :mod:`prefloop.runs`)."""
+itself, without torch, is :mod:`prefloop.store.tracking`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from prefloop import store
-from prefloop.runs import MetricsLogger
+from prefloop.store.tracking import MetricsLogger
 
 __all__ = ["StoreMetricsCallback"]
 

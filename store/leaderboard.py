@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefloop import store
-from prefloop.models import DEFAULT_MODEL, POLICY_RUN_KINDS
-from prefloop.stats import Leaderboard, bradley_terry
+from prefloop.core.models import DEFAULT_MODEL, POLICY_RUN_KINDS
+from prefloop.core.stats import Leaderboard, bradley_terry
 
 __all__ = ["GROUPS", "leaderboards", "version_info", "models_table"]
 

@@ -8,12 +8,12 @@ The tree (each package documents its own leaves)::
     |   +-- ValidationError, LeaseError, InvalidInputError, ExportError
     +-- prefloop.judge.JudgeError        judge backends and constitutions
     |   +-- ConstitutionError, BackendError
-    +-- prefloop.models.ModelNotFoundError  a model spec names nothing usable
+    +-- prefloop.core.models.ModelNotFoundError  a model spec names nothing usable
     +-- prefloop.training.TrainingError  configs, data and checkpoints of a run
     |   +-- ConfigError
     +-- prefloop.annotate_app.AppError   the labeling app's settings and submissions
     |   +-- NotAuthorized, InvalidSubmission
-    +-- prefloop.evaluation.EvalError    model-version evaluation
+    +-- prefloop.pipelines.evaluation.EvalError    model-version evaluation
 
 Only the CLI and the labeling app turn these into one-line messages; library code raises them
 with a message that says what was found, what is required, and how to fix it. Anything else

@@ -1,0 +1,211 @@
+"""The labeling app's settings (``prefloop annotate --config app.yaml``), typed and validated
+once, when they are loaded: an error names the file and the key.
+
+>>> AppConfig.from_dict({"assist": {"when": "before"}, "ratings": {"aspects": ["honesty"]}}).ratings
+RatingsConfig(aspects=('honesty',), scale=5, datasets=None, ranking=True)
+>>> AppConfig.from_dict({"lease_seconds": "soon"}, source="app.yaml")
+Traceback (most recent call last):
+...
+prefloop.annotate_app.errors.AppError: app.yaml: lease_seconds: expected a number, found 'soon'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prefloop import store
+
+from .errors import AppError
+
+__all__ = ["AppConfig", "AssistConfig", "RatingsConfig", "MAX_K", "MAX_ASPECTS", "DEFAULT_GUIDELINES"]
+
+MAX_K = 6
+MAX_ASPECTS = 6
+DEFAULT_GUIDELINES = """\
+**Rank the responses by how well they answer the conversation's last message.**
+
+* Prefer responses that are helpful, honest and harmless: a polite refusal beats help with harm.
+* Judge the content, not the length; a short correct answer beats a long wrong one.
+* *Tie* when neither is better; *Both bad* when neither is acceptable.
+* Flag anything unsafe, unusable, or that needs an expert. You may fix the best response in
+  *Edit the best response*: your edit is saved as a new, better response.
+
+Keys: **1** A better, **2** B better, **3** tie, **4** both bad, **S** skip, **U** undo,
+**Ctrl+Enter** submit a ranking.
+"""
+
+
+@dataclass(frozen=True)
+class AssistConfig:
+    """Assisted labeling: an AI label already in the store is suggested on two-response tasks,
+    shown after the annotator's choice (``after``), before it (``before``), or before it on a
+    random half of the tasks (``random``: measures anchoring). ``labeler``: only that AI labeler
+    (a judge model, ``reward-model:run:ID``)."""
+
+    when: str = "after"
+    labeler: str | None = None
+
+    def __post_init__(self):
+        if self.when not in ("after", "before", "random"):
+            raise ValueError(f"when: expected after, before or random, found {self.when!r}")
+
+
+@dataclass(frozen=True)
+class RatingsConfig:
+    """Per-response ratings of named aspects (UltraFeedback style): ``aspects`` (1 to 6 names),
+    ``scale`` (2..10 points), ``datasets`` (only these; ``None``: all), ``ranking`` (also rank;
+    ``False``: the ranking is the order of the mean ratings)."""
+
+    aspects: tuple[str, ...] = ()
+    scale: int = 5
+    datasets: tuple[str, ...] | None = None
+    ranking: bool = True
+
+    def __post_init__(self):
+        aspects = self.aspects
+        if (not isinstance(aspects, (list, tuple)) or not 1 <= len(aspects) <= MAX_ASPECTS
+                or not all(isinstance(a, str) and a.strip() for a in aspects)):
+            raise ValueError(f"aspects: expected 1 to {MAX_ASPECTS} names, found {aspects!r}")
+        object.__setattr__(self, "aspects", tuple(a.strip() for a in aspects))
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or not 2 <= self.scale <= 10:
+            raise ValueError(f"scale: expected an integer in 2..10, found {self.scale!r}")
+        if self.datasets is not None:
+            if not isinstance(self.datasets, (list, tuple)) or not all(isinstance(d, str) for d in self.datasets):
+                raise ValueError(f"datasets: expected a list of dataset names, found {self.datasets!r}")
+            object.__setattr__(self, "datasets", tuple(self.datasets))
+        if not isinstance(self.ranking, bool):
+            raise ValueError(f"ranking: expected true or false, found {self.ranking!r}")
+
+    def applies_to(self, dataset: str | None) -> bool:
+        return self.datasets is None or dataset in self.datasets
+
+
+_SECTIONS = {"assist": AssistConfig, "ratings": RatingsConfig, "review": store.ReviewRules}
+
+
+@dataclass
+class AppConfig:
+    """Labeling-app settings. ``assist``, ``ratings`` and ``review`` are off (``None``) unless
+    set; in YAML they are mappings of their classes' fields.
+
+    Fields: ``guidelines`` (markdown; ``guidelines_file`` in YAML reads it from a file beside
+    the config), ``lease_seconds`` (a task returns to the queue after it), ``undo_seconds``,
+    ``gold_rate`` (share of hidden gold tasks), ``title``, ``max_failed_logins`` and
+    ``lockout_seconds`` (login lockout), ``exports_root`` (admin exports go under it; default
+    ``<store dir>/exports``), ``session_hours`` (a login lasts this long; a password change ends
+    it), ``qualification_tasks``, ``min_gold_accuracy`` and ``gold_window`` (a new annotator
+    first gets this many gold tasks and reaches the queue only with at least
+    ``min_gold_accuracy`` right; afterwards a rolling accuracy over the last ``gold_window``
+    gold tasks below it pauses them; 0: off).
+    """
+
+    guidelines: str = DEFAULT_GUIDELINES
+    lease_seconds: float = store.DEFAULT_LEASE_SECONDS
+    undo_seconds: float = 60.0
+    gold_rate: float = 0.0
+    title: str = "prefloop labeling"
+    max_failed_logins: int = 5
+    lockout_seconds: float = 900.0
+    exports_root: str | None = None
+    session_hours: float = 12.0
+    qualification_tasks: int = 0
+    min_gold_accuracy: float = 0.8
+    gold_window: int = 0
+    review: store.ReviewRules = field(default_factory=store.ReviewRules)
+    assist: AssistConfig | None = None
+    ratings: RatingsConfig | None = None
+
+    def __post_init__(self):
+        for name, cls in _SECTIONS.items():         # a mapping given in code becomes its class
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls(**value) if value or name == "review" else None)
+            elif value is None and name == "review":
+                self.review = store.ReviewRules()
+
+    @property
+    def review_rules(self) -> store.ReviewRules:
+        return self.review
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> AppConfig:
+        """Defaults, overridden by a YAML file.
+
+        Raises:
+            AppError: the file is missing or not YAML, a key is unknown, or a value has the
+                wrong type or range (the message names the file and the key).
+        """
+        if path is None:
+            return cls()
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AppError(f"{path}: cannot read the app config: {getattr(exc, 'strerror', None) or exc}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            raise AppError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        if not isinstance(raw, dict):
+            raise AppError(f"{path}: expected a mapping of settings, found {type(raw).__name__}")
+        if "guidelines_file" in raw:
+            try:
+                raw["guidelines"] = (path.parent / str(raw.pop("guidelines_file"))).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise AppError(f"{path}: guidelines_file: {exc.strerror or exc}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, source: str = "app config") -> AppConfig:
+        """Build and check a config from plain values (a parsed YAML mapping)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise AppError(f"{source}: unknown settings {unknown}; known: {sorted(known)}")
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in _SECTIONS:
+                values[key] = _section(source, key, value)
+            else:
+                values[key] = _scalar(source, key, value, _KINDS[known[key].type])
+        return cls(**values)
+
+
+_KINDS = {"float": float, "int": int, "str": str, "str | None": str}
+
+
+def _section(source: str, key: str, value: Any):
+    cls = _SECTIONS[key]
+    if value is None or value == {}:
+        return cls() if key == "review" else None
+    if not isinstance(value, dict):
+        raise AppError(f"{source}: {key}: expected a mapping, found {value!r}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(value) - names)
+    if unknown:
+        raise AppError(f"{source}: {key}: unknown settings {unknown}; known: {sorted(names)}")
+    try:
+        return cls(**value)
+    except (TypeError, ValueError) as exc:   # the classes' checks say "field: what is wrong"
+        raise AppError(f"{source}: {key}.{exc}") from None
+
+
+def _scalar(source: str, key: str, value: Any, kind: type):
+    if value is None and key == "exports_root":
+        return None
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise AppError(f"{source}: {key}: expected a number >= 0, found {value!r}")
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise AppError(f"{source}: {key}: expected an integer >= 0, found {value!r}")
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    what = {float: "a number", int: "an integer", str: "a string"}[kind]
+    raise AppError(f"{source}: {key}: expected {what}, found {value!r}")

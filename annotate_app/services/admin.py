@@ -1,0 +1,157 @@
+"""The admin's side of the labeling app, without Gradio: progress and agreement figures, the
+people (roles, qualification, pauses), the queue, exports confined to one folder, the Models
+and Labelers views, and the runs' table and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefloop import store
+from prefloop.core.agreement import (
+    krippendorff_alpha,
+    pairwise_agreement,
+    ranking_units,
+)
+from prefloop.store.agreement import judge_agreement
+from prefloop.store.export import export_pairs
+from prefloop.store.leaderboard import models_table
+from prefloop.store.pairs import PairFilters
+from prefloop.store.reliability import labeler_reliability
+from prefloop.store.reports import (
+    ai_labelers,
+    labeling_activity,
+    labeling_dashboard,
+    ratings_summary,
+    task_rankings,
+)
+
+from ..config import AppConfig
+from ..errors import InvalidSubmission
+
+__all__ = ["AdminService"]
+
+
+class AdminService:
+    """Admin operations on one store (``config``: the app's settings)."""
+
+    def __init__(self, s: store.Store, config: AppConfig):
+        self.store, self.config = s, config
+
+    def activity(self) -> dict[str, list[dict[str, Any]]]:
+        """Submissions per hour, agreement over time and the queue's burn-down (48 hours);
+        see :func:`prefloop.store.reports.labeling_activity`."""
+        return labeling_activity(self.store)
+
+    def ratings(self) -> list[dict[str, Any]]:
+        """Per-response ratings by dataset and aspect (:func:`prefloop.store.reports.ratings_summary`)."""
+        return ratings_summary(self.store)
+
+    def people(self) -> list[dict[str, Any]]:
+        """Users with their role, qualification, pause reason and gold accuracy."""
+        gold = self.store.reviews.gold_tally()
+        return [{"user": a.name, "role": a.role, "active": a.active,
+                 "qualified": "" if a.qualified_at is None else a.qualified_at.strftime("%Y-%m-%d %H:%M"),
+                 "gold": "{}/{}".format(*gold[a.id]) if a.id in gold else "",
+                 "paused": a.paused_reason or ""} for a in self.store.annotators.list()]
+
+    def reenable(self, name: str) -> str:
+        """Re-open a paused annotator's queue (qualified now, rolling gold window restarted)."""
+        a = self.store.annotators.get((name or "").strip())
+        self.store.annotators.set_qualification(a.id, reenable=True)
+        return f"{a.name} re-enabled" + (f" (was paused: {a.paused_reason})" if a.paused_reason else "")
+
+    def dashboard(self) -> dict[str, Any]:
+        """Progress per annotator and dataset, inter-annotator and human-vs-AI agreement."""
+        board = labeling_dashboard(self.store)
+        units = ranking_units(task_rankings(self.store))
+        board["agreement"] = {"krippendorff_alpha": krippendorff_alpha(units),
+                              "pairwise_agreement": pairwise_agreement(units),
+                              "units_with_overlap": sum(len(u) >= 2 for u in units)}
+        ai = ai_labelers(self.store)
+        board["human_vs_ai"] = []
+        for name in ai:
+            m = judge_agreement(self.store, name)["all"]
+            board["human_vs_ai"].append({"ai_labeler": name, "pairs": m["pairs"],
+                                         "accuracy": m["accuracy"], "kappa": m["kappa"]})
+        return board
+
+    def models(self) -> list[dict[str, Any]]:
+        """The Models view: one row per evaluated model version (Bradley-Terry rating on the Elo
+        scale with its 95% CI and votes, people's and AI's ratings, parent run, round, KL to the
+        reference, mean length); see :func:`prefloop.store.leaderboard.models_table`."""
+        return models_table(self.store)
+
+    def labelers(self) -> list[dict[str, Any]]:
+        """Per labeler (people, datasets' crowds, AI judges under a principle): votes,
+        Dawid-Skene accuracy with its 95% CI, gold accuracy, agreement with the others,
+        length and position bias; see :func:`prefloop.store.pairs.labeler_reliability`."""
+        r2 = lambda v: None if v is None else round(v, 3)  # noqa: E731
+        return [{"labeler": x.labeler, "kind": x.kind, "votes": x.votes, "accuracy": r2(x.accuracy),
+                 "ci": "" if x.accuracy_low is None else f"{x.accuracy_low:.2f} .. {x.accuracy_high:.2f}",
+                 "gold": r2(x.gold_accuracy), "gold_votes": x.gold_votes,
+                 "agreement": r2(x.consensus_agreement), "longer_chosen": r2(x.extra.get("longer_chosen")),
+                 "first_shown": r2(x.extra.get("first_shown"))}
+                for x in labeler_reliability(self.store)]
+
+    def queue(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Open tasks, highest priority first: ``{task, prompt, k, overlap, done, leased,
+        priority, gold, reason}``."""
+        return [{"task": t.id, "prompt": t.prompt_id, "k": len(t.response_ids), "overlap": t.overlap,
+                 "done": done, "leased": leased, "priority": t.priority,
+                 "gold": t.gold_ranking is not None, "reason": t.reason or ""}
+                for t, done, leased in self.store.tasks.list(limit=limit, open_only=True)]
+
+    def add_tasks(self, *, dataset: str | None, overlap: int, priority: int, limit: int | None,
+                  k: int | None = None, update: bool = False) -> store.QueueReport:
+        """Queue a task per prompt with 2+ responses; tasks already queued keep their overlap
+        and priority unless ``update``."""
+        if overlap < 1:
+            raise InvalidSubmission("overlap must be at least 1")
+        return self.store.tasks.create_for_prompts(dataset=dataset or None, overlap=overlap,
+                                                   priority=priority, limit=limit, k=k,
+                                                   update_existing=update)
+
+    def add_gold(self, *, dataset: str | None, limit: int | None) -> int:
+        """Gold tasks from imported human labels; returns how many were created."""
+        return len(self.store.tasks.create_gold(dataset=dataset or None, limit=limit))
+
+    def exports_root(self) -> Path:
+        """Where the admin page may write exports (``exports_root`` of the config, default
+        ``<store dir>/exports``)."""
+        root = self.config.exports_root or self.store.path.resolve().parent / "exports"
+        return Path(root).resolve()
+
+    def export(self, out: str, *, source: str = "all", min_agreement: float = 0.0,
+               dataset: str | None = None, test_fraction: float = 0.0) -> str:
+        """Export pairs to ``out``, a path under :meth:`exports_root` (a relative one is taken
+        from there). Raises InvalidSubmission for a path outside it."""
+        root = self.exports_root()
+        target = (root / (out or "").strip()).resolve()
+        if not out or not out.strip() or target == root or not target.is_relative_to(root):
+            raise InvalidSubmission(f"export path {out!r}: give a folder name inside {root}")
+        root.mkdir(parents=True, exist_ok=True)
+        out = str(target)
+        r = export_pairs(self.store, out, PairFilters(source=source, min_agreement=min_agreement,
+                                                      dataset=dataset or None,
+                                                      test_fraction=test_fraction))
+        return (f"export {r.export.id}: {r.export.n_pairs} pairs ({r.n_train} train, {r.n_test} "
+                f"test) -> {r.export.path}")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, newest first: ``{run, kind, status, parent, export, started, summary}``
+        (runs whose process died are marked interrupted first)."""
+        self.store.runs.reap()
+        return [{"run": r.id, "kind": r.kind, "status": r.status, "parent": r.parent_run_id,
+                 "export": r.export_id,
+                 "started": r.started_at.strftime("%H:%M:%S") if r.started_at else "",
+                 "summary": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in (r.summary or {}).items()
+                                      if not isinstance(v, (dict, list)) and k != "output_dir")[:120]}
+                for r in reversed(self.store.runs.list())]
+
+    def run_metrics(self, run_id: int, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """A run's metrics as ``{step, metric, value}`` rows (only ``names``, when given)."""
+        rows = self.store.runs.metrics(run_id)
+        return [{"step": m.step, "metric": m.name, "value": m.value} for m in rows
+                if names is None or m.name in names]

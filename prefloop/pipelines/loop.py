@@ -1,0 +1,143 @@
+"""``prefloop loop --config loop.yaml``: the demo's cycle for real use.
+
+One iteration: export the labels added since the last iteration -> train a reward model ->
+update the policy (DPO or PPO) -> evaluate the new policy against its parent
+(:mod:`prefloop.pipelines.evaluation`; with ``min_gold_win_rate``, a policy that loses ground under the
+gold reward model is recorded as ``rejected`` and not promoted) -> sample new responses from
+the promoted policy -> judge them -> queue the most uncertain pairs. Every step is a recorded
+run with lineage; any step can be skipped (``skip: true``); re-running after an interruption
+resumes the unfinished iteration.
+
+The config is :class:`~prefloop.pipelines.loop_config.LoopConfig` (``loop.yaml``, read by
+:func:`~prefloop.pipelines.loop_config.load_loop_config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from rich.console import Console
+
+from prefloop import store
+from prefloop.store.export import export_pairs
+from prefloop.store.pairs import NoPairsMatch
+
+from .base import Pipeline
+from .loop_config import EvalStep, LoopConfig, TrainStep, load_loop_config
+
+__all__ = ["load_loop_config", "run_loop", "LoopConfig"]
+
+
+def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
+             console: Console | None = None) -> dict[str, Any]:
+    """Run (or resume) one loop iteration; returns the stage results (stage name -> its
+    recorded result: ``run_id`` and the step's figures)."""
+    console = console or Console()
+    pipe = Pipeline(s, "loop", cfg.raw, resume=not fresh, reuse_finished=False, console=console)
+    loop_id = pipe.run.id
+    previous = [r for r in s.runs.list(kind="loop") if r.status == "finished" and r.id != loop_id]
+
+    def export():
+        since = None
+        if cfg.export.since_last and previous:
+            since = (previous[-1].summary or {}).get("stages", {}).get("export", {}).get("export_id")
+        out = s.path.resolve().parent / "runs" / f"loop-{loop_id}-export"
+        try:
+            r = export_pairs(s, out, replace(cfg.export.filters, since_export=since), overwrite=True)
+        except NoPairsMatch:
+            console.print(f"  no new labels since export {since}: training steps are skipped")
+            return {"export_id": None, "since_export": since, "pairs": 0}
+        console.print(f"  export {r.export.id}: {r.export.n_pairs} pairs (since export {since})")
+        return {"export_id": r.export.id, "since_export": since, "pairs": r.export.n_pairs}
+
+    ex = pipe.stage("export", "Export labels since the last iteration", export)
+    policy, rm_ref = cfg.policy, None
+    if ex["export_id"] is not None and not cfg.rm.skip:
+        res = pipe.stage("rm", "Train the reward model", lambda: _train(
+            s, cfg.rm, {"model": "minilm", **cfg.rm.settings, "export_id": ex["export_id"]}, loop_id))
+        rm_ref = f"run:{res['run_id']}"
+    update = cfg.update
+    if ex["export_id"] is not None and update is not None and not update.skip:
+        overrides = {"model": policy, **update.settings, "export_id": ex["export_id"]}
+        if update.kind == "ppo":
+            overrides.setdefault("reward_model", rm_ref)
+        res = pipe.stage(update.kind, f"Update the policy ({update.kind})",
+                         lambda: _train(s, update, overrides, loop_id))
+        candidate = f"run:{res['run_id']}"
+        if cfg.eval.skip:
+            policy = candidate
+        else:
+            ev = pipe.stage("eval", "Evaluate the new policy against its parent", lambda: _evaluate(
+                s, policy, candidate, ex["export_id"], rm_ref, cfg.eval, loop_id, console))
+            policy = candidate if ev["promoted"] else policy
+    if not cfg.generate.skip:
+        pipe.stage("generate", "Sample new responses", lambda: _generate(s, cfg, policy, rm_ref, loop_id))
+    if not cfg.judge.skip:
+        pipe.stage("judge", "Judge the new responses", lambda: _judge(s, cfg, loop_id))
+    pipe.stage("queue", "Queue for people", lambda: {"open_tasks": s.tasks.count_open()})
+    run = pipe.finish()
+    console.print(f"Loop iteration {run.id} finished: " + ", ".join(
+        f"{k} {v.get('run_id', '')}".strip() for k, v in pipe.stages.items()))
+    return pipe.stages
+
+
+def _generate(s: store.Store, cfg: LoopConfig, policy: str, rm_ref: str | None, loop_id: int) -> dict[str, Any]:
+    from prefloop.training.generate import generate
+
+    g = cfg.generate
+    r = generate(s, policy, g.prompts, limit=g.limit, params=g.params,
+                 reward_model=g.reward_model or rm_ref,
+                 select=g.select or ("uncertain" if rm_ref else "random"),
+                 n_tasks=g.tasks, overlap=g.overlap, pipeline_run_id=loop_id)
+    return {"run_id": r.run.id, "responses": r.n_responses, "tasks": len(r.task_ids)}
+
+
+def _judge(s: store.Store, cfg: LoopConfig, loop_id: int) -> dict[str, Any]:
+    from prefloop.judge.backends import make_backend
+    from prefloop.judge.batch import run_batch
+
+    j = cfg.judge
+    backend = make_backend(j.backend, model=j.model, base_url=j.base_url, store=s)
+    out = {}
+    for mode in j.modes:
+        r = run_batch(s, mode, backend, source=j.source, limit=j.limit, rounds=j.rounds,
+                      constitution=j.constitution, pipeline_run_id=loop_id)
+        out[mode] = {"run_id": r.run.id, "comparisons": r.summary["comparisons"], "calls": r.summary["calls"]}
+    return out
+
+
+def _evaluate(s: store.Store, parent: str, candidate: str, export_id: int, rm_ref: str | None,
+              step: EvalStep, loop_id: int, console: Console) -> dict[str, Any]:
+    """Evaluate ``candidate`` against ``parent``; with ``min_gold_win_rate``, mark it
+    ``rejected`` (and do not promote it) when its gold win rate falls short."""
+    from prefloop.pipelines.evaluation import EvalConfig, run_eval
+    from prefloop.pipelines.report import print_eval
+
+    threshold = step.min_gold_win_rate
+    cfg = EvalConfig(models=(parent, candidate), baseline=parent,
+                     prompts=f"export:{export_id}" if step.prompts == "held-out" else step.prompts,
+                     **{"reward_model": rm_ref, **step.settings})
+    r = run_eval(s, cfg, pipeline_run_id=loop_id)
+    print_eval(console, r.run)
+    row = r.summary["models"][1]
+    gold = row.get("gold", {}).get("win", {}).get("rate")
+    promoted = threshold is None or (gold is not None and gold >= threshold)
+    run_id = int(candidate.split(":")[1])
+    if not promoted:
+        s.runs.update(run_id, status="rejected", summary={
+            "rejected": f"gold win rate {gold:.3f} against {parent} is below min_gold_win_rate "
+                        f"{threshold} (eval run {r.run.id})"})
+        console.print(f"  [bold]run {run_id} rejected[/]: gold win rate {gold:.3f} < {threshold}; "
+                      f"{parent} stays the policy")
+    return {"run_id": r.run.id, "promoted": promoted, "gold_win_rate": gold,
+            "proxy_win_rate": row.get("proxy", {}).get("win", {}).get("rate"), "kl": row.get("kl")}
+
+
+def _train(s: store.Store, step: TrainStep, overrides: dict[str, Any], loop_id: int) -> dict[str, Any]:
+    from prefloop.training.train import train
+
+    r = train(s, step.kind, overrides=overrides, pipeline_run_id=loop_id)
+    ev = r.summary.get("eval", {})
+    head = ev.get("all", ev) if isinstance(ev, dict) else {}
+    return {"run_id": r.run.id, **{k: v for k, v in head.items() if isinstance(v, (int, float))}}

@@ -1,0 +1,79 @@
+"""How the pipelines' results read on a terminal: the eval tables and the leaderboards (rich).
+
+The library functions (:func:`prefloop.pipelines.evaluation.run_eval`, the trainers) return
+results and log progress; the CLI and the pipelines' own summaries print with these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from prefloop import store
+
+__all__ = ["print_eval", "print_leaderboards"]
+
+
+def _rate(w: dict | None) -> str:
+    """A win rate over its 95% CI on the next line."""
+    if not w or w.get("n", 0) == 0:
+        return "-"
+    return f"{w['rate']:.2f}\n[{w['low']:.2f}, {w['high']:.2f}]"
+
+
+def _mean(view: dict | None) -> str:
+    return "-" if not view else f"{view['mean']:.3f}"
+
+
+def print_eval(console: Console, run: store.Run) -> None:
+    """An eval run's two tables (80 columns wide): the model versions (length, EOS rate, KL to
+    the reference, mean reward-model scores), then each version's win rates against the
+    baseline with 95% CIs."""
+    sm = run.summary or {}
+    base = sm.get("baseline")
+    t = Table(title=f"eval run {run.id}: {sm.get('prompts')} prompts ({sm.get('prompt_source')}), "
+                    f"baseline {base}")
+    for col in ("model", "kind", "tokens", "EOS", "KL nats", "proxy RM", "gold RM"):
+        t.add_column(col, justify="left" if col in ("model", "kind") else "right",
+                     overflow="fold")
+    for r in sm.get("models", []):
+        t.add_row(r["model"], r["kind"], f"{r['mean_tokens']:.0f}", f"{r['eos_rate']:.2f}",
+                  "-" if r.get("kl") is None else f"{r['kl']:.2f}", _mean(r.get("proxy")),
+                  _mean(r.get("gold")))
+    console.print(t)
+    w = Table(title="win rate against the baseline (ties count half), 95% bootstrap CI",
+              caption="judge LC: length-controlled, the judge's verdict at equal length")
+    for col in ("model", "proxy RM", "gold RM", "AI judge", "judge LC"):
+        w.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
+    for r in sm.get("models", []):
+        if r["model"] == base:
+            continue
+        j = r.get("judge", {})
+        judge = _rate(j.get("win"))
+        if j.get("win"):
+            judge += f"\n{j['win']['wins']}/{j['win']['ties']}/{j['win']['losses']} W/T/L"
+        w.add_row(r["model"], _rate(r.get("proxy", {}).get("win")), _rate(r.get("gold", {}).get("win")),
+                  judge, _rate(j.get("length_controlled")))
+    console.print(w)
+    sec = sm.get("seconds", {})
+    if sec:
+        console.print("  seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in sec.items())
+                      + (f"; judge {sm['judge']['judge']} under principle {sm['judge']['principle']}"
+                         if sm.get("judge") else ""))
+
+
+def print_leaderboards(console: Console, boards: dict[str, list[dict[str, Any]]]) -> None:
+    """Bradley-Terry ratings (Elo scale, 95% bootstrap CI) per vote group."""
+    if not boards:
+        console.print("Leaderboard: no votes between model versions yet (queue eval tasks with "
+                      "--tasks, or judge with --judge).")
+        return
+    for group, rows in boards.items():
+        t = Table(title=f"leaderboard ({group} votes): Bradley-Terry, Elo scale, 95% CI")
+        for col in ("model", "rating", "CI", "votes"):
+            t.add_column(col, justify="left" if col == "model" else "right")
+        for r in rows:
+            t.add_row(r["model"], f"{r['rating']:.0f}", f"{r['low']:.0f} .. {r['high']:.0f}", str(r["votes"]))
+        console.print(t)
