@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo bench clean
+.PHONY: install test test-fast test-slow lint demo bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ install: $(BIN)/.installed
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fast tier: no model, no server (the store, the app's services, the CLI), under a minute.
+test-fast: install
+	$(BIN)/pytest -m "not model" $(PYTEST_ARGS)
+
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade; settings in pyproject.toml)
+lint: install
+	$(BIN)/ruff check .
 
 # Opt-in groups (see tests/conftest.py); .ci/run runs them all.
 test-slow: install

@@ -4,6 +4,11 @@ Opt-in groups (as datasette does with ``--playwright``): ``--browser`` (Debian c
 Playwright), ``--soak`` (several processes for a minute) and ``--slow`` (real SmolLM2 training,
 the quick demo, accelerate with two processes). ``.ci/run`` opts in to all three. Tests that
 read ``../shared/data`` skip with a reason when it is absent.
+
+The ``model`` marker names the tests that load a model or start a server (every test that
+uses the ``tiny_model`` fixture gets it here; modules that load models otherwise declare
+``pytestmark = pytest.mark.model``). ``pytest -m "not model"`` is the fast tier: the store,
+the app's services and the CLI, in under a minute.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if "tiny_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
         for marker, option in OPT_IN.items():
             if marker in item.keywords and not config.getoption(option):
                 item.add_marker(pytest.mark.skip(reason=f"opt-in: pass {option} to run it"))

@@ -17,7 +17,7 @@ from prefloop.store.pairs import PairFilters
 
 from .conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
 def _launch(db: store.Store, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

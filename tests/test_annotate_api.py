@@ -22,6 +22,9 @@ from prefloop.annotate_app.testing import AppServer, GradioSession
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.model
+
+
 ADMIN_CALLS = {
     "/admin_refresh": (None, None),
     "/admin_add_tasks": ("", 1, 0, 10),

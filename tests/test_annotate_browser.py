@@ -13,7 +13,7 @@ from prefloop import store
 from prefloop.annotate_app.auth import hash_password
 from prefloop.annotate_app.testing import AppServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.model]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Where the tests leave screenshots of the views they drive (to look at them).
 SHOTS = Path(os.environ.get("PREFLOOP_SCREENSHOTS", tempfile.gettempdir()))

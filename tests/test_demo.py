@@ -12,7 +12,7 @@ from prefloop import store
 
 from .conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
 def test_quick_demo_runs_and_resumes(tmp_path):

@@ -14,6 +14,9 @@ from prefloop.store.leaderboard import leaderboards, models_table
 from prefloop.store.pairs import PairFilters, derive_pairs
 from prefloop.training.train import train
 
+pytestmark = pytest.mark.model
+
+
 FAST = {"max_steps": 2, "max_length": 256, "max_eval_pairs": 8, "save_steps": 1000}
 
 

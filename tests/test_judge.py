@@ -148,6 +148,7 @@ def test_critique_mode_makes_revisions_preferred_over_originals(db, fake_server)
         assert db.responses.get_many(better)[0].parent_response_id == worse[0]
 
 
+@pytest.mark.model   # starts a judge server and kills a batch process
 def test_a_killed_batch_resumes_to_the_same_judgments(tmp_path):
     port_file = tmp_path / "port"
     server = subprocess.Popen([sys.executable, "-m", "tests.judge_server", str(port_file), "0.05"],

@@ -18,6 +18,8 @@ from prefloop.judge.batch import run_batch
 
 from .conftest import make_pairs
 
+pytestmark = pytest.mark.model
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -11,6 +11,8 @@ from prefloop.pipelines.loop import load_loop_config, run_loop
 
 from .conftest import MT_BENCH
 
+pytestmark = pytest.mark.model
+
 
 def test_a_pipeline_resumes_after_a_failed_stage(db):
     calls = []
@@ -91,7 +93,7 @@ def test_loop_config_errors_name_the_file(tmp_path):
     bad.write_text("eval: {min_gold_win_rate: 0.5}\n")
     with pytest.raises(LoopConfigError, match="needs eval.gold_reward_model"):
         load_loop_config(bad)
-    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, ppo, none"),
+    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, ppo, grpo, rloo, none"),
                         ("export: {source: people}\n", "bad.yaml: export: source 'people'"),
                         ("generate: {n: 2, temp: 1}\n", "bad.yaml: generate: unknown keys \\['temp'\\]"),
                         ("eval: {limit: 0}\n", "bad.yaml: eval: limit: expected an integer >= 1"),

@@ -10,6 +10,9 @@ from prefloop.core.models import load_causal_lm, load_tokenizer
 from prefloop.training.configs import PPORunConfig
 from prefloop.training.ppo import PPOTrainer
 
+pytestmark = pytest.mark.model
+
+
 TARGET = set(range(40, 70))  # 30 of ~300 token ids: about 10% of random tokens
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from prefloop.training.ppo import (
+from prefloop.training.ppo_math import (
     AdaptiveKLController,
     compute_gae,
     masked_mean,

@@ -16,6 +16,9 @@ from prefloop.training.scoring import (
     write_reward_config,
 )
 
+pytestmark = pytest.mark.model
+
+
 RESPONSE = "I can't help with that, but here is a safer way to do it."
 
 

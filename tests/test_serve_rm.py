@@ -17,6 +17,8 @@ import pytest
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.model
+
 
 def _free_port() -> int:
     with socket.socket() as s:

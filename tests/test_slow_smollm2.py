@@ -10,7 +10,7 @@ from prefloop.training.train import train
 
 from .conftest import MT_BENCH
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
 def test_rm_dpo_ppo_generate_on_smollm2(hh_store):

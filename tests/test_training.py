@@ -19,6 +19,9 @@ from prefloop.training.train import train
 
 from .conftest import MT_BENCH, ROOT
 
+pytestmark = pytest.mark.model
+
+
 FAST = {"max_steps": 2, "max_length": 256, "max_eval_pairs": 16, "save_steps": 1000}
 
 
@@ -53,7 +56,7 @@ def test_dpo_and_sft_runs_read_a_named_export(hh_store, rm_run, tiny_model):
     assert sft.run.parent_run_id == dpo.run.id and sft.summary["steps"] == 2
 
 
-def test_ppo_and_grpo_with_the_reward_model(hh_store, rm_run, tiny_model):
+def test_ppo_grpo_and_rloo_with_the_reward_model(hh_store, rm_run, tiny_model):
     rm = f"run:{rm_run.run.id}"
     ppo = train(hh_store, "ppo", overrides={
         "model": str(tiny_model), "reward_model": rm, "max_steps": 2, "batch_size": 4,
@@ -66,6 +69,13 @@ def test_ppo_and_grpo_with_the_reward_model(hh_store, rm_run, tiny_model):
         "model": str(tiny_model), "reward_model": rm, "max_steps": 1, "max_completion_length": 8,
         "export_id": rm_run.run.export_id})
     assert grpo.run.status == "finished"
+    rloo = train(hh_store, "rloo", overrides={
+        "model": str(tiny_model), "reward_model": rm, "max_steps": 1, "max_completion_length": 8,
+        "export_id": rm_run.run.export_id})
+    assert rloo.run.status == "finished" and rloo.run.kind == "rloo" and rloo.run.parent_run_id is None
+    assert {"reward_model", "loss"} <= {m.name for m in hh_store.runs.metrics(rloo.run.id)}
+    from prefloop.core.models import resolve_model
+    assert resolve_model(f"run:{rloo.run.id}", hh_store, require="policy").run_id == rloo.run.id
     with pytest.raises(ConfigError, match="reward-model"):
         train(hh_store, "ppo", overrides={"model": str(tiny_model), "max_steps": 1})
     assert hh_store.runs.list(kind="ppo")[-1].status == "failed"

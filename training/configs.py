@@ -13,15 +13,15 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, SFTConfig
+from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, RLOOConfig, SFTConfig
 
 from .errors import ConfigError
 
 __all__ = ["DataOptions", "LoraOptions", "lora_config", "TrainerDefaults", "RewardRunConfig", "DPORunConfig", "SFTRunConfig", "GRPORunConfig",
-           "PPORunConfig", "KTORunConfig", "CONFIGS", "load_config", "config_to_dict"]
+           "PPORunConfig", "KTORunConfig", "RLOORunConfig", "CONFIGS", "load_config", "config_to_dict"]
 
 
 def _f(default: Any, help: str) -> Any:
@@ -48,11 +48,21 @@ class DataOptions:
     bf16: bool | None = _f(None, "bfloat16 mixed precision (default: on where a GPU supports it, "
                            "off on CPU).")
 
+    #: The default learning rate of a config class: ``{"full": ..., "lora": ...}``, picked by
+    #: ``use_lora`` when ``learning_rate`` is not set (LoRA adapters need a far larger rate
+    #: than full fine-tuning; the values come from ``bench/lr_sweep.py``, see the README).
+    LEARNING_RATES: ClassVar[dict[str, float]] = {}
+
     def __post_init__(self) -> None:
         if self.bf16 is None:
             import torch
 
             self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if getattr(self, "learning_rate", 0) is None:
+            self.learning_rate = self.LEARNING_RATES["lora" if getattr(self, "use_lora", False) else "full"]
+        lr = getattr(self, "learning_rate", None)
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+            raise ConfigError(f"learning_rate: expected a number > 0, found {lr!r}")
         parent = super()
         if hasattr(parent, "__post_init__"):
             parent.__post_init__()
@@ -116,7 +126,9 @@ class RewardRunConfig(DataOptions, LoraOptions, TrainerDefaults, RewardConfig):
     max_length: int | None = _f(512, "Pairs longer than this many tokens are dropped (TRL).")
     per_device_train_batch_size: int = _f(4, "Pairs per step.")
     per_device_eval_batch_size: int = _f(8, "Pairs per evaluation step.")
-    learning_rate: float = _f(2e-5, "AdamW learning rate.")
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0002 with LoRA, 2e-05 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 2e-05, "lora": 0.0002}
     label_smoothing: str = _f("0", "Soft labels: 'auto' trains on each pair's p_chosen (binary "
                               "cross-entropy of sigmoid(r_c - r_r) against it; export with "
                               "--aggregate dawid-skene), a number e on the fixed target 1 - e "
@@ -132,7 +144,9 @@ class DPORunConfig(DataOptions, LoraOptions, TrainerDefaults, DPOConfig):
     max_length: int | None = _f(512, "Truncate prompt + response to this many tokens.")
     per_device_train_batch_size: int = _f(2, "Pairs per step.")
     per_device_eval_batch_size: int = _f(4, "Pairs per evaluation step.")
-    learning_rate: float = _f(5e-6, "AdamW learning rate.")
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 5e-05 with LoRA, 5e-06 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 5e-06, "lora": 5e-05}
 
 
 @dataclass
@@ -143,13 +157,18 @@ class SFTRunConfig(DataOptions, LoraOptions, TrainerDefaults, SFTConfig):
     max_length: int | None = _f(512, "Truncate sequences to this many tokens.")
     completion_only_loss: bool | None = _f(True, "Loss on the completion tokens only.")
     per_device_train_batch_size: int = _f(2, "Rows per step.")
-    learning_rate: float = _f(1e-5, "AdamW learning rate.")
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0002 with LoRA, 1e-05 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-05, "lora": 0.0002}
 
 
 @dataclass
 class GRPORunConfig(DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
     """Group Relative Policy Optimization (Shao et al. 2024) with TRL ``GRPOTrainer``, our
     reward model as the reward function, on the export's prompts."""
+
+    beta: float = _f(0.04, "KL coefficient to the reference (Shao et al. 2024 used 0.04; TRL's "
+                     "default 0 leaves the drift unbounded and unmeasured).")
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
     gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
@@ -158,7 +177,34 @@ class GRPORunConfig(DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
     num_generations: int | None = _f(4, "Completions sampled per prompt (the group).")
     max_completion_length: int | None = _f(48, "Tokens generated per completion.")
     per_device_train_batch_size: int = _f(4, "Completions per step (a multiple of num_generations).")
-    learning_rate: float = _f(1e-6, "AdamW learning rate.")
+    use_lora: bool = _f(True, "Train LoRA adapters (peft) on the policy; its reference is the same "
+                        "backbone with the adapters disabled. False: full fine-tuning.")
+    lora_layers: float = _f(0.5, "Share of the policy's layers, from the top, that get adapters.")
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0001 with LoRA, 1e-06 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.0001}
+
+
+@dataclass
+class RLOORunConfig(DataOptions, LoraOptions, TrainerDefaults, RLOOConfig):
+    """REINFORCE Leave-One-Out (Ahmadian et al. 2024) with TRL ``RLOOTrainer``: each sample's
+    baseline is the mean reward of the other ``num_generations - 1`` samples of its prompt; our
+    reward model is the reward function, on the export's prompts; KL to the reference in the
+    reward (``beta``)."""
+
+    reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
+    gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
+                                       "its mean score is logged as reward_gold (over-optimization "
+                                       "guard, Gao et al. 2023).")
+    num_generations: int | None = _f(4, "Completions sampled per prompt (the group).")
+    max_completion_length: int | None = _f(48, "Tokens generated per completion.")
+    per_device_train_batch_size: int = _f(4, "Completions per step (a multiple of num_generations).")
+    use_lora: bool = _f(True, "Train LoRA adapters (peft) on the policy; its reference is the same "
+                        "backbone with the adapters disabled. False: full fine-tuning.")
+    lora_layers: float = _f(0.5, "Share of the policy's layers, from the top, that get adapters.")
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0001 with LoRA, 1e-06 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.0001}
 
 
 @dataclass
@@ -192,7 +238,12 @@ class PPORunConfig(DataOptions, LoraOptions):
     batch_size: int = _f(8, "Prompts (rollouts) per iteration.")
     mini_batch_size: int = _f(4, "Rollouts per gradient step.")
     ppo_epochs: int = _f(4, "Passes over each rollout batch.")
-    learning_rate: float = _f(3e-6, "AdamW learning rate (policy and value model).")
+    learning_rate: float | None = _f(None, "AdamW learning rate of the policy (default: 0.0003 with LoRA, 3e-06 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 3e-06, "lora": 0.0003}
+    value_learning_rate: float | None = _f(1e-3, "AdamW learning rate of the value function (its own: "
+                                           "a fresh value head at the policy's rate barely learns); "
+                                           "None: the policy's.")
     max_prompt_length: int = _f(256, "Prompt tokens kept (from the right).")
     max_new_tokens: int = _f(48, "Tokens sampled per response.")
     temperature: float = _f(0.7, "Sampling temperature; logits are divided by it in training too.")
@@ -237,11 +288,15 @@ class KTORunConfig(DataOptions, LoraOptions, TrainerDefaults, KTOConfig):
     per_device_train_batch_size: int = _f(4, "Rows per step (at least 2: the KL estimate "
                                             "pairs each completion with another row's prompt).")
     per_device_eval_batch_size: int = _f(4, "Rows per evaluation step.")
-    learning_rate: float = _f(5e-6, "AdamW learning rate.")
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 5e-05 with LoRA, 5e-06 "
+                                     "full fine-tuning; bench/lr_sweep.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 5e-06, "lora": 5e-05}
 
 
+#: The training kinds' configs (keys: :data:`prefloop.core.kinds.TRAIN_KINDS`, held equal by a test).
 CONFIGS: dict[str, type] = {"rm": RewardRunConfig, "dpo": DPORunConfig, "sft": SFTRunConfig,
-                            "grpo": GRPORunConfig, "ppo": PPORunConfig, "kto": KTORunConfig}
+                            "grpo": GRPORunConfig, "rloo": RLOORunConfig, "ppo": PPORunConfig,
+                            "kto": KTORunConfig}
 
 
 def load_config(kind: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None,

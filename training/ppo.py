@@ -51,120 +51,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["masked_mean", "masked_var", "masked_whiten", "compute_gae", "policy_loss",
-           "value_loss", "FixedKLController", "AdaptiveKLController", "Rollout", "PPOTrainer",
-           "ValueHead", "token_values", "response_logprobs"]
+from .ppo_math import (
+    AdaptiveKLController,
+    FixedKLController,
+    compute_gae,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    value_loss,
+)
+
+__all__ = ["Rollout", "PPOTrainer", "ValueHead", "token_values", "response_logprobs"]
 
 
-# --------------------------------------------------------------------------- math helpers
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Mean of ``x`` over positions where ``mask`` is 1 (same shape)."""
-    mask = mask.to(x.dtype)
-    if dim is None:
-        return (x * mask).sum() / mask.sum().clamp(min=1)
-    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
-
-
-def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Unbiased variance of ``x`` over masked positions."""
-    mean = masked_mean(x, mask)
-    n = mask.sum()
-    var = masked_mean((x - mean) ** 2, mask)
-    return var * n / (n - 1).clamp(min=1)
-
-
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """``(x - mean) / std`` over masked positions (mean kept if ``shift_mean`` is False);
-    padding positions are set to 0."""
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
-    out = (x - mean) * torch.rsqrt(var + 1e-8)
-    if not shift_mean:
-        out = out + mean
-    return out * mask
-
-
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-                lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalized advantage estimation (Schulman et al. 2016) over response tokens.
-
-    Args:
-        rewards, values, mask: ``(B, R)``; ``mask`` is 1 for real tokens (a prefix of each row).
-    Returns:
-        ``(advantages, returns)``, both ``(B, R)``, zero at padding; ``returns = A + V``.
-
-    ``delta_t = r_t + gamma * V_{t+1} - V_t`` and ``A_t = delta_t + gamma * lam * A_{t+1}``,
-    with ``V`` and ``A`` taken as 0 after the last real token.
-    """
-    mask = mask.to(values.dtype)
-    values = values * mask
-    rewards = rewards * mask
-    B, R = rewards.shape
-    adv = torch.zeros_like(rewards)
-    last = torch.zeros(B, dtype=rewards.dtype, device=rewards.device)
-    for t in reversed(range(R)):
-        next_v = values[:, t + 1] if t + 1 < R else torch.zeros_like(last)
-        delta = rewards[:, t] + gamma * next_v - values[:, t]
-        last = (delta + gamma * lam * last) * mask[:, t]
-        adv[:, t] = last
-    return adv, (adv + values) * mask
-
-
-def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, cliprange: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped surrogate loss (Schulman et al. 2017, eq. 7), all inputs ``(B, R)``.
-
-    Returns the loss and stats: ``clipfrac`` (share of tokens where the clipped term won),
-    ``approxkl`` (``0.5 * mean((logp - logp_old)^2)``), ``ratio`` (mean).
-    """
-    logratio = logprobs - old_logprobs
-    ratio = torch.exp(logratio)
-    unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = masked_mean(torch.max(unclipped, clipped), mask)
-    with torch.no_grad():
-        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
-                 "approxkl": 0.5 * masked_mean(logratio ** 2, mask),
-                 "ratio": masked_mean(ratio, mask)}
-    return loss, stats
-
-
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-               mask: torch.Tensor, cliprange_value: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped value loss ``0.5 * mean(max((V - R)^2, (V_clip - R)^2))`` with
-    ``V_clip = V_old + clip(V - V_old, -c, c)``; inputs ``(B, R)``."""
-    clipped = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
-    l1, l2 = (values - returns) ** 2, (clipped - returns) ** 2
-    loss = 0.5 * masked_mean(torch.max(l1, l2), mask)
-    with torch.no_grad():
-        stats = {"vf_clipfrac": masked_mean((l2 > l1).float(), mask)}
-    return loss, stats
-
-
-class FixedKLController:
-    """A constant KL coefficient ``value``."""
-
-    def __init__(self, value: float):
-        self.value = value
-
-    def update(self, current_kl: float, n_steps: int) -> None:
-        pass
-
-
-class AdaptiveKLController:
-    """Ziegler et al. 2019, section 2.2: a proportional controller of the KL coefficient.
-
-    ``error = clip(KL / target - 1, -0.2, 0.2)``; ``value *= 1 + error * n_steps / horizon``.
-    """
-
-    def __init__(self, init: float, target: float, horizon: int):
-        self.value, self.target, self.horizon = init, target, horizon
-
-    def update(self, current_kl: float, n_steps: int) -> None:
-        error = max(-0.2, min(0.2, current_kl / self.target - 1.0))
-        self.value *= 1.0 + error * n_steps / self.horizon
-
-
-# --------------------------------------------------------------------------- model helpers
 def _position_ids(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
@@ -292,8 +191,14 @@ class PPOTrainer:
             policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if hasattr(policy, "enable_input_require_grads"):
                 policy.enable_input_require_grads()
-        params = [p for m in (policy, value) for p in m.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, eps=1e-5)
+        # two parameter groups: the value function learns at its own rate (a fresh value head at
+        # the policy's LoRA or full fine-tuning rate barely moves, so its advantages stay wrong)
+        value_ids = {id(p) for p in value.parameters()}
+        policy_params = [p for p in policy.parameters() if p.requires_grad and id(p) not in value_ids]
+        value_params = [p for p in value.parameters() if p.requires_grad]
+        vlr = getattr(config, "value_learning_rate", None) or config.learning_rate
+        optimizer = torch.optim.AdamW([{"params": policy_params, "lr": config.learning_rate},
+                                       {"params": value_params, "lr": vlr}], eps=1e-5)
         self.policy, self.value, self.optimizer = self.accelerator.prepare(policy, value, optimizer)
         self.ref_policy = ref_policy
         if ref_policy is not None:
@@ -383,6 +288,7 @@ class PPOTrainer:
         responses = [r[m.bool()].tolist() for r, m in zip(response, rmask)]
         scored = self.score_fn(prompts, responses)
         rm_scores, extra = scored if isinstance(scored, tuple) else (scored, {})
+        extra = dict(extra)
         rm_scores = torch.as_tensor(rm_scores, dtype=torch.float32).to(device)
         scores = rm_scores + (~contains_eos).float() * cfg.missing_eos_penalty
 
@@ -395,6 +301,11 @@ class PPOTrainer:
             rewards = masked_whiten(rewards, rmask, shift_mean=False)
         advantages, returns = compute_gae(rewards, values, rmask, cfg.gamma, cfg.lam)
         advantages = masked_whiten(advantages, rmask)
+        # a batch in which every response scored the same carries no signal from the reward:
+        # whitening would turn the KL term and the discounted EOS penalty into advantages as
+        # large as real ones, so such a batch updates the value function only (see step())
+        all_scores = self.accelerator.gather(scores.float())
+        extra["no_signal"] = float(bool((all_scores.max() - all_scores.min()).abs() < 1e-6))
         return Rollout(input_ids, attention_mask, P, rmask, logprobs, ref_logprobs, values, rewards,
                        advantages, returns, scores, rm_scores, contains_eos, kl_tokens.sum(1),
                        dict(extra))
@@ -403,10 +314,11 @@ class PPOTrainer:
     def step(self, ro: Rollout) -> dict[str, float]:
         """``ppo_epochs`` passes of minibatch updates over one rollout; returns the metrics
         logged every iteration (masked means, averaged over processes). During the first
-        ``value_warmup`` iterations only the value function learns."""
+        ``value_warmup`` iterations, and on a batch whose scores are all equal (``no_signal``
+        1: nothing for the policy to learn from the reward), only the value function learns."""
         cfg = self.cfg
         B = ro.input_ids.shape[0]
-        warmup = self.iteration < getattr(cfg, "value_warmup", 0)
+        warmup = self.iteration < getattr(cfg, "value_warmup", 0) or bool(ro.extra.get("no_signal"))
         acc: dict[str, list[float]] = {}
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(B)

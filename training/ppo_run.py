@@ -26,7 +26,7 @@ from prefloop.store.tracking import MetricsLogger
 
 from .configs import lora_config
 from .errors import ConfigError, TrainingError
-from .grpo import prompt_rows
+from .group_rl import prompt_rows
 from .ppo import PPOTrainer
 from .scoring import RewardScorer
 

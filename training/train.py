@@ -3,7 +3,7 @@
 Steps: reap dead runs; resolve (or resume) the run's config, export and model; create the run
 row; train with the method's module; evaluate on the held-out split; save ``final/``; record
 the summary and status. The method modules (:mod:`training.reward`, :mod:`training.dpo`,
-:mod:`training.sft`, :mod:`training.grpo`, :mod:`training.ppo`) each expose
+:mod:`training.sft`, :mod:`training.group_rl` (GRPO and RLOO), :mod:`training.ppo_run`) each expose
 ``run(ctx) -> (final_dir, summary)``.
 """
 
@@ -27,7 +27,7 @@ from .errors import TrainingError
 
 __all__ = ["RunContext", "TrainResult", "train", "find_resumable"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class RunContext:
             now = time.perf_counter()
             shown = [f"{k} {metrics[k]:.3f}" for k in ("reward", "reward_model", "reward_gold", "kl",
                                                        "eos_rate") if k in metrics]
-            log.info("  %s %d/%d: %s (%.1f s)", self.run.kind, it, total, ", ".join(shown), now - start[0])
+            logger.info("  %s %d/%d: %s (%.1f s)", self.run.kind, it, total, ", ".join(shown), now - start[0])
             start[0] = now
         return step
 
@@ -129,9 +129,10 @@ class TrainResult:
 
 
 def _method(kind: str):
-    from . import dpo, grpo, kto, ppo_run, reward, sft
+    from . import dpo, group_rl, kto, ppo_run, reward, sft
 
-    return {"rm": reward, "dpo": dpo, "sft": sft, "grpo": grpo, "ppo": ppo_run, "kto": kto}[kind]
+    return {"rm": reward, "dpo": dpo, "sft": sft, "grpo": group_rl, "rloo": group_rl, "ppo": ppo_run,
+            "kto": kto}[kind]
 
 
 def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> store.Run:

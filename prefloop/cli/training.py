@@ -59,7 +59,7 @@ def train(
                  "dataset": dataset, "max_steps": max_steps,
                  "output_dir": str(output) if output else None, "report_to": report_to,
                  **_parse_sets(set_)}
-    if kind not in ("ppo", "grpo"):
+    if kind not in ("ppo", "grpo", "rloo"):
         overrides.pop("reward_model")
     import os
 

@@ -1,7 +1,7 @@
 """``prefloop loop --config loop.yaml``: the demo's cycle for real use.
 
 One iteration: export the labels added since the last iteration -> train a reward model ->
-update the policy (DPO or PPO) -> evaluate the new policy against its parent
+update the policy (DPO, PPO, GRPO or RLOO) -> evaluate the new policy against its parent
 (:mod:`prefloop.pipelines.evaluation`; with ``min_gold_win_rate``, a policy that loses ground under the
 gold reward model is recorded as ``rejected`` and not promoted) -> sample new responses from
 the promoted policy -> judge them -> queue the most uncertain pairs. Every step is a recorded
@@ -24,7 +24,7 @@ from prefloop.store.export import export_pairs
 from prefloop.store.pairs import NoPairsMatch
 
 from .base import Pipeline
-from .loop_config import EvalStep, LoopConfig, TrainStep, load_loop_config
+from .loop_config import REWARDED_UPDATES, EvalStep, LoopConfig, TrainStep, load_loop_config
 
 __all__ = ["load_loop_config", "run_loop", "LoopConfig"]
 
@@ -60,7 +60,7 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
     update = cfg.update
     if ex["export_id"] is not None and update is not None and not update.skip:
         overrides = {"model": policy, **update.settings, "export_id": ex["export_id"]}
-        if update.kind == "ppo":
+        if update.kind in REWARDED_UPDATES:
             overrides.setdefault("reward_model", rm_ref)
         res = pipe.stage(update.kind, f"Update the policy ({update.kind})",
                          lambda: _train(s, update, overrides, loop_id))

@@ -14,9 +14,9 @@ Config (all keys optional)::
              aggregate: majority, min_confidence: 0.0,     # or dawid-skene (soft labels)
              ai_min_agreement: null, ai_min_overlap: 30}   # judge gating (any PairFilters field)
     rm: {model: minilm, max_steps: 200, max_length: 384}          # any RewardRunConfig field
-    policy_update: dpo                 # dpo, ppo or none
+    policy_update: dpo                 # dpo, ppo, grpo, rloo or none
     dpo: {max_steps: 50}               # any DPORunConfig field
-    ppo: {max_steps: 10}               # any PPORunConfig field
+    ppo: {max_steps: 10}               # any PPORunConfig field (grpo, rloo: theirs)
     eval: {prompts: held-out, limit: 32, max_new_tokens: 64, gold_reward_model: null,
            judge: null, min_gold_win_rate: null}   # held-out: this export's test split; or a
                                                    # dataset / prompts file (EvalConfig fields)
@@ -45,10 +45,12 @@ from .errors import LoopConfigError
 from .eval_config import EvalConfig
 
 __all__ = ["LoopConfig", "ExportStep", "TrainStep", "EvalStep", "GenerateStep", "JudgeStep",
-           "load_loop_config", "POLICY_UPDATES", "LOOP_KEYS"]
+           "load_loop_config", "POLICY_UPDATES", "REWARDED_UPDATES", "LOOP_KEYS"]
 
 #: ``policy_update`` values: the method that updates the policy each iteration.
-POLICY_UPDATES = ("dpo", "ppo", "none")
+POLICY_UPDATES = ("dpo", "ppo", "grpo", "rloo", "none")
+#: The updates that sample from the policy and need the reward model trained this iteration.
+REWARDED_UPDATES = ("ppo", "grpo", "rloo")
 LOOP_KEYS = ("policy", "export", "rm", "policy_update", *POLICY_UPDATES[:-1], "eval", "generate", "judge")
 
 
