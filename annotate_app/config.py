@@ -194,12 +194,17 @@ def _section(source: str, key: str, value: Any):
         raise AppError(f"{source}: {key}.{exc}") from None
 
 
+#: Settings that are shares: at most 1.
+_SHARES = ("gold_rate", "min_gold_accuracy")
+
+
 def _scalar(source: str, key: str, value: Any, kind: type):
     if value is None and key == "exports_root":
         return None
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise AppError(f"{source}: {key}: expected a number >= 0, found {value!r}")
+        if value < 0 or (key in _SHARES and value > 1):
+            bound = "in 0..1" if key in _SHARES else ">= 0"
+            raise AppError(f"{source}: {key}: expected a number {bound}, found {value!r}")
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         if value < 0:

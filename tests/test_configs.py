@@ -76,6 +76,8 @@ def test_the_app_config_is_checked_once_and_names_the_file_and_key(tmp_path):
                         ("assist: {when: never}\n", "app.yaml: assist.when: expected after, before or random"),
                         ("review: {min_agreement: 2}\n", "app.yaml: review.min_agreement: expected a number in 0..1"),
                         ("title: [1]\n", "app.yaml: title: expected a string"),
+                        ("gold_rate: 1.5\n", "app.yaml: gold_rate: expected a number in 0..1"),
+                        ("qualification_tasks: -2\n", "app.yaml: qualification_tasks: expected an integer >= 0"),
                         ("gold_rate: [\n", "app.yaml:2:1: not valid YAML")]:
         cfg.write_text(text)
         with pytest.raises(AppError, match=match.replace("[", r"\[").replace(".", r"\.")):

@@ -118,9 +118,9 @@ def test_grpo_and_rloo_learn_at_their_defaults_and_did_not_at_the_old_ones(peake
 
     cfg = CONFIGS[kind](output_dir=tempfile.mkdtemp())
     assert cfg.use_lora and cfg.beta > 0
-    hist = _group(kind, peaked_model, 120)
-    base, last = _mean(h["reward"] for h in hist[:10]), _mean(h["reward"] for h in hist[-10:])
-    assert last > 1.5 * base and last > base + 0.6, (base, last)      # within 120 steps
-    assert _mean(h["kl"] for h in hist[-10:]) < 2.0                   # bounded by beta
+    hist = _group(kind, peaked_model, 240)       # one update per step: PPO makes 8 per iteration
+    base, last = _mean(h["reward"] for h in hist[:20]), _mean(h["reward"] for h in hist[-20:])
+    assert last > 1.5 * base and last > base + 0.6, (base, last)      # within 240 steps
+    assert _mean(h["kl"] for h in hist[-20:]) < 2.0                   # bounded by beta
     old = _group(kind, peaked_model, 120, use_lora=False, learning_rate=1e-6)   # the old defaults
-    assert _mean(h["reward"] for h in old[-10:]) < base + 0.4
+    assert _mean(h["reward"] for h in old[-20:]) < base + 0.4

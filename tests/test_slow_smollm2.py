@@ -30,3 +30,44 @@ def test_rm_dpo_ppo_generate_on_smollm2(hh_store):
                    n_tasks=2)
     assert gen.n_responses >= 2 and gen.run.parent_run_id == ppo.run.id
     assert len(hh_store.tasks.list()) == len(gen.task_ids) >= 1
+
+
+#: Iterations within which the "sorry" rate must rise (bench/lr_sweep.py: see the README).
+SORRY_ITERATIONS = 12
+
+
+def test_ppo_learns_the_sorry_reward_on_smollm2_at_its_defaults(shared_data, tmp_path):
+    """The check that found the old defaults flat (issue: KL within +-0.02 nats and no trend
+    over 17 iterations at lr 3e-6): +1 when the response contains "sorry", 8 rollouts of 24
+    tokens per iteration on HH-RLHF prompts, every other setting at PPORunConfig's defaults."""
+    from peft import get_peft_model
+
+    from prefloop import store
+    from prefloop.core.models import default_model_path, load_causal_lm, load_tokenizer
+    from prefloop.store.importer import import_file
+    from prefloop.store.sources import prompts_from
+    from prefloop.training.configs import PPORunConfig, lora_config
+    from prefloop.training.ppo import PPOTrainer
+    from prefloop.training.toy_rewards import ContainsWord
+
+    from .conftest import HH
+
+    s = store.Store(tmp_path / "s.duckdb", create=True)
+    import_file(s, HH, "hh")
+    prompts = [p.messages for p in prompts_from(s, "harmless-base-test-dev", limit=96)]
+    model = default_model_path()
+    tok = load_tokenizer(model)
+    tok.padding_side = "left"
+    cfg = PPORunConfig(max_steps=SORRY_ITERATIONS, batch_size=8, mini_batch_size=4, max_new_tokens=24,
+                       save_steps=0, max_prompt_length=128)
+    policy = load_causal_lm(model)
+    policy = get_peft_model(policy, lora_config(cfg, policy))
+    ids = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
+                                   return_dict=True)["input_ids"][-128:] for p in prompts]
+    trainer = PPOTrainer(policy, ContainsWord("sorry", decode=lambda x: tok.decode(x, skip_special_tokens=True)),
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, config=cfg)
+    hist = trainer.train(prompts, ids, output_dir="/nonexistent")
+    base = hist[0]["reward_model"]                    # sampled before any update
+    last = sum(h["reward_model"] for h in hist[-3:]) / 3
+    assert last >= base + 0.3, (base, [round(h["reward_model"], 2) for h in hist])
+    assert max(h["kl"] for h in hist) < 5.0           # nats per response

@@ -180,9 +180,10 @@ class GRPORunConfig(DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
     use_lora: bool = _f(True, "Train LoRA adapters (peft) on the policy; its reference is the same "
                         "backbone with the adapters disabled. False: full fine-tuning.")
     lora_layers: float = _f(0.5, "Share of the policy's layers, from the top, that get adapters.")
-    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0001 with LoRA, 1e-06 "
-                                     "full fine-tuning; bench/lr_sweep.py).")
-    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.0001}
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.001 with LoRA, 1e-06 "
+                                     "full fine-tuning; one update per sampled batch, where PPO "
+                                     "makes eight; bench/lr_sweep.py and tests/test_learnability.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.001}
 
 
 @dataclass
@@ -202,9 +203,10 @@ class RLOORunConfig(DataOptions, LoraOptions, TrainerDefaults, RLOOConfig):
     use_lora: bool = _f(True, "Train LoRA adapters (peft) on the policy; its reference is the same "
                         "backbone with the adapters disabled. False: full fine-tuning.")
     lora_layers: float = _f(0.5, "Share of the policy's layers, from the top, that get adapters.")
-    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0001 with LoRA, 1e-06 "
-                                     "full fine-tuning; bench/lr_sweep.py).")
-    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.0001}
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.001 with LoRA, 1e-06 "
+                                     "full fine-tuning; one update per sampled batch, where PPO "
+                                     "makes eight; bench/lr_sweep.py and tests/test_learnability.py).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.001}
 
 
 @dataclass

@@ -225,8 +225,10 @@ class PPOTrainer:
         return [[float(a), float(b)] for a, b in self.accelerator.gather(t).cpu().tolist()]
 
     # -- forward passes -----------------------------------------------------------------
-    def _forward(self, input_ids, attention_mask, prompt_len, with_entropy=False):
-        """Policy log-probs ``(B, R)``, entropy ``(B, R)`` or ``None``, values ``(B, R)``."""
+    def _forward(self, input_ids, attention_mask, prompt_len, with_entropy=False, freeze_policy=False):
+        """Policy log-probs ``(B, R)``, entropy ``(B, R)`` or ``None``, values ``(B, R)``.
+        ``freeze_policy``: a shared value head reads the backbone's hidden states detached, so
+        the value loss cannot move the policy either."""
         shared = self.shared_value
         out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=_position_ids(attention_mask), use_cache=False,
@@ -234,7 +236,8 @@ class PPOTrainer:
                           logits_to_keep=input_ids.shape[1] - prompt_len + 1)  # response positions
         logp, entropy = _logprobs(out.logits, input_ids, prompt_len, self.cfg.temperature, with_entropy)
         if shared:
-            values = self.value(out.hidden_states[-1])[:, prompt_len - 1:-1].float()
+            hidden = out.hidden_states[-1]
+            values = self.value(hidden.detach() if freeze_policy else hidden)[:, prompt_len - 1:-1].float()
         else:
             values = token_values(self.accelerator.unwrap_model(self.value), input_ids,
                                   attention_mask, prompt_len)
@@ -325,7 +328,8 @@ class PPOTrainer:
             for start in range(0, B, cfg.mini_batch_size):
                 mb = order[start:start + cfg.mini_batch_size].to(ro.input_ids.device)
                 ids, am, rm = ro.input_ids[mb], ro.attention_mask[mb], ro.response_mask[mb]
-                logp, entropy, vpred = self._forward(ids, am, ro.prompt_len, with_entropy=True)
+                logp, entropy, vpred = self._forward(ids, am, ro.prompt_len, with_entropy=True,
+                                                     freeze_policy=warmup)
                 pg, pg_stats = policy_loss(logp, ro.logprobs[mb], ro.advantages[mb], rm, cfg.cliprange)
                 vf, vf_stats = value_loss(vpred, ro.values[mb], ro.returns[mb], rm, cfg.cliprange_value)
                 loss = cfg.vf_coef * vf if warmup else pg + cfg.vf_coef * vf
