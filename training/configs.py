@@ -243,9 +243,10 @@ class PPORunConfig(DataOptions, LoraOptions):
     learning_rate: float | None = _f(None, "AdamW learning rate of the policy (default: 0.0003 with LoRA, 3e-06 "
                                      "full fine-tuning; bench/lr_sweep.py).")
     LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 3e-06, "lora": 0.0003}
-    value_learning_rate: float | None = _f(1e-3, "AdamW learning rate of the value function (its own: "
-                                           "a fresh value head at the policy's rate barely learns); "
-                                           "None: the policy's.")
+    value_learning_rate: float | None = _f(None, "AdamW learning rate of the value function (default: "
+                                           "1e-3 for a shared value head, a fresh linear layer that "
+                                           "barely learns at the policy's LoRA rate; the policy's "
+                                           "rate for a separate value model, a whole network).")
     max_prompt_length: int = _f(256, "Prompt tokens kept (from the right).")
     max_new_tokens: int = _f(48, "Tokens sampled per response.")
     temperature: float = _f(0.7, "Sampling temperature; logits are divided by it in training too.")

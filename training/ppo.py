@@ -61,7 +61,12 @@ from .ppo_math import (
     value_loss,
 )
 
-__all__ = ["Rollout", "PPOTrainer", "ValueHead", "token_values", "response_logprobs"]
+__all__ = ["Rollout", "PPOTrainer", "ValueHead", "token_values", "response_logprobs", "SHARED_VALUE_HEAD_LR"]
+
+#: The learning rate of a shared value head unless ``value_learning_rate`` is set: a fresh
+#: linear layer, which at the policy's LoRA rate barely learns (a separate value model, a whole
+#: network, learns at the policy's rate).
+SHARED_VALUE_HEAD_LR = 1e-3
 
 
 def _position_ids(mask: torch.Tensor) -> torch.Tensor:
@@ -196,9 +201,11 @@ class PPOTrainer:
         value_ids = {id(p) for p in value.parameters()}
         policy_params = [p for p in policy.parameters() if p.requires_grad and id(p) not in value_ids]
         value_params = [p for p in value.parameters() if p.requires_grad]
-        vlr = getattr(config, "value_learning_rate", None) or config.learning_rate
-        optimizer = torch.optim.AdamW([{"params": policy_params, "lr": config.learning_rate},
-                                       {"params": value_params, "lr": vlr}], eps=1e-5)
+        vlr = getattr(config, "value_learning_rate", None) or (
+            SHARED_VALUE_HEAD_LR if self.shared_value else config.learning_rate)
+        groups = ([{"params": policy_params + value_params}] if vlr == config.learning_rate else
+                  [{"params": policy_params}, {"params": value_params, "lr": vlr}])
+        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, eps=1e-5)
         self.policy, self.value, self.optimizer = self.accelerator.prepare(policy, value, optimizer)
         self.ref_policy = ref_policy
         if ref_policy is not None:
