@@ -36,6 +36,17 @@ def pytest_addoption(parser):
                          help=f"also run the tests marked {marker}")
 
 
+def pytest_ignore_collect(collection_path, config):
+    """In the fast tier (``-m "not model"``), a module marked ``model`` as a whole is not even
+    imported: importing the training stack (torch, transformers, TRL) at collection costs
+    seconds that the tier exists to save."""
+    if config.getoption("markexpr", "") != "not model" or collection_path.suffix != ".py":
+        return None
+    head = collection_path.read_text(encoding="utf-8").splitlines()
+    marked = any(line.startswith("pytestmark") and "mark.model" in line for line in head)
+    return True if marked else None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tiny_model" in getattr(item, "fixturenames", ()):

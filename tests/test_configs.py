@@ -11,6 +11,7 @@ import typer
 from prefloop.core.kinds import POLICY_KINDS, RUN_KINDS, TRAIN_KINDS
 
 
+@pytest.mark.model   # imports the training stack (TRL's configs)
 def test_one_registry_of_training_kinds():
     from prefloop.annotate_app.services.jobs import JOB_KINDS
     from prefloop.store.records import RUN_KINDS as STORE_RUN_KINDS
@@ -28,6 +29,7 @@ def _options(name: str) -> set[str]:
     return {p.name for p in typer.main.get_command(app).commands[name].params}
 
 
+@pytest.mark.model   # imports the training stack (TRL's configs)
 def test_the_train_commands_options_are_config_fields():
     from prefloop.training.configs import CONFIGS
 
@@ -45,6 +47,7 @@ def test_the_eval_commands_options_are_eval_config_fields():
     assert {"judge_base_url" if n == "base_url" else n for n in names} <= fields
 
 
+@pytest.mark.model   # imports the training stack (TRL's configs)
 @pytest.mark.parametrize("kind", TRAIN_KINDS)
 def test_the_learning_rate_follows_use_lora(kind, tmp_path):
     from prefloop.training.configs import CONFIGS
@@ -57,6 +60,7 @@ def test_the_learning_rate_follows_use_lora(kind, tmp_path):
     assert cls(output_dir=str(tmp_path), use_lora=True, learning_rate=1e-5).learning_rate == 1e-5
 
 
+@pytest.mark.model   # imports the training stack (TRL's configs)
 @pytest.mark.parametrize("value", [-1, 0, "abc"])
 def test_a_bad_learning_rate_is_refused_when_the_config_is_built(value, tmp_path):
     from prefloop.training.configs import load_config

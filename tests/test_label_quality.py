@@ -85,6 +85,7 @@ def _store_with_crowd(db, n_items: int = 60, seed: int = 0):
     return truth
 
 
+@pytest.mark.model   # Dawid-Skene over a synthetic crowd of thousands of votes: 6-8 s
 def test_an_export_carries_soft_labels_gates_judges_and_is_deterministic(db, tmp_path):
     truth = _store_with_crowd(db)
     gated = PairFilters(source="all", aggregate="dawid-skene", ai_min_agreement=0.7, ai_min_overlap=30)
@@ -121,6 +122,7 @@ def test_adjudicated_falls_back_to_majority_until_reviewers_decide(db):
     assert "adjudicated" in counts.warnings[0]
 
 
+@pytest.mark.model   # Dawid-Skene over a synthetic crowd of thousands of votes: 6-8 s
 def test_labeler_reliability_ranks_people_and_judges_and_measures_length_bias(db, cli):
     _store_with_crowd(db)
     from prefloop.store.reliability import labeler_reliability

@@ -169,7 +169,14 @@ def test_every_user_error_has_one_root():
     assert len(classes) >= 14 and all(issubclass(c, PrefloopError) for c in classes)
 
 
-@pytest.mark.parametrize("module", _modules())
+def _doctest_params():
+    """Every module; those of the training stack (they import torch, transformers and TRL)
+    carry the ``model`` marker, so the fast tier leaves them out."""
+    heavy = ("prefloop.training",)
+    return [pytest.param(m, marks=pytest.mark.model) if m.startswith(heavy) else m for m in _modules()]
+
+
+@pytest.mark.parametrize("module", _doctest_params())
 def test_doctests(module):
     if module in ("prefloop.__main__",):
         pytest.skip("the entry point runs the CLI when imported")
