@@ -64,7 +64,8 @@ def run_ppo(model, tok, prompts, lr: float, iterations: int) -> list[dict]:
 
     cfg = PPORunConfig(max_steps=iterations, batch_size=8, mini_batch_size=4, max_new_tokens=24,
                        learning_rate=lr, save_steps=0, max_prompt_length=128)
-    policy = get_peft_model(load_causal_lm(model), lora_config(cfg, load_causal_lm(model)))
+    policy = load_causal_lm(model)
+    policy = get_peft_model(policy, lora_config(cfg, policy))
     score = ContainsWord("sorry", decode=lambda ids: tok.decode(ids, skip_special_tokens=True))
     ids = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
                                    return_dict=True)["input_ids"][-128:] for p in prompts]

@@ -81,7 +81,8 @@ def test_a_batch_without_reward_signal_updates_only_the_value_function(peaked_mo
     tok = load_tokenizer(peaked_model)
     cfg = PPORunConfig(max_steps=3, batch_size=8, mini_batch_size=4, max_new_tokens=12, save_steps=0,
                        missing_eos_penalty=0.0)
-    policy = get_peft_model(load_causal_lm(peaked_model), lora_config(cfg, load_causal_lm(peaked_model)))
+    policy = load_causal_lm(peaked_model)
+    policy = get_peft_model(policy, lora_config(cfg, policy))
     ids = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True,
                                    return_dict=True)["input_ids"] for m in PROMPTS[:8]]
     trainer = PPOTrainer(policy, lambda p, r: [0.5] * len(r), pad_token_id=tok.pad_token_id,

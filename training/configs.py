@@ -163,12 +163,9 @@ class SFTRunConfig(DataOptions, LoraOptions, TrainerDefaults, SFTConfig):
 
 
 @dataclass
-class GRPORunConfig(DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
-    """Group Relative Policy Optimization (Shao et al. 2024) with TRL ``GRPOTrainer``, our
-    reward model as the reward function, on the export's prompts."""
-
-    beta: float = _f(0.04, "KL coefficient to the reference (Shao et al. 2024 used 0.04; TRL's "
-                     "default 0 leaves the drift unbounded and unmeasured).")
+class GroupRLOptions:
+    """What GRPO and RLOO share (placed before TRL's class in the bases, so these override its
+    defaults): the reward models, the group, LoRA by default and its learning rates."""
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
     gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
@@ -187,26 +184,20 @@ class GRPORunConfig(DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
 
 
 @dataclass
-class RLOORunConfig(DataOptions, LoraOptions, TrainerDefaults, RLOOConfig):
+class GRPORunConfig(GroupRLOptions, DataOptions, LoraOptions, TrainerDefaults, GRPOConfig):
+    """Group Relative Policy Optimization (Shao et al. 2024) with TRL ``GRPOTrainer``, our
+    reward model as the reward function, on the export's prompts."""
+
+    beta: float = _f(0.04, "KL coefficient to the reference (Shao et al. 2024 used 0.04; TRL's "
+                     "default 0 leaves the drift unbounded and unmeasured).")
+
+
+@dataclass
+class RLOORunConfig(GroupRLOptions, DataOptions, LoraOptions, TrainerDefaults, RLOOConfig):
     """REINFORCE Leave-One-Out (Ahmadian et al. 2024) with TRL ``RLOOTrainer``: each sample's
     baseline is the mean reward of the other ``num_generations - 1`` samples of its prompt; our
     reward model is the reward function, on the export's prompts; KL to the reference in the
     reward (``beta``)."""
-
-    reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
-    gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
-                                       "its mean score is logged as reward_gold (over-optimization "
-                                       "guard, Gao et al. 2023).")
-    num_generations: int | None = _f(4, "Completions sampled per prompt (the group).")
-    max_completion_length: int | None = _f(48, "Tokens generated per completion.")
-    per_device_train_batch_size: int = _f(4, "Completions per step (a multiple of num_generations).")
-    use_lora: bool = _f(True, "Train LoRA adapters (peft) on the policy; its reference is the same "
-                        "backbone with the adapters disabled. False: full fine-tuning.")
-    lora_layers: float = _f(0.5, "Share of the policy's layers, from the top, that get adapters.")
-    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.001 with LoRA, 1e-06 "
-                                     "full fine-tuning; one update per sampled batch, where PPO "
-                                     "makes eight; bench/lr_sweep.py and tests/test_learnability.py).")
-    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-06, "lora": 0.001}
 
 
 @dataclass
