@@ -93,6 +93,33 @@ class OpenAIBackend:
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
+    def check(self, timeout: float = 10.0) -> None:
+        """Fail fast when the server cannot be reached or does not serve :attr:`model`
+        (``GET {base_url}/models``, the OpenAI API's model list), before a batch records anything.
+
+        Raises:
+            JudgeError: one line naming the URL (no key): connection refused, timeout, an HTTP
+                error status, or a model list without :attr:`model`.
+        """
+        import httpx
+
+        if self._given is not None:
+            return
+        url = self.base_url.rstrip("/") + "/models"
+        try:
+            r = httpx.get(url, timeout=timeout,
+                          headers={"Authorization": f"Bearer {api_key_from_env()}"})
+            r.raise_for_status()
+            served = [m.get("id") for m in (r.json().get("data") or []) if isinstance(m, dict)]
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            reason = (f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
+                      else type(exc).__name__ if not str(exc) else str(exc))
+            raise JudgeError(f"judge at {self.base_url} cannot be reached ({reason}); check "
+                             "--base-url and that the server is up") from None
+        if served and self.model not in served:
+            raise JudgeError(f"judge at {self.base_url} does not serve model {self.model!r} "
+                             f"(it serves {', '.join(map(str, served[:5]))})")
+
     async def complete(self, messages: list[dict], *, max_tokens: int,
                        choices: tuple[str, ...] | None = None) -> Completion:
         kwargs = {}
@@ -148,6 +175,9 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"LocalBackend(model={self.model!r})"
+
+    def check(self) -> None:
+        """In-process: nothing to reach (the model loaded in ``__init__``)."""
 
     def _choose_batch(self, batch: list[tuple[list[dict], tuple[str, ...]]]) -> list[Completion]:
         import torch

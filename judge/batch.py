@@ -50,11 +50,14 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
               dataset: str | None = None, limit: int | None = None, concurrency: int = 4,
               constitution: str | Path | None = None, principles: list[str] | None = None,
               rounds: int = 1, progress: bool = True, max_tokens: int = 160,
+              response_groups: dict[int, list[int]] | None = None,
               pipeline_run_id: int | None = None) -> BatchResult:
     """Run one judge batch (see :mod:`judge.modes`) and record it as a ``judge`` run.
 
-    Inputs: ``candidate_pairs(source, dataset, limit)`` of the store; critique and score take
-    the distinct responses of those pairs; rank groups them by prompt.
+    Inputs: ``candidate_pairs(source, dataset, limit)`` of the store, or with ``response_groups``
+    (``{prompt_id: [response ids]}``, e.g. a policy's samples for on-policy pairs) every pair
+    within each group; critique and score take the distinct responses of those pairs; rank
+    groups them by prompt.
 
     Raises:
         JudgeError: unknown mode, nothing to judge, bad principle ids.
@@ -63,7 +66,11 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
         raise JudgeError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     cons = load_constitution(constitution)
     chosen = [cons.get(p) for p in principles] if principles else None
-    pairs = s.comparisons.candidate_pairs(source, dataset=dataset, limit=limit)
+    if response_groups is not None:
+        pairs = [(p, a, b) for p, rids in response_groups.items()
+                 for i, a in enumerate(sorted(set(rids))) for b in sorted(set(rids))[i + 1:]]
+    else:
+        pairs = s.comparisons.candidate_pairs(source, dataset=dataset, limit=limit)
     if not pairs:
         raise JudgeError(f"nothing to judge: no {source} pairs"
                          f"{f' in dataset {dataset!r}' if dataset else ''}")
@@ -83,7 +90,8 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
         total = len(response_ids)
     config = {"mode": mode, "backend": repr(backend), "judge_model": backend.model,
               "source": source, "dataset": dataset, "limit": limit, "concurrency": concurrency,
-              "constitution": cons.source, "principles": principles, "rounds": rounds}
+              "constitution": cons.source, "principles": principles, "rounds": rounds,
+              "response_groups": None if response_groups is None else len(response_groups)}
     with tracked_run(s, "judge", config, pipeline_run_id=pipeline_run_id) as run:
         summary = asyncio.run(_run(s, mode, backend, pairs, response_ids, groups, cons, chosen,
                                    rounds, concurrency, total, progress, max_tokens))

@@ -70,6 +70,8 @@ class PairFilters:
         shard, shards: keep only the ``shard``-th of ``shards`` disjoint parts of the training
             prompts (by sha256, like the split; the test split is the same in every shard):
             e.g. a proxy and a gold reward model on disjoint halves.
+        sampled_by_run: only comparisons of responses that this ``generate`` run sampled (one
+            round of on-policy pairs, :mod:`prefloop.pipelines.onpolicy`).
 
     What is written from them, and in which format, is :class:`prefloop.store.export.ExportOptions`.
     """
@@ -88,6 +90,7 @@ class PairFilters:
     ai_min_overlap: int = 30
     shard: int = 0
     shards: int = 1
+    sampled_by_run: int | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("human", "ai", "all"):
@@ -340,7 +343,9 @@ _SELECTED = f"""
     AND ($source = 'all' OR c.labeler_kind = $source)
     AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
     AND c.id > $since AND c.id <= $max_id
-    AND ($include_eval OR c.eval_run_id IS NULL)"""
+    AND ($include_eval OR c.eval_run_id IS NULL)
+    AND ($sampled_by::BIGINT IS NULL OR EXISTS (
+        SELECT 1 FROM responses sr WHERE sr.id = c.ranking[1][1] AND sr.run_id = $sampled_by))"""
 
 
 def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]:
@@ -350,7 +355,8 @@ def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]
         since = store.exports.get(filters.since_export).max_comparison_id or 0
     max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
     return {"source": filters.source, "dataset": filters.dataset, "since": since, "max_id": max_id,
-            "include_eval": filters.include_eval, "labeler": filters.labeler}
+            "include_eval": filters.include_eval, "labeler": filters.labeler,
+            "sampled_by": filters.sampled_by_run}
 
 
 def selected_votes(store: Store, con, filters: PairFilters) -> int:

@@ -21,7 +21,10 @@ from prefloop.store.tracking import MetricsLogger, tracked_run
 from .errors import TrainingError
 from .scoring import RewardScorer
 
-__all__ = ["GenParams", "Sample", "sample_responses", "response_logprobs", "prompt_texts",
+#: ``generate --pairs``: which pairs of a prompt's samples a reward model labels.
+PAIR_MODES = ("best-worst", "all")
+
+__all__ = ["PAIR_MODES", "GenParams", "Sample", "sample_responses", "response_logprobs", "prompt_texts",
            "GenerateResult", "generate", "reward_labeler"]
 
 
@@ -141,31 +144,48 @@ def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: li
 
 @dataclass
 class GenerateResult:
+    """A generate run: ``response_groups`` maps each prompt id to its distinct samples'
+    response ids; ``comparison_ids`` are the labels it recorded (best-of-n or pairs)."""
+
     run: store.Run
     n_prompts: int
     n_responses: int
     task_ids: list[int] = field(default_factory=list)
     tokens_per_second: float = 0.0
     mean_reward: float | None = None
+    response_groups: dict[int, list[int]] = field(default_factory=dict)
+    comparison_ids: list[int] = field(default_factory=list)
 
 
 def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, limit: int | None = None,
-             params: GenParams | None = None, reward_model: str | None = None,
+             offset: int = 0, params: GenParams | None = None, reward_model: str | None = None,
              select: str = "uncertain", n_tasks: int = 0, overlap: int = 1,
-             label_best: bool = False, max_prompt_tokens: int | None = None,
+             label_best: bool = False, pairs: str | None = None, margin: float = 0.0,
+             max_prompt_tokens: int | None = None,
              pipeline_run_id: int | None = None) -> GenerateResult:
     """Sample, store, score and queue; recorded as a ``generate`` run whose parent is the
     policy's run (model lineage) and whose pipeline run is ``pipeline_run_id``.
 
     ``prompts_source``: see :func:`prefloop.store.sources.prompts_from` (a dataset, a prompts
     file, ``export:ID`` or ``export:ID:train``); prompts longer than ``max_prompt_tokens``
-    (chat-formatted) are left out. With ``label_best`` the reward model labels each prompt's
+    (chat-formatted) are left out; ``offset`` skips the first prompts (wrapping around).
+    With ``label_best`` the reward model labels each prompt's
     samples as an AI labeler (``reward-model:<spec>``): one comparison, its best response over
     the others, the data of rejection-sampling fine-tuning (best-of-n SFT; Touvron et al. 2023,
     Dong et al. 2023): export it with ``--labeler`` and train SFT on it.
 
+    With ``pairs`` the reward model labels on-policy preference pairs of each prompt's samples
+    (the data of iterative DPO; Xiong et al. 2024): ``best-worst``, one comparison of the
+    highest- over the lowest-scored sample, or ``all``, every pair whose reward gap is at least
+    ``margin``; each an AI comparison by ``reward-model:<spec>`` with confidence
+    sigmoid(gap), so judge gating and Dawid-Skene apply to them. Select one round's pairs with
+    ``PairFilters(sampled_by_run=<this run>)``. Labels by an AI judge or by the policy itself
+    are :func:`prefloop.pipelines.onpolicy.sample_pairs`.
+
     Raises:
-        TrainingError: ``select="uncertain"`` or ``label_best`` without a reward model.
+        TrainingError: ``select="uncertain"``, ``label_best`` or ``pairs`` without a reward
+            model; ``pairs`` not one of :data:`PAIR_MODES`; ``label_best`` or ``pairs`` with
+            ``params.n < 2``; a negative ``margin``.
         prefloop.store.NotFoundError: no prompts.
     """
     from prefloop.store.sources import prompts_from
@@ -173,9 +193,16 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     params = params or GenParams()
     if select not in ("uncertain", "random"):
         raise TrainingError(f"--select {select!r}: expected uncertain or random")
-    if (n_tasks and select == "uncertain" or label_best) and not reward_model:
-        raise TrainingError("--select uncertain and --label-best need --reward-model "
-                            "(or use --select random)")
+    if pairs is not None and pairs not in PAIR_MODES:
+        raise TrainingError(f"--pairs {pairs!r}: expected one of {', '.join(PAIR_MODES)}")
+    if (label_best or pairs) and params.n < 2:
+        raise TrainingError(f"--n {params.n}: labeling the best sample or pairs needs at least 2 "
+                            "samples per prompt")
+    if margin < 0:
+        raise TrainingError(f"--margin {margin}: expected a reward gap >= 0")
+    if (n_tasks and select == "uncertain" or label_best or pairs) and not reward_model:
+        raise TrainingError("--select uncertain, --label-best and --pairs need --reward-model "
+                            "(or use --select random; judge labels: prefloop train iterative-dpo)")
     model_ref = resolve_model(model_spec, s, require="policy")
     tok = load_tokenizer(model_ref.path)
 
@@ -183,10 +210,15 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
         return max_prompt_tokens is None or len(tok.apply_chat_template(
             p.messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]) <= max_prompt_tokens
 
-    prompts = prompts_from(s, prompts_source, limit=limit, keep=fits)
+    prompts = prompts_from(s, prompts_source, limit=None if limit is None else offset + limit,
+                           keep=fits)
+    if offset:   # a later round of on-policy sampling: the next prompts, from the start again when out
+        prompts = (prompts[offset % len(prompts):] + prompts)[:limit or len(prompts)]
     config = {"model": model_ref.name, "model_path": str(model_ref.path), "prompts": prompts_source,
-              "limit": limit, "reward_model": reward_model, "select": select, "tasks": n_tasks,
-              "label_best": label_best, "max_prompt_tokens": max_prompt_tokens, **asdict(params)}
+              "limit": limit, "offset": offset, "reward_model": reward_model, "select": select,
+              "tasks": n_tasks,
+              "label_best": label_best, "pairs": pairs, "margin": margin,
+              "max_prompt_tokens": max_prompt_tokens, **asdict(params)}
     with tracked_run(s, "generate", config, parent_run_id=model_ref.run_id,
                      pipeline_run_id=pipeline_run_id) as run:
         model = load_causal_lm(model_ref.path)
@@ -212,18 +244,22 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
             rewards = {f[2]: float(v) for f, v in zip(flat, scores)}
         task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed)
         labeled = _label_best(s, run.id, by_prompt, rewards, reward_model) if label_best else []
+        pair_ids = (_label_pairs(s, run.id, by_prompt, rewards, reward_model, pairs, margin)
+                    if pairs else [])
         metrics = {"tokens_per_second": n_tokens / max(seconds, 1e-9), "responses": len(ids),
                    "eos_rate": sum(x.finished for g in samples for x in g) / max(1, len(items))}
         if label_best:
             best = [max(rewards[r] for r in rids) for rids in by_prompt.values() if len(rids) > 1]
             metrics.update(labeled=len(labeled), mean_best_reward=sum(best) / max(1, len(best)))
+        if pairs:
+            metrics["pairs"] = len(pair_ids)
         if rewards:
             metrics["mean_reward"] = sum(rewards.values()) / len(rewards)
         MetricsLogger(s, run.id).log(0, metrics)
         summary = {**metrics, "prompts": len(prompts), "tasks": len(task_ids)}
         run = s.runs.update(run.id, status="finished", summary=summary)
     return GenerateResult(run, len(prompts), len(ids), task_ids, metrics["tokens_per_second"],
-                          metrics.get("mean_reward"))
+                          metrics.get("mean_reward"), by_prompt, labeled + pair_ids)
 
 
 def reward_labeler(reward_model: str) -> str:
@@ -249,6 +285,34 @@ def _label_best(s: store.Store, run_id: int, by_prompt: dict[int, list[int]],
                 pid, [[ranked[0]], ranked[1:]], labeler_kind="ai",
                 labeler=reward_labeler(reward_model), rationale=f"best of {len(rids)}",
                 confidence=1 / (1 + math.exp(-gap)), dedup_key=f"best-of-n:{run_id}:{pid}"))
+    return out
+
+
+def _label_pairs(s: store.Store, run_id: int, by_prompt: dict[int, list[int]],
+                 rewards: dict[int, float], reward_model: str, mode: str, margin: float) -> list[int]:
+    """On-policy pairs (see :func:`generate`): per prompt with 2+ distinct samples, the best
+    over the worst (``best-worst``) or every pair with a reward gap >= ``margin`` (``all``);
+    returns the comparison ids."""
+    import math
+
+    out = []
+    with s.atomic():
+        for pid, rids in by_prompt.items():
+            ranked = sorted(rids, key=lambda r: -rewards[r])
+            if len(ranked) < 2:
+                continue
+            if mode == "best-worst":
+                candidates = [(ranked[0], ranked[-1])]
+            else:
+                candidates = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]]
+            for a, b in candidates:
+                gap = rewards[a] - rewards[b]
+                if gap < margin or gap <= 0:
+                    continue
+                out.append(s.comparisons.record(
+                    pid, [[a], [b]], labeler_kind="ai", labeler=reward_labeler(reward_model),
+                    rationale=f"reward {rewards[a]:.3f} vs {rewards[b]:.3f} ({mode} of {len(rids)})",
+                    confidence=1 / (1 + math.exp(-gap)), dedup_key=f"pairs:{run_id}:{pid}:{a}:{b}"))
     return out
 
 

@@ -129,10 +129,10 @@ class TrainResult:
 
 
 def _method(kind: str):
-    from . import dpo, group_rl, kto, ppo_run, reward, sft
+    from . import dpo, group_rl, kto, orpo, ppo_run, reward, sft
 
     return {"rm": reward, "dpo": dpo, "sft": sft, "grpo": group_rl, "rloo": group_rl, "ppo": ppo_run,
-            "kto": kto}[kind]
+            "kto": kto, "orpo": orpo}[kind]
 
 
 def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> store.Run:
@@ -162,7 +162,9 @@ def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> stor
 def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
           overrides: dict[str, Any] | None = None, resume: bool = False,
           resume_run_id: int | None = None, pipeline_run_id: int | None = None) -> TrainResult:
-    """Train one model of ``kind`` (rm, dpo, sft, grpo, ppo) and record it as a run.
+    """Train one model of ``kind`` (:data:`prefloop.core.kinds.TRAIN_KINDS`) and record it as a
+    run. The on-policy methods (iterative DPO, rejection-sampling SFT) are pipelines of such
+    runs: :mod:`prefloop.pipelines.onpolicy`.
 
     With ``resume``/``resume_run_id`` the run's saved config is used, with ``overrides`` on top
     (e.g. a new ``max_steps``), and training continues from its last checkpoint.
@@ -223,6 +225,10 @@ def _prepare(s: store.Store, kind: str, config_path, overrides, resume: bool, re
                                 format="kto" if kind == "kto" else "pairs")
         config.export_id = export.id
     model = resolve_model(config.model, s, require=None if kind == "rm" else "policy")
+    for field, require in (("reward_model", "reward"), ("gold_reward_model", "reward"),
+                           ("ref_model", "policy")):   # a bad spec fails before the run row
+        if getattr(config, field, None):
+            resolve_model(getattr(config, field), s, require=require)
     unpaired = (export.filters or {}).get("format") == "kto"
     if unpaired != (kind == "kto"):
         raise TrainingError(f"export {export.id} holds {'unpaired labels' if unpaired else 'pairs'}: "
@@ -280,13 +286,14 @@ def _barrier() -> None:
 
 
 def _portable_config(s: store.Store, config) -> dict[str, Any]:
-    """The config as the other ranks need it: reward-model specs (``run:ID``) resolved to
-    paths, since those ranks never open the store."""
+    """The config as the other ranks need it: reward-model and reference specs (``run:ID``)
+    resolved to paths, since those ranks never open the store."""
     out = config_to_dict(config)
-    for field in ("reward_model", "gold_reward_model"):
+    for field, require in (("reward_model", "reward"), ("gold_reward_model", "reward"),
+                           ("ref_model", "policy")):
         spec = out.get(field)
         if spec:
-            out[field] = str(resolve_model(spec, s, require="reward").path)
+            out[field] = str(resolve_model(spec, s, require=require).path)
     return out
 
 

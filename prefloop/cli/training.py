@@ -10,7 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from prefloop.core.kinds import TRAIN_KINDS as KINDS
+from prefloop.core.kinds import METHODS as KINDS
+from prefloop.core.kinds import ONPOLICY_KINDS
 
 from ._common import console, state
 
@@ -50,7 +51,9 @@ def train(
     run: Annotated[Optional[int], typer.Option(help="With --resume: the run id to continue.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Any config field: --set beta=0.2 (repeatable).")] = [],
 ) -> None:
-    """Train a reward model, DPO, SFT, PPO or GRPO policy from the store's labels."""
+    """Train a reward model or a policy (DPO, SFT, PPO, GRPO, RLOO, KTO, ORPO) from the store's
+    labels; iterative-dpo and rs-sft sample from the policy, label, and train, in rounds
+    (--set rounds=2 --set n=4 --set labeler=reward-model|judge|self)."""
     from prefloop.training.train import train as run_training
 
     if kind not in KINDS:
@@ -59,6 +62,9 @@ def train(
                  "dataset": dataset, "max_steps": max_steps,
                  "output_dir": str(output) if output else None, "report_to": report_to,
                  **_parse_sets(set_)}
+    if kind in ONPOLICY_KINDS:
+        _train_onpolicy(kind, config, overrides, resume or run is not None)
+        return
     if kind not in ("ppo", "grpo", "rloo"):
         overrides.pop("reward_model")
     import os
@@ -71,6 +77,33 @@ def train(
     console.print(f"Run [bold]{result.run.id}[/] ({kind}) finished in {result.seconds:.0f} s "
                   f"-> {result.final_dir}")
     _print_summary(result.summary)
+
+
+def _train_onpolicy(kind: str, config: Path | None, overrides: dict, resume: bool) -> None:
+    """``prefloop train iterative-dpo|rs-sft``: :mod:`prefloop.pipelines.onpolicy`."""
+    from prefloop.pipelines.onpolicy import onpolicy_config, run_onpolicy
+
+    settings = {}
+    if config is not None:
+        try:
+            settings = yaml.safe_load(config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise typer.BadParameter(f"--config {config}: {exc}") from None
+        if not isinstance(settings, dict):
+            raise typer.BadParameter(f"--config {config}: expected a mapping of settings")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = onpolicy_config(kind, settings, where=str(config) if config else "--set")
+    result = run_onpolicy(state.store(), cfg, fresh=not resume, console=console)
+    console.print(f"Run [bold]{result.run.id}[/] ({kind}): {len(result.rounds)} rounds; the policy is "
+                  f"[bold]{result.policy}[/]")
+    t = Table(title=f"{kind} rounds")
+    for col in ("round", "generate run", "labeler", "pairs", "mean reward", "train run", "loss"):
+        t.add_column(col)
+    for i, r in enumerate(result.rounds, 1):
+        t.add_row(str(i), str(r["generate_run_id"]), r["labeler"], str(r["pairs"]),
+                  _fmt(r["mean_reward"]) if r["mean_reward"] is not None else "-",
+                  str(r["train_run_id"]), _fmt(r["train_loss"]))
+    console.print(t)
 
 
 def _print_summary(summary: dict) -> None:
@@ -165,6 +198,8 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Sequences per generate() call.")] = 16,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     label_best: Annotated[bool, typer.Option("--label-best", help="Label each prompt's best sample under --reward-model (rejection-sampling fine-tuning data: export --labeler reward-model:SPEC, then train sft).")] = False,
+    pairs: Annotated[Optional[str], typer.Option(help="Label on-policy pairs under --reward-model: best-worst (one per prompt) or all (every pair with a reward gap >= --margin); DPO data (or: prefloop train iterative-dpo).")] = None,
+    margin: Annotated[float, typer.Option(help="With --pairs all: the smallest reward gap of a pair.")] = 0.0,
     max_prompt_tokens: Annotated[Optional[int], typer.Option(help="Leave out prompts longer than this (chat-formatted tokens).")] = None,
 ) -> None:
     """Sample new responses from a policy, store them, and queue the most informative pairs
@@ -176,10 +211,12 @@ def generate(
                        batch_size=batch_size, seed=seed)
     r = run_generate(state.store(), model, prompts, limit=limit, params=params,
                      reward_model=reward_model, select=select, n_tasks=tasks, overlap=overlap,
-                     label_best=label_best, max_prompt_tokens=max_prompt_tokens)
+                     label_best=label_best, pairs=pairs, margin=margin,
+                     max_prompt_tokens=max_prompt_tokens)
     console.print(f"Run [bold]{r.run.id}[/] (generate): {r.n_responses} responses for "
                   f"{r.n_prompts} prompts at {r.tokens_per_second:.1f} tokens/s"
                   + (f", mean reward {r.mean_reward:.3f}" if r.mean_reward is not None else "")
+                  + (f"; {len(r.comparison_ids)} labels recorded" if r.comparison_ids else "")
                   + f"; {len(r.task_ids)} tasks queued")
 
 

@@ -1,6 +1,6 @@
 """Resumable multi-stage jobs (``prefloop demo``, ``prefloop loop``) recorded as runs.
 
-A pipeline is a ``demo`` or ``loop`` run whose summary records each finished stage (its result
+A pipeline is a ``demo``, ``loop``, ``iterative-dpo`` or ``rs-sft`` run whose summary records each finished stage (its result
 and seconds). Running the same pipeline again resumes: finished stages are skipped and their
 recorded results reused, so an interrupted demo continues where it stopped.
 """
@@ -25,10 +25,12 @@ class Pipeline:
         resume: continue the newest unfinished run of this kind with an equal config (or,
             with ``reuse_finished``, return the results of a finished one) instead of starting
             a new run.
+        pipeline_run_id: the pipeline this one is a stage of (an on-policy method in the demo).
     """
 
     def __init__(self, s: store.Store, kind: str, config: dict[str, Any], *, resume: bool = True,
-                 reuse_finished: bool = True, console: Console | None = None):
+                 reuse_finished: bool = True, console: Console | None = None,
+                 pipeline_run_id: int | None = None):
         self.store, self.kind, self.console = s, kind, console or Console()
         s.runs.reap()
         previous = [r for r in s.runs.list(kind=kind) if r.config == config] if resume else []
@@ -41,7 +43,7 @@ class Pipeline:
             self.console.print(f"[bold]Resuming {kind} run {run.id}[/] "
                                f"({len((run.summary or {}).get('stages', {}))} stages done)")
         else:
-            run = s.runs.create(kind, config)
+            run = s.runs.create(kind, config, pipeline_run_id=pipeline_run_id)
         self.run = run
         self.stages: dict[str, dict[str, Any]] = dict((run.summary or {}).get("stages", {}))
 

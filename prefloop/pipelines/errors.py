@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefloop.core.errors import PrefloopError
 
-__all__ = ["PipelineError", "EvalError", "LoopConfigError", "DemoDataError"]
+__all__ = ["PipelineError", "EvalError", "LoopConfigError", "DemoDataError", "OnPolicyConfigError"]
 
 
 class PipelineError(PrefloopError):
@@ -23,3 +23,8 @@ class LoopConfigError(PipelineError):
 
 class DemoDataError(PipelineError):
     """The demo's shared data is missing or incomplete."""
+
+
+class OnPolicyConfigError(PipelineError):
+    """A setting of an on-policy method (iterative DPO, rejection-sampling SFT) is unknown or
+    invalid; the message names the key."""
