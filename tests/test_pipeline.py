@@ -8,6 +8,7 @@ import yaml
 from prefloop.pipelines.base import Pipeline
 from prefloop.pipelines.errors import LoopConfigError
 from prefloop.pipelines.loop import load_loop_config, run_loop
+from prefloop.pipelines.loop_config import loop_config_from_dict
 
 from .conftest import MT_BENCH
 
@@ -85,6 +86,31 @@ def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
     assert second["export"]["since_export"] == stages["export"]["export_id"]
 
 
+@pytest.mark.parametrize("update", ["iterative-dpo", "kto"])
+def test_loop_runs_on_policy_and_unpaired_methods(hh_store, tiny_model, tmp_path, update):
+    tiny = str(tiny_model)
+    fast = {"max_steps": 1, "max_length": 256, "max_eval_pairs": 4}
+    section = ({"rounds": 1, "prompts_per_round": 3, "n": 2, "max_new_tokens": 6,
+                "max_prompt_tokens": 128, **fast} if update == "iterative-dpo"
+               else {**fast, "per_device_train_batch_size": 2})
+    cfg = loop_config_from_dict({
+        "policy": tiny, "export": {"source": "human", "test_fraction": 0.1},
+        "rm": {"model": tiny, "max_steps": 1, "max_length": 256, "max_eval_pairs": 4},
+        "policy_update": update, update: section,
+        "eval": {"skip": True}, "generate": {"skip": True}, "judge": {"skip": True}})
+    stages = run_loop(hh_store, cfg)
+    trained = hh_store.runs.get(stages[update]["run_id"])
+    loop_run = hh_store.runs.list(kind="loop")[-1]
+    if update == "iterative-dpo":   # the on-policy pipeline run is a stage of the loop; its DPO run of it
+        inner = hh_store.runs.get(stages[update]["pipeline_run_id"])
+        assert inner.kind == "iterative-dpo" and inner.pipeline_run_id == loop_run.id
+        assert trained.kind == "dpo" and trained.pipeline_run_id == inner.id
+        assert inner.config["reward_model"] == f"run:{stages['rm']['run_id']}"
+    else:                           # KTO read an unpaired export of the same labels
+        assert trained.kind == "kto" and hh_store.exports.get(trained.export_id).filters["format"] == "kto"
+    assert trained.status == "finished" and loop_run.status == "finished"
+
+
 def test_loop_config_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("polcy: x\n")
@@ -93,7 +119,12 @@ def test_loop_config_errors_name_the_file(tmp_path):
     bad.write_text("eval: {min_gold_win_rate: 0.5}\n")
     with pytest.raises(LoopConfigError, match="needs eval.gold_reward_model"):
         load_loop_config(bad)
-    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, ppo, grpo, rloo, none"),
+    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, iterative-dpo, ppo, "
+                         "grpo, rloo, rs-sft, orpo, kto, none"),
+                        ("iterative-dpo: {n: 1}\n", "bad.yaml: iterative-dpo: .*n: expected at least 2"),
+                        ("iterative-dpo: {bogus: 1}\n", "bad.yaml: iterative-dpo: .*unknown key 'bogus'"),
+                        ("rs-sft: {export_id: 3}\n", "bad.yaml: rs-sft.export_id: set by the loop"),
+                        ("orpo: {beta: high}\n", "bad.yaml: orpo: .*beta"),
                         ("export: {source: people}\n", "bad.yaml: export: source 'people'"),
                         ("generate: {n: 2, temp: 1}\n", "bad.yaml: generate: unknown keys \\['temp'\\]"),
                         ("eval: {limit: 0}\n", "bad.yaml: eval: limit: expected an integer >= 1"),

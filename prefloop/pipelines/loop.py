@@ -1,7 +1,8 @@
 """``prefloop loop --config loop.yaml``: the demo's cycle for real use.
 
 One iteration: export the labels added since the last iteration -> train a reward model ->
-update the policy (DPO, PPO, GRPO or RLOO) -> evaluate the new policy against its parent
+update the policy (any method: DPO, iterative DPO, PPO, GRPO, RLOO, rejection-sampling SFT,
+ORPO, KTO) -> evaluate the new policy against its parent
 (:mod:`prefloop.pipelines.evaluation`; with ``min_gold_win_rate``, a policy that loses ground under the
 gold reward model is recorded as ``rejected`` and not promoted) -> sample new responses from
 the promoted policy -> judge them -> queue the most uncertain pairs. Every step is a recorded
@@ -20,8 +21,9 @@ from typing import Any
 from rich.console import Console
 
 from prefloop import store
+from prefloop.core.kinds import ONPOLICY_KINDS
 from prefloop.store.export import export_pairs
-from prefloop.store.pairs import NoPairsMatch
+from prefloop.store.pairs import NoPairsMatch, PairFilters
 
 from .base import Pipeline
 from .loop_config import REWARDED_UPDATES, EvalStep, LoopConfig, TrainStep, load_loop_config
@@ -62,8 +64,14 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
         overrides = {"model": policy, **update.settings, "export_id": ex["export_id"]}
         if update.kind in REWARDED_UPDATES:
             overrides.setdefault("reward_model", rm_ref)
-        res = pipe.stage(update.kind, f"Update the policy ({update.kind})",
-                         lambda: _train(s, update, overrides, loop_id))
+        if update.kind in ONPOLICY_KINDS:
+            step = lambda: _onpolicy(s, update, overrides, loop_id, console)  # noqa: E731
+        elif update.kind == "kto":
+            step = lambda: _train(s, update, {**overrides, "export_id": _kto_export(  # noqa: E731
+                s, cfg, ex["export_id"], loop_id)}, loop_id)
+        else:
+            step = lambda: _train(s, update, overrides, loop_id)  # noqa: E731
+        res = pipe.stage(update.kind, f"Update the policy ({update.kind})", step)
         candidate = f"run:{res['run_id']}"
         if cfg.eval.skip:
             policy = candidate
@@ -132,6 +140,31 @@ def _evaluate(s: store.Store, parent: str, candidate: str, export_id: int, rm_re
                       f"{parent} stays the policy")
     return {"run_id": r.run.id, "promoted": promoted, "gold_win_rate": gold,
             "proxy_win_rate": row.get("proxy", {}).get("win", {}).get("rate"), "kl": row.get("kl")}
+
+
+def _onpolicy(s: store.Store, step: TrainStep, overrides: dict[str, Any], loop_id: int,
+              console: Console) -> dict[str, Any]:
+    """An on-policy method (iterative DPO, rejection-sampling SFT) from the current policy, on
+    this iteration's export's training prompts; ``run_id`` is its last training run."""
+    from .onpolicy import onpolicy_config, run_onpolicy
+
+    cfg = onpolicy_config(step.kind, overrides, step.kind)
+    r = run_onpolicy(s, cfg, pipeline_run_id=loop_id, console=console)
+    return {"run_id": r.run.summary["final_run_id"], "pipeline_run_id": r.run.id,
+            "rounds": len(r.rounds), "pairs": sum(x["pairs"] for x in r.rounds)}
+
+
+def _kto_export(s: store.Store, cfg: LoopConfig, pairs_export_id: int, loop_id: int) -> int:
+    """KTO reads unpaired labels: the iteration's selection again, in the KTO format (feedback,
+    "both bad" labels and each pair's two sides)."""
+    from prefloop.store.export import ExportOptions
+
+    filters = s.exports.get(pairs_export_id).filters or {}
+    known = set(PairFilters.__dataclass_fields__)
+    out = s.path.resolve().parent / "runs" / f"loop-{loop_id}-export-kto"
+    r = export_pairs(s, out, PairFilters(**{k: v for k, v in filters.items() if k in known}),
+                     ExportOptions(format="kto", kto_pairs=True), overwrite=True)
+    return r.export.id
 
 
 def _train(s: store.Store, step: TrainStep, overrides: dict[str, Any], loop_id: int) -> dict[str, Any]:

@@ -14,9 +14,12 @@ Config (all keys optional)::
              aggregate: majority, min_confidence: 0.0,     # or dawid-skene (soft labels)
              ai_min_agreement: null, ai_min_overlap: 30}   # judge gating (any PairFilters field)
     rm: {model: minilm, max_steps: 200, max_length: 384}          # any RewardRunConfig field
-    policy_update: dpo                 # dpo, ppo, grpo, rloo or none
+    policy_update: dpo                 # dpo, iterative-dpo, ppo, grpo, rloo, rs-sft, orpo, kto or none
     dpo: {max_steps: 50}               # any DPORunConfig field
-    ppo: {max_steps: 10}               # any PPORunConfig field (grpo, rloo: theirs)
+    ppo: {max_steps: 10}               # any PPORunConfig field (grpo, rloo, orpo, kto: theirs)
+    iterative-dpo: {rounds: 2, n: 4, labeler: reward-model, beta: 0.1}
+                                       # OnPolicyConfig fields and any DPORunConfig field
+    rs-sft: {n: 4, prompts_per_round: 64}   # OnPolicyConfig fields and any SFTRunConfig field
     eval: {prompts: held-out, limit: 32, max_new_tokens: 64, gold_reward_model: null,
            judge: null, min_gold_win_rate: null}   # held-out: this export's test split; or a
                                                    # dataset / prompts file (EvalConfig fields)
@@ -38,6 +41,7 @@ from typing import Any
 import yaml
 
 from prefloop.core.errors import PrefloopError
+from prefloop.core.kinds import ONPOLICY_KINDS
 from prefloop.core.models import DEFAULT_MODEL
 from prefloop.store.pairs import PairFilters
 
@@ -48,9 +52,9 @@ __all__ = ["LoopConfig", "ExportStep", "TrainStep", "EvalStep", "GenerateStep", 
            "load_loop_config", "POLICY_UPDATES", "REWARDED_UPDATES", "LOOP_KEYS"]
 
 #: ``policy_update`` values: the method that updates the policy each iteration.
-POLICY_UPDATES = ("dpo", "ppo", "grpo", "rloo", "none")
+POLICY_UPDATES = ("dpo", "iterative-dpo", "ppo", "grpo", "rloo", "rs-sft", "orpo", "kto", "none")
 #: The updates that sample from the policy and need the reward model trained this iteration.
-REWARDED_UPDATES = ("ppo", "grpo", "rloo")
+REWARDED_UPDATES = ("ppo", "grpo", "rloo", "iterative-dpo", "rs-sft")
 LOOP_KEYS = ("policy", "export", "rm", "policy_update", *POLICY_UPDATES[:-1], "eval", "generate", "judge")
 
 
@@ -65,7 +69,9 @@ class ExportStep:
 
 @dataclass(frozen=True)
 class TrainStep:
-    """A training step: ``settings`` are fields of the kind's run config (checked at load)."""
+    """A training step: ``settings`` are fields of the kind's run config, or for the on-policy
+    methods (``iterative-dpo``, ``rs-sft``) of :class:`~prefloop.pipelines.onpolicy.OnPolicyConfig`
+    and its trainer's (checked at load)."""
 
     kind: str
     settings: dict[str, Any] = field(default_factory=dict)
@@ -158,7 +164,19 @@ def _train_step(raw: dict[str, Any], kind: str, where: str) -> TrainStep:
     settings = _section(raw, kind, where)
     skip = bool(settings.pop("skip", False))
     try:   # every field and value checked now, not when the step runs
-        load_config(kind, overrides={**settings, "export_id": settings.get("export_id", 0)})
+        if kind in ONPOLICY_KINDS:
+            from .onpolicy import onpolicy_config
+
+            for fixed in ("model", "policy", "export_id", "prompts"):
+                if fixed in settings:
+                    raise LoopConfigError(f"{where}: {kind}.{fixed}: set by the loop (the policy and "
+                                          "this iteration's export)")
+            # the reward model trained this iteration stands in for an unset one
+            onpolicy_config(kind, {"reward_model": "run:0", **settings, "export_id": 0}, kind)
+        else:
+            load_config(kind, overrides={**settings, "export_id": settings.get("export_id", 0)})
+    except LoopConfigError:
+        raise
     except PrefloopError as exc:
         raise LoopConfigError(f"{where}: {kind}: {exc}") from None
     return TrainStep(kind, settings, skip)
@@ -217,6 +235,9 @@ def loop_config_from_dict(raw: dict[str, Any], where: str = "loop config") -> Lo
     params = _build(GenParams, {k: v for k, v in gen.items() if k in param_names}, f"{where}: generate")
     generate = _build(GenerateStep, {k: v for k, v in gen.items() if k not in param_names} | {
         "params": params, "skip": gen_skip}, f"{where}: generate")
+    for kind in POLICY_UPDATES[:-1]:       # sections of methods not selected are checked too
+        if kind != update and kind in raw:
+            _train_step(raw, kind, where)
     judge = _section(raw, "judge", where)
     if "modes" in judge:
         judge["modes"] = tuple(judge["modes"])
