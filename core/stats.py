@@ -16,13 +16,13 @@ An *outcome* is one comparison of a model's response with a baseline's on one pr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["WinRate", "win_rate", "bootstrap_ci", "length_controlled_win_rate", "Leaderboard",
-           "bradley_terry", "ELO_SCALE", "ELO_BASE"]
+           "bradley_terry", "bradley_terry_style", "length_feature", "ELO_SCALE", "ELO_BASE"]
 
 #: Bradley-Terry strengths are reported on the Elo scale, as Chatbot Arena does:
 #: ``rating = ELO_BASE + ELO_SCALE * log10(e) * theta``, so 400 points = 10:1 odds.
@@ -121,12 +121,15 @@ def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[
 
 @dataclass
 class Leaderboard:
-    """Bradley-Terry ratings (Elo scale) with 95% bootstrap CIs and vote counts per model."""
+    """Bradley-Terry ratings (Elo scale) with 95% bootstrap CIs and vote counts per model;
+    with style control, ``style`` holds each style feature's coefficient (log-odds per unit of
+    the standardized feature) with its CI, ``{name: {coef, low, high}}``."""
 
     ratings: dict[str, float]
     low: dict[str, float] = field(default_factory=dict)
     high: dict[str, float] = field(default_factory=dict)
     votes: dict[str, int] = field(default_factory=dict)
+    style: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, float | int | str]]:
         """One row per model, best first."""
@@ -182,3 +185,91 @@ def bradley_terry(votes: Sequence[tuple[str, str, float]], *, anchor: str | None
                        {m: float(np.percentile(boots[:, i], 2.5)) for i, m in enumerate(models)},
                        {m: float(np.percentile(boots[:, i], 97.5)) for i, m in enumerate(models)},
                        counts)
+
+
+def length_feature(tokens_a: Sequence[float], tokens_b: Sequence[float]) -> np.ndarray:
+    """FastChat's length style feature of each vote: ``(len_a - len_b) / (len_a + len_b)``
+    (0 where both are empty), shape ``(n_votes,)``; :func:`bradley_terry_style` standardizes it."""
+    a, b = np.asarray(tokens_a, dtype=float), np.asarray(tokens_b, dtype=float)
+    total = a + b
+    return np.divide(a - b, total, out=np.zeros_like(total), where=total > 0)
+
+
+def _fit_bt_style(models: list[str], votes: list[tuple[str, str, float]], features: np.ndarray,
+                  alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression of the outcome on +1/-1 model indicators and the style features
+    (no intercept; a tie counts as a half win each way through sample weights)."""
+    from sklearn.linear_model import LogisticRegression
+
+    index = {m: i for i, m in enumerate(models)}
+    n = len(votes)
+    x = np.zeros((n, len(models) + features.shape[1]))
+    for row, (a, b, _) in enumerate(votes):
+        x[row, index[a]], x[row, index[b]] = 1.0, -1.0
+    x[:, len(models):] = features
+    outcome = np.array([o for _, _, o in votes])
+    # each vote twice: as a win with weight p and as a loss with weight 1 - p
+    xx, yy = np.vstack([x, x]), np.r_[np.ones(n), np.zeros(n)]
+    ww = np.r_[outcome, 1 - outcome]
+    keep = ww > 0
+    if len(set(yy[keep])) < 2:         # one side never won: mirror a vanishing vote to fit at all
+        xx, yy, ww = np.vstack([xx, -x[:1]]), np.r_[yy, 1 - yy[keep][0]], np.r_[ww, 1e-6]
+        keep = ww > 0
+    lr = LogisticRegression(fit_intercept=False, C=1.0 / max(alpha, 1e-12), max_iter=1000)
+    lr.fit(xx[keep], yy[keep], sample_weight=ww[keep])
+    coef = lr.coef_[0]
+    return coef[:len(models)], coef[len(models):]
+
+
+def bradley_terry_style(votes: Sequence[tuple[str, str, float]], style: Mapping[str, Sequence[float]],
+                        *, anchor: str | None = None, n_resamples: int = 200, alpha: float = 0.01,
+                        seed: int = 0) -> Leaderboard:
+    """Bradley-Terry ratings with style control, as Chatbot Arena does it (FastChat's
+    ``elo_analysis.py``, "style control", Li et al. 2024): the outcome of each vote is regressed
+    on the models (+1 for a, -1 for b) and on each style feature of the vote (e.g.
+    :func:`length_feature`), standardized; the models' coefficients are the ratings a model
+    would get at equal style, on the Elo scale with ``anchor`` at :data:`ELO_BASE`. A
+    positive length coefficient says the voters prefer the longer response beyond the models'
+    strength. CIs: percentile bootstrap over votes.
+
+    Args:
+        votes: ``(model_a, model_b, outcome for a)`` with outcome 1 / 0.5 / 0.
+        style: feature name -> one value per vote (``len(votes)`` each).
+
+    Raises:
+        ValueError: no votes, an ``anchor`` without votes, or a feature of another length.
+    """
+    votes = [(a, b, float(o)) for a, b, o in votes]
+    if not votes:
+        raise ValueError("no votes between model versions yet")
+    names = list(style)
+    cols = []
+    for name in names:
+        col = np.asarray(style[name], dtype=float)
+        if col.shape != (len(votes),):
+            raise ValueError(f"style feature {name!r}: {col.size} values for {len(votes)} votes")
+        cols.append((col - col.mean()) / (col.std() or 1.0))
+    features = np.stack(cols, 1) if cols else np.zeros((len(votes), 0))
+    models = sorted({m for a, b, _ in votes for m in (a, b)})
+    anchor = anchor or models[0]
+    if anchor not in models:
+        raise ValueError(f"the anchor model {anchor!r} has no votes")
+    to_elo = ELO_SCALE / math.log(10)
+
+    def fit(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta, beta = _fit_bt_style(models, [votes[i] for i in idx], features[idx], alpha)
+        return ELO_BASE + to_elo * (theta - theta[models.index(anchor)]), beta
+
+    point, beta = fit(np.arange(len(votes)))
+    rng = np.random.default_rng(seed)
+    boots = [fit(rng.integers(0, len(votes), len(votes))) for _ in range(n_resamples)]
+    r_boot = np.array([b[0] for b in boots])
+    s_boot = np.array([b[1] for b in boots]).reshape(len(boots), len(names))
+    counts = {m: sum(m in (a, b) for a, b, _ in votes) for m in models}
+    return Leaderboard({m: float(point[i]) for i, m in enumerate(models)},
+                       {m: float(np.percentile(r_boot[:, i], 2.5)) for i, m in enumerate(models)},
+                       {m: float(np.percentile(r_boot[:, i], 97.5)) for i, m in enumerate(models)},
+                       counts,
+                       {n: {"coef": float(beta[j]), "low": float(np.percentile(s_boot[:, j], 2.5)),
+                            "high": float(np.percentile(s_boot[:, j], 97.5))}
+                        for j, n in enumerate(names)})

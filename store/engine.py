@@ -44,7 +44,7 @@ from tenacity import (
 )
 
 from . import migrations
-from .errors import StoreBusyError, StoreNotFoundError
+from .errors import SchemaError, StoreBusyError, StoreError, StoreNotFoundError
 from .locking import Turnstile
 
 __all__ = ["Engine", "DEFAULT_LOCK_TIMEOUT", "WAL_CHECKPOINT_BYTES", "fetch_records", "registered",
@@ -71,6 +71,12 @@ LINGER_SECONDS = float(os.environ.get("PREFLOOP_LINGER_SECONDS", "2"))
 POLL_SECONDS = 0.02
 
 R = TypeVar("R")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a DuckDB error without its ``IO Error:`` style prefix."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line.split(": ", 1)[1] if ": " in line and line.split(": ", 1)[0].endswith("Error") else line
 
 
 def _is_lock_conflict(exc: BaseException) -> bool:
@@ -202,7 +208,19 @@ class Engine:
                 raise StoreNotFoundError(
                     f"no store at {self.path}: create one with `prefloop init` "
                     f"(or pass --db / set PREFLOOP_DB to an existing store)")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create the store's folder "
+                                 f"({exc.strerror or exc})") from None
+        elif self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a store file: pass the store's "
+                             "file (e.g. prefloop.duckdb)")
+        elif not self.path.is_file():
+            raise StoreError(f"{self.path} is not a regular file (a FIFO or a device): not a store")
+        elif self.path.stat().st_size == 0:
+            raise StoreError(f"{self.path} is an empty file, not a store: remove it, or point --db "
+                             "at the store (prefloop init creates one)")
         self.key = str(self.path.resolve())
         self._upgrade()
 
@@ -258,7 +276,10 @@ class Engine:
             except duckdb.IOException as exc:
                 if _is_lock_conflict(exc):
                     raise self._busy(str(exc).splitlines()[0]) from exc
-                raise
+                raise StoreError(f"{self.path}: not a readable store ("
+                                 f"{_first_line(exc)})") from None
+            except duckdb.Error as exc:        # a truncated or damaged file, a text file
+                raise StoreError(f"{self.path}: not a readable store ({_first_line(exc)})") from None
             inst.con.execute(f"USE {ALIAS}")
             inst.generation += 1
         except BaseException:
@@ -282,9 +303,20 @@ class Engine:
         inst = _instance_for(self.key)
         if inst.migrated:
             return
-        with inst.lock, self._attached(inst):
-            migrations.migrate(inst.con)
-            inst.migrated = True
+        with inst.lock:
+            with self._attached(inst):
+                tables = {r[0] for r in inst.con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [ALIAS]).fetchall()}
+                foreign = bool(tables) and "schema_migrations" not in tables
+                if not foreign:
+                    migrations.migrate(inst.con)
+                    inst.migrated = True
+            if foreign:                    # let go of the file: it is not ours to keep open
+                inst.detach()
+                raise SchemaError(
+                    f"{self.path} is a DuckDB file of another application ({len(tables)} tables, "
+                    f"e.g. {sorted(tables)[0]!r}) and no prefloop store: refusing to add prefloop's "
+                    "tables to it; create a store elsewhere with `prefloop init --db NEW.duckdb`")
 
     @contextmanager
     def atomic(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -110,13 +111,26 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
         NoPairsMatch: no pair (or unpaired label) matches the filters.
     """
     out = Path(out)
-    # a complete export directory that no exports row names was left by a process killed
-    # between the rename and the record: it is ours to replace
-    orphan = ((out / "manifest.json").exists() and out.exists()
-              and store.exports.by_path(str(out.resolve())) is None)
-    if out.exists() and any(out.iterdir()) and not overwrite and not orphan:
-        raise ExportError(f"output directory {out} exists and is not empty: choose a new "
-                          "directory or pass --overwrite")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file, not a directory: choose a new directory for the export")
+    _clean_stale_temp_dirs(out)
+    replaced = None
+    if out.exists() and any(out.iterdir()):
+        if not is_export_dir(out):      # never delete a folder prefloop did not write
+            raise ExportError(f"output directory {out} exists, is not empty and is not a prefloop "
+                              "export: choose a new directory (--overwrite replaces only an export)")
+        replaced = store.exports.by_path(str(out.resolve()))
+        # an export directory no row names was left by a process killed between the rename
+        # and the record: it is ours to replace; a recorded one only with overwrite
+        if replaced is not None and not overwrite:
+            raise ExportError(f"output directory {out} holds export {replaced.id}: choose a new "
+                              "directory or pass --overwrite")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent)
+    except OSError as exc:
+        raise ExportError(f"{out.parent}: cannot write the export there ({exc.strerror or exc})") from None
+    shutil.rmtree(probe, ignore_errors=True)
     kto = options.format == "kto"
     if kto:
         table, counts = derive_unpaired(store, filters, with_pairs=options.kto_pairs)
@@ -134,8 +148,8 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     raw = {"train": train, **({"test": test} if test is not None else {})}
     splits = {name: t.drop_columns(["prompt_hash"]) for name, t in raw.items()}
     n_pairs = sum(t.num_rows for t in splits.values())
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    (tmp / _OWNER).write_text(f"{os.getpid()}\n")
     try:
         for name, t in splits.items():
             pq.write_table(t, tmp / f"{name}.parquet", compression="zstd")
@@ -144,13 +158,14 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
         _write_dataset(splits, tmp / "dataset",
                        {name: _sha256(tmp / f"{name}.parquet") for name in splits})
         files = {str(p.relative_to(tmp)): _sha256(p)
-                 for p in sorted(tmp.rglob("*")) if p.is_file()}
+                 for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != _OWNER}
         digest = hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in files.items()).encode()).hexdigest()
         manifest = {"format": "trl-unpaired-preference" if kto else "trl-conversational-preference",
                     "filters": _recorded(filters, options),
                     "n_pairs": n_pairs, "splits": {k: v.num_rows for k, v in splits.items()},
                     "counts": counts.as_dict(), "files": files, "sha256": digest}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        (tmp / _OWNER).unlink()
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -160,9 +175,50 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
         raise
     export = store.exports.record(_recorded(filters, options), n_pairs, str(out.resolve()),
                                   digest, counts.max_comparison_id)
+    if replaced is not None:       # the old rows follow their files: they were replaced
+        store.exports.mark_replaced(str(out.resolve()), export.id)
     return ExportResult(export=export, n_train=splits["train"].num_rows,
                         n_test=splits["test"].num_rows if "test" in splits else 0, counts=counts,
                         files=files)
+
+
+#: The file in an export's temporary directory that names the writing process (pid).
+_OWNER = ".prefloop-export-writer"
+_FORMATS = ("trl-conversational-preference", "trl-unpaired-preference")
+
+
+def is_export_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory prefloop's export wrote: its ``manifest.json`` is ours
+    (a known format, a file list and a sha256) and every file in it is listed there."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        listed = set(manifest["files"])
+        if manifest.get("format") not in _FORMATS or not isinstance(manifest.get("sha256"), str):
+            return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    present = {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()} - {"manifest.json"}
+    return present <= listed
+
+
+def _clean_stale_temp_dirs(out: Path) -> None:
+    """Remove the temporary directories of earlier exports to ``out`` whose writer is gone
+    (killed mid-write): ``.<name>-*`` beside it holding :data:`_OWNER` with a dead pid."""
+    if not out.parent.is_dir():
+        return
+    for tmp in out.parent.glob(f".{out.name}-*"):
+        owner = tmp / _OWNER
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue                 # not ours, or still being set up: leave it
+        try:
+            os.kill(pid, 0)
+            continue                 # its writer still runs
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 def _recorded(filters: PairFilters, options: ExportOptions) -> dict[str, Any]:
@@ -178,6 +234,9 @@ def verify_export(export: Export) -> Path:
         ExportError: files missing or changed since the export was recorded.
     """
     path = Path(export.path)
+    if getattr(export, "replaced_by", None):
+        raise ExportError(f"export {export.id} at {path} was replaced by export {export.replaced_by} "
+                          f"(export --overwrite): train on export {export.replaced_by}, or re-export")
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
         raise ExportError(f"export {export.id}: {manifest_path} is missing; re-export the data")

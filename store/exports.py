@@ -11,7 +11,7 @@ from .records import Export
 
 __all__ = ["ExportsAPI"]
 
-_COLS = "id, filters, n_pairs, path, sha256, max_comparison_id, created_at"
+_COLS = "id, filters, n_pairs, path, sha256, max_comparison_id, created_at, replaced_by"
 
 
 class ExportsAPI:
@@ -43,6 +43,13 @@ class ExportsAPI:
         with self.engine.atomic() as con:
             return fetch_records(con, Export, f"SELECT {_COLS} FROM exports ORDER BY id",
                                  filters=json.loads)
+
+    def mark_replaced(self, path: str, new_id: int) -> None:
+        """Mark every earlier export at ``path`` as replaced by export ``new_id`` (its files were
+        overwritten): :func:`~prefloop.store.export.verify_export` then names the new one."""
+        with self.engine.atomic() as con:
+            con.execute("UPDATE exports SET replaced_by = ? WHERE path = ? AND id <> ? "
+                        "AND replaced_by IS NULL", [new_id, path, new_id])
 
     def by_path(self, path: str) -> Export | None:
         """The newest export recorded at ``path`` (absolute), or ``None``."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefloop import store
 from prefloop.core.models import DEFAULT_MODEL, POLICY_RUN_KINDS
-from prefloop.core.stats import Leaderboard, bradley_terry
+from prefloop.core.stats import Leaderboard, bradley_terry, bradley_terry_style, length_feature
 
 __all__ = ["GROUPS", "leaderboards", "version_info", "models_table"]
 
@@ -19,20 +19,28 @@ __all__ = ["GROUPS", "leaderboards", "version_info", "models_table"]
 GROUPS = ("human", "ai", "all")
 
 
-def leaderboards(s: store.Store, *, anchor: str | None = None,
-                 n_resamples: int = 200) -> dict[str, Leaderboard]:
+def leaderboards(s: store.Store, *, anchor: str | None = None, n_resamples: int = 200,
+                 style_control: bool = False) -> dict[str, Leaderboard]:
     """A :class:`Leaderboard` per vote group that has votes (``human``, ``ai``, ``all``), on the
     Elo scale with ``anchor`` at 1000 (default: the embedded base model when rated, else the
-    first model by name)."""
-    votes = s.samples.model_votes()
+    first model by name). With ``style_control`` each group also gets ``<group>-length``: the
+    ratings at equal length (:func:`~prefloop.core.stats.bradley_terry_style` on
+    :func:`~prefloop.core.stats.length_feature`, FastChat's style control), whose ``style``
+    holds the length coefficient; a rating that drops there was bought by length."""
+    votes = s.samples.model_votes(with_tokens=True)
     out = {}
     for group in GROUPS:
-        sel = [(a, b, o) for a, b, o, kind in votes if group == "all" or kind == group]
+        sel = [v for v in votes if group == "all" or v[3] == group]
         if not sel:
             continue
-        rated = {m for a, b, _ in sel for m in (a, b)}
+        pairs = [(a, b, o) for a, b, o, *_ in sel]
+        rated = {m for a, b, _ in pairs for m in (a, b)}
         chosen = anchor if anchor in rated else DEFAULT_MODEL if DEFAULT_MODEL in rated else None
-        out[group] = bradley_terry(sel, anchor=chosen, n_resamples=n_resamples)
+        out[group] = bradley_terry(pairs, anchor=chosen, n_resamples=n_resamples)
+        if style_control:
+            length = length_feature([v[4] for v in sel], [v[5] for v in sel])
+            out[f"{group}-length"] = bradley_terry_style(pairs, {"length": length}, anchor=chosen,
+                                                         n_resamples=n_resamples)
     return out
 
 

@@ -256,12 +256,18 @@ def _0005_review(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def _0006_export_replacement(con: duckdb.DuckDBPyConnection) -> None:
+    """``exports.replaced_by``: the export that overwrote an export's files (``--overwrite``)."""
+    con.execute("ALTER TABLE exports ADD COLUMN replaced_by BIGINT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
     ("0003_ids_and_pipelines", _0003_ids_and_pipelines),
     ("0004_evaluation", _0004_evaluation),
     ("0005_review", _0005_review),
+    ("0006_export_replacement", _0006_export_replacement),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -325,7 +325,7 @@ class Export:
     """A row of ``exports``: a pair export written to ``path`` with its filters and sha256.
 
     ``max_comparison_id`` is the newest comparison the export could see; ``--since-export``
-    exports only comparisons after it.
+    exports only comparisons after it. ``replaced_by``: the export that overwrote its files.
     """
 
     id: int
@@ -335,6 +335,7 @@ class Export:
     sha256: str
     max_comparison_id: int | None
     created_at: datetime | None = None
+    replaced_by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,19 +61,23 @@ class SamplesAPI:
             return dict(con.execute("SELECT model, count(DISTINCT prompt_id) FROM samples "
                                     "GROUP BY model ORDER BY model").fetchall())
 
-    def model_votes(self) -> list[tuple[str, str, float, str]]:
+    def model_votes(self, *, with_tokens: bool = False) -> list[tuple]:
         """Every pairwise vote between responses of two different model versions, as
-        ``(model_a, model_b, outcome for a, labeler_kind)`` with outcome 1 / 0.5 / 0. A text
+        ``(model_a, model_b, outcome for a, labeler_kind)`` with outcome 1 / 0.5 / 0, and with
+        ``with_tokens`` the two responses' lengths too (``tokens_a, tokens_b``: generated tokens,
+        for the leaderboard's style control). A text
         that several versions gave (sampling with common random numbers makes that frequent
         for versions that barely differ) counts for each of them: a comparison of texts ``x``
         and ``y`` votes between every version that gave ``x`` and every one that gave ``y``."""
         with self.engine.atomic() as con:
-            return [tuple(r[1:]) for r in con.execute(f"""
+            rows = [tuple(r[1:]) for r in con.execute(f"""
                 WITH {votes_cte("SELECT id, prompt_id, ranking, labeler_kind FROM comparisons",
                                 carry=["labeler_kind"])}
                 SELECT DISTINCT v.cid, a.model, b.model,
-                       (CASE dir WHEN 1 THEN 1.0 WHEN -1 THEN 0.0 ELSE 0.5 END)::DOUBLE, v.labeler_kind
+                       (CASE dir WHEN 1 THEN 1.0 WHEN -1 THEN 0.0 ELSE 0.5 END)::DOUBLE, v.labeler_kind,
+                       coalesce(a.n_tokens, 0), coalesce(b.n_tokens, 0)
                 FROM votes v
                 JOIN samples a ON a.response_id = v.lo AND a.prompt_id = v.prompt_id
                 JOIN samples b ON b.response_id = v.hi AND b.prompt_id = v.prompt_id
                 WHERE a.model <> b.model ORDER BY v.cid, a.model, b.model""").fetchall()]
+        return rows if with_tokens else [r[:4] for r in rows]

@@ -131,4 +131,18 @@ def test_rs_sft_and_orpo_train(hh_store, rm, tiny_model):
     orpo = train(hh_store, "orpo", overrides={"model": str(tiny_model), "export_id": rm.run.export_id,
                                               "use_lora": True, **FAST})
     assert orpo.run.kind == "orpo" and orpo.summary["steps"] == 2 and "eval" in orpo.summary
-    assert orpo.run.config["learning_rate"] == 5e-05
+    assert orpo.run.config["learning_rate"] == 1e-04
+
+
+def test_a_wall_clock_budget_stops_training_early_and_says_so(hh_store, rm, tiny_model):
+    dpo = train(hh_store, "dpo", overrides={"model": str(tiny_model), "export_id": rm.run.export_id,
+                                            **FAST, "max_steps": 100_000, "max_seconds": 1.0})
+    assert dpo.summary["stopped_by_budget"] is True and 1 <= dpo.summary["steps"] < 100_000
+    assert dpo.run.status == "finished" and "eval" in dpo.summary      # evaluated and saved as usual
+    ppo = train(hh_store, "ppo", overrides={
+        "model": str(tiny_model), "reward_model": f"run:{rm.run.id}", "max_steps": 100_000,
+        "max_seconds": 1.0, "batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1,
+        "max_new_tokens": 4, "max_prompt_length": 32, "save_steps": 0})
+    assert ppo.summary["stopped_by_budget"] is True and 1 <= ppo.summary["iterations"] < 100_000
+    with pytest.raises(Exception, match="max_seconds"):
+        train(hh_store, "dpo", overrides={"model": str(tiny_model), "max_seconds": -3})

@@ -209,7 +209,7 @@ def test_an_export_killed_before_its_record_can_be_run_again(db, tmp_path):
     assert again.export.sha256 == first.export.sha256 and db.exports.by_path(str(out.resolve()))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("not an export")
-    with pytest.raises(store.ExportError, match="exists and is not empty"):
+    with pytest.raises(store.ExportError, match="exists, is not empty"):
         export_pairs(db, tmp_path / "mine", PairFilters())
 
 

@@ -78,3 +78,34 @@ def test_length_control_removes_a_planted_length_preference():
     assert raw.rate > 0.62                                   # the planted bias shows raw
     assert lc.low <= 0.5 <= lc.high and abs(lc.rate - 0.5) < 0.08
     assert p_win.mean() == pytest.approx(0.5, abs=0.05)       # the sanity of the plant itself
+
+
+def test_style_control_takes_a_planted_length_preference_out_of_the_ratings():
+    from prefloop.core.stats import bradley_terry_style, length_feature
+
+    rng = np.random.default_rng(3)
+    theta = {"base": 0.0, "verbose": 0.0, "better": 0.6}   # verbose is no better, only longer
+    mean_len = {"base": 40, "verbose": 80, "better": 40}
+    votes, la, lb = [], [], []
+    names = list(theta)
+    for _ in range(3000):
+        a, b = rng.choice(names, 2, replace=False)
+        na, nb = rng.poisson(mean_len[a]) + 1, rng.poisson(mean_len[b]) + 1
+        f = (na - nb) / (na + nb)
+        p = 1 / (1 + math.exp(-(theta[a] - theta[b] + 4.0 * f)))   # voters like length
+        votes.append((a, b, 1.0 if rng.random() < p else 0.0))
+        la.append(na)
+        lb.append(nb)
+    to_theta = math.log(10) / ELO_SCALE
+    plain = bradley_terry(votes, anchor="base", n_resamples=30)
+    styled = bradley_terry_style(votes, {"length": length_feature(la, lb)}, anchor="base",
+                                 n_resamples=30)
+    # plain Bradley-Terry credits the verbose model with its length ...
+    assert (plain.ratings["verbose"] - ELO_BASE) * to_theta > 0.5
+    # ... style control does not, keeps the real gain, and finds the length preference
+    assert abs(styled.ratings["verbose"] - ELO_BASE) * to_theta < 0.2
+    assert (styled.ratings["better"] - ELO_BASE) * to_theta == pytest.approx(0.6, abs=0.2)
+    assert styled.style["length"]["low"] > 0
+    assert styled.low["verbose"] <= styled.ratings["verbose"] <= styled.high["verbose"]
+    with pytest.raises(ValueError, match="3 values for"):
+        bradley_terry_style(votes, {"length": [1.0, 2.0, 3.0]})

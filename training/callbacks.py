@@ -10,7 +10,46 @@ from transformers import TrainerCallback
 from prefloop import store
 from prefloop.store.tracking import MetricsLogger
 
-__all__ = ["StoreMetricsCallback"]
+__all__ = ["StoreMetricsCallback", "TimeBudgetCallback", "over_budget"]
+
+
+def over_budget(started: float, max_seconds: float | None) -> bool:
+    """Whether ``max_seconds`` of wall clock have passed since ``started`` (``time.perf_counter``);
+    under several processes, whether any of them says so (every rank then stops at the same
+    step, so none waits on a collective the others left)."""
+    import time
+
+    if not max_seconds:
+        return False
+    flag = time.perf_counter() - started >= max_seconds
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes > 1:
+        import torch
+        from accelerate.utils import reduce
+
+        flag = bool(reduce(torch.tensor([float(flag)], device=state.device), "sum").item() > 0)
+    return flag
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stops a ``transformers.Trainer`` at the end of the first step after ``max_seconds`` of
+    training (a wall-clock budget: ``max_seconds`` in the run configs); the run ends normally
+    (evaluated, saved) with ``stopped_by_budget`` in its summary."""
+
+    def __init__(self, max_seconds: float):
+        self.max_seconds, self.started, self.stopped = max_seconds, None, False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import time
+
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None and over_budget(self.started, self.max_seconds):
+            control.should_training_stop = self.stopped = True
+        return control
 
 
 class StoreMetricsCallback(TrainerCallback):

@@ -51,6 +51,9 @@ class DataOptions:
                                      "budgets; TRL tokenizes the whole train split up front).")
     bf16: bool | None = _f(None, "bfloat16 mixed precision (default: on where a GPU supports it, "
                            "off on CPU).")
+    max_seconds: float | None = _f(None, "Wall-clock budget of training in seconds: training stops "
+                                   "after the first step (PPO: iteration) past it, then evaluates "
+                                   "and saves as usual (equal-budget comparisons, bench/methods.py).")
 
     #: The default learning rate of a config class: ``{"full": ..., "lora": ...}``, picked by
     #: ``use_lora`` when ``learning_rate`` is not set (LoRA adapters need a far larger rate
@@ -64,6 +67,8 @@ class DataOptions:
             self.bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
         if getattr(self, "learning_rate", 0) is None:
             self.learning_rate = self.LEARNING_RATES["lora" if getattr(self, "use_lora", False) else "full"]
+        if self.max_seconds is not None and (isinstance(self.max_seconds, bool) or not self.max_seconds > 0):
+            raise ConfigError(f"max_seconds: expected a number of seconds > 0, found {self.max_seconds!r}")
         lr = getattr(self, "learning_rate", None)
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
             raise ConfigError(f"learning_rate: expected a number > 0, found {lr!r}")
@@ -166,10 +171,10 @@ class ORPORunConfig(DataOptions, LoraOptions, TrainerDefaults, ORPOConfig):
     max_completion_length: int | None = _f(None, "Truncate responses to this many tokens.")
     per_device_train_batch_size: int = _f(2, "Pairs per step.")
     per_device_eval_batch_size: int = _f(4, "Pairs per evaluation step.")
-    learning_rate: float | None = _f(None, "AdamW learning rate (default: 5e-05 with LoRA, 8e-06 "
-                                     "full fine-tuning as in Hong et al. 2024; the LoRA rate is "
-                                     "DPO's, not swept for ORPO).")
-    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 8e-06, "lora": 5e-05}
+    learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0001 with LoRA, 8e-06 "
+                                     "full fine-tuning as in Hong et al. 2024; bench/lr_sweep.py "
+                                     "--methods orpo).")
+    LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 8e-06, "lora": 1e-04}
 
 
 @dataclass

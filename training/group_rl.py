@@ -77,7 +77,8 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     trainer = build_trainer(kind, cfg, ctx.model.path, funcs, prompt_rows(ctx.data["train"]),
                             callbacks=[StoreMetricsCallback(ctx.store, ctx.run.id, renames={
                                 "rewards/reward_gold/mean": "reward_gold",
-                                "rewards/reward_model/mean": "reward_model"})])
+                                "rewards/reward_model/mean": "reward_model"}),
+                                *ctx.callbacks(metrics=False)])
     result = ctx.fit(trainer)
     model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
     final = ctx.save_final(model, trainer.processing_class)

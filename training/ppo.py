@@ -375,13 +375,21 @@ class PPOTrainer:
               resume_from: str | Path | None = None) -> list[dict[str, float]]:
         """Run ``config.max_steps`` iterations over the prompts (shuffled, cycled; each process
         takes its share of every global batch of ``batch_size``); save a checkpoint every
-        ``save_steps`` iterations; resume from ``resume_from``."""
+        ``save_steps`` iterations; resume from ``resume_from``; stop early after the first
+        iteration past ``config.max_seconds`` of wall clock (:attr:`stopped_by_budget`)."""
+        import time
+
+        from .callbacks import over_budget
+
         cfg, acc = self.cfg, self.accelerator
         torch.manual_seed(cfg.seed + acc.process_index)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
-        history = []
+        history, started, self.stopped_by_budget = [], time.perf_counter(), False
         while self.iteration < cfg.max_steps:
+            if history and over_budget(started, getattr(cfg, "max_seconds", None)):
+                self.stopped_by_budget = True
+                break
             order = list(range(len(prompts)))
             random.Random(cfg.seed + self.iteration).shuffle(order)
             batch = [order[(self.iteration * cfg.batch_size + i) % len(order)]

@@ -98,7 +98,8 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
         policy = policy.merge_and_unload()
     final = ctx.save_final(policy, tok)
     first, last = (history[0], history[-1]) if history else ({}, {})
-    return final, {"iterations": trainer.iteration, "model": ctx.model.name,
+    return final, {"iterations": trainer.iteration, "steps": trainer.iteration,
+                   "stopped_by_budget": trainer.stopped_by_budget, "model": ctx.model.name,
                    "reward_model": cfg.reward_model, "gold_reward_model": cfg.gold_reward_model,
                    "value": cfg.value_model, "lora": cfg.use_lora,
                    "reward_first": first.get("reward"), "reward_last": last.get("reward"),

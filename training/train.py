@@ -20,7 +20,7 @@ from prefloop import store
 from prefloop.core.models import ModelRef, resolve_model
 from prefloop.store.tracking import MetricsLogger, last_checkpoint, tracked_run
 
-from .callbacks import StoreMetricsCallback
+from .callbacks import StoreMetricsCallback, TimeBudgetCallback
 from .configs import config_to_dict, load_config
 from .data import load_pairs, resolve_export, runs_dir
 from .errors import TrainingError
@@ -58,8 +58,14 @@ class RunContext:
                 self.eval_seconds += time.perf_counter() - t0
         return timer()
 
-    def callbacks(self) -> list:
-        return [StoreMetricsCallback(self.store, self.run.id)] if self.main else []
+    def callbacks(self, metrics: bool = True) -> list:
+        """The Trainer callbacks of this run: the store's metrics (main process; ``metrics``)
+        and, with ``config.max_seconds``, the wall-clock budget (every process)."""
+        out = [StoreMetricsCallback(self.store, self.run.id)] if self.main and metrics else []
+        if getattr(self.config, "max_seconds", None):
+            self.budget = TimeBudgetCallback(self.config.max_seconds)
+            out.append(self.budget)
+        return out
 
     def progress(self, log, total: int):
         """Wrap an ``(iteration, metrics)`` logger so each iteration also logs a line with its
@@ -102,9 +108,14 @@ class RunContext:
         return final
 
     def summary(self, result, **extra: Any) -> dict[str, Any]:
-        """The run summary's common part: training loss, steps and model name, plus ``extra``."""
-        return {"train_loss": result.training_loss, "steps": result.global_step,
-                **extra, "model": self.model.name}
+        """The run summary's common part: training loss, steps and model name, plus ``extra``
+        (and ``stopped_by_budget`` when ``max_seconds`` ended training)."""
+        out = {"train_loss": result.training_loss, "steps": result.global_step,
+               **extra, "model": self.model.name}
+        budget = getattr(self, "budget", None)
+        if budget is not None:
+            out["stopped_by_budget"] = budget.stopped
+        return out
 
     def log_eval(self, step: int, metrics: dict[str, float]) -> None:
         """Held-out metrics into ``run_metrics`` as ``eval/<name>`` at ``step`` (main process)."""

@@ -87,7 +87,7 @@ def eval_(
                      **given)
     r = run_eval(state.store(), cfg)
     print_eval(console, r.run)
-    print_leaderboards(console, r.summary["leaderboard"])
+    print_leaderboards(console, r.summary["leaderboard"], r.summary.get("leaderboard_length_coef"))
     if r.summary["tasks"]:
         console.print(f"{r.summary['tasks']} blind evaluation tasks queued for people "
                       "(their votes stay out of training exports).")
@@ -103,5 +103,6 @@ def eval_show(run: Annotated[Optional[int], typer.Argument(help="Eval run id (de
     s = state.store()
     r = latest_eval(s, run)
     print_eval(console, r)
-    print_leaderboards(console, {g: b.rows() for g, b in leaderboards(
-        s, anchor=(r.summary or {}).get("baseline")).items()})
+    boards = leaderboards(s, anchor=(r.summary or {}).get("baseline"), style_control=True)
+    print_leaderboards(console, {g: b.rows() for g, b in boards.items()},
+                       {g: b.style["length"] for g, b in boards.items() if "length" in b.style})

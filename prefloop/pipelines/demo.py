@@ -250,7 +250,8 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     _print_summary(console, s, summary, pipe)
     eval_run = s.runs.get(ev["run_id"])
     print_eval(console, eval_run)
-    print_leaderboards(console, (eval_run.summary or {}).get("leaderboard", {}))
+    print_leaderboards(console, (eval_run.summary or {}).get("leaderboard", {}),
+                       (eval_run.summary or {}).get("leaderboard_length_coef"))
     console.print(f"Open the labeling app: [bold]{_prefloop_command()} --db {Path(s.path).resolve()} "
                   f"annotate[/] then http://127.0.0.1:7860 (log in as {q['admin']}; the Models tab "
                   "rates the versions once people vote on the blind tasks)", soft_wrap=True)

@@ -6,14 +6,16 @@ checkpoint, settings and seed reuses them). The responses are then compared with
 baseline's, prompt by prompt, in up to four views:
 
 * **reward models**: the proxy RM (the one the policy trained against) and a **gold** RM it
-  never saw (Gao et al. 2023, "Scaling Laws for Reward Model Overoptimization"): mean score and
-  win rate against the baseline;
+  never saw (Gao et al. 2023, "Scaling Laws for Reward Model Overoptimization"): mean score,
+  win rate against the baseline, and the length-controlled win rate (the judge view's
+  regression on the length difference), so "it stopped early" and "it got better" differ;
 * **AI judge**: pairwise, both orders (prefloop's judge backends): win / tie / loss, and a
   length-controlled win rate (Dubois et al. 2024);
 * **people**: ``tasks`` blind pairwise tasks per version (model names never shown), marked as
   evaluation tasks so their votes stay out of training exports;
 * **leaderboard**: Bradley-Terry ratings of every version from all votes between versions
-  (:mod:`prefloop.store.leaderboard`).
+  (:mod:`prefloop.store.leaderboard`), and beside them the ratings at equal length (style
+  control as Chatbot Arena's) with the voters' length coefficient.
 
 Win rates count ties as half and carry 95% bootstrap CIs over prompts. KL of each policy from
 the reference (default: the baseline) is ``mean(log pi(y|x) - log pi_ref(y|x))`` over the
@@ -179,7 +181,9 @@ def _rm_view(s: store.Store, spec: str, versions: list[_Version], base: _Version
         mine = [scores[v.samples[p.id].response_id] for p in prompts]
         theirs = [scores[base.samples[p.id].response_id] for p in prompts]
         outcomes = [1.0 if a > b else 0.0 if a < b else 0.5 for a, b in zip(mine, theirs)]
-        out[v.key] = {"mean": sum(mine) / len(mine), "win": win_rate(outcomes).as_dict()}
+        diffs = [v.samples[p.id].n_tokens - base.samples[p.id].n_tokens for p in prompts]
+        out[v.key] = {"mean": sum(mine) / len(mine), "win": win_rate(outcomes).as_dict(),
+                      "length_controlled": length_controlled_win_rate(outcomes, diffs).as_dict()}
     return out
 
 
@@ -305,13 +309,15 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, pipeline_run_id: int | None = N
                     row["judge"] = judge["models"][row["model"]]
             seconds["judge"] = time.perf_counter() - t0
         task_ids = _queue_tasks(s, run, cfg, versions, base, prompts) if cfg.tasks else []
-        boards = {g: b.rows() for g, b in leaderboards(s, anchor=base.key).items()}
+        lbs = leaderboards(s, anchor=base.key, style_control=True)
+        boards = {g: b.rows() for g, b in lbs.items()}
+        length_coef = {g: b.style["length"] for g, b in lbs.items() if "length" in b.style}
         summary = {"baseline": base.key, "prompts": len(prompts), "prompt_source": cfg.prompts,
                    "reward_model": proxy, "gold_reward_model": cfg.gold_reward_model,
                    "reference": str(reference.path), "judge": {k: v for k, v in (judge or {}).items()
                                                                if k != "models"} or None,
                    "models": rows, "responses_sampled": drawn, "tasks": len(task_ids),
-                   "leaderboard": boards, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+                   "leaderboard": boards, "leaderboard_length_coef": length_coef, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
         MetricsLogger(s, run.id).log(0, {f"{view}_win/{r['model']}": r[view]["win"]["rate"]
                                          for r in rows for view in ("proxy", "gold", "judge")
                                          if view in r and r["model"] != base.key})

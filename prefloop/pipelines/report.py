@@ -44,8 +44,8 @@ def print_eval(console: Console, run: store.Run) -> None:
                   _mean(r.get("gold")))
     console.print(t)
     w = Table(title="win rate against the baseline (ties count half), 95% bootstrap CI",
-              caption="judge LC: length-controlled, the judge's verdict at equal length")
-    for col in ("model", "proxy RM", "gold RM", "AI judge", "judge LC"):
+              caption="LC: length-controlled, the win rate at equal length (Dubois et al. 2024)")
+    for col in ("model", "proxy", "proxy LC", "gold", "gold LC", "judge", "judge LC"):
         w.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
     for r in sm.get("models", []):
         if r["model"] == base:
@@ -54,7 +54,9 @@ def print_eval(console: Console, run: store.Run) -> None:
         judge = _rate(j.get("win"))
         if j.get("win"):
             judge += f"\n{j['win']['wins']}/{j['win']['ties']}/{j['win']['losses']} W/T/L"
-        w.add_row(r["model"], _rate(r.get("proxy", {}).get("win")), _rate(r.get("gold", {}).get("win")),
+        proxy, gold = r.get("proxy", {}), r.get("gold", {})
+        w.add_row(r["model"], _rate(proxy.get("win")), _rate(proxy.get("length_controlled")),
+                  _rate(gold.get("win")), _rate(gold.get("length_controlled")),
                   judge, _rate(j.get("length_controlled")))
     console.print(w)
     sec = sm.get("seconds", {})
@@ -64,14 +66,23 @@ def print_eval(console: Console, run: store.Run) -> None:
                          if sm.get("judge") else ""))
 
 
-def print_leaderboards(console: Console, boards: dict[str, list[dict[str, Any]]]) -> None:
-    """Bradley-Terry ratings (Elo scale, 95% bootstrap CI) per vote group."""
+def print_leaderboards(console: Console, boards: dict[str, list[dict[str, Any]]],
+                       length_coef: dict[str, dict[str, float]] | None = None) -> None:
+    """Bradley-Terry ratings (Elo scale, 95% bootstrap CI) per vote group; a ``<group>-length``
+    board is the same votes at equal length (style control), titled with the voters' length
+    coefficient (``length_coef``: ``{group: {coef, low, high}}``)."""
     if not boards:
         console.print("Leaderboard: no votes between model versions yet (queue eval tasks with "
                       "--tasks, or judge with --judge).")
         return
     for group, rows in boards.items():
-        t = Table(title=f"leaderboard ({group} votes): Bradley-Terry, Elo scale, 95% CI")
+        if group.endswith("-length"):
+            c = (length_coef or {}).get(group)
+            coef = f"; length coefficient {c['coef']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" if c else ""
+            title = f"leaderboard ({group.removesuffix('-length')} votes) at equal length{coef}"
+        else:
+            title = f"leaderboard ({group} votes): Bradley-Terry, Elo scale, 95% CI"
+        t = Table(title=title)
         for col in ("model", "rating", "CI", "votes"):
             t.add_column(col, justify="left" if col == "model" else "right")
         for r in rows:
