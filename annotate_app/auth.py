@@ -12,19 +12,28 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from prefloop import store
 
-from .errors import NotAuthorized
+from .errors import AppError, NotAuthorized
 
-__all__ = ["hash_password", "verify_password", "authenticate", "caller", "LoginGuard", "SessionGuard",
+__all__ = ["hash_password", "PasswordTooShort", "verify_password", "authenticate", "caller", "LoginGuard", "SessionGuard",
            "MIN_PASSWORD_LENGTH"]
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 8
 
 
+class PasswordTooShort(AppError, ValueError):
+    """A new password is shorter than :data:`MIN_PASSWORD_LENGTH` characters."""
+
+
 def hash_password(password: str) -> str:
-    """An argon2id hash of ``password`` (raises ValueError if shorter than 8 characters)."""
+    """An argon2id hash of ``password``.
+
+    Raises:
+        PasswordTooShort: shorter than :data:`MIN_PASSWORD_LENGTH` characters (an
+            :class:`~prefloop.annotate_app.errors.AppError`, so one line in the CLI).
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+        raise PasswordTooShort(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
     return _hasher.hash(password)
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from prefloop import store
+from prefloop.core.files import read_config_file
 
 from .errors import AppError
 
@@ -142,14 +141,7 @@ class AppConfig:
         if path is None:
             return cls()
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AppError(f"{path}: cannot read the app config: {getattr(exc, 'strerror', None) or exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            raise AppError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raw = read_config_file(path, AppError, what="app config") or {}
         if not isinstance(raw, dict):
             raise AppError(f"{path}: expected a mapping of settings, found {type(raw).__name__}")
         if "guidelines_file" in raw:

@@ -22,14 +22,10 @@ principles get ids ``cai-01`` ... and the generic comparison question
 
 from __future__ import annotations
 
-import json
 import random
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .errors import ConstitutionError
 
@@ -74,15 +70,11 @@ class Constitution:
 
 
 def _load_raw(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text)
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        return json.loads(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConstitutionError(f"{path}: cannot parse ({exc})") from None
+    """YAML (``.yaml``/``.yml``, and other suffixes: JSON is YAML too), TOML or JSON; one line
+    naming the file (and line and column) on any failure."""
+    from prefloop.core.files import read_config_file
+
+    return read_config_file(path, ConstitutionError, what="constitution")
 
 
 def load_constitution(path: str | Path | None = None) -> Constitution:

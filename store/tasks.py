@@ -15,7 +15,7 @@ from .errors import LeaseError, NotFoundError, ValidationError
 from .frontier import BUSY_SLOT, QueueFrontier
 from .prompts import PromptsAPI, ResponsesAPI
 from .records import Assignment, LeasedTask, Task, TaskIn, utcnow
-from .validation import validate_ranking
+from .validation import validate_count, validate_ranking
 
 __all__ = ["TasksAPI", "QueueReport", "DEFAULT_LEASE_SECONDS"]
 
@@ -165,7 +165,14 @@ class TasksAPI:
         """A task per prompt (of ``dataset`` or ``prompt_ids``) with two or more responses,
         ranking all its responses (or its first ``k`` by id); prompts already queued with the
         same responses are reported as existing (and, with ``update_existing``, take the new
-        overlap and priority)."""
+        overlap and priority).
+
+        Raises:
+            ValidationError: ``limit`` < 0, ``k`` < 2 or ``overlap`` < 1.
+        """
+        validate_count(limit, "limit")
+        validate_count(k, "k", minimum=2)
+        validate_count(overlap, "overlap", minimum=1, optional=False)
         with self.engine.atomic() as con:
             rows = self._prompt_responses(con, dataset, prompt_ids, limit)
             return self.create_report([TaskIn(pid, rids[:k] if k else rids, overlap=overlap,
@@ -176,7 +183,12 @@ class TasksAPI:
                     labeler_kind: str = "human") -> list[int]:
         """Gold tasks from imported comparisons (no task of their own) whose answer is known:
         the task ranks the comparison's responses and carries its ranking as ``gold_ranking``.
-        Gold tasks are served at the app's gold rate, outside the normal queue."""
+        Gold tasks are served at the app's gold rate, outside the normal queue.
+
+        Raises:
+            ValidationError: ``limit`` < 0.
+        """
+        validate_count(limit, "limit")
         with self.engine.atomic() as con:
             rows = con.execute("""
                 SELECT c.prompt_id, c.ranking FROM comparisons c JOIN prompts p ON p.id = c.prompt_id

@@ -99,3 +99,17 @@ def validate_origin(origin: Any) -> str:
         raise ValidationError(f"response origin {origin!r} is not one of "
                               f"{', '.join(RESPONSE_ORIGINS)}")
     return origin
+
+
+def validate_count(value: Any, name: str, *, minimum: int = 0, optional: bool = True) -> int | None:
+    """An integer option such as ``limit``, ``k`` or ``overlap``: ``None`` (when ``optional``)
+    or an int >= ``minimum``.
+
+    Raises:
+        ValidationError: anything else, naming ``name`` (``limit -1: expected an integer >= 0``).
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(f"{name} {value!r}: expected an integer >= {minimum}")
+    return value

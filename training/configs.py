@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from trl import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, RLOOConfig, SFTConfig
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")   # ORPO lives in trl.experimental: known
@@ -69,6 +68,17 @@ class DataOptions:
             self.learning_rate = self.LEARNING_RATES["lora" if getattr(self, "use_lora", False) else "full"]
         if self.max_seconds is not None and (isinstance(self.max_seconds, bool) or not self.max_seconds > 0):
             raise ConfigError(f"max_seconds: expected a number of seconds > 0, found {self.max_seconds!r}")
+        steps = getattr(self, "max_steps", -1)
+        if isinstance(steps, bool) or not isinstance(steps, int) or (steps < 1 and steps != -1):
+            raise ConfigError(f"max_steps: expected an integer >= 1 (or -1: train num_train_epochs "
+                              f"epochs), found {steps!r}")
+        out = getattr(self, "output_dir", None)
+        if out and Path(out).exists() and not Path(out).is_dir():
+            raise ConfigError(f"output_dir {out}: is a file, not a directory")
+        for name in ("max_train_pairs", "max_eval_pairs"):
+            value = getattr(self, name, None)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name}: expected an integer >= 1, found {value!r}")
         lr = getattr(self, "learning_rate", None)
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
             raise ConfigError(f"learning_rate: expected a number > 0, found {lr!r}")
@@ -144,6 +154,18 @@ class RewardRunConfig(DataOptions, LoraOptions, TrainerDefaults, RewardConfig):
                               "(conservative Bradley-Terry); '0' is the hard label.")
     label_weights: bool = _f(False, "Weight each pair's loss by the export's 'weight' column "
                              "(Dawid-Skene: |2 p_chosen - 1|).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        smoothing = str(self.label_smoothing).strip().lower()
+        if smoothing != "auto":
+            try:
+                eps = float(smoothing)
+            except ValueError:
+                raise ConfigError(f"label_smoothing {self.label_smoothing!r}: expected auto or a "
+                                  "number in [0, 0.5)") from None
+            if not 0.0 <= eps < 0.5:
+                raise ConfigError(f"label_smoothing {eps}: expected a number in [0, 0.5)")
 
 
 @dataclass
@@ -334,10 +356,9 @@ def load_config(kind: str, path: str | Path | None = None, overrides: dict[str, 
     cls = CONFIGS[kind]
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"config {path}: {exc}") from None
+        from prefloop.core.files import read_config_file
+
+        loaded = read_config_file(path, ConfigError, what="training config") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: expected a mapping of field: value")
         values.update(loaded)

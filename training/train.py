@@ -230,16 +230,18 @@ def _prepare(s: store.Store, kind: str, config_path, overrides, resume: bool, re
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
         config = load_config(kind, config_path, overrides,
                              default_output_dir=runs_dir(s) / f"{kind}-{stamp}")
+    # every model spec is checked before anything is written (an export, a run row)
+    model = resolve_model(config.model, s, require=None if kind == "rm" else "policy")
+    for field, require in (("reward_model", "reward"), ("gold_reward_model", "reward"),
+                           ("ref_model", "policy")):
+        if getattr(config, field, None):
+            resolve_model(getattr(config, field), s, require=require)
+    if resume_run is None:
         export = resolve_export(s, config.export_id, source=config.source, dataset=config.dataset,
                                 min_agreement=config.min_agreement,
                                 test_fraction=config.test_fraction,
                                 format="kto" if kind == "kto" else "pairs")
         config.export_id = export.id
-    model = resolve_model(config.model, s, require=None if kind == "rm" else "policy")
-    for field, require in (("reward_model", "reward"), ("gold_reward_model", "reward"),
-                           ("ref_model", "policy")):   # a bad spec fails before the run row
-        if getattr(config, field, None):
-            resolve_model(getattr(config, field), s, require=require)
     unpaired = (export.filters or {}).get("format") == "kto"
     if unpaired != (kind == "kto"):
         raise TrainingError(f"export {export.id} holds {'unpaired labels' if unpaired else 'pairs'}: "

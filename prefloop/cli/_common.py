@@ -37,6 +37,48 @@ class State:
 state = State()
 
 
+class OptionError(PrefloopError):
+    """A command-line option's value cannot be used (an unreadable file, a malformed list); the
+    message names the option."""
+
+
+def read_option_file(path: Path, option: str) -> str:
+    """The text of the file an option names (``--password-file``), as UTF-8.
+
+    Raises:
+        OptionError: one line naming the option and the file: missing, a directory, unreadable,
+            not text.
+    """
+    try:
+        if path.is_dir():
+            raise OptionError(f"{option} {path}: is a directory, not a file")
+        return path.read_text(encoding="utf-8")
+    except OptionError:
+        raise
+    except OSError as exc:
+        raise OptionError(f"{option} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OptionError(f"{option} {path}: not UTF-8 text") from None
+
+
+def int_list_option(value: str | None, option: str) -> list[int] | None:
+    """``"3,5,8"`` as ``[3, 5, 8]``.
+
+    Raises:
+        OptionError: an item is not an integer (names the option and the item).
+    """
+    if not value:
+        return None
+    out = []
+    for item in value.split(","):
+        try:
+            out.append(int(item.strip()))
+        except ValueError:
+            raise OptionError(f"{option} {value!r}: {item.strip()!r} is not an integer id "
+                              "(expected e.g. 3,5,8)") from None
+    return out
+
+
 class ErrorsAsOneLine(TyperGroup):
     """Turns :class:`PrefloopError` into ``Error: <message>`` and exit status 1; anything
     else is a bug and keeps its traceback."""

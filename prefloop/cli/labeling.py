@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._common import console, state
+from ._common import console, int_list_option, read_option_file, state
 
 app = typer.Typer()
 users_app = typer.Typer(no_args_is_help=True, help="Annotator and admin accounts of the labeling app.")
@@ -32,13 +32,14 @@ def annotate(
     from prefloop.annotate_app.config import AppConfig
 
     s = state.store()
+    app_config = AppConfig.load(config)        # checked before anything starts
     console.print(f"Labeling app on http://{host}:{port} (store {s.path}); Ctrl+C to stop")
-    launch(s, host=host, port=port, config=AppConfig.load(config))
+    launch(s, host=host, port=port, config=app_config)
 
 
 def _read_password(password_file: Optional[Path]) -> str:
     if password_file is not None:
-        return password_file.read_text().strip()
+        return read_option_file(password_file, "--password-file").strip()
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
@@ -121,7 +122,7 @@ def tasks_add(
         ids = s.tasks.create_gold(dataset=dataset, limit=limit)
         console.print(f"{len(ids)} gold tasks in the queue.")
         return
-    pids = [int(x) for x in prompts.split(",")] if prompts else None
+    pids = int_list_option(prompts, "--prompts")
     r = s.tasks.create_for_prompts(dataset=dataset, prompt_ids=pids, k=k, overlap=overlap,
                                    priority=priority, limit=limit, update_existing=update)
     console.print(f"{r.created} tasks created, {r.existing} already queued.")

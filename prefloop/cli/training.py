@@ -85,12 +85,12 @@ def _train_onpolicy(kind: str, config: Path | None, overrides: dict, resume: boo
 
     settings = {}
     if config is not None:
-        try:
-            settings = yaml.safe_load(config.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise typer.BadParameter(f"--config {config}: {exc}") from None
+        from prefloop.core.files import read_config_file
+        from prefloop.pipelines.errors import OnPolicyConfigError
+
+        settings = read_config_file(config, OnPolicyConfigError, what="config") or {}
         if not isinstance(settings, dict):
-            raise typer.BadParameter(f"--config {config}: expected a mapping of settings")
+            raise OnPolicyConfigError(f"{config}: expected a mapping of settings")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     cfg = onpolicy_config(kind, settings, where=str(config) if config else "--set")
     result = run_onpolicy(state.store(), cfg, fresh=not resume, console=console)

@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from prefloop.core.errors import PrefloopError
 from prefloop.core.kinds import ONPOLICY_KINDS
 from prefloop.core.models import DEFAULT_MODEL
@@ -191,14 +189,9 @@ def load_loop_config(path: str | Path) -> LoopConfig:
             ``eval.min_gold_win_rate`` has no ``eval.gold_reward_model``; names the file.
     """
     where = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoopConfigError(f"{where}: cannot read the loop config: {getattr(exc, 'strerror', None) or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
-        raise LoopConfigError(f"{at}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    from prefloop.core.files import read_config_file
+
+    raw = read_config_file(path, LoopConfigError, what="loop config") or {}
     if not isinstance(raw, dict):
         raise LoopConfigError(f"{where}: expected a mapping of loop settings")
     return loop_config_from_dict(raw, where)
