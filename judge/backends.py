@@ -94,8 +94,9 @@ class OpenAIBackend:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
     def check(self, timeout: float = 10.0) -> None:
-        """Fail fast when the server cannot be reached or does not serve :attr:`model`
-        (``GET {base_url}/models``, the OpenAI API's model list), before a batch records anything.
+        """Fail fast when the server cannot be reached, refuses the key, or does not serve
+        :attr:`model` (``GET {base_url}/models``, the OpenAI API's model list; a server without
+        that route counts as reachable), before a batch records anything.
 
         Raises:
             JudgeError: one line naming the URL (no key): connection refused, timeout, an HTTP
@@ -109,6 +110,8 @@ class OpenAIBackend:
         try:
             r = httpx.get(url, timeout=timeout,
                           headers={"Authorization": f"Bearer {api_key_from_env()}"})
+            if r.status_code in (404, 405, 501):     # up, without a model list: reachable
+                return
             r.raise_for_status()
             served = [m.get("id") for m in (r.json().get("data") or []) if isinstance(m, dict)]
         except (httpx.HTTPError, ValueError, AttributeError) as exc:

@@ -17,7 +17,7 @@ from prefloop.store.tracking import tracked_run
 
 from .backends import JudgeBackend
 from .constitution import load_constitution
-from .errors import JudgeError
+from .errors import BackendError, JudgeError
 from .modes import (
     MODES,
     critique_responses,
@@ -60,7 +60,9 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
     groups them by prompt.
 
     Raises:
-        JudgeError: unknown mode, nothing to judge, bad principle ids.
+        JudgeError: unknown mode, nothing to judge, bad principle ids, a judge that cannot be
+            reached (before any run row).
+        BackendError: every call failed (the run is recorded as failed, with the cause).
     """
     if mode not in MODES:
         raise JudgeError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -92,9 +94,15 @@ def run_batch(s: store.Store, mode: str, backend: JudgeBackend, *, source: str =
               "source": source, "dataset": dataset, "limit": limit, "concurrency": concurrency,
               "constitution": cons.source, "principles": principles, "rounds": rounds,
               "response_groups": None if response_groups is None else len(response_groups)}
+    check = getattr(backend, "check", None)
+    if check is not None:            # an unreachable judge fails here, before any run row
+        check()
     with tracked_run(s, "judge", config, pipeline_run_id=pipeline_run_id) as run:
         summary = asyncio.run(_run(s, mode, backend, pairs, response_ids, groups, cons, chosen,
                                    rounds, concurrency, total, progress, max_tokens))
+        if summary["failed"] and not summary["calls"] and not summary["cached"]:
+            raise BackendError(f"every judge call failed ({summary['failed']} calls); the first: "
+                               f"{(summary.get('errors') or ['?'])[0]}")
         summary["items"] = len(pairs) if mode == "pairwise" else len(response_ids)
         run = s.runs.update(run.id, status="finished", summary=summary)
         metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float))}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefloop import store
+from prefloop.core.secrets import redact
 
 from .backends import Completion, JudgeBackend
 
@@ -223,7 +224,7 @@ class JudgeSession:
             except Exception as exc:
                 if not is_retryable(exc) or attempt == self.max_attempts:
                     self.stats.failed += 1
-                    self.stats.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    self.stats.errors.append(redact(f"{type(exc).__name__}: {exc}")[:200])
                     return None
                 self.stats.retries += 1
                 delay = retry_after(exc)

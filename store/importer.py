@@ -25,6 +25,7 @@ from .errors import InvalidInputError, ValidationError
 from .formats import READERS, Problem
 from .formats.common import NORMALIZED, ImportRecord
 from .records import LABELER_KINDS
+from .validation import MAX_TEXT_CHARS
 
 __all__ = ["ImportReport", "import_file", "FORMATS"]
 
@@ -233,6 +234,20 @@ def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportRep
             ORDER BY c.seq""").fetchone()[0]
 
 
+def _over_limit(r: ImportRecord) -> Problem | None:
+    """A :class:`Problem` naming the first text of ``r`` longer than the store's
+    :data:`~prefloop.store.validation.MAX_TEXT_CHARS`, or ``None``."""
+    for i, m in enumerate(r.messages):
+        if len(m["content"]) > MAX_TEXT_CHARS:
+            return Problem(r.line, f"messages[{i}].content", f"{len(m['content'])} characters, more "
+                           f"than the store's limit of {MAX_TEXT_CHARS}")
+    for i, (text, _) in enumerate(r.responses):
+        if len(text) > MAX_TEXT_CHARS:
+            return Problem(r.line, f"responses[{i}]", f"{len(text)} characters, more than the "
+                           f"store's limit of {MAX_TEXT_CHARS}")
+    return None
+
+
 def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None = None,
                 skip_invalid: bool = False, rejects_path: str | Path | None = None,
                 labeler_kind: str | None = None, labeler: str | None = None,
@@ -291,6 +306,8 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
                 report.lines_read += item.num_rows - 1
                 stager.add_batch(item)
                 continue
+            if not isinstance(item, Problem):
+                item = _over_limit(item) or item      # one text limit on every path in
             if isinstance(item, Problem):
                 if item.kind == "invalid" and not skip_invalid:
                     raise item.error(str(path))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prefloop import store
+from prefloop.core.secrets import redact
 
 __all__ = ["tracked_run", "MetricsLogger", "last_checkpoint", "CHECKPOINT_DONE_FILES"]
 
@@ -56,7 +57,7 @@ def tracked_run(s: store.Store, kind: str, config: dict[str, Any], *, export_id:
         s.runs.update(run.id, status="interrupted")
         raise
     except BaseException as exc:
-        s.runs.update(run.id, status="failed", summary={"error": f"{type(exc).__name__}: {exc}"})
+        s.runs.update(run.id, status="failed", summary={"error": redact(f"{type(exc).__name__}: {exc}")})
         raise
     finally:
         if previous is not None:

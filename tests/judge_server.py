@@ -3,7 +3,9 @@
 It answers deterministically from the request (the letter is a hash of the messages), counts
 requests per message set, and can be told to misbehave: ``faults`` is a list consumed one per
 request, each one of ``"429"`` (with ``Retry-After: 0``), ``"500"``, ``"garbage"`` (200 with
-a body that is not JSON), ``"slow"`` (sleeps past the client's timeout) or ``None`` (answer).
+a body that is not JSON), ``"slow"`` (sleeps past the client's timeout) or ``None`` (answer);
+``echo_key`` answers every completion 401 with the API key in the body (the secrets canary).
+``GET /v1/models`` lists ``fake-judge``.
 Run it in-process (:meth:`start`) or as a script for other processes:
 ``python -m tests.judge_server PORT_FILE [DELAY_S]``.
 """
@@ -23,6 +25,7 @@ class FakeJudgeServer:
     def __init__(self, delay: float = 0.0, slow_seconds: float = 3.0):
         self.delay, self.slow_seconds = delay, slow_seconds
         self.faults: list[str | None] = []
+        self.echo_key = False          # answer every completion 401, echoing the API key
         self.requests: Counter = Counter()
         self.lock = threading.Lock()
         server = self
@@ -31,8 +34,18 @@ class FakeJudgeServer:
             def log_message(self, *args):
                 pass
 
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    return self._send(200, json.dumps({"object": "list", "data": [
+                        {"id": "fake-judge", "object": "model"}]}).encode())
+                self._send(404, b'{"error": {"message": "not found"}}')
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if server.echo_key:        # a careless server: the key in its 401 body
+                    auth = self.headers.get("Authorization", "")
+                    return self._send(401, json.dumps({"error": {
+                        "message": f"invalid key {auth.removeprefix('Bearer ')}"}}).encode())
                 key = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
                 with server.lock:
                     fault = server.faults.pop(0) if server.faults else None

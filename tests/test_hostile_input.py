@@ -148,3 +148,126 @@ def test_a_store_still_opens_and_a_new_one_is_created(tmp_path):
     assert store.Store(path).schema_version()[-1] == "0006_export_replacement"
     shutil.copy(path, tmp_path / "copy.duckdb")
     assert store.Store(tmp_path / "copy.duckdb").prompts.list() == []
+
+
+# -- 5. secrets, 7. exit codes --------------------------------------------------------------
+
+def _human_pairs(db, n=2):
+    for pid, rids in make_pairs(db, n):
+        db.comparisons.record(pid, [[rids[0]], [rids[1]]], labeler_kind="human", labeler="x")
+
+
+def test_a_key_echoed_by_the_judge_server_is_stored_logged_and_printed_nowhere(db, cli, monkeypatch):
+    from .judge_server import FakeJudgeServer
+
+    key = "sk-canary-5f2e9c1b7a"
+    monkeypatch.setenv("PREFLOOP_JUDGE_API_KEY", key)
+    _human_pairs(db)
+    srv = FakeJudgeServer().start()
+    srv.echo_key = True
+    try:
+        out = cli("--db", db.path, "judge", "run", "--mode", "pairwise", "--backend", "openai",
+                  "--base-url", srv.base_url, "--model", "fake-judge", "--no-progress")
+    finally:
+        srv.stop()
+    assert out.exit_code == 1 and "every judge call failed" in out.output and "[redacted]" in out.output
+    assert key not in out.output
+    run = db.runs.list(kind="judge")[-1]
+    assert run.status == "failed" and key not in run.summary["error"] and "[redacted]" in run.summary["error"]
+    shown = cli("--db", db.path, "runs", "show", str(run.id))
+    assert key not in shown.output
+    db.close()
+    for f in db.path.parent.glob(db.path.name + "*"):
+        assert key.encode() not in f.read_bytes(), f
+
+
+def test_an_unreachable_judge_exits_non_zero_before_any_run_row(db, cli):
+    _human_pairs(db)
+    out = cli("--db", db.path, "judge", "run", "--mode", "pairwise", "--backend", "openai",
+              "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--no-progress")
+    assert out.exit_code == 1 and "cannot be reached" in out.output
+    assert db.runs.list() == []
+
+
+def test_a_partly_failed_batch_exits_3_with_the_count(db, cli):
+    from .judge_server import FakeJudgeServer
+
+    _human_pairs(db, 2)
+    srv = FakeJudgeServer().start()
+    srv.faults = ["500"] * 6          # the first call fails for good (6 attempts), the rest answer
+    try:
+        out = cli("--db", db.path, "judge", "run", "--mode", "pairwise", "--backend", "openai",
+                  "--base-url", srv.base_url, "--model", "fake-judge", "--no-progress",
+                  "--concurrency", "1")
+    finally:
+        srv.stop()
+    assert out.exit_code == 3 and "1 of 4 judge calls failed" in out.output, out.output
+
+
+# -- 3. importers ---------------------------------------------------------------------------
+
+def test_a_fifo_or_pipe_is_refused_at_once(db, tmp_path):
+    import time
+
+    from prefloop.store.importer import import_file
+
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    with pytest.raises(store.InvalidInputError, match="not a regular file"):
+        import_file(db, fifo, "prompts")
+    r, w = os.pipe()
+    try:
+        with pytest.raises(store.InvalidInputError, match="process substitution"):
+            import_file(db, f"/proc/self/fd/{r}", "prompts")
+    finally:
+        os.close(r)
+        os.close(w)
+    assert time.perf_counter() - t0 < 5 and db.prompts.list() == []
+
+
+def test_json_arrays_truncated_doubled_or_with_a_bom(db, tmp_path):
+    import gzip
+
+    from prefloop.store.importer import import_file
+
+    rows = [{"prompt": f"question {i}"} for i in range(50)]
+    whole = gzip.compress(json.dumps(rows, indent=2).encode())
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(store.InvalidInputError, match=r"cut.json.gz(:\d+)?: the gzip stream is truncated"):
+        import_file(db, cut, "prompts")
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(rows[:2]) + "\n" + json.dumps(rows[2:4]) + "\n")
+    with pytest.raises(store.InvalidInputError, match=r"two.json:2: content after the JSON array"):
+        import_file(db, two, "prompts")
+    assert db.prompts.list() == []
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf\n  " + json.dumps(rows[:3], indent=2).encode())
+    assert import_file(db, bom, "prompts").imported == 3
+
+
+def test_every_importer_holds_the_stores_text_limit(db, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefloop.store.importer import import_file
+
+    huge = "x" * (store.MAX_TEXT_CHARS + 1)
+    cases = {"prompts": ("p.jsonl", [{"prompt": "fine"}, {"prompt": huge}]),
+             "hh": ("h.jsonl", [{"chosen": f"\n\nHuman: hi\n\nAssistant: {huge}",
+                                 "rejected": "\n\nHuman: hi\n\nAssistant: no"}])}
+    for fmt, (name, lines) in cases.items():
+        f = tmp_path / name
+        f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        with pytest.raises(store.InvalidInputError, match="characters, more than the store's limit"):
+            import_file(db, f, fmt)
+    parquet = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"prompt": ["q1", "q2"], "chosen": ["good", huge], "rejected": ["bad", "worse"]}),
+                   parquet)
+    with pytest.raises(store.InvalidInputError, match=r"t.parquet:2: .*more than the store's limit"):
+        import_file(db, parquet, "trl")
+    assert db.prompts.list() == []
+    r = import_file(db, parquet, "trl", skip_invalid=True, rejects_path=tmp_path / "rej.jsonl")
+    assert r.imported == 1 and r.rejected == 1
+    assert max(len(x.text) for x in db.responses.get_many(list(range(1, 10)))) < store.MAX_TEXT_CHARS

@@ -11,6 +11,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from prefloop.core.errors import PrefloopError
+from prefloop.core.secrets import redact
 
 __all__ = ["console", "state", "ErrorsAsOneLine", "fmt", "quiet_third_party_warnings", "show_progress",
            "IMPORT_FORMATS"]
@@ -87,7 +88,7 @@ class ErrorsAsOneLine(TyperGroup):
         try:
             return super().invoke(ctx)
         except PrefloopError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {redact(exc)}", err=True)
             raise typer.Exit(1) from None
 
 

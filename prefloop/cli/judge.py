@@ -17,6 +17,10 @@ def register(root: typer.Typer) -> None:
     root.add_typer(judge_app, name="judge")
 
 
+#: ``prefloop judge run``'s exit status when some (not all) judge calls failed.
+PARTIAL_FAILURE = 3
+
+
 @judge_app.command("run")
 def run(
     mode: Annotated[str, typer.Option(help="pairwise, rank, critique or score.")],
@@ -33,7 +37,10 @@ def run(
     timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = 60.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Run a judge batch; every call is cached in `judgments`, so re-running resumes."""
+    """Run a judge batch; every call is cached in `judgments`, so re-running resumes.
+
+    Exit status: 0 every call answered; 1 nothing could be judged (an unreachable judge,
+    every call failed: the cause is printed); 3 some calls failed (the count is printed)."""
     from prefloop.judge.backends import make_backend
     from prefloop.judge.batch import run_batch
 
@@ -52,6 +59,10 @@ def run(
         console.print("  outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
     for err in sm.get("errors", []):
         console.print(f"  failed call: {err}")
+    if sm["failed"]:       # some calls failed: their items have no label (exit 3, documented)
+        console.print(f"[bold]{sm['failed']} of {sm['failed'] + sm['calls']} judge calls failed[/]; "
+                      "re-run the same command to retry them (the others are cached)")
+        raise typer.Exit(PARTIAL_FAILURE)
 
 
 @judge_app.command("agreement")

@@ -39,7 +39,11 @@ def annotate(
 
 def _read_password(password_file: Optional[Path]) -> str:
     if password_file is not None:
-        return read_option_file(password_file, "--password-file").strip()
+        from prefloop.core.secrets import register_secret
+
+        password = read_option_file(password_file, "--password-file").strip()
+        register_secret(password)              # never echoed in an error
+        return password
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from prefloop import store
+from prefloop.core.secrets import redact
 
 __all__ = ["Pipeline"]
 
@@ -62,7 +63,7 @@ class Pipeline:
             raise
         except BaseException as exc:
             self.store.runs.update(self.run.id, status="failed",
-                                  summary={"error": f"{name}: {type(exc).__name__}: {exc}"})
+                                  summary={"error": redact(f"{name}: {type(exc).__name__}: {exc}")})
             raise
         result = {**result, "seconds": round(time.perf_counter() - t0, 1)}
         self.stages[name] = result

@@ -151,6 +151,21 @@ def read_records(path: Path, make_record: Callable[[int, Any], ImportRecord],
                           raw=json.dumps(obj, ensure_ascii=False, default=str))
 
 
+def check_regular(path: Path) -> None:
+    """Refuse at once what cannot be read twice from the start: the readers open a file once
+    to sniff it (gzip magic, JSON array or lines) and again to read it.
+
+    Raises:
+        InvalidInputError: missing, or not a regular file or a directory (a FIFO, a device, a
+            process substitution such as ``<(cat x)``).
+    """
+    if not path.exists():
+        raise InvalidInputError(str(path), None, None, "file does not exist")
+    if not (path.is_file() or path.is_dir()):
+        raise InvalidInputError(str(path), None, None, "not a regular file (a pipe, FIFO, device or "
+                                "process substitution): save the data to a file and import that")
+
+
 def _open_binary(path: Path):
     with open(path, "rb") as f:
         magic = f.read(2)
@@ -172,8 +187,7 @@ def iter_text_lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
         InvalidInputError: the file is missing, empty, or a truncated/corrupt gzip stream.
     """
     spath = str(path)
-    if not path.exists():
-        raise InvalidInputError(spath, None, None, "file does not exist")
+    check_regular(path)
     n = 0
     seen_any = False
     try:
@@ -248,8 +262,12 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any] | Problem]:
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any] | Problem]:
     """Elements of a top-level JSON array with the line where each starts."""
     spath = str(path)
-    with _open_binary(path) as f:
-        data = f.read(MAX_JSON_BYTES + 1)
+    try:
+        with _open_binary(path) as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InvalidInputError(spath, None, None, f"the gzip stream is truncated or corrupt "
+                                f"({exc}); re-download or re-compress the file") from None
     if len(data) > MAX_JSON_BYTES:
         raise InvalidInputError(spath, None, None, f"larger than {MAX_JSON_BYTES >> 30} GiB: "
                                 "split it, or use JSONL or Parquet")
@@ -276,6 +294,11 @@ def _iter_json_array(path: Path) -> Iterator[tuple[int, Any] | Problem]:
             if first:
                 raise InvalidInputError(spath, None, None, "file is empty: expected at least "
                                         "one record")
+            rest = text[pos + 1:]
+            if rest.strip():               # a second array (or anything) after the first
+                extra = line + rest[:len(rest) - len(rest.lstrip())].count("\n")
+                raise InvalidInputError(spath, extra, None, "content after the JSON array's closing "
+                                        "]: one array per file (or one object per line: JSONL)")
             return
         first = False
         try:
@@ -358,19 +381,19 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Any] | Problem]:
     Raises:
         InvalidInputError: for problems with the whole file.
     """
-    if not path.exists():
-        raise InvalidInputError(str(path), None, None, "file does not exist")
+    check_regular(path)
     if is_columnar(path):
         yield from _iter_columnar(path)
         return
     with _open_binary(path) as f:
         try:
-            head = f.read(4096).lstrip()
+            head = f.read(4096)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InvalidInputError(str(path), 1, None,
                                     f"the gzip stream is truncated or corrupt ({exc})") from exc
-    if head.startswith(b"\xef\xbb\xbf"):
+    if head.startswith(b"\xef\xbb\xbf"):            # a byte order mark, then maybe whitespace
         head = head[3:]
+    head = head.lstrip()
     if head.startswith(b"["):
         yield from _iter_json_array(path)
     else:

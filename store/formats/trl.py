@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from ..errors import InvalidInputError
 from ..records import Message
+from ..validation import MAX_TEXT_CHARS
 from .common import (
     MESSAGE,
     NORMALIZED,
@@ -99,6 +100,8 @@ def _standard_batches(path: Path, labeler_kind: str, labeler: str
         cols = [batch.column(name) for name in ("prompt", "chosen", "rejected")]
         ok = pc.and_(pc.and_(_filled(cols[0]), _filled(cols[1])),
                      pc.and_(_filled(cols[2]), pc.not_equal(cols[1], cols[2])))
+        for col in cols:        # over the store's text limit: the row-wise path names it
+            ok = pc.and_(ok, pc.less_equal(pc.utf8_length(col), MAX_TEXT_CHARS))
         ok = pc.fill_null(ok, False)
         good = batch.filter(ok)
         n = good.num_rows
