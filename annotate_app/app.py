@@ -95,9 +95,17 @@ def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config:
     app = demo.prefloop_services
     demo.queue(default_concurrency_limit=16)
     guard = LoginGuard(max_failures=app.config.max_failed_logins, lockout_seconds=app.config.lockout_seconds)
+    from starlette.middleware import Middleware
+
+    from .http_guard import HttpGuard, IssuedTokens
+
     out = demo.launch(server_name=host, server_port=port, auth=lambda u, p: authenticate(s, u, p, guard, app.sessions),
                       auth_message="Log in with your prefloop user.", head=KEYBOARD_JS, css=CSS,
-                      prevent_thread_lock=True, quiet=not block, show_error=True)
+                      prevent_thread_lock=True, quiet=not block, show_error=True,
+                      app_kwargs={"middleware": [Middleware(HttpGuard, fns=demo.fns,
+                                                            samesite=app.config.cookie_samesite)]})
+    server = out[0]               # Gradio's App: each login token is recorded as it is issued
+    server.tokens = IssuedTokens(app.sessions.issued, server.tokens)
     # Everything built so far (Gradio, the app, the imports: ~200k objects) lives as long as the
     # process: move it out of the collector's reach, or every full (generation 2) collection
     # scans it again and stalls the event loop, once for 152 ms under the app bench's load

@@ -116,6 +116,16 @@ class SessionGuard:
         with self._lock:
             self._logins[username] = (time.monotonic(), password_hash)
 
+    def issued(self, token: str, username: str) -> None:
+        """Gradio issued login ``token`` to ``username`` (right after :meth:`login` in the same
+        request): the session is tied to that login now, not at its first use, so a token
+        obtained before a password change and used only after it is refused too."""
+        import time
+
+        with self._lock:
+            started, hash_ = self._logins.get(username, (time.monotonic(), None))
+            self._sessions[token] = (username, started, hash_)
+
     def check(self, request, annotator: store.Annotator) -> None:
         """Raises :class:`NotAuthorized` for a session of an old password or past its age."""
         import time

@@ -96,7 +96,9 @@ class AppConfig:
     ``gold_rate`` (share of hidden gold tasks), ``title``, ``max_failed_logins`` and
     ``lockout_seconds`` (login lockout), ``exports_root`` (admin exports go under it; default
     ``<store dir>/exports``), ``session_hours`` (a login lasts this long; a password change ends
-    it), ``qualification_tasks``, ``min_gold_accuracy`` and ``gold_window`` (a new annotator
+    it), ``cookie_samesite`` (the login cookie's SameSite: ``lax``, ``strict``, or ``none``,
+    which lets other sites' requests carry the login: only behind a proxy that needs it),
+    ``qualification_tasks``, ``min_gold_accuracy`` and ``gold_window`` (a new annotator
     first gets this many gold tasks and reaches the queue only with at least
     ``min_gold_accuracy`` right; afterwards a rolling accuracy over the last ``gold_window``
     gold tasks below it pauses them; 0: off).
@@ -111,6 +113,7 @@ class AppConfig:
     lockout_seconds: float = 900.0
     exports_root: str | None = None
     session_hours: float = 12.0
+    cookie_samesite: str = "lax"
     qualification_tasks: int = 0
     min_gold_accuracy: float = 0.8
     gold_window: int = 0
@@ -119,6 +122,8 @@ class AppConfig:
     ratings: RatingsConfig | None = None
 
     def __post_init__(self):
+        if self.cookie_samesite not in ("lax", "strict", "none"):
+            raise AppError(f"cookie_samesite: expected lax, strict or none, found {self.cookie_samesite!r}")
         for name, cls in _SECTIONS.items():         # a mapping given in code becomes its class
             value = getattr(self, name)
             if isinstance(value, dict):

@@ -64,28 +64,40 @@ def render_response(text: str, limit: int = COLLAPSE_CHARS) -> str:
             f"\n\n{escape(text[cut:])}\n\n</details>")
 
 
+#: The most matching work :func:`edit_diff` takes on: the number of (original word, equal
+#: edit word) pairs, which SequenceMatcher walks in each of its longest-match searches (prose
+#: has few repeats: a 1,500-word edit is ~10k; a repetitive 352k-character pair is ~10^10,
+#: minutes of CPU). Past it the edit is shown whole, without a diff.
+MAX_DIFF_WORK = 100_000
+
+
 def edit_diff(original: str, edited: str) -> str:
     """Word-level differences of an edit against the original, as HTML: removed words in
-    ``<del>``, added in ``<ins>`` (difflib's SequenceMatcher; text escaped).
+    ``<del>``, added in ``<ins>`` (difflib's SequenceMatcher; text escaped). Texts that would
+    take more than :data:`MAX_DIFF_WORK` to match get no diff (the edit in full, with a note).
 
     >>> edit_diff("the cat sat", "the dog sat")
     'the <del class="pf-del">cat</del> <ins class="pf-ins">dog</ins> sat'
     """
     import difflib
     import re
+    from collections import Counter
 
-    a, b = re.findall(r"\S+|\s+", original), re.findall(r"\S+|\s+", edited)
+    # a word with the whitespace after it is one token (leading whitespace its own)
+    a, b = re.findall(r"^\s+|\S+\s*", original), re.findall(r"^\s+|\S+\s*", edited)
+    counts = Counter(b)
+    if sum(counts[w] for w in a) > MAX_DIFF_WORK:
+        return (f'<p class="pf-note">No word diff: the texts are too long to compare '
+                f"({len(a):,} and {len(b):,} words); the edit in full:</p>{escape(edited)}")
     out = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         old, new = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
         if op == "equal":
             out.append(old)
         if op in ("delete", "replace") and old.strip():
-            out.append(f'<del class="pf-del">{old}</del>')
-        if op == "replace" and old.strip() and new.strip():
-            out.append(" ")
+            out.append(f'<del class="pf-del">{old.rstrip()}</del>{old[len(old.rstrip()):]}')
         if op in ("insert", "replace") and new.strip():
-            out.append(f'<ins class="pf-ins">{new}</ins>')
+            out.append(f'<ins class="pf-ins">{new.rstrip()}</ins>{new[len(new.rstrip()):]}')
     return "".join(out)
 
 

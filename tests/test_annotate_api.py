@@ -194,3 +194,25 @@ def test_sixteen_annotators_and_a_judge_process_at_once(db, tmp_path):
     written = json.loads(out.strip().splitlines()[-1])["judgments"]
     assert written >= SOAK * 2 and len(db.judgments.list()) == written
     print(f"{sum(saved.values())} submissions by 16 annotators and {written} judgments in {SOAK:.0f} s")
+
+
+def test_cookies_are_samesite_lax_an_unknown_event_is_4xx_and_old_tokens_end(db, server):
+    """Issue 23, class 6: Gradio's SameSite=None cookie, its 500 on an unknown fn_index, and a
+    login token obtained before a password change but first used after it."""
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/login", data={"username": "ann", "password": "password123"})
+        assert r.status_code == 200
+        cookies = r.headers.get_list("set-cookie")
+        assert cookies and all("samesite=lax" in x.lower() for x in cookies)
+        assert not any("samesite=none" in x.lower() for x in cookies)
+        bad = c.post("/gradio_api/queue/join", json={"fn_index": 99999, "data": [],
+                                                     "session_hash": "abc", "trigger_id": None})
+        assert bad.status_code == 422 and "no such event" in bad.json()["detail"]
+    # a second login whose token is never used before the password changes
+    unused = GradioSession(server.url, "ann")
+    db.annotators.update("ann", password_hash=hash_password("a brand new password"))
+    with pytest.raises(RuntimeError, match="password was changed"):
+        unused.call("load_task")
+    unused.close()

@@ -271,3 +271,22 @@ def test_every_importer_holds_the_stores_text_limit(db, tmp_path):
     r = import_file(db, parquet, "trl", skip_invalid=True, rejects_path=tmp_path / "rej.jsonl")
     assert r.imported == 1 and r.rejected == 1
     assert max(len(x.text) for x in db.responses.get_many(list(range(1, 10)))) < store.MAX_TEXT_CHARS
+
+
+# -- 6. the app's edit diff ------------------------------------------------------------------
+
+def test_the_edit_diff_is_bounded():
+    import time
+
+    from prefloop.annotate_app.render import edit_diff
+
+    original, edited = "ab " * 176_000, "ab ba " * 50_000          # 352k characters, repetitive
+    t0 = time.perf_counter()
+    out = edit_diff(original, edited)
+    assert time.perf_counter() - t0 < 5 and "No word diff" in out and "ab ba" in out
+    t0 = time.perf_counter()                                    # repetitive but small: diffed, fast
+    out = edit_diff("ab " * 200, "ab ba " * 100)
+    assert time.perf_counter() - t0 < 2 and "<ins" in out
+    assert "<ins" in edit_diff("the cat sat", "the dog sat")     # ordinary edits still diff
+    long = " ".join(f"w{i}" for i in range(1500))
+    assert edit_diff(long, long.replace(" w700 ", " ")).count("<del") == 1

@@ -247,3 +247,20 @@ def test_a_password_change_ends_existing_sessions_and_sessions_expire(db):
     time.sleep(0.3)
     with pytest.raises(NotAuthorized, match="session expired"):
         short.authorize(_Request("ann", "token-3"))
+
+
+def test_a_token_issued_before_a_password_change_is_refused_at_its_first_use(db):
+    """Issue 23, class 6: a login token obtained before the change and never used was accepted
+    after the user's next login (sessions were tied to a login at their first use)."""
+    from prefloop.annotate_app.errors import NotAuthorized
+
+    db.annotators.add("ann", "annotator", hash_password("correct horse"))
+    svc = AppServices(db, AppConfig())
+    assert authenticate(db, "ann", "correct horse", sessions=svc.sessions)
+    svc.sessions.issued("token-early", "ann")                  # Gradio issues it, nobody uses it
+    db.annotators.update("ann", password_hash=hash_password("new battery staple"))
+    assert authenticate(db, "ann", "new battery staple", sessions=svc.sessions)
+    svc.sessions.issued("token-late", "ann")
+    with pytest.raises(NotAuthorized, match="password was changed"):
+        svc.authorize(_Request("ann", "token-early"))
+    assert svc.authorize(_Request("ann", "token-late")).name == "ann"

@@ -26,9 +26,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, body, raw: bytes | None = None):
+def _post(url: str, body, raw: bytes | None = None, content_type: str = "application/json"):
     data = raw if raw is not None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -70,6 +70,7 @@ def server(tmp_path_factory, reward_model):
     yield url
     proc.terminate()
     proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text()      # bad requests leave no traceback in the log
 
 
 def test_rewards_match_in_process_scoring(server, reward_model):
@@ -105,9 +106,13 @@ def test_concurrent_requests_are_batched(server):
     (None, {"query": ["x" * 400_001]}, 413, "characters"),
     (None, {"query": ["a"] * 1025}, 413, "more than 1024"),
     (None, {"messages": [[{"role": "robot", "content": "x"}]], "responses": ["r"]}, 422, "role"),
+    (b"[" * 100_000 + b"]" * 100_000, None, 400, "nested too deeply"),
+    (b'{"query": ["a text"]}', "text/plain", 415, "send application/json"),
 ])
 def test_bad_requests_get_a_4xx_with_a_message_and_the_server_lives_on(server, raw, body, status, message):
-    code, out = _post(server + "/get_reward", body, raw=raw)
+    kind = body if isinstance(body, str) else "application/json"
+    code, out = _post(server + "/get_reward", None if isinstance(body, str) else body, raw=raw,
+                      content_type=kind)
     assert code == status and message in json.dumps(out["detail"])
     assert _post(server + "/get_reward", {"query": ["still up"]})[0] == 200
 

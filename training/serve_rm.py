@@ -7,9 +7,11 @@ the reward model's logit units. ``{"messages": [[message, ...], ...], "responses
 ...]}`` instead scores (conversation, response) pairs formatted exactly as the reward model
 was trained (verl's reward function uses it). ``GET /health`` answers ``{"status": "ok", "model": ...}``.
 Concurrent requests are batched: a worker takes what has queued (up to ``batch_size`` texts)
-and scores it in one forward pass per batch. Bad requests get a 4xx with a message: not JSON or
-not an object (400), ``query`` missing, empty or not a list of strings (422), more than
-``max_texts`` texts or a text over ``MAX_TEXT_CHARS`` characters (413).
+and scores it in one forward pass per batch. Bad requests get a 4xx with a message (and leave
+no traceback in the log): a Content-Type other than ``application/json`` (415), a body over
+``MAX_BODY_BYTES`` (413), not JSON, nested too deeply or not an object (400), ``query``
+missing, empty or not a list of strings (422), more than ``max_texts`` texts or a text over
+``MAX_TEXT_CHARS`` characters (413).
 
 Built on FastAPI and uvicorn (both already installed with Gradio). See
 :mod:`prefloop.training.verl_reward` for verl's ``custom_reward_function`` that calls it.
@@ -17,6 +19,7 @@ Built on FastAPI and uvicorn (both already installed with Gradio). See
 
 
 import asyncio
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +128,10 @@ def _check_query(body: Any, max_texts: int) -> list:
     return query
 
 
+#: The largest request body ``/get_reward`` reads (bytes): 1024 texts of 16k characters fit.
+MAX_BODY_BYTES = 32 << 20
+
+
 def build_reward_app(score, *, model_name: str, batch_size: int = 32, max_texts: int = 1024):
     """The FastAPI app of the module docstring around ``score(texts) -> rewards``."""
     from contextlib import asynccontextmanager
@@ -151,10 +158,20 @@ def build_reward_app(score, *, model_name: str, batch_size: int = 32, max_texts:
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return JSONResponse({"detail": f"Content-Type {kind or 'missing'}: send "
+                                 "application/json"}, status_code=415)
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"the body is over {MAX_BODY_BYTES >> 20} MiB"},
+                                status_code=413)
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
+        except RecursionError:
+            return JSONResponse({"detail": "the body is nested too deeply"}, status_code=400)
         texts = _check_query(body, max_texts)
         return {"rewards": await batcher.submit(texts)}
 
