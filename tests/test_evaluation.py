@@ -103,6 +103,15 @@ def test_bad_specs_and_empty_prompts_are_one_clear_error_and_write_nothing(hh_st
         run_eval(hh_store, _cfg(tiny_model, runs, prompts="nothing-here"))
     with pytest.raises(EvalError, match="baseline"):
         run_eval(hh_store, _cfg(tiny_model, runs, baseline="run:999"))
+    from prefloop.judge.errors import JudgeError
+
+    n_responses = len(hh_store.responses.get_many(list(range(1, 100_000))))
+    with pytest.raises(JudgeError, match="cannot be reached"):      # a judge that is not there
+        run_eval(hh_store, _cfg(tiny_model, runs, judge="openai", judge_model="m",
+                                judge_base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(EvalError, match="judge: expected local or openai"):
+        _cfg(tiny_model, runs, judge="oracle")
+    assert len(hh_store.responses.get_many(list(range(1, 100_000)))) == n_responses
     assert (len(hh_store.runs.list()) - 1, len(hh_store.samples.models()),
             hh_store.prompts.datasets()) == before
 

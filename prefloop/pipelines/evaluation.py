@@ -188,13 +188,11 @@ def _rm_view(s: store.Store, spec: str, versions: list[_Version], base: _Version
 
 
 def _judge_view(s: store.Store, run: store.Run, cfg: EvalConfig, versions: list[_Version],
-                base: _Version, prompts: list[store.Prompt]) -> dict[str, dict[str, Any]]:
-    from prefloop.judge.backends import make_backend
+                base: _Version, prompts: list[store.Prompt], backend) -> dict[str, dict[str, Any]]:
     from prefloop.judge.constitution import load_constitution
     from prefloop.judge.modes import judge_pairwise
     from prefloop.judge.runner import JudgeSession
 
-    backend = make_backend(cfg.judge, model=cfg.judge_model, base_url=cfg.judge_base_url, store=s)
     cons = load_constitution(cfg.constitution)
     principle = cons.get(cfg.principle) if cfg.principle else cons.principles[0]
     judged = [v for v in versions if v is not base
@@ -272,6 +270,17 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, pipeline_run_id: int | None = N
         if spec:
             resolve_model(spec, s, require="reward")
     reference = resolve_model(cfg.reference, s, require="policy") if cfg.reference else base.ref
+    backend = None
+    if cfg.judge:      # a bad or unreachable judge fails here, before any response or run row
+        from prefloop.judge.backends import make_backend
+
+        from prefloop.judge.constitution import load_constitution
+
+        cons = load_constitution(cfg.constitution)
+        if cfg.principle:
+            cons.get(cfg.principle)
+        backend = make_backend(cfg.judge, model=cfg.judge_model, base_url=cfg.judge_base_url, store=s)
+        backend.check()
     config = {**asdict(cfg), "models": list(cfg.models), "baseline": baseline,
               "reward_model": proxy, "versions": [v.key for v in versions],
               "compared_runs": [v.ref.run_id for v in versions if v.ref.run_id is not None],
@@ -303,7 +312,7 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, pipeline_run_id: int | None = N
         judge = None
         if cfg.judge:
             t0 = time.perf_counter()
-            judge = _judge_view(s, run, cfg, versions, base, prompts)
+            judge = _judge_view(s, run, cfg, versions, base, prompts, backend)
             for row in rows:
                 if row["model"] in judge["models"]:
                     row["judge"] = judge["models"][row["model"]]
