@@ -273,7 +273,6 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, pipeline_run_id: int | None = N
     backend = None
     if cfg.judge:      # a bad or unreachable judge fails here, before any response or run row
         from prefloop.judge.backends import make_backend
-
         from prefloop.judge.constitution import load_constitution
 
         cons = load_constitution(cfg.constitution)
