@@ -3,7 +3,7 @@ labels under the same wall-clock budget, then evaluated together in one ``preflo
 Prints one table (and writes it as JSON); asserts nothing.
 
     python bench/methods.py [--budget 150] [--methods dpo orpo kto ppo rloo grpo rs-sft iterative-dpo]
-                            [--db PATH] [--eval-prompts 96] [--out bench/out/methods.json]
+                            [--db PATH] [--eval-prompts 96] [--out bench/out/methods.json] [--resume]
 
 Data: the demo's (``prefloop demo``): the human HH-RLHF harmless-base pairs of
 ``../shared/data``, split by prompt into halves A and B that share one held-out split. Half A's
@@ -166,6 +166,8 @@ def main() -> None:
     ap.add_argument("--eval-prompts", type=int, default=96)
     ap.add_argument("--judge", default="local", help="AI judge backend of the eval (local: SmolLM2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "methods.json")
+    ap.add_argument("--resume", action="store_true", help="keep the methods --out already holds "
+                    "(same --db and budget), train the others, and evaluate them all together")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -183,7 +185,14 @@ def main() -> None:
     if "kto" in args.methods:
         data["kto"] = kto_export(s, data["half_a"])
     trained, failed = {}, {}
+    if args.resume and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        if previous["store"] == str(db) and previous["budget"] == args.budget:
+            trained = {m: t for m, t in previous["trained"].items() if m in args.methods}
+            console.print(f"resuming: {sorted(trained)} already trained in {db}")
     for m in args.methods:
+        if m in trained:
+            continue
         console.rule(f"{m}: {args.budget:.0f} s")
         try:
             trained[m] = train_method(s, m, data, args.budget, DEFAULT_MODEL)
@@ -193,6 +202,7 @@ def main() -> None:
             continue
         console.print(f"{m}: run {trained[m]['run_id']}, {trained[m]['steps']} steps in "
                       f"{trained[m]['seconds']:.0f} s (budget stop: {trained[m]['stopped_by_budget']})")
+    trained = {m: trained[m] for m in args.methods if m in trained}      # the board's order
     specs = tuple(f"run:{t['run_id']}" for t in trained.values())
     t0 = time.perf_counter()
     ev = run_eval(s, EvalConfig(models=(DEFAULT_MODEL, *specs), prompts=f"export:{data['half_a']}",

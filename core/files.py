@@ -8,8 +8,8 @@ column, raised as the caller's own error class.
 >>> try:
 ...     read_config_file(p)
 ... except ValueError as e:
-...     print(str(e).split(": ", 1)[1])
-not valid YAML: expected ',' or ']', but got '<stream end>'
+...     print(str(e).removeprefix(str(p)))
+:2:1: not valid YAML: expected the node content, but found '<stream end>'
 """
 
 from __future__ import annotations

@@ -200,6 +200,11 @@ class ComparisonsAPI:
                                 [(comparison_id, found[0], r, a, v, scale) for r, a, v in rows])
         return len(rows)
 
+    def max_id(self) -> int:
+        """The newest comparison's id (0 in an empty store): labels recorded later have larger ids."""
+        with self.engine.atomic() as con:
+            return con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
+
     def get(self, comparison_id: int) -> Comparison:
         """The comparison with this id. Raises :class:`NotFoundError`."""
         with self.engine.atomic() as con:

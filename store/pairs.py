@@ -70,8 +70,10 @@ class PairFilters:
         shard, shards: keep only the ``shard``-th of ``shards`` disjoint parts of the training
             prompts (by sha256, like the split; the test split is the same in every shard):
             e.g. a proxy and a gold reward model on disjoint halves.
-        sampled_by_run: only comparisons of responses that this ``generate`` run sampled (one
-            round of on-policy pairs, :mod:`prefloop.pipelines.onpolicy`).
+        after_comparison_id: only comparisons newer than this id (one round of on-policy pairs,
+            :mod:`prefloop.pipelines.onpolicy`: the labels recorded since the round began; a
+            sample equal to an earlier one keeps its response row, so the responses' run would
+            miss it).
 
     What is written from them, and in which format, is :class:`prefloop.store.export.ExportOptions`.
     """
@@ -90,7 +92,7 @@ class PairFilters:
     ai_min_overlap: int = 30
     shard: int = 0
     shards: int = 1
-    sampled_by_run: int | None = None
+    after_comparison_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("human", "ai", "all"):
@@ -344,8 +346,7 @@ _SELECTED = f"""
     AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
     AND c.id > $since AND c.id <= $max_id
     AND ($include_eval OR c.eval_run_id IS NULL)
-    AND ($sampled_by::BIGINT IS NULL OR EXISTS (
-        SELECT 1 FROM responses sr WHERE sr.id = c.ranking[1][1] AND sr.run_id = $sampled_by))"""
+    AND ($after_id::BIGINT IS NULL OR c.id > $after_id)"""
 
 
 def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]:
@@ -356,7 +357,7 @@ def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]
     max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
     return {"source": filters.source, "dataset": filters.dataset, "since": since, "max_id": max_id,
             "include_eval": filters.include_eval, "labeler": filters.labeler,
-            "sampled_by": filters.sampled_by_run}
+            "after_id": filters.after_comparison_id}
 
 
 def selected_votes(store: Store, con, filters: PairFilters) -> int:

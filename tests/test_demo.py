@@ -25,14 +25,24 @@ def test_quick_demo_runs_and_resumes(tmp_path):
     assert "demo-password-1" not in first.stdout + first.stderr
     s = store.Store(tmp_path / "prefloop.duckdb")
     runs = {r.kind: r for r in s.runs.list()}
-    assert {"demo", "rm", "dpo", "generate", "sft", "eval", "judge"} <= set(runs)
+    assert {"demo", "rm", "iterative-dpo", "dpo", "generate", "ppo", "eval", "judge"} <= set(runs)
     assert len(s.runs.list(kind="rm")) == 2                      # the proxy and the gold RM
     assert all(r.status == "finished" for r in s.runs.list())
-    # the evaluation table ends the summary: base, DPO and the RS-SFT policy with CIs and KL
-    assert "KL nats" in first.stdout and "leaderboard" in first.stdout
-    assert {r["model"] for r in runs["eval"].summary["models"]} >= {"smollm2-135m-instruct", f"run:{runs['sft'].id}",
-                                                    f"run:{runs['dpo'].id}"}
-    assert {r.pipeline_run_id for r in s.runs.list() if r.kind != "demo"} == {runs["demo"].id}
+    # the evaluation table ends the summary: base, on-policy DPO and PPO with CIs and KL
+    assert "KL nats" in first.stdout and "leaderboard" in first.stdout and "gold LC" in first.stdout
+    ppo, dpo = runs["ppo"], runs["dpo"]
+    assert ppo.parent_run_id == dpo.id                          # PPO started from the DPO policy
+    assert {r["model"] for r in runs["eval"].summary["models"]} >= {
+        "smollm2-135m-instruct", f"run:{ppo.id}", f"run:{dpo.id}"}
+    # on-policy pairs: AI labels of the proxy RM on the policy's own samples
+    gen = runs["generate"]
+    assert gen.config["pairs"] == "best-worst" and gen.summary["pairs"] > 0
+
+    def top(run):                                               # every run belongs to the demo
+        while run.pipeline_run_id is not None:
+            run = s.runs.get(run.pipeline_run_id)
+        return run.id
+    assert {top(r) for r in s.runs.list()} == {runs["demo"].id}
     assert s.tasks.list(open_only=True) and s.annotators.get("admin").role == "admin"
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already finished" in again.stdout

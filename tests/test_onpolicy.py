@@ -26,6 +26,7 @@ def rm(hh_store, tiny_model):
 
 def test_generate_labels_best_worst_and_margin_pairs_as_ai_comparisons(hh_store, rm, tiny_model):
     spec = f"run:{rm.run.id}"
+    before = hh_store.comparisons.max_id()
     g = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                  params=GenParams(n=3, max_new_tokens=8, batch_size=6), reward_model=spec,
                  pairs="best-worst")
@@ -37,8 +38,17 @@ def test_generate_labels_best_worst_and_margin_pairs_as_ai_comparisons(hh_store,
         assert set(c.ranking[0] + c.ranking[1]) <= set(rids) and 0.5 < c.confidence <= 1
     # only this run's labels are selected, in an export the trainers read
     e = export_pairs(hh_store, hh_store.path.parent / "round", PairFilters(
-        source="ai", labeler=reward_labeler(spec), sampled_by_run=g.run.id))
+        source="ai", labeler=reward_labeler(spec), after_comparison_id=before))
     assert e.n_train == len(g.comparison_ids)
+    # the same samples again (same seed): their response rows exist already, the labels are new
+    again_from = hh_store.comparisons.max_id()
+    again = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
+                     params=GenParams(n=3, max_new_tokens=8, batch_size=6), reward_model=spec,
+                     pairs="best-worst")
+    assert again.comparison_ids and again.response_groups == g.response_groups
+    e2 = export_pairs(hh_store, hh_store.path.parent / "round2", PairFilters(
+        source="ai", labeler=reward_labeler(spec), after_comparison_id=again_from))
+    assert e2.n_train == len(again.comparison_ids)
     every = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                      params=GenParams(n=3, max_new_tokens=8, batch_size=6, seed=1),
                      reward_model=spec, pairs="all", margin=0.0)

@@ -179,7 +179,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     highest- over the lowest-scored sample, or ``all``, every pair whose reward gap is at least
     ``margin``; each an AI comparison by ``reward-model:<spec>`` with confidence
     sigmoid(gap), so judge gating and Dawid-Skene apply to them. Select one round's pairs with
-    ``PairFilters(sampled_by_run=<this run>)``. Labels by an AI judge or by the policy itself
+    ``PairFilters(labeler=..., after_comparison_id=<the newest id before this run>)``. Labels by an AI judge or by the policy itself
     are :func:`prefloop.pipelines.onpolicy.sample_pairs`.
 
     Raises:

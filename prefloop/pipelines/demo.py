@@ -8,15 +8,16 @@ Stages (each recorded; re-running resumes):
    one held-out split; convert the embedded model;
 3. a **proxy** reward model (MiniLM, Bradley-Terry) on half A, and a **gold** reward model on
    half B that no policy ever trains against (Gao et al. 2023);
-4. **DPO** (LoRA) on half A's human pairs;
-5. **rejection-sampling fine-tuning** (best-of-n SFT; Touvron et al. 2023, Dong et al. 2023)
-   from the base model: it samples ``rs_n`` responses to half A's prompts, the proxy reward
-   model labels the best of each (AI labels in the store), and SFT (LoRA) learns them. On 2
-   CPU cores this is the update that measurably helps within the budget; PPO's tuning runs
-   (``bench/ppo_tuning.py``) show why PPO is not used here;
-6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final policy on the
-   held-out prompts under both reward models and the local AI judge (both orders, length
-   controlled), with 95% CIs and KL to the base; blind pairwise tasks queued for people;
+4. **on-policy DPO** (iterative DPO; Xiong et al. 2024, :mod:`prefloop.pipelines.onpolicy`):
+   ``dpo_rounds`` rounds, each sampling ``dpo_n`` responses to ``dpo_prompts`` of half A's
+   prompts from the current policy; the proxy reward model labels the best over the worst of
+   each (AI labels in the store), and DPO (LoRA) learns them against the base as reference;
+5. **PPO** (:mod:`prefloop.training.ppo`) from the DPO policy on the proxy reward model, the
+   gold reward model logged beside it (``reward_gold``, never optimized): the final policy;
+6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final (PPO) policy
+   on the held-out prompts under both reward models (raw and length-controlled) and the local AI
+   judge (both orders, length controlled), with 95% CIs, KL to the base, mean tokens and EOS
+   rate; blind pairwise tasks queued for people;
 7. a Constitutional-AI batch (critique and revision, local judge) on a few of the final
    policy's responses, an ``admin`` user, and the summary.
 """
@@ -53,11 +54,14 @@ class DemoPlan:
     rm_steps: int
     rm_max_length: int
     rm_eval_pairs: int
-    dpo_steps: int
-    dpo_max_length: int
-    rs_prompts: int
-    rs_n: int
-    rs_epochs: float
+    dpo_rounds: int            # on-policy DPO: sample-label-train rounds
+    dpo_prompts: int           # prompts per round
+    dpo_n: int                 # samples per prompt (the best and the worst make a pair)
+    dpo_steps: int             # DPO steps per round
+    dpo_beta: float
+    ppo_iterations: int
+    ppo_batch: int             # rollouts per PPO iteration
+    ppo_kl_coef: float
     eval_prompts: int
     eval_tokens: int
     max_prompt_tokens: int
@@ -66,12 +70,14 @@ class DemoPlan:
     critique_responses: int
 
 
-FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_steps=8, dpo_max_length=160,
-                rs_prompts=64, rs_n=4, rs_epochs=2, eval_prompts=96, eval_tokens=48,
-                max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=1)
-QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_steps=4, dpo_max_length=160,
-                 rs_prompts=16, rs_n=2, rs_epochs=1, eval_prompts=24, eval_tokens=32,
-                 max_prompt_tokens=128, judge_models=1, tasks=4, critique_responses=1)
+FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_rounds=1, dpo_prompts=64,
+                dpo_n=4, dpo_steps=24, dpo_beta=0.1, ppo_iterations=10, ppo_batch=8,
+                ppo_kl_coef=0.1, eval_prompts=96, eval_tokens=48, max_prompt_tokens=128,
+                judge_models=2, tasks=12, critique_responses=1)
+QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_rounds=1, dpo_prompts=12,
+                 dpo_n=2, dpo_steps=4, dpo_beta=0.1, ppo_iterations=2, ppo_batch=4,
+                 ppo_kl_coef=0.1, eval_prompts=24, eval_tokens=32, max_prompt_tokens=128,
+                 judge_models=1, tasks=4, critique_responses=1)
 
 HH = "hh-rlhf/harmless-base-test-dev.jsonl.gz"
 ALPACA = "alpaca-eval/alpaca-7b_vs_text-davinci-003_gpt4-judge.json"
@@ -106,13 +112,12 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     from prefloop.judge.batch import run_batch
     from prefloop.pipelines.evaluation import EvalConfig, run_eval
     from prefloop.pipelines.report import print_eval, print_leaderboards
-    from prefloop.training.generate import GenParams, generate, reward_labeler
     from prefloop.training.train import train
 
     console = console or Console()
     plan = QUICK if quick else FULL
     data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 5}
+    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 6}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
     if pipe.already_finished:
         console.print("This demo already finished; its summary follows (use --fresh to run it again).")
@@ -163,49 +168,45 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     gold = pipe.stage("gold_rm", "   Gold reward model on half B (no policy trains against it)", rm(half_b))
     proxy_rm, gold_rm = f"run:{proxy['run_id']}", f"run:{gold['run_id']}"
 
-    def dpo():
-        r = train(s, "dpo", overrides={
-            "model": DEFAULT_MODEL, "export_id": half_a, "max_steps": plan.dpo_steps,
-            "max_train_pairs": plan.dpo_steps * 2, "max_length": plan.dpo_max_length,
-            "use_lora": True, "lora_layers": 0.5, "learning_rate": 5e-5,
-            "max_eval_pairs": 16, "save_steps": 10_000, "logging_steps": 2},
-            pipeline_run_id=demo_id)
-        ev = r.summary.get("eval", {})
-        return {"run_id": r.run.id, "implicit_reward_accuracy": ev.get("rewards/accuracies"),
-                "implicit_reward_margin": ev.get("rewards/margins"), "steps": r.summary["steps"]}
+    def onpolicy_dpo():
+        from prefloop.pipelines.onpolicy import onpolicy_config, run_onpolicy
 
-    dpo_res = pipe.stage("dpo", f"4. DPO (LoRA) on half A's human pairs, from {DEFAULT_MODEL}", dpo)
+        cfg = onpolicy_config("iterative-dpo", {
+            "model": DEFAULT_MODEL, "export_id": half_a, "reward_model": proxy_rm,
+            "rounds": plan.dpo_rounds, "prompts_per_round": plan.dpo_prompts, "n": plan.dpo_n,
+            "max_new_tokens": plan.eval_tokens, "max_prompt_tokens": plan.max_prompt_tokens,
+            "max_steps": plan.dpo_steps, "beta": plan.dpo_beta, "per_device_train_batch_size": 2,
+            "lora_layers": 0.5, "logging_steps": 2, "seed": 1}, "demo")
+        r = run_onpolicy(s, cfg, pipeline_run_id=demo_id, console=console)
+        final = s.runs.get(r.run.summary["final_run_id"])
+        console.print("  " + "; ".join(
+            f"round {i}: {x['pairs']} pairs, mean proxy reward of the samples {x['mean_reward']:.3f}"
+            for i, x in enumerate(r.rounds, 1)))
+        return {"run_id": final.id, "pipeline_run_id": r.run.id, "rounds": len(r.rounds),
+                "pairs": sum(x["pairs"] for x in r.rounds), "steps": sum(x["steps"] for x in r.rounds),
+                "mean_reward": [x["mean_reward"] for x in r.rounds]}
 
-    def rejection_sampling():
-        g = generate(s, DEFAULT_MODEL, f"export:{half_a}:train", limit=plan.rs_prompts,
-                     params=GenParams(n=plan.rs_n, max_new_tokens=plan.eval_tokens, temperature=0.7,
-                                      top_p=1.0, batch_size=32, seed=1),
-                     reward_model=proxy_rm, label_best=True,
-                     max_prompt_tokens=plan.max_prompt_tokens, pipeline_run_id=demo_id)
-        sm = g.run.summary
-        console.print(f"  {sm['responses']} samples of {g.n_prompts} prompts; the proxy RM labeled "
-                      f"the best of each ({sm['labeled']}): mean reward {sm['mean_reward']:.3f}, "
-                      f"of the best {sm['mean_best_reward']:.3f}")
-        e = export_pairs(s, runs / f"demo-{demo_id}-export-best-of-n", PairFilters(
-            source="ai", labeler=reward_labeler(proxy_rm)), overwrite=True)
-        r = train(s, "sft", overrides={
-            "model": DEFAULT_MODEL, "export_id": e.export.id,
-            "num_train_epochs": plan.rs_epochs, "per_device_train_batch_size": 8,
-            "learning_rate": 1e-4, "lr_scheduler_type": "constant", "use_lora": True,
-            "lora_layers": 1.0, "max_length": plan.max_prompt_tokens + plan.eval_tokens + 8,
-            "save_steps": 10_000, "logging_steps": 2}, pipeline_run_id=demo_id)
-        return {"generate_run_id": g.run.id, "samples": sm["responses"], "prompts": g.n_prompts,
-                "mean_reward": sm["mean_reward"], "mean_best_reward": sm["mean_best_reward"],
-                "export_id": e.export.id, "run_id": r.run.id, "steps": r.summary["steps"],
-                "train_loss": r.summary["train_loss"]}
+    dpo_res = pipe.stage("dpo", f"4. On-policy DPO: {plan.dpo_rounds} rounds of {plan.dpo_n} samples "
+                         f"per prompt from the policy, best vs worst under the proxy RM", onpolicy_dpo)
 
-    rs = pipe.stage("rs", f"5. Rejection-sampling fine-tuning: best of {plan.rs_n} under the proxy "
-                    "RM, SFT (LoRA)", rejection_sampling)
+    def ppo():
+        r = train(s, "ppo", overrides={
+            "model": f"run:{dpo_res['run_id']}", "export_id": half_a, "reward_model": proxy_rm,
+            "gold_reward_model": gold_rm, "max_steps": plan.ppo_iterations,
+            "batch_size": plan.ppo_batch, "mini_batch_size": plan.ppo_batch, "ppo_epochs": 2,
+            "max_new_tokens": plan.eval_tokens, "max_prompt_length": plan.max_prompt_tokens,
+            "kl_coef": plan.ppo_kl_coef, "save_steps": 10_000}, pipeline_run_id=demo_id)
+        curve = {name: [m.value for m in s.runs.metrics(r.run.id, name)]
+                 for name in ("reward_model", "reward_gold", "kl")}
+        return {"run_id": r.run.id, "iterations": r.summary["iterations"], **curve}
+
+    ppo_res = pipe.stage("ppo", f"5. PPO from the DPO policy on the proxy RM ({plan.ppo_iterations} "
+                         "iterations; the gold RM logged, never optimized)", ppo)
 
     def evaluate():
         base = DEFAULT_MODEL
-        judged = [f"run:{dpo_res['run_id']}", f"run:{rs['run_id']}"][-plan.judge_models:]
-        cfg = EvalConfig(models=(base, f"run:{dpo_res['run_id']}", f"run:{rs['run_id']}"),
+        judged = [f"run:{dpo_res['run_id']}", f"run:{ppo_res['run_id']}"][-plan.judge_models:]
+        cfg = EvalConfig(models=(base, f"run:{dpo_res['run_id']}", f"run:{ppo_res['run_id']}"),
                          prompts=f"export:{half_a}", limit=plan.eval_prompts,
                          max_prompt_tokens=plan.max_prompt_tokens, reward_model=proxy_rm,
                          gold_reward_model=gold_rm, judge="local", judge_models=tuple(judged),
@@ -244,7 +245,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
                 "admin": admins[0].name if admins else "admin"}
 
     q = pipe.stage("queue", "   Queue for people and an admin user", queue)
-    summary = {"proxy_rm": proxy, "gold_rm": gold, "dpo": dpo_res, "rs": rs, "eval": ev, "cai": cai,
+    summary = {"proxy_rm": proxy, "gold_rm": gold, "dpo": dpo_res, "ppo": ppo_res, "eval": ev, "cai": cai,
                "queue": q, "seconds": {k: v["seconds"] for k, v in pipe.stages.items()}}
     pipe.finish({"table": summary})
     _print_summary(console, s, summary, pipe)
@@ -280,13 +281,12 @@ def _print_summary(console: Console, s: store.Store, sm: dict[str, Any], pipe: P
                   f"{_f(r['ece'])} on {r['eval_pairs']} pairs ({r['steps']} steps)",
                   _f(sec["rm" if key == "proxy_rm" else "gold_rm"], 0))
     d = sm["dpo"]
-    t.add_row("DPO", f"run {d['run_id']}: {d['steps']} steps, implicit-reward accuracy "
-              f"{_f(d['implicit_reward_accuracy'])}, margin {_f(d['implicit_reward_margin'])}",
-              _f(sec["dpo"], 0))
-    r = sm["rs"]
-    t.add_row("rejection sampling", f"run {r['run_id']}: {r['samples']} samples of {r['prompts']} "
-              f"prompts, proxy reward {_f(r['mean_reward'])} -> best {_f(r['mean_best_reward'])}; "
-              f"SFT {r['steps']} steps", _f(sec["rs"], 0))
+    t.add_row("on-policy DPO", f"run {d['run_id']}: {d['rounds']} rounds, {d['pairs']} pairs labeled by "
+              f"the proxy RM, {d['steps']} steps", _f(sec["dpo"], 0))
+    p = sm["ppo"]
+    curve = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(p["reward_model"], p["reward_gold"]))
+    t.add_row("PPO (final)", f"run {p['run_id']}: {p['iterations']} iterations; proxy/gold reward per "
+              f"iteration {curve}; KL last {_f(p['kl'][-1] if p['kl'] else None, 2)} nats", _f(sec["ppo"], 0))
     t.add_row("evaluation", f"run {sm['eval']['run_id']} (table below)", _f(sec["eval"], 0))
     t.add_row("constitutional AI", f"run {sm['cai']['run_id']}: {sm['cai']['revisions']} revisions",
               _f(sec["cai"], 0))

@@ -11,7 +11,8 @@ or every pair above a reward ``margin``), an AI judge (``judge``: the judge rank
 prompt's samples, both orders of every pair) or the policy itself as its own judge (``self``:
 Self-Rewarding LMs, Yuan et al. 2024). Every label is an AI comparison with its labeler named,
 so judge gating and Dawid-Skene apply to it like to any label; each round's labels are
-exported (``PairFilters(sampled_by_run=...)``) and the trainer reads that snapshot.
+exported (``PairFilters(labeler=..., after_comparison_id=...)``) and the trainer reads that
+snapshot.
 
 Each method is a pipeline run of its own kind (``iterative-dpo``, ``rs-sft``) whose stages are
 the rounds' generate, export and train runs; ``prefloop train iterative-dpo|rs-sft`` and
@@ -149,8 +150,8 @@ def onpolicy_config(method: str, settings: dict[str, Any], where: str = "setting
                     f"{where}: unknown key {k!r} for {method}; its keys: {sorted(own)}, and any "
                     f"{_TRAINER[method]} run config field")
             train[k] = values.pop(k)
-    for fixed in ("model", "export_id", "ref_model"):
-        if fixed in train:
+    for fixed in ("model", "export_id", "ref_model", "output_dir"):
+        if fixed in train:      # each round trains its own model into its own directory
             raise OnPolicyConfigError(f"{where}: {fixed}: set by {method} each round")
     try:
         load_config(_TRAINER[method], overrides={**train, "export_id": 0})
@@ -188,7 +189,7 @@ def sample_pairs(s: store.Store, cfg: OnPolicyConfig, policy: str, round_index: 
     """One round's samples and labels: ``cfg.n`` samples of ``cfg.prompts_per_round`` prompts
     from ``policy``, labeled by ``cfg.labeler`` (see the module docstring). Returns
     ``{"generate_run_id", "labeler", "comparisons", "responses", "prompts", "mean_reward",
-    "judge_run_id"}``.
+    "judge_run_id", "after_comparison_id"}`` (the newest comparison before the round).
 
     Raises:
         PipelineError, TrainingError, JudgeError: bad settings, no prompts, an unreachable judge.
@@ -197,6 +198,7 @@ def sample_pairs(s: store.Store, cfg: OnPolicyConfig, policy: str, round_index: 
 
     params = GenParams(n=cfg.n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                        top_p=1.0, batch_size=32, seed=cfg.seed + round_index)
+    after = s.comparisons.max_id()          # this round's labels are the ones after it
     by_rm = cfg.labeler == "reward-model"
     g = generate(s, policy, cfg.prompt_source, limit=cfg.prompts_per_round,
                  offset=round_index * cfg.prompts_per_round, params=params,
@@ -206,7 +208,8 @@ def sample_pairs(s: store.Store, cfg: OnPolicyConfig, policy: str, round_index: 
                  margin=cfg.margin, max_prompt_tokens=cfg.max_prompt_tokens,
                  pipeline_run_id=pipeline_run_id)
     out = {"generate_run_id": g.run.id, "responses": g.n_responses, "prompts": g.n_prompts,
-           "mean_reward": g.mean_reward, "comparisons": len(g.comparison_ids), "judge_run_id": None}
+           "mean_reward": g.mean_reward, "comparisons": len(g.comparison_ids), "judge_run_id": None,
+           "after_comparison_id": after}
     if by_rm:
         out["labeler"] = reward_labeler(cfg.reward_model)
         return out
@@ -254,7 +257,8 @@ def run_onpolicy(s: store.Store, cfg: OnPolicyConfig, *, pipeline_run_id: int | 
         def export(labels=labels, r=r):
             try:
                 e = export_pairs(s, runs / f"{cfg.method}-{pipe.run.id}-round-{r + 1}", PairFilters(
-                    source="ai", labeler=labels["labeler"], sampled_by_run=labels["generate_run_id"]),
+                    source="ai", labeler=labels["labeler"],
+                    after_comparison_id=labels["after_comparison_id"]),
                     overwrite=True)
             except NoPairsMatch:
                 raise PipelineError(f"{cfg.method} round {r + 1}: {labels['labeler']} preferred no "
