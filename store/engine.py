@@ -304,13 +304,24 @@ class Engine:
         if inst.migrated:
             return
         with inst.lock:
+            damaged = None
             with self._attached(inst):
-                tables = {r[0] for r in inst.con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [ALIAS]).fetchall()}
-                foreign = bool(tables) and "schema_migrations" not in tables
-                if not foreign:
-                    migrations.migrate(inst.con)
-                    inst.migrated = True
+                try:
+                    tables = {r[0] for r in inst.con.execute(
+                        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
+                        [ALIAS]).fetchall()}
+                    foreign = bool(tables) and "schema_migrations" not in tables
+                    if not foreign:
+                        migrations.migrate(inst.con)
+                        inst.migrated = True
+                except duckdb.IOException as exc:    # a truncated file attaches, then fails to read
+                    damaged, foreign = _first_line(exc), False
+            if damaged is not None:
+                try:
+                    inst.detach()
+                except duckdb.Error:     # a damaged file may fail its checkpoint: the error below says why
+                    inst.attached = False
+                raise StoreError(f"{self.path}: not a readable store, truncated or damaged ({damaged})")
             if foreign:                    # let go of the file: it is not ours to keep open
                 inst.detach()
                 raise SchemaError(

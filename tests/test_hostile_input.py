@@ -123,9 +123,11 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_alone(tmp_path, cli, kin
         con = duckdb.connect(str(path))
         con.execute("CREATE TABLE orders (id INT)")
         con.close()
-    else:
+    else:                  # a store with data, cut: it attaches, then fails to read
         real = tmp_path / "real.duckdb"
-        store.Store.init(real).close()
+        s = store.Store.init(real)
+        s.prompts.add([[{"role": "user", "content": f"question {i} " * 50}] for i in range(3000)], dataset="d")
+        s.close()
         data = real.read_bytes()
         path.write_bytes(data[: len(data) // 3])
     before = None if kind == "directory" else path.read_bytes()
