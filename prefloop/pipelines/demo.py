@@ -48,8 +48,8 @@ __all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir"]
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Budgets of each stage (steps, lengths, counts); :data:`FULL` fits in 20 minutes and
-    :data:`QUICK` in about 6 on 2 CPU cores."""
+    """Budgets of each stage (steps, lengths, counts): :data:`FULL` about 30 minutes on 2 CPU
+    cores (estimated from measured stage costs; the README's "The loop"), :data:`QUICK` about 6."""
 
     rm_steps: int
     rm_max_length: int
@@ -61,6 +61,8 @@ class DemoPlan:
     dpo_beta: float
     ppo_iterations: int
     ppo_batch: int             # rollouts per PPO iteration
+    ppo_mini_batch: int        # rollouts per gradient step
+    ppo_epochs: int            # passes over each rollout batch
     ppo_kl_coef: float
     eval_prompts: int
     eval_tokens: int
@@ -71,13 +73,13 @@ class DemoPlan:
 
 
 FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_rounds=1, dpo_prompts=64,
-                dpo_n=4, dpo_steps=24, dpo_beta=0.1, ppo_iterations=10, ppo_batch=8,
-                ppo_kl_coef=0.1, eval_prompts=96, eval_tokens=48, max_prompt_tokens=128,
-                judge_models=2, tasks=12, critique_responses=1)
+                dpo_n=4, dpo_steps=24, dpo_beta=0.1, ppo_iterations=4, ppo_batch=8,
+                ppo_mini_batch=4, ppo_epochs=4, ppo_kl_coef=0.05, eval_prompts=96, eval_tokens=48,
+                max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=1)
 QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_rounds=1, dpo_prompts=12,
                  dpo_n=2, dpo_steps=4, dpo_beta=0.1, ppo_iterations=2, ppo_batch=4,
-                 ppo_kl_coef=0.1, eval_prompts=24, eval_tokens=32, max_prompt_tokens=128,
-                 judge_models=1, tasks=4, critique_responses=1)
+                 ppo_mini_batch=4, ppo_epochs=2, ppo_kl_coef=0.1, eval_prompts=24, eval_tokens=32,
+                 max_prompt_tokens=128, judge_models=1, tasks=4, critique_responses=1)
 
 HH = "hh-rlhf/harmless-base-test-dev.jsonl.gz"
 ALPACA = "alpaca-eval/alpaca-7b_vs_text-davinci-003_gpt4-judge.json"
@@ -117,7 +119,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     console = console or Console()
     plan = QUICK if quick else FULL
     data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 6}
+    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 7}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
     if pipe.already_finished:
         console.print("This demo already finished; its summary follows (use --fresh to run it again).")
@@ -193,7 +195,8 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
         r = train(s, "ppo", overrides={
             "model": f"run:{dpo_res['run_id']}", "export_id": half_a, "reward_model": proxy_rm,
             "gold_reward_model": gold_rm, "max_steps": plan.ppo_iterations,
-            "batch_size": plan.ppo_batch, "mini_batch_size": plan.ppo_batch, "ppo_epochs": 2,
+            "batch_size": plan.ppo_batch, "mini_batch_size": plan.ppo_mini_batch,
+            "ppo_epochs": plan.ppo_epochs,
             "max_new_tokens": plan.eval_tokens, "max_prompt_length": plan.max_prompt_tokens,
             "kl_coef": plan.ppo_kl_coef, "save_steps": 10_000}, pipeline_run_id=demo_id)
         curve = {name: [m.value for m in s.runs.metrics(r.run.id, name)]
