@@ -29,12 +29,28 @@ __all__ = ["build_app", "launch", "KEYBOARD_JS"]
 
 KEYBOARD_JS = """
 <script>
+// a graded choice (setting strength: true): after A or B, the strength buttons replace the pair
+// buttons until one is pressed (or Escape); the state is the body's pf-pending class
+window.pfPendingShow = (on) => {
+  document.body.classList.toggle('pf-pending', on);
+  const row = document.getElementById('pf-strength-row');
+  if (row) row.style.display = on ? 'flex' : 'none';
+  for (const id of ['pf-a', 'pf-b', 'pf-tie', 'pf-bad']) {
+    const el = document.getElementById(id); if (el) el.style.display = on ? 'none' : '';
+  }
+  if (!on) window.pfPending = '';
+};
 document.addEventListener('keydown', (e) => {
   const click = (id) => { const el = document.getElementById(id);
                           if (el && el.offsetParent !== null) { e.preventDefault(); el.click(); } };
   if (e.ctrlKey && e.key === 'Enter') { click('pf-submit'); return; }
   const tag = (e.target && e.target.tagName || '').toLowerCase();
   if (tag === 'textarea' || tag === 'input' || e.ctrlKey || e.altKey || e.metaKey) return;
+  if (document.body.classList.contains('pf-pending')) {   // A or B pressed: how much better
+    if (e.key === 'Escape') window.pfPendingShow(false);
+    else if ('1234'.includes(e.key) && e.key.length === 1) click('pf-strength-' + (Number(e.key) - 1));
+    return;
+  }
   const keys = {'1': 'pf-a', '2': 'pf-b', '3': 'pf-tie', '4': 'pf-bad', 's': 'pf-skip', 'u': 'pf-undo'};
   if (keys[e.key]) click(keys[e.key]);
 });

@@ -101,7 +101,10 @@ class AppConfig:
     ``qualification_tasks``, ``min_gold_accuracy`` and ``gold_window`` (a new annotator
     first gets this many gold tasks and reaches the queue only with at least
     ``min_gold_accuracy`` right; afterwards a rolling accuracy over the last ``gold_window``
-    gold tasks below it pauses them; 0: off).
+    gold tasks below it pauses them; 0: off), ``strength`` (two-response tasks also ask how
+    much better: "significantly better, better, slightly better, negligibly better / unsure",
+    as Llama 2's collection did; after 1 or 2 the keys 1-4 pick it, or a second click; stored
+    with the comparison and exported as the pairs' ``margin``).
     """
 
     guidelines: str = DEFAULT_GUIDELINES
@@ -117,6 +120,7 @@ class AppConfig:
     qualification_tasks: int = 0
     min_gold_accuracy: float = 0.8
     gold_window: int = 0
+    strength: bool = False
     review: store.ReviewRules = field(default_factory=store.ReviewRules)
     assist: AssistConfig | None = None
     ratings: RatingsConfig | None = None
@@ -172,7 +176,7 @@ class AppConfig:
         return cls(**values)
 
 
-_KINDS = {"float": float, "int": int, "str": str, "str | None": str}
+_KINDS = {"float": float, "int": int, "str": str, "str | None": str, "bool": bool}
 
 
 def _section(source: str, key: str, value: Any):
@@ -209,5 +213,7 @@ def _scalar(source: str, key: str, value: Any, kind: type):
         return value
     if kind is str and isinstance(value, str):
         return value
-    what = {float: "a number", int: "an integer", str: "a string"}[kind]
+    if kind is bool and isinstance(value, bool):
+        return value
+    what = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}[kind]
     raise AppError(f"{source}: {key}: expected {what}, found {value!r}")

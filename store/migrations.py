@@ -261,6 +261,12 @@ def _0006_export_replacement(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE exports ADD COLUMN replaced_by BIGINT")
 
 
+def _0007_preference_strength(con: duckdb.DuckDBPyConnection) -> None:
+    """``comparisons.strength``: how much better the preferred response of a two-response
+    comparison is (:data:`prefloop.store.records.STRENGTHS`), or ``NULL``."""
+    con.execute("ALTER TABLE comparisons ADD COLUMN strength VARCHAR")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
@@ -268,6 +274,7 @@ MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0004_evaluation", _0004_evaluation),
     ("0005_review", _0005_review),
     ("0006_export_replacement", _0006_export_replacement),
+    ("0007_preference_strength", _0007_preference_strength),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,6 +26,10 @@ Row schema of a derived pair (the export's Parquet files and dataset too)::
     weight: float64 in [0, 1]       # how much the pair should count (1 under majority)
     rating_margin: float64 or null  # mean aspect rating of chosen minus rejected, averaged over
                                     # the pair's comparisons that rated both (UltraFeedback style)
+    margin: float64 or null         # graded preference strength: the mean over the pair's
+                                    # comparisons with a strength of +m (they chose `chosen`) or
+                                    # -m, m from STRENGTH_MARGINS (significantly 1, better 2/3,
+                                    # slightly 1/3, negligibly 0); null when none gave one
 """
 
 from __future__ import annotations
@@ -40,10 +44,14 @@ from .aggregate import AGGREGATES
 from .db import Store
 from .engine import registered
 from .errors import ExportError, ValidationError
+from .records import STRENGTH_MARGINS
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["PairFilters", "DeriveCounts", "NoPairsMatch", "derive_pairs", "derive_unpaired",
            "split_by_prompt", "pair_votes", "selected_votes", "gold_labels"]
+
+#: :data:`STRENGTH_MARGINS` as SQL ``VALUES`` rows.
+_STRENGTH_VALUES = ", ".join(f"('{k}', {v!r})" for k, v in STRENGTH_MARGINS.items())
 
 
 @dataclass(frozen=True)
@@ -250,16 +258,24 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, DeriveCo
                         JOIN rt c ON c.comparison_id = u.cid AND c.response_id = m.chosen_id
                         JOIN rt r ON r.comparison_id = u.cid AND r.response_id = m.rejected_id
                         GROUP BY ALL)
+            ,sm AS (SELECT m.prompt_id, m.chosen_id, m.rejected_id,
+                           avg(CASE WHEN c.ranking[1][1] = m.chosen_id THEN g.m ELSE -g.m END) AS margin
+                    FROM m, unnest(m.comparison_ids) u(cid)
+                    JOIN comparisons c ON c.id = u.cid AND c.strength IS NOT NULL
+                    JOIN (VALUES {_STRENGTH_VALUES}) g(strength, m) ON g.strength = c.strength
+                    GROUP BY ALL)
             SELECT from_json(p.messages, '{_MESSAGES}') AS prompt,
                    [{{'role': 'assistant', 'content': rc.text}}] AS chosen,
                    [{{'role': 'assistant', 'content': rr.text}}] AS rejected,
                    m.prompt_id, m.chosen_id, m.rejected_id, p.dataset, m.comparison_ids,
                    m.labeler_kinds, m.votes_chosen, m.votes_rejected, m.votes_tie, m.agreement,
                    m.p_chosen, m.weight, rm.rating_margin::DOUBLE AS rating_margin,
-                   p.text_hash AS prompt_hash
+                   sm.margin::DOUBLE AS margin, p.text_hash AS prompt_hash
             FROM m JOIN prompts p ON p.id = m.prompt_id
             LEFT JOIN rm ON rm.prompt_id = m.prompt_id AND rm.chosen_id = m.chosen_id
                         AND rm.rejected_id = m.rejected_id
+            LEFT JOIN sm ON sm.prompt_id = m.prompt_id AND sm.chosen_id = m.chosen_id
+                        AND sm.rejected_id = m.rejected_id
             JOIN responses rc ON rc.id = m.chosen_id JOIN responses rr ON rr.id = m.rejected_id
             ORDER BY m.prompt_id, m.chosen_id, m.rejected_id""").to_arrow_table()
         con.execute("DROP TABLE pair_votes")

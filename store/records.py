@@ -33,6 +33,8 @@ __all__ = [
     "ROLES",
     "ANNOTATOR_ROLES",
     "LABELER_KINDS",
+    "STRENGTHS",
+    "STRENGTH_MARGINS",
     "RESPONSE_ORIGINS",
     "RUN_KINDS",
     "RUN_STATUSES",
@@ -62,6 +64,13 @@ Ranking = list[list[int]]
 ROLES = ("system", "user", "assistant")
 ANNOTATOR_ROLES = ("annotator", "reviewer", "admin")
 LABELER_KINDS = ("human", "ai")
+#: Graded preference strength of a two-response comparison, strongest first (Llama 2's
+#: collection: "significantly better, better, slightly better, negligibly better / unsure";
+#: Touvron et al. 2023, section 3.2.1).
+STRENGTHS = ("significantly", "better", "slightly", "negligibly")
+#: The documented strength -> margin mapping of exports (Llama 2's "small" margins, Touvron
+#: et al. 2023, Table 28): the reward model's margin loss -log sigmoid(r_c - r_r - m).
+STRENGTH_MARGINS = {"significantly": 1.0, "better": 2 / 3, "slightly": 1 / 3, "negligibly": 0.0}
 RESPONSE_ORIGINS = ("dataset", "model", "revision", "human_edit")
 #: ``rejected``: a finished policy that the loop refused to promote (it lost ground against
 #: its parent in evaluation); it stays recorded.
@@ -238,6 +247,7 @@ class Comparison:
     created_at: datetime | None = None
     annotator_id: int | None = None
     eval_run_id: int | None = None
+    strength: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

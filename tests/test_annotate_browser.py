@@ -419,3 +419,54 @@ def test_consecutive_tasks_of_one_layout_keep_their_controls_and_clear_them(db, 
     assert checked == [0, 0]                       # the second task's radios came back cleared
     cs = db.comparisons.list(labeler="ann")
     assert len(cs) == 2 and all(len(c.ranking) == 3 for c in cs)
+
+
+def test_graded_strength_by_keys_and_by_clicks_reaches_the_export(db, tmp_path, browser):
+    """strength: true: 1 (A) then a strength key, or B then a second click; the review tab
+    shows it, and the export's margin carries it (Llama 2's mapping), OpenRLHF's too."""
+    import json
+
+    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.pairs import PairFilters
+
+    made = []
+    for text in ["graded one", "graded two", "graded three"]:
+        pid = db.prompts.add([[{"role": "user", "content": text}]], dataset="ui")[0]
+        made.append((pid, db.responses.add([store.ResponseIn(pid, f"{text} answer {j}") for j in range(2)])))
+    db.tasks.create([store.TaskIn(p, r, priority=10 - i) for i, (p, r) in enumerate(made)])
+    db.annotators.add("ann", "annotator", hash_password("password123"))
+    server = serve(db, tmp_path, "strength: true\n")
+    try:
+        page = login(browser, server.url, "ann")
+        page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('graded one')")
+        assert not page.is_visible("#pf-strength-0")                # asked only after A or B
+        page.keyboard.press("1")                                    # A is better ...
+        expect(page.locator("#pf-strength-0")).to_be_visible()
+        assert "How much better is A" in page.inner_text("#pf-pending-note")
+        page.screenshot(path=str(SHOTS / "pf-strength.png"))
+        page.keyboard.press("1")                                    # ... significantly
+        wait_status(page, "Saved (A, significantly better)")
+        page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('graded two')")
+        page.click("#pf-b")                                         # B, then a second click
+        page.click("#pf-strength-2")                                # slightly better
+        wait_status(page, "Saved (B, slightly better)")
+        page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('graded three')")
+        page.keyboard.press("2")
+        page.keyboard.press("Escape")                               # changed their mind: back
+        expect(page.locator("#pf-a")).to_be_visible()
+        page.keyboard.press("3")                                    # a tie has no strength
+        wait_status(page, "Saved (tie)")
+    finally:
+        server.stop()
+    s = store.Store(db.path)
+    got = {c.prompt_id: c.strength for c in s.comparisons.list() if c.labeler_kind == "human"}
+    assert got == {made[0][0]: "significantly", made[1][0]: "slightly", made[2][0]: None}
+    out = export_pairs(s, tmp_path / "e", PairFilters(source="human", test_fraction=0.0),
+                       ExportOptions(format="openrlhf"))
+    import pyarrow.parquet as pq
+
+    rows = {r["prompt_id"]: r for r in pq.read_table(tmp_path / "e" / "train.parquet").to_pylist()}
+    assert rows[made[0][0]]["margin"] == pytest.approx(1.0)
+    assert rows[made[1][0]]["margin"] == pytest.approx(1 / 3)
+    engine = {r["prompt_id"]: r for r in map(json.loads, open(tmp_path / "e" / "openrlhf" / "train.jsonl"))}
+    assert engine[made[0][0]]["margin"] == pytest.approx(1.0) and len(engine) == out.n_train == 2

@@ -52,9 +52,39 @@ def reward_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, reward_model):
+    yield from _serve(tmp_path_factory, str(reward_model))
+
+
+@pytest.fixture(scope="module")
+def chat_ensemble(tmp_path_factory):
+    """Two tiny Llama reward models (ChatML template, different random heads) saved as an
+    ensemble's directory."""
+    import torch
+
+    from prefloop.core.models import load_reward_model
+    from prefloop.training.scoring import (
+        prepare_reward_tokenizer,
+        write_ensemble_manifest,
+        write_reward_config,
+    )
+    from prefloop.training.tiny import build_tiny_llama
+
+    root = tmp_path_factory.mktemp("ensemble")
+    base = build_tiny_llama(root / "base")
+    tok = prepare_reward_tokenizer(base)
+    for k in range(2):
+        torch.manual_seed(k)
+        load_reward_model(base, tok.pad_token_id).save_pretrained(root / "rm" / f"member-{k}")
+        tok.save_pretrained(root / "rm" / f"member-{k}")
+        write_reward_config(root / "rm" / f"member-{k}", 256)
+    write_ensemble_manifest(root / "rm", ["member-0", "member-1"], [0.1, -0.1], "wco")
+    return root / "rm"
+
+
+def _serve(tmp_path_factory, model: str):
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "prefloop", "serve-rm", "--model", str(reward_model),
+    proc = subprocess.Popen([sys.executable, "-m", "prefloop", "serve-rm", "--model", model,
                              "--port", str(port), "--batch-size", "16"],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=open(log, "w"),
                             stderr=subprocess.STDOUT)
@@ -126,3 +156,35 @@ def test_verl_compute_score_calls_the_server(server, monkeypatch):
     _, direct = _post(server + "/get_reward", {"messages": [conv], "responses": ["hello there!"]})
     assert with_prompt == pytest.approx(direct["rewards"][0])
     assert isinstance(compute_score("prefloop/x", "hello", None, None), float)
+
+
+def test_an_ensemble_scores_openrlhf_query_text_as_it_was_trained(tmp_path_factory, chat_ensemble):
+    """OpenRLHF's remote client sends prompt + response decoded, ending in <|im_end|> without
+    ChatML's newline (or with no end at all when cut); it must score like the trained format."""
+    from prefloop.training.scoring import reward_scorer
+
+    conv = [{"role": "user", "content": "hi"}]
+    local = reward_scorer(f"{chat_ensemble}@mean")
+    tok = local.tokenizer
+    trained = tok.apply_chat_template(conv + [{"role": "assistant", "content": "hello there"}], tokenize=False)
+    openrlhf = tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False) + "hello there" + tok.eos_token
+    assert trained != openrlhf and trained.startswith(openrlhf)
+    server = _serve(tmp_path_factory, f"{chat_ensemble}@mean")
+    url = next(server)
+    try:
+        status, out = _post(url + "/get_reward", {"query": [openrlhf, trained, openrlhf.removesuffix(tok.eos_token)],
+                                                  "prompts": [""], "labels": [""]})
+        _, pair = _post(url + "/get_reward", {"messages": [conv], "responses": ["hello there"]})
+    finally:
+        next(server, None)
+    assert status == 200 and out["scores"] == out["rewards"]
+    assert out["rewards"] == pytest.approx([pair["rewards"][0]] * 3, abs=1e-5)
+    assert pair["rewards"][0] == pytest.approx(local.score([conv], ["hello there"]).item(), abs=1e-5)
+    per = local.member_scores([conv], ["hello there"])[:, 0]
+    assert not torch_close(per[0], per[1])
+    assert reward_scorer(chat_ensemble).score([conv], ["hello there"]).item() == pytest.approx(
+        float(per.min()), abs=1e-6)                          # the manifest's default: wco
+
+
+def torch_close(a, b) -> bool:
+    return abs(float(a) - float(b)) < 1e-6

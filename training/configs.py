@@ -154,9 +154,34 @@ class RewardRunConfig(DataOptions, LoraOptions, TrainerDefaults, RewardConfig):
                               "(conservative Bradley-Terry); '0' is the hard label.")
     label_weights: bool = _f(False, "Weight each pair's loss by the export's 'weight' column "
                              "(Dawid-Skene: |2 p_chosen - 1|).")
+    ensemble: int | None = _f(None, "Train an ensemble of K >= 2 reward models, each on its own "
+                              "bootstrap sample of the pairs with its own seed (Coste et al. 2024), "
+                              "recorded as one run; unset: one reward model.")
+    ensemble_aggregate: str = _f("mean", "An ensemble's default aggregation of its members' "
+                                 "rewards: mean, wco (worst case) or uwo (mean - uwo_lambda * std); "
+                                 "a spec's @mean/@wco/@uwo=L overrides it.")
+    uwo_lambda: float = _f(1.0, "The std penalty of uwo aggregation (reward units per std).")
+    margin_loss: bool = _f(False, "Subtract the export's 'margin' column (graded preference "
+                           "strength) inside the Bradley-Terry loss, -log sigmoid(r_c - r_r - m) "
+                           "(Touvron et al. 2023, via TRL's margin support); pairs without a "
+                           "strength get margin 0.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        k = self.ensemble
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
+            raise ConfigError(f"ensemble: expected K >= 2 members, found {k!r} (leave it unset "
+                              "for one reward model)")
+        from prefloop.core.errors import PrefloopError
+        from prefloop.core.models import parse_aggregate
+
+        try:
+            parse_aggregate(str(self.ensemble_aggregate), "ensemble_aggregate")
+        except PrefloopError as exc:
+            raise ConfigError(str(exc)) from None
+        lam = self.uwo_lambda
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+            raise ConfigError(f"uwo_lambda: expected a number >= 0, found {lam!r}")
         smoothing = str(self.label_smoothing).strip().lower()
         if smoothing != "auto":
             try:

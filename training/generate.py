@@ -1,9 +1,12 @@
 """New samples that loop back for labeling: sample K responses per prompt, store them with
 provenance, score them with a reward model, and queue the most informative pairs.
 
-``select="uncertain"`` queues, per prompt, the two responses whose rewards are closest (the pair
-the reward model is least sure about), most uncertain prompts first; ``"random"`` queues a
-random pair of random prompts.
+``select="uncertain"`` queues, per prompt, the pair the reward model is least sure about, most
+uncertain prompts first: with one reward model the two responses whose rewards are closest;
+with an ensemble (``prefloop train rm --set ensemble=K``) the pair its members disagree on most
+(the std over members of the reward difference: query by committee, Seung et al. 1992, as
+ensemble-based active reward learning does). ``"random"`` queues a random pair of random
+prompts. ``bench/label_efficiency.py`` measures what each saves.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
 from prefloop.store.tracking import MetricsLogger, tracked_run
 
 from .errors import TrainingError
-from .scoring import RewardScorer
+from .scoring import EnsembleScorer, reward_scorer
 
 #: ``generate --pairs``: which pairs of a prompt's samples a reward model labels.
 PAIR_MODES = ("best-worst", "all")
@@ -204,6 +207,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
         raise TrainingError("--select uncertain, --label-best and --pairs need --reward-model "
                             "(or use --select random; judge labels: prefloop train iterative-dpo)")
     model_ref = resolve_model(model_spec, s, require="policy")
+    rm_ref = resolve_model(reward_model, s, require="reward") if reward_model else None
     tok = load_tokenizer(model_ref.path)
 
     def fits(p: store.Prompt) -> bool:
@@ -236,13 +240,20 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
             if rid not in by_prompt.setdefault(item.prompt_id, []):
                 by_prompt[item.prompt_id].append(rid)
         rewards: dict[int, float] = {}
-        if reward_model:
-            scorer = RewardScorer(resolve_model(reward_model, s, require="reward").path)
+        members: dict[int, torch.Tensor] = {}      # an ensemble's centred member rewards, (K,)
+        if rm_ref is not None:
+            scorer = reward_scorer(rm_ref)
             flat = [(p.id, p.messages, rid) for p in prompts for rid in by_prompt.get(p.id, [])]
             texts = {r.id: r.text for r in s.responses.get_many([f[2] for f in flat])}
-            scores = scorer.score([f[1] for f in flat], [texts[f[2]] for f in flat])
+            convs, outs = [f[1] for f in flat], [texts[f[2]] for f in flat]
+            if isinstance(scorer, EnsembleScorer):
+                per_member = scorer.member_scores(convs, outs)
+                scores = scorer.combine(per_member)
+                members = {f[2]: per_member[:, i] for i, f in enumerate(flat)}
+            else:
+                scores = scorer.score(convs, outs)
             rewards = {f[2]: float(v) for f, v in zip(flat, scores)}
-        task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed)
+        task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed, members)
         labeled = _label_best(s, run.id, by_prompt, rewards, reward_model) if label_best else []
         pair_ids = (_label_pairs(s, run.id, by_prompt, rewards, reward_model, pairs, margin)
                     if pairs else [])
@@ -317,7 +328,8 @@ def _label_pairs(s: store.Store, run_id: int, by_prompt: dict[int, list[int]],
 
 
 def _queue(s: store.Store, by_prompt: dict[int, list[int]], rewards: dict[int, float], select: str,
-           n_tasks: int, overlap: int, seed: int) -> list[int]:
+           n_tasks: int, overlap: int, seed: int,
+           members: dict[int, torch.Tensor] | None = None) -> list[int]:
     if n_tasks <= 0:
         return []
     rng = random.Random(seed)
@@ -325,7 +337,13 @@ def _queue(s: store.Store, by_prompt: dict[int, list[int]], rewards: dict[int, f
     for pid, rids in by_prompt.items():
         if len(rids) < 2:
             continue
-        if select == "uncertain":
+        if select == "uncertain" and members:
+            pairs = [(float((members[a] - members[b]).std(unbiased=False)), a, b)
+                     for i, a in enumerate(rids) for b in rids[i + 1:]]
+            spread, a, b = max(pairs)
+            candidates.append((-spread, pid, [a, b], f"uncertain: ensemble disagreement {spread:.3f} "
+                               f"({rewards[a]:.2f} vs {rewards[b]:.2f})"))
+        elif select == "uncertain":
             pairs = [(abs(rewards[a] - rewards[b]), a, b) for i, a in enumerate(rids) for b in rids[i + 1:]]
             gap, a, b = min(pairs)
             candidates.append((gap, pid, [a, b], f"uncertain: reward gap {gap:.3f} "

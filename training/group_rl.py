@@ -19,7 +19,7 @@ from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
 from .callbacks import StoreMetricsCallback
 from .configs import lora_config
 from .errors import ConfigError
-from .scoring import RewardScorer
+from .scoring import reward_scorer
 
 __all__ = ["run", "prompt_rows", "build_trainer", "reward_model_function"]
 
@@ -29,8 +29,9 @@ TRAINERS = {"grpo": "GRPOTrainer", "rloo": "RLOOTrainer"}
 
 def reward_model_function(path, name: str) -> Callable[..., list[float]]:
     """A TRL reward function named ``name`` (TRL logs ``rewards/<name>/mean``) scoring
-    completions with the reward model at ``path``."""
-    scorer = RewardScorer(path)
+    completions with the reward model at ``path`` (a :class:`~prefloop.core.models.ModelRef`
+    or a path; an ensemble aggregates its members, see :func:`~.scoring.reward_scorer`)."""
+    scorer = reward_scorer(path)
 
     def reward(prompts, completions, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
@@ -68,11 +69,11 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg, kind = ctx.config, ctx.run.kind
     if not cfg.reward_model:
         raise ConfigError(f"{kind} needs --reward-model (a finished rm run: run:ID, or a path)")
-    funcs = [reward_model_function(resolve_model(cfg.reward_model, ctx.store, require="reward").path,
+    funcs = [reward_model_function(resolve_model(cfg.reward_model, ctx.store, require="reward"),
                                    "reward_model")]
     if cfg.gold_reward_model:   # logged, never optimized: its weight is 0
         funcs.append(reward_model_function(
-            resolve_model(cfg.gold_reward_model, ctx.store, require="reward").path, "reward_gold"))
+            resolve_model(cfg.gold_reward_model, ctx.store, require="reward"), "reward_gold"))
         cfg.reward_weights = [1.0, 0.0]
     trainer = build_trainer(kind, cfg, ctx.model.path, funcs, prompt_rows(ctx.data["train"]),
                             callbacks=[StoreMetricsCallback(ctx.store, ctx.run.id, renames={

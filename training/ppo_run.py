@@ -28,23 +28,25 @@ from .configs import lora_config
 from .errors import ConfigError, TrainingError
 from .group_rl import prompt_rows
 from .ppo import PPOTrainer
-from .scoring import RewardScorer
+from .scoring import reward_scorer
 
 __all__ = ["run", "build_trainer"]
 
 
-def build_trainer(cfg, policy_path: Path, tok, reward_path: Path, *, gold_path: Path | None = None,
+def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
                   log=None, on_save=None, accelerator=None) -> PPOTrainer:
     """The models of a PPO run as ``cfg`` asks (see the module docstring) and its trainer.
 
     The score function returns the reward model's scores and, with ``gold_path``, the gold
-    reward model's mean as ``reward_gold``.
+    reward model's mean as ``reward_gold``. ``reward_path``/``gold_path``: a
+    :class:`~prefloop.core.models.ModelRef` or a path (an ensemble's directory too, see
+    :func:`~prefloop.training.scoring.reward_scorer`).
     """
     from transformers import AutoModelForSequenceClassification
 
     dtype = inference_dtype(cfg.inference_dtype)
-    scorer = RewardScorer(reward_path, dtype=dtype)
-    gold = RewardScorer(gold_path, dtype=dtype) if gold_path else None
+    scorer = reward_scorer(reward_path, dtype=dtype)
+    gold = reward_scorer(gold_path, dtype=dtype) if gold_path else None
     policy = load_causal_lm(policy_path)
     ref_policy = None
     if cfg.use_lora:
@@ -57,7 +59,7 @@ def build_trainer(cfg, policy_path: Path, tok, reward_path: Path, *, gold_path: 
     if cfg.value_model == "separate":
         same_vocab = scorer.tokenizer.get_vocab() == tok.get_vocab()
         value_model = AutoModelForSequenceClassification.from_pretrained(
-            str(reward_path if same_vocab else policy_path), num_labels=1, dtype=torch.float32)
+            str(scorer.path if same_vocab else policy_path), num_labels=1, dtype=torch.float32)
         value_model.config.pad_token_id = tok.pad_token_id
 
     def score(batch_prompts, responses):
@@ -87,7 +89,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                                           return_dict=True)["input_ids"][-cfg.max_prompt_length:]
                   for p in prompts]
     logger = MetricsLogger(ctx.store, ctx.run.id)
-    trainer = build_trainer(cfg, ctx.model.path, tok, rm.path, gold_path=gold.path if gold else None,
+    trainer = build_trainer(cfg, ctx.model.path, tok, rm, gold_path=gold,
                             log=ctx.progress(logger.log, cfg.max_steps),
                             on_save=lambda path: ctx.store.runs.update(ctx.run.id, checkpoint_path=str(path)))
     history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)

@@ -18,12 +18,18 @@ from pathlib import Path
 
 import torch
 
-from prefloop.core.models import load_reward_model, load_tokenizer
+from prefloop.core.models import (
+    ENSEMBLE_MANIFEST,
+    ModelRef,
+    load_reward_model,
+    load_tokenizer,
+    parse_aggregate,
+)
 
 from .data import plain_prompt
 
-__all__ = ["RewardScorer", "prepare_reward_tokenizer", "to_reward_rows", "REWARD_CONFIG",
-           "write_reward_config"]
+__all__ = ["RewardScorer", "EnsembleScorer", "reward_scorer", "prepare_reward_tokenizer",
+           "to_reward_rows", "REWARD_CONFIG", "write_reward_config", "write_ensemble_manifest"]
 
 #: Written next to a trained reward model: ``{"max_length": N}``, the trainer's length limit.
 REWARD_CONFIG = "prefloop_reward.json"
@@ -83,6 +89,7 @@ class RewardScorer:
         self.tokenizer = tokenizer or prepare_reward_tokenizer(path)
         self.model = model or load_reward_model(path, self.tokenizer.pad_token_id, dtype=dtype)
         self.model.eval()
+        self.path = Path(path)
         self.batch_size = batch_size
         self.max_length = max_length or _trained_max_length(path)
 
@@ -125,12 +132,48 @@ class RewardScorer:
             return head + reply[:self.max_length - len(head) - len(tail)] + tail
         return head + (body[len(body) - room:] if room else []) + reply + tail
 
+    def _turn_end(self) -> str:
+        """What the chat template writes after an assistant reply (ChatML: ``<|im_end|>\\n``),
+        found by rendering a probe conversation; ``""`` without a chat template."""
+        if not self.tokenizer.chat_template:
+            return ""
+        if not hasattr(self, "_turn_end_text"):
+            probe = "\x00probe\x00"
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "u"}, {"role": "assistant", "content": probe}],
+                tokenize=False)
+            self._turn_end_text = text.rsplit(probe, 1)[-1] if probe in text else ""
+        return self._turn_end_text
+
+    def normalize_text(self, text: str) -> str:
+        """An already formatted conversation ended the way the reward model was trained: the
+        template's whole end of turn after the reply. OpenRLHF's remote reward client sends
+        the decoded sequence ending in the EOS token (``<|im_end|>``) without ChatML's newline,
+        or, for a reply cut at the length limit, no end at all; trailing pad tokens are dropped.
+        The head reads the last token, so without this the same conversation scores
+        differently through the two paths (issue 22)."""
+        end = self._turn_end()
+        if not end:
+            return text
+        pad = self.tokenizer.pad_token
+        while pad and pad != end.strip() and text.rstrip().endswith(pad):
+            text = text.rstrip()[:-len(pad)]
+        if text.endswith(end):
+            return text
+        core = end.strip()
+        stripped = text.rstrip()
+        if core and stripped.endswith(core):
+            return stripped + end[end.index(core) + len(core):]
+        return stripped + end
+
     def text_ids(self, text: str) -> list[int]:
         """Token ids of one already formatted sequence (prompt and response as one text, as
-        OpenRLHF's remote reward contract sends it); a long one keeps its special tokens and
-        loses its oldest tokens."""
+        OpenRLHF's remote reward contract sends it), its end of turn normalized
+        (:meth:`normalize_text`); a long one keeps its special tokens and loses its oldest
+        tokens."""
         tok = self.tokenizer
-        ids = list(tok(text)["input_ids"])
+        ids = list(tok(self.normalize_text(text), add_special_tokens=False
+                       if tok.chat_template else True)["input_ids"])
         if len(ids) <= self.max_length:
             return ids
         special = set(tok.all_special_ids)
@@ -172,3 +215,97 @@ class RewardScorer:
             batch = {k: v.to(self.model.device) for k, v in batch.items()}
             out.append(self.model(**batch).logits[:, 0].float().cpu())
         return torch.cat(out) if out else torch.zeros(0)
+
+
+def write_ensemble_manifest(path: str | Path, members: list[str], offsets: list[float],
+                            aggregate: str = "mean", uwo_lambda: float = 1.0) -> None:
+    """Write :data:`~prefloop.core.models.ENSEMBLE_MANIFEST` into an ensemble's directory:
+    member directories relative to it, each member's reward offset (its mean reward on the
+    calibration responses, subtracted so that members share a zero point: Bradley-Terry fixes
+    rewards only up to a constant) and the default aggregation."""
+    import json
+
+    (Path(path) / ENSEMBLE_MANIFEST).write_text(json.dumps(
+        {"members": members, "offsets": offsets, "aggregate": aggregate, "uwo_lambda": uwo_lambda},
+        indent=1))
+
+
+class EnsembleScorer:
+    """K reward models as one (Coste et al. 2024, "Reward Model Ensembles Help Mitigate
+    Overoptimization"): each member's reward, centred by its offset (see
+    :func:`write_ensemble_manifest`), then aggregated per response:
+
+    * ``mean``: the members' mean;
+    * ``wco`` (worst-case optimization): the members' minimum;
+    * ``uwo`` (uncertainty-weighted optimization): ``mean - lambda * std`` (population std over
+      the K members; Coste et al. penalize the variance, we use the std so that the penalty is
+      in reward units and ``lambda`` reads as "standard deviations").
+
+    The same interface as :class:`RewardScorer` (``score``, ``score_inputs``, ``tokenizer``,
+    ``path``: the first member's, e.g. for a value head's initialization), plus
+    :meth:`member_scores` and :meth:`disagreement`.
+
+    Raises:
+        prefloop.core.models.ModelNotFoundError: a bad manifest or aggregation.
+    """
+
+    def __init__(self, path: str | Path, aggregate: str | None = None, *, batch_size: int = 8,
+                 dtype=None):
+        import json
+
+        root = Path(path)
+        manifest = json.loads((root / ENSEMBLE_MANIFEST).read_text())
+        self.root = root
+        self.members = [RewardScorer(root / m, batch_size=batch_size, dtype=dtype)
+                        for m in manifest["members"]]
+        self.offsets = torch.tensor(manifest.get("offsets") or [0.0] * len(self.members))
+        name, lam = parse_aggregate(aggregate or manifest.get("aggregate", "mean"),
+                                    f"ensemble {root}: aggregation")
+        self.aggregate = name
+        self.uwo_lambda = lam if lam is not None else float(manifest.get("uwo_lambda", 1.0))
+        self.tokenizer = self.members[0].tokenizer
+        self.path = self.members[0].path
+        self.max_length = self.members[0].max_length
+
+    def combine(self, per_member: torch.Tensor) -> torch.Tensor:
+        """Member rewards ``(K, N)`` -> aggregated rewards ``(N,)`` (see the class docstring)."""
+        if self.aggregate == "mean":
+            return per_member.mean(0)
+        if self.aggregate == "wco":
+            return per_member.min(0).values
+        return per_member.mean(0) - self.uwo_lambda * per_member.std(0, unbiased=False)
+
+    @torch.no_grad()
+    def member_scores(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
+        """Centred rewards of every member, shape ``(K, N)``."""
+        return torch.stack([m.score(prompts, responses) for m in self.members]) - self.offsets[:, None]
+
+    @torch.no_grad()
+    def score(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
+        """Aggregated rewards, shape ``(N,)`` (see the class docstring)."""
+        return self.combine(self.member_scores(prompts, responses))
+
+    @torch.no_grad()
+    def score_inputs(self, inputs: list) -> torch.Tensor:
+        """:meth:`RewardScorer.score_inputs`, aggregated over the members: shape ``(N,)``."""
+        return self.combine(torch.stack([m.score_inputs(inputs) for m in self.members])
+                             - self.offsets[:, None])
+
+    @staticmethod
+    def disagreement(member_a: torch.Tensor, member_b: torch.Tensor) -> torch.Tensor:
+        """The members' disagreement on pairs: the std over members of ``r_a - r_b``, inputs
+        ``(K, N)`` each, output ``(N,)`` (the uncertainty that active learning ranks by)."""
+        return (member_a - member_b).std(0, unbiased=False)
+
+
+def reward_scorer(ref: ModelRef | str | Path, *, batch_size: int = 8, dtype=None):
+    """The scorer of a resolved reward model: :class:`EnsembleScorer` for an ensemble's
+    directory (with the ref's ``@aggregate``), else :class:`RewardScorer`. A string is a
+    store-free spec (a path, optionally with ``@aggregate``; see :attr:`ModelRef.spec`)."""
+    if not isinstance(ref, ModelRef):
+        from prefloop.core.models import resolve_model
+
+        ref = resolve_model(str(ref), require="reward")
+    if ref.is_ensemble:
+        return EnsembleScorer(ref.path, ref.aggregate, batch_size=batch_size, dtype=dtype)
+    return RewardScorer(ref.path, batch_size=batch_size, dtype=dtype)

@@ -2,8 +2,11 @@
 
 ``POST /get_reward`` with ``{"query": [text, ...]}`` (each text a whole formatted sequence,
 prompt and response, as OpenRLHF's ``--remote_rm_url`` sends it; OpenRLHF's extra fields
-``prompts`` and ``labels`` are accepted and ignored) answers ``{"rewards": [float, ...]}``, in
-the reward model's logit units. ``{"messages": [[message, ...], ...], "responses": [text,
+``prompts`` and ``labels`` are accepted and ignored) answers ``{"rewards": [float, ...],
+"scores": [...]}`` (the same list under both names: OpenRLHF >= 0.10 reads ``scores`` first), in
+the reward model's logit units. A text is scored exactly as the reward model was trained: its
+end of turn is normalized (OpenRLHF's decoded query ends in ``<|im_end|>`` without ChatML's
+newline; :meth:`~prefloop.training.scoring.RewardScorer.normalize_text`). ``{"messages": [[message, ...], ...], "responses": [text,
 ...]}`` instead scores (conversation, response) pairs formatted exactly as the reward model
 was trained (verl's reward function uses it). ``GET /health`` answers ``{"status": "ok", "model": ...}``.
 Concurrent requests are batched: a worker takes what has queued (up to ``batch_size`` texts)
@@ -173,20 +176,22 @@ def build_reward_app(score, *, model_name: str, batch_size: int = 32, max_texts:
         except RecursionError:
             return JSONResponse({"detail": "the body is nested too deeply"}, status_code=400)
         texts = _check_query(body, max_texts)
-        return {"rewards": await batcher.submit(texts)}
+        rewards = await batcher.submit(texts)
+        return {"rewards": rewards, "scores": rewards}
 
     return app
 
 
 def serve_reward_model(path, *, host: str = "127.0.0.1", port: int = 5000, batch_size: int = 32,
                        model_name: str | None = None, max_texts: int = 1024) -> None:
-    """Load the reward model at ``path`` (:class:`~prefloop.training.scoring.RewardScorer`)
-    and serve it until interrupted."""
+    """Load the reward model ``path`` (a :class:`~prefloop.core.models.ModelRef` or a path; an
+    ensemble too, see :func:`~prefloop.training.scoring.reward_scorer`) and serve it until
+    interrupted."""
     import uvicorn
 
-    from .scoring import RewardScorer
+    from .scoring import reward_scorer
 
-    scorer = RewardScorer(path, batch_size=batch_size)
+    scorer = reward_scorer(path, batch_size=batch_size)
     app = build_reward_app(lambda inputs: scorer.score_inputs(inputs).tolist(),
                            model_name=model_name or str(path), batch_size=batch_size,
                            max_texts=max_texts)

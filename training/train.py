@@ -306,7 +306,7 @@ def _portable_config(s: store.Store, config) -> dict[str, Any]:
                            ("ref_model", "policy")):
         spec = out.get(field)
         if spec:
-            out[field] = str(resolve_model(spec, s, require=require).path)
+            out[field] = resolve_model(spec, s, require=require).spec
     return out
 
 

@@ -78,7 +78,8 @@ class LabelingService:
     def submit_and_next(self, annotator: store.Annotator, task_id: int, *, choice: str | None = None,
                         ranks: dict[str, int | None] | None = None, rationale: str = "",
                         flags: list[str] | None = None, edit: str = "",
-                        ratings: dict[str, dict[str, Any]] | None = None) -> tuple[int, TaskView | None]:
+                        ratings: dict[str, dict[str, Any]] | None = None,
+                        strength: str | None = None) -> tuple[int, TaskView | None]:
         """Record a submission (a pair ``choice``, per-label ``ranks``, or for a ratings-only
         task only ``ratings``; ``ratings``: ``{label: {aspect: value}}`` on ratings tasks) and
         lease the next task, in one store transaction: ``(comparison id, next task or None)``.
@@ -95,7 +96,7 @@ class LabelingService:
                 cid = self.submit_ratings(annotator, task_id, ratings, rationale=rationale, flags=flags)
             else:
                 cid = self.submit_pair(annotator, task_id, choice or "", rationale=rationale,
-                                       flags=flags, edit=edit, ratings=ratings)
+                                       flags=flags, edit=edit, ratings=ratings, strength=strength)
             return cid, self.next_task(annotator)
 
     def skip_and_next(self, annotator: store.Annotator, task_id: int | None) -> TaskView | None:
@@ -249,11 +250,20 @@ class LabelingService:
 
     def submit_pair(self, annotator: store.Annotator, task_id: int, choice: str, *,
                     rationale: str = "", flags: list[str] | None = None, edit: str = "",
-                    ratings: dict[str, dict[str, Any]] | None = None) -> int:
+                    ratings: dict[str, dict[str, Any]] | None = None,
+                    strength: str | None = None) -> int:
         """Label a 2-response task: ``A``, ``B`` (better), ``tie`` or ``both_bad`` (a tie
-        flagged ``both_bad``: not a ranking)."""
+        flagged ``both_bad``: not a ranking). ``strength`` (app setting ``strength: true``): how
+        much better ``A`` or ``B`` is, one of :data:`prefloop.store.STRENGTHS`."""
         if choice not in PAIR_CHOICES:
             raise InvalidSubmission(f"choice {choice!r}: expected one of {PAIR_CHOICES}")
+        if strength is not None:
+            if not self.config.strength:
+                raise InvalidSubmission("strength: this app does not ask for it (setting strength: false)")
+            if strength not in store.STRENGTHS:
+                raise InvalidSubmission(f"strength {strength!r}: expected one of {store.STRENGTHS}")
+            if choice not in ("A", "B"):
+                raise InvalidSubmission("strength: only for a choice of A or B")
         view = self._view(annotator, task_id)
         if view.k != 2:
             raise InvalidSubmission(f"task {task_id} has {view.k} responses: rank them instead")
@@ -265,7 +275,7 @@ class LabelingService:
             groups = [["A", "B"]]
             if choice == "both_bad":
                 extra.append("both_bad")
-        return self._submit(annotator, view, groups, rationale, extra, edit, ratings)
+        return self._submit(annotator, view, groups, rationale, extra, edit, ratings, strength)
 
     def submit_ranks(self, annotator: store.Annotator, task_id: int, ranks: dict[str, int | None], *,
                      rationale: str = "", flags: list[str] | None = None, edit: str = "",
@@ -288,7 +298,8 @@ class LabelingService:
         return self._submit(annotator, view, groups, rationale, list(flags or []), edit, ratings)
 
     def _submit(self, annotator, view: TaskView, groups: list[list[str]], rationale: str,
-                flags: list[str], edit: str, ratings: dict[str, dict[str, Any]] | None = None) -> int:
+                flags: list[str], edit: str, ratings: dict[str, dict[str, Any]] | None = None,
+                strength: str | None = None) -> int:
         bad = [f for f in flags if f not in FLAGS + ("both_bad", "from_ratings")]
         if bad:
             raise InvalidSubmission(f"unknown flags {bad}; flags are {list(FLAGS)}")
@@ -296,15 +307,17 @@ class LabelingService:
         rated = self._check_ratings(view, ratings)        # before anything is written
         duration = int((store.utcnow() - view.leased_at).total_seconds() * 1000)
         with self.store.atomic():
-            return self._record(annotator, view, ranking, rationale, flags, edit, rated, duration)
+            return self._record(annotator, view, ranking, rationale, flags, edit, rated, duration,
+                                strength)
 
-    def _record(self, annotator, view: TaskView, ranking, rationale, flags, edit, rated, duration) -> int:
+    def _record(self, annotator, view: TaskView, ranking, rationale, flags, edit, rated, duration,
+                strength: str | None = None) -> int:
         """The submission's comparison, its ratings and an edit's comparison (one transaction)."""
         prompt_id = view.prompt_id
         cid = self.store.comparisons.record(
             prompt_id, ranking, labeler_kind="human", task_id=view.task_id,
             annotator_id=annotator.id, rationale=rationale.strip() or None, flags=flags,
-            duration_ms=duration, suggestion=self._suggest(view, annotator))
+            duration_ms=duration, suggestion=self._suggest(view, annotator), strength=strength)
         if rated:
             self.store.comparisons.rate(cid, rated, scale=self.config.ratings.scale)
         edit = (edit or "").strip()

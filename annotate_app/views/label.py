@@ -20,6 +20,15 @@ from ..services import FLAGS, AppServices, TaskView
 __all__ = ["LabelView", "RANKS"]
 
 RANKS = [str(i) for i in range(1, MAX_K + 1)]
+#: The strength buttons' captions, in :data:`prefloop.store.STRENGTHS` order (keys 1-4).
+STRENGTH_LABELS = ("Significantly better", "Better", "Slightly better", "Negligibly better / unsure")
+#: Browser side of a graded choice: A/B remember the choice and show the strength buttons
+#: (``window.pfPendingShow`` of the app's keyboard script); Escape or a strength button ends it.
+PENDING_JS = "() => { window.pfPendingShow(true); window.pfPending = '%s'; " \
+             "const n = document.getElementById('pf-pending-note'); " \
+             "if (n) n.textContent = 'How much better is %s? Press 1-4 (Esc: back).'; }"
+STRENGTH_JS = ("(...v) => { v[v.length - 1] = window.pfPending || ''; "
+               "window.pfPendingShow(false); return v; }")
 
 
 def _layout(view: TaskView | None):
@@ -66,11 +75,21 @@ class LabelView:
         # the ratings as JSON (filled in the browser; read by the submit handlers)
         self.ratings_json = gr.Textbox("", visible=False, elem_id="pf-ratings-json")
         self.suggest_md = gr.Markdown("", visible=False, elem_id="pf-suggestion")
-        with gr.Row(visible=False) as self.pair_row:
+        with gr.Row(visible=False, elem_id="pf-pair-row") as self.pair_row:
             self.pair_buttons = {"A": gr.Button("A is better [1]", variant="primary", elem_id="pf-a"),
                                  "B": gr.Button("B is better [2]", variant="primary", elem_id="pf-b"),
                                  "tie": gr.Button("Tie [3]", elem_id="pf-tie"),
                                  "both_bad": gr.Button("Both bad [4]", elem_id="pf-bad")}
+            # graded strength (setting strength: true): shown in the browser after A or B
+            self.strength_buttons = []
+            self.pending = gr.Textbox("", visible=False)
+            if cfg.strength:
+                with gr.Column(elem_id="pf-strength-row", min_width=480):
+                    gr.HTML("<div id='pf-pending-note'></div>")
+                    with gr.Row():
+                        self.strength_buttons = [
+                            gr.Button(f"{caption} [{i + 1}]", elem_id=f"pf-strength-{i}", size="sm")
+                            for i, caption in enumerate(STRENGTH_LABELS)]
         self.b_rate = gr.Button("Submit ratings", variant="primary", visible=False, elem_id="pf-rate")
         self.b_submit = gr.Button("Submit ranking [Ctrl+Enter]", variant="primary", visible=False,
                                   elem_id="pf-submit")
@@ -220,8 +239,28 @@ class LabelView:
 
         for r in self.rates:   # browser-side only: the radios' values -> the JSON the handlers read
             r.change(None, self.rates, self.ratings_json, js="(...v) => JSON.stringify(v)")
+        def on_strength(level: str):
+            @handler(app)
+            def submit_graded(user, view, rationale_v, flags_v, edit_v, table, pending):
+                on_screen(view, user)
+                if pending not in ("A", "B"):
+                    raise AppError("press A or B first, then how much better")
+                cid, nxt = labeling.submit_and_next(user, view.task_id, choice=pending,
+                                                    rationale=rationale_v or "", flags=flags_v or [],
+                                                    edit=edit_v or "", ratings=self._ratings(view, table),
+                                                    strength=level)
+                caption = STRENGTH_LABELS[store.STRENGTHS.index(level)].lower()
+                return self.show(nxt, user, f"Saved ({pending}, {caption}).", prev=view) + [[user.id, cid]]
+            return submit_graded
+
         for choice, button in self.pair_buttons.items():
+            if self.strength_buttons and choice in ("A", "B"):     # first step of a graded choice
+                button.click(None, None, None, js=PENDING_JS % (choice, choice))
+                continue
             button.click(on_pair(choice), form, outputs + [self.last_state], api_name=f"submit_{choice}")
+        for level, button in zip(store.STRENGTHS, self.strength_buttons):
+            button.click(on_strength(level), form + [self.pending], outputs + [self.last_state],
+                         api_name=f"submit_strength_{level}", js=STRENGTH_JS)
         self.b_submit.click(submit_ranking, form + self.ranks, outputs + [self.last_state],
                             api_name="submit_ranking")
         self.b_rate.click(submit_ratings, form, outputs + [self.last_state], api_name="submit_ratings")

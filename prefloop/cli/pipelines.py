@@ -93,6 +93,24 @@ def eval_(
                       "(their votes stay out of training exports).")
 
 
+@eval_app.command("rm")
+def eval_rm(
+    model: Annotated[str, typer.Option(help="Reward model: run:ID (an rm run; an ensemble may add @mean, @wco or @uwo=LAMBDA) or a checkpoint directory.")],
+    pairs: Annotated[str, typer.Option(help="export:ID (held-out split), export:ID:train, export:ID:all, a pair file (RewardBench rows: prompt, chosen, rejected, subset; or TRL rows) or a dataset of the store.")],
+    by: Annotated[Optional[str], typer.Option(help="Group figures by subset or dataset (default: subset for files, dataset otherwise).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most N pairs.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 8,
+) -> None:
+    """A reward model on any pair set: accuracy with a 95% CI, ECE, mean margin, accuracy when
+    the chosen response is longer vs shorter (length bias), per-group figures and RewardBench
+    v1's section scores; recorded as an eval-rm run."""
+    from prefloop.pipelines.report import print_rm_eval
+    from prefloop.pipelines.reward_eval import run_rm_eval
+
+    r = run_rm_eval(state.store(), model, pairs, by=by, limit=limit, batch_size=batch_size)
+    print_rm_eval(console, r.run)
+
+
 @eval_app.command("show")
 def eval_show(run: Annotated[Optional[int], typer.Argument(help="Eval run id (default: the newest).")] = None) -> None:
     """An eval run's table, and the leaderboard from every vote so far."""

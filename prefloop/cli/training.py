@@ -241,4 +241,4 @@ def serve_rm(
         except OSError as exc:
             raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     console.print(f"Reward model {ref.name} on http://{host}:{port}/get_reward; Ctrl+C to stop")
-    serve_reward_model(ref.path, host=host, port=port, batch_size=batch_size, model_name=ref.name)
+    serve_reward_model(ref, host=host, port=port, batch_size=batch_size, model_name=ref.name)

@@ -169,9 +169,9 @@ def _proxy_reward_model(s: store.Store, versions: list[_Version]) -> str | None:
 
 def _rm_view(s: store.Store, spec: str, versions: list[_Version], base: _Version,
              prompts: list[store.Prompt]) -> dict[str, dict[str, Any]]:
-    from prefloop.training.scoring import RewardScorer
+    from prefloop.training.scoring import reward_scorer
 
-    scorer = RewardScorer(resolve_model(spec, s, require="reward").path)
+    scorer = reward_scorer(resolve_model(spec, s, require="reward"))
     rids = sorted({v.samples[p.id].response_id for v in versions for p in prompts})
     texts = {r.id: r.text for r in s.responses.get_many(rids)}
     prompt_of = {v.samples[p.id].response_id: p.messages for v in versions for p in prompts}

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from prefloop import store
 
-__all__ = ["print_eval", "print_leaderboards"]
+__all__ = ["print_eval", "print_leaderboards", "print_rm_eval"]
 
 
 def _rate(w: dict | None) -> str:
@@ -88,3 +88,32 @@ def print_leaderboards(console: Console, boards: dict[str, list[dict[str, Any]]]
         for r in rows:
             t.add_row(r["model"], f"{r['rating']:.0f}", f"{r['low']:.0f} .. {r['high']:.0f}", str(r["votes"]))
         console.print(t)
+
+
+def _acc(m: dict) -> str:
+    if not m.get("n"):
+        return "-"
+    return f"{m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+
+def print_rm_eval(console: Console, run: store.Run) -> None:
+    """An ``eval-rm`` run (:mod:`prefloop.pipelines.reward_eval`): overall and per-group
+    accuracy with 95% CIs, margin, ECE, length bias, RewardBench's section scores."""
+    s = run.summary or {}
+    t = Table(title=f"eval-rm run {run.id}: {s.get('model')} on {s.get('pairs')} (by {s.get('by')})")
+    for col in ("pairs", "n", "accuracy [95% CI]", "margin", "ECE", "chosen longer", "chosen shorter"):
+        t.add_column(col)
+    rows = [("all", s)] + list((s.get("groups") or {}).items())
+    for name, m in rows:
+        lb = m.get("length_bias", {})
+        t.add_row(name, str(m.get("n")), _acc(m), f"{m['margin']:.3f}", f"{m['ece']:.3f}",
+                  _acc(lb.get("chosen_longer", {})), _acc(lb.get("chosen_shorter", {})))
+    console.print(t)
+    rb = s.get("rewardbench") or {}
+    if rb.get("sections"):
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in rb["sections"].items())
+        console.print(f"RewardBench v1 scoring: {parts}; score {rb['score']:.3f}")
+    if "member_accuracy" in s:
+        console.print(f"ensemble ({s.get('aggregate')}): member accuracy "
+                      + ", ".join(f"{a:.3f}" for a in s["member_accuracy"])
+                      + f"; mean disagreement {s['disagreement_mean']:.3f}")

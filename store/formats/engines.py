@@ -23,10 +23,13 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
     * ``openrlhf/{split}.jsonl``: OpenRLHF's reward-model / DPO rows for ``--prompt_key prompt
       --chosen_key chosen --rejected_key rejected --apply_chat_template`` (its
       ``datasets/reward_dataset.py``: ``prompt`` a message list, ``chosen``/``rejected`` the
-      assistant messages appended to it), with ``margin``: the rating difference where the pair
-      was rated (``rating_margin``, as Llama 2 used its preference-strength margins), else
-      ``2 p_chosen - 1`` (1 for a certain label, near 0 for a doubtful one); OpenRLHF subtracts
-      it inside the Bradley-Terry loss.
+      assistant messages appended to it), with ``margin`` only where the labels say how much
+      better: the annotators' graded strength (the pairs' ``margin``, Llama 2's margins), else
+      the rating difference where the pair was rated (``rating_margin``), else ``2 p_chosen -
+      1`` where two or more votes (or a soft aggregate) make ``p_chosen`` informative. A pair
+      with one vote and no strength has no ``margin`` key: a constant 1.0 on every such pair
+      would shift OpenRLHF's margin loss (``--model.margin_loss_enable``) for all of them
+      alike. OpenRLHF subtracts it inside the Bradley-Terry loss.
     * ``verl/{split}.parquet``: verl's RL prompt rows, one per prompt (its data preparation
       examples): ``data_source`` (``prefloop/<dataset>``), ``prompt`` (messages), ``ability``
       (``alignment``), ``reward_model`` ``{style: "model", ground_truth: ""}`` and
@@ -39,9 +42,14 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
         for name, t in splits.items():
             with open(out / "openrlhf" / f"{name}.jsonl", "w", encoding="utf-8") as f:
                 for r in t.select(["prompt", "chosen", "rejected", "p_chosen", "rating_margin",
-                                   "prompt_id", "chosen_id", "rejected_id"]).to_pylist():
-                    rated, p = r.pop("rating_margin"), r.pop("p_chosen")
-                    r["margin"] = round(rated if rated is not None else 2 * p - 1, 6)
+                                   "margin", "votes_chosen", "votes_rejected", "prompt_id",
+                                   "chosen_id", "rejected_id"]).to_pylist():
+                    rated, p, graded = r.pop("rating_margin"), r.pop("p_chosen"), r.pop("margin")
+                    votes = r.pop("votes_chosen") + r.pop("votes_rejected")
+                    value = (graded if graded is not None else rated if rated is not None
+                             else 2 * p - 1 if votes > 1 or p < 1 else None)
+                    if value is not None:
+                        r["margin"] = round(value, 6)
                     f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     elif fmt == "verl":
         (out / "verl").mkdir()

@@ -8,7 +8,7 @@ Accepted rows (the formats of TRL's dataset guide):
 * implicit prompt: ``{"chosen": [messages], "rejected": [messages]}`` sharing every turn but the
   last assistant message.
 
->>> r = _record(1, {"prompt": "2+2?", "chosen": "4", "rejected": "5"}, "human", "demo")
+>>> r = pair_record(1, {"prompt": "2+2?", "chosen": "4", "rejected": "5"}, "human", "demo")
 >>> r.messages, r.responses, r.ranking
 ([{'role': 'user', 'content': '2+2?'}], [('4', None), ('5', None)], [[0], [1]])
 """
@@ -40,7 +40,7 @@ from .common import (
     read_records,
 )
 
-__all__ = ["read_trl"]
+__all__ = ["read_trl", "pair_record"]
 
 
 def _reply(obj: dict[str, Any], name: str) -> str:
@@ -72,7 +72,9 @@ def _implicit(obj: dict[str, Any]) -> tuple[list[Message], str, str]:
     return chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
 
 
-def _record(n: int, obj: dict[str, Any], labeler_kind: str, labeler: str) -> ImportRecord:
+def pair_record(n: int, obj: dict[str, Any], labeler_kind: str = "human", labeler: str = "trl") -> ImportRecord:
+    """One TRL preference row as an :class:`ImportRecord` (see the module docstring); raises
+    :class:`FieldError`."""
     if "prompt" not in obj or obj["prompt"] is None:
         if isinstance(obj.get("chosen"), list):
             messages, chosen, rejected = _implicit(obj)
@@ -94,7 +96,7 @@ def _record(n: int, obj: dict[str, Any], labeler_kind: str, labeler: str) -> Imp
 def _standard_batches(path: Path, labeler_kind: str, labeler: str
                       ) -> Iterator[pa.RecordBatch | ImportRecord | Problem]:
     """Vectorized reading of standard (all-string) columnar rows: clean rows become one
-    normalized batch per input batch; the others go through :func:`_record` one by one, which
+    normalized batch per input batch; the others go through :func:`pair_record` one by one, which
     reports them exactly as the row-wise path would."""
     for first, batch in iter_arrow_batches(path):
         cols = [batch.column(name) for name in ("prompt", "chosen", "rejected")]
@@ -128,7 +130,7 @@ def _standard_batches(path: Path, labeler_kind: str, labeler: str
         if n < batch.num_rows:
             bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
             rows = batch.take(pa.array(bad)).to_pylist()
-            yield from read_records(path, lambda i, obj: _record(i, obj, labeler_kind, labeler),
+            yield from read_records(path, lambda i, obj: pair_record(i, obj, labeler_kind, labeler),
                                     rows=((first + i, obj) for i, obj in zip(bad, rows)))
 
 
@@ -163,4 +165,4 @@ def read_trl(path: Path, *, labeler_kind: str = "human", labeler: str = "trl",
     vectorized (batches of the normalized schema); everything else row by row."""
     if _is_standard(path):
         return _standard_batches(path, labeler_kind, labeler)
-    return read_records(path, lambda n, obj: _record(n, obj, labeler_kind, labeler))
+    return read_records(path, lambda n, obj: pair_record(n, obj, labeler_kind, labeler))
