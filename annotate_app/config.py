@@ -104,7 +104,9 @@ class AppConfig:
     gold tasks below it pauses them; 0: off), ``strength`` (two-response tasks also ask how
     much better: "significantly better, better, slightly better, negligibly better / unsure",
     as Llama 2's collection did; after 1 or 2 the keys 1-4 pick it, or a second click; stored
-    with the comparison and exported as the pairs' ``margin``).
+    with the comparison and exported as the pairs' ``margin``), ``webhook_backoff_seconds`` and
+    ``webhook_attempts`` (a failed webhook delivery is retried after backoff * 4**(n-1)
+    seconds, at most this many tries; :mod:`prefloop.annotate_app.webhooks`).
     """
 
     guidelines: str = DEFAULT_GUIDELINES
@@ -121,6 +123,8 @@ class AppConfig:
     min_gold_accuracy: float = 0.8
     gold_window: int = 0
     strength: bool = False
+    webhook_backoff_seconds: float = 5.0
+    webhook_attempts: int = 6
     review: store.ReviewRules = field(default_factory=store.ReviewRules)
     assist: AssistConfig | None = None
     ratings: RatingsConfig | None = None

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from .engine import Engine, fetch_records, to_json
 from .errors import LeaseError, NotFoundError, ValidationError
+from .platform import emit_event
 from .records import LABELER_KINDS, STRENGTHS, Comparison, Ranking, text_hash, utcnow
 from .tasks import DEFAULT_LEASE_SECONDS, TasksAPI
 from .validation import MAX_TEXT_CHARS, validate_ranking
@@ -86,7 +87,7 @@ class ComparisonsAPI:
             if task_id is not None:
                 eval_run_id = self.tasks.complete_assignment(con, task_id, annotator_id, prompt_id,
                                                              rids, now) or eval_run_id
-            return con.execute(
+            cid = con.execute(
                 "INSERT INTO comparisons (prompt_id, task_id, ranking, labeler_kind, labeler, "
                 "annotator_id, rationale, flags, confidence, duration_ms, dedup_key, created_at, "
                 "eval_run_id, suggestion, strength) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -95,6 +96,9 @@ class ComparisonsAPI:
                  None if annotator_id is not None else labeler, annotator_id, rationale,
                  list(flags), confidence, duration_ms, key, now, eval_run_id,
                  to_json(suggestion), strength]).fetchone()[0]
+            emit_event(con, "comparison.created", {"comparison_id": cid, "prompt_id": prompt_id,
+                                                   "task_id": task_id, "labeler_kind": labeler_kind})
+            return cid
 
     def ai_suggestion(self, prompt_id: int, response_ids: Sequence[int], *,
                       labeler: str | None = None) -> tuple[int | None, str] | None:
@@ -212,6 +216,21 @@ class ComparisonsAPI:
         """The newest comparison's id (0 in an empty store): labels recorded later have larger ids."""
         with self.engine.atomic() as con:
             return con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
+
+    def count_after(self, after: int, *, labeler_kind: str | None = "human") -> int:
+        """How many comparisons (of ``labeler_kind``; evaluation labels left out) have an id
+        above ``after``."""
+        with self.engine.atomic() as con:
+            return con.execute("SELECT count(*) FROM comparisons WHERE id > ? AND eval_run_id IS NULL "
+                               "AND (?::VARCHAR IS NULL OR labeler_kind = ?)",
+                               [after, labeler_kind, labeler_kind]).fetchone()[0]
+
+    def page(self, *, after: int = 0, limit: int = 100) -> list[Comparison]:
+        """Comparisons with an id above ``after``, oldest first, at most ``limit`` (cursor
+        pagination: pass the last id as the next ``after``)."""
+        with self.engine.atomic() as con:
+            return fetch_records(con, Comparison, f"{COMPARISON_SELECT} WHERE c.id > ? ORDER BY c.id "
+                                 "LIMIT ?", [after, limit])
 
     def get(self, comparison_id: int) -> Comparison:
         """The comparison with this id. Raises :class:`NotFoundError`."""

@@ -24,6 +24,7 @@ from .comparisons import ComparisonsAPI
 from .engine import DEFAULT_LOCK_TIMEOUT, Engine
 from .exports import ExportsAPI
 from .judgments import JudgmentsAPI
+from .platform import APIKeysAPI, WebhooksAPI
 from .prompts import PromptsAPI, ResponsesAPI
 from .reviews import ReviewsAPI
 from .runs import RunsAPI
@@ -49,7 +50,8 @@ class Store:
             :class:`StoreBusyError` (``$PREFLOOP_LOCK_TIMEOUT``, default 60).
 
     Attributes:
-        prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples, reviews:
+        prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples, reviews,
+        api_keys, webhooks:
             the API of each table (see their modules).
 
     Opening applies missing migrations (an older store is upgraded in place).
@@ -76,6 +78,8 @@ class Store:
         self.exports = ExportsAPI(self.engine)
         self.samples = SamplesAPI(self.engine)
         self.reviews = ReviewsAPI(self.engine, self.tasks, self.comparisons)
+        self.api_keys = APIKeysAPI(self.engine)
+        self.webhooks = WebhooksAPI(self.engine)
 
     @property
     def path(self) -> Path:

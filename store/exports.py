@@ -23,11 +23,16 @@ class ExportsAPI:
     def record(self, filters: dict[str, Any], n_pairs: int, path: str, sha256: str,
                max_comparison_id: int | None) -> Export:
         """Record a written pair export."""
+        from .platform import emit_event
+
         with self.engine.atomic() as con:
-            return fetch_records(
+            export = fetch_records(
                 con, Export, f"INSERT INTO exports (filters, n_pairs, path, sha256, max_comparison_id) "
                 f"VALUES (?, ?, ?, ?, ?) RETURNING {_COLS}",
                 [to_json(filters), n_pairs, path, sha256, max_comparison_id], filters=json.loads)[0]
+            emit_event(con, "export.created", {"export_id": export.id, "n_pairs": n_pairs,
+                                               "path": path, "sha256": sha256})
+            return export
 
     def get(self, export_id: int) -> Export:
         """The export with this id. Raises :class:`NotFoundError`."""

@@ -267,6 +267,49 @@ def _0007_preference_strength(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE comparisons ADD COLUMN strength VARCHAR")
 
 
+def _0008_platform(con: duckdb.DuckDBPyConnection) -> None:
+    """API keys (hashed), webhooks and their delivery outbox (:mod:`prefloop.store.platform`)."""
+    con.execute("CREATE SEQUENCE api_keys_id_seq START 1")
+    con.execute("""
+        CREATE TABLE api_keys (
+            id BIGINT PRIMARY KEY,
+            annotator_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL DEFAULT '',
+            prefix VARCHAR NOT NULL,
+            key_hash VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            last_used_at TIMESTAMP,
+            revoked_at TIMESTAMP
+        )""")
+    con.execute("CREATE SEQUENCE webhooks_id_seq START 1")
+    con.execute("""
+        CREATE TABLE webhooks (
+            id BIGINT PRIMARY KEY DEFAULT nextval('webhooks_id_seq'),
+            url VARCHAR NOT NULL,
+            events VARCHAR[] NOT NULL,
+            salt VARCHAR NOT NULL,
+            active BOOLEAN NOT NULL DEFAULT true,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("CREATE SEQUENCE webhook_deliveries_id_seq START 1")
+    con.execute("""
+        CREATE TABLE webhook_deliveries (
+            id BIGINT PRIMARY KEY DEFAULT nextval('webhook_deliveries_id_seq'),
+            webhook_id BIGINT NOT NULL,
+            event VARCHAR NOT NULL,
+            message_id VARCHAR NOT NULL,
+            payload VARCHAR NOT NULL,
+            status VARCHAR NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_status INTEGER,
+            last_error VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            next_attempt_at TIMESTAMP,
+            delivered_at TIMESTAMP
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
@@ -275,6 +318,7 @@ MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0005_review", _0005_review),
     ("0006_export_replacement", _0006_export_replacement),
     ("0007_preference_strength", _0007_preference_strength),
+    ("0008_platform", _0008_platform),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

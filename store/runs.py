@@ -77,6 +77,11 @@ class RunsAPI:
                  utcnow() if status in _FINAL else (None if status == "running" else run.finished_at),
                  os.getpid() if claim else run.pid, socket.gethostname() if claim else run.host,
                  run_id])
+            if status in ("finished", "failed") and run.status != status:
+                from .platform import emit_event
+
+                emit_event(con, f"run.{status}", {"run_id": run_id, "kind": run.kind,
+                                                  "status": status, "error": (merged or {}).get("error")})
             return self.get(run_id)
 
     def get(self, run_id: int) -> Run:

@@ -365,6 +365,9 @@ class TasksAPI:
                                [task_id]).fetchone()[0]
             if done >= task.overlap:
                 con.execute("UPDATE tasks SET completed_at = ? WHERE id = ?", [now, task_id])
+                from .platform import emit_event
+
+                emit_event(con, "task.completed", {"task_id": task_id, "prompt_id": prompt_id})
         return task.eval_run_id
 
     def reopen(self, con: duckdb.DuckDBPyConnection, task_id: int, annotator_id: int,

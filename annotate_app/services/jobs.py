@@ -20,10 +20,11 @@ __all__ = ["JobRunner", "JOB_KINDS"]
 
 #: The jobs the admin page may start: command -> kinds (train) or modes (judge).
 JOB_KINDS = {"train": tuple(k for k in TRAIN_KINDS if k != "kto"),   # kto needs feedback labels
-             "judge": ("pairwise", "rank", "critique", "score")}
+             "judge": ("pairwise", "rank", "critique", "score"),
+             "loop": ("", "iteration")}
 #: The options a job may be given (as ``--option value``).
 JOB_OPTIONS = frozenset({"model", "reward_model", "max_steps", "source", "limit", "backend",
-                         "base_url", "export", "dataset"})
+                         "base_url", "export", "dataset", "config"})
 
 
 class JobRunner:
@@ -34,12 +35,20 @@ class JobRunner:
         self.jobs: dict[int, subprocess.Popen] = {}
 
     def start(self, command: str, kind: str, args: dict[str, Any]) -> tuple[int, Path]:
-        """Start ``prefloop train KIND ...`` or ``prefloop judge run --mode KIND ...`` in a
-        subprocess (its run appears in the store); returns (pid, log file)."""
+        """Start ``prefloop train KIND ...``, ``prefloop judge run --mode KIND ...`` or
+        ``prefloop loop --config FILE`` in a subprocess (its run appears in the store); returns
+        (pid, log file)."""
         if command not in JOB_KINDS or kind not in JOB_KINDS[command]:
-            raise InvalidSubmission(f"unknown job {command} {kind}")
+            raise InvalidSubmission(f"unknown job {command} {kind}: expected train "
+                                    f"{'|'.join(JOB_KINDS['train'])}, judge "
+                                    f"{'|'.join(JOB_KINDS['judge'])} or loop")
+        if command == "loop" and not args.get("config"):
+            raise InvalidSubmission("a loop job needs the option config (a loop.yaml on the server)")
+        if command != "loop" and "config" in args:
+            raise InvalidSubmission("option config is only for loop jobs")
         argv = [sys.executable, "-m", "prefloop", "--db", str(self.store.path.resolve())]
-        argv += ["train", kind] if command == "train" else ["judge", "run", "--mode", kind, "--no-progress"]
+        argv += {"train": ["train", kind], "judge": ["judge", "run", "--mode", kind, "--no-progress"],
+                 "loop": ["loop"]}[command]
         for key, value in args.items():
             if value in (None, ""):
                 continue

@@ -13,12 +13,87 @@ from ._common import console, int_list_option, read_option_file, state
 app = typer.Typer()
 users_app = typer.Typer(no_args_is_help=True, help="Annotator and admin accounts of the labeling app.")
 tasks_app = typer.Typer(no_args_is_help=True, help="The labeling queue.")
+key_app = typer.Typer(no_args_is_help=True, help="API keys (Authorization: Bearer) of the HTTP API at /api.")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Webhooks: URLs told of new labels, exports and runs.")
 
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app)
     root.add_typer(users_app, name="users")
     root.add_typer(tasks_app, name="tasks")
+    root.add_typer(webhooks_app, name="webhooks")
+    users_app.add_typer(key_app, name="key")
+
+
+@key_app.command("create")
+def key_create(
+    name: Annotated[str, typer.Argument(help="The user the key acts as (with their role).")],
+    label: Annotated[str, typer.Option(help="What the key is for (shown in lists).")] = "",
+) -> None:
+    """Create an API key for a user; it is printed once and stored only as a hash."""
+    s = state.store()
+    user = s.annotators.get(name)
+    row, text = s.api_keys.create(user.id, label)
+    console.print(f"API key {row.id} for {user.name} ({user.role}); keep it now, it is not shown again:")
+    typer.echo(text)
+
+
+@key_app.command("list")
+def key_list(name: Annotated[Optional[str], typer.Argument(help="Only this user's keys.")] = None) -> None:
+    """API keys (never their secret): id, user, label, prefix, created, last used, revoked."""
+    s = state.store()
+    users = {a.id: a.name for a in s.annotators.list()}
+    uid = s.annotators.get(name).id if name else None
+    t = Table()
+    for col in ("id", "user", "label", "prefix", "created", "last used", "revoked"):
+        t.add_column(col)
+    fmt = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else "-"   # noqa: E731
+    for k in s.api_keys.list(uid):
+        t.add_row(str(k.id), users.get(k.annotator_id, "?"), k.name, k.prefix + "...",
+                  fmt(k.created_at), fmt(k.last_used_at), fmt(k.revoked_at))
+    console.print(t)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (prefloop users key list).")]) -> None:
+    """Revoke an API key: it authenticates nobody from now on."""
+    k = state.store().api_keys.revoke(key_id)
+    console.print(f"API key {k.id} ({k.prefix}...) revoked.")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: Annotated[str, typer.Argument(help="The receiver's http(s) URL.")],
+    events: Annotated[str, typer.Option(help="Comma-separated: comparison.created, task.completed, export.created, run.finished, run.failed.")],
+) -> None:
+    """Register a webhook (Standard Webhooks signatures; needs $PREFLOOP_WEBHOOK_KEY). The
+    signing secret is printed once. Deliveries are sent by the running labeling app."""
+    w, secret = state.store().webhooks.add(url, [e.strip() for e in events.split(",") if e.strip()])
+    console.print(f"Webhook {w.id} -> {w.url} for {', '.join(w.events)}; its signing secret:")
+    typer.echo(secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """Webhooks and their deliveries' state."""
+    s = state.store()
+    t = Table()
+    for col in ("id", "url", "events", "active", "delivered", "pending", "failed"):
+        t.add_column(col)
+    counts: dict[tuple[int, str], int] = {}
+    for d in s.webhooks.deliveries(limit=100_000):
+        counts[(d.webhook_id, d.status)] = counts.get((d.webhook_id, d.status), 0) + 1
+    for w in s.webhooks.list():
+        t.add_row(str(w.id), w.url, ", ".join(w.events), "yes" if w.active else "no",
+                  *(str(counts.get((w.id, k), 0)) for k in ("delivered", "pending", "failed")))
+    console.print(t)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(webhook_id: Annotated[int, typer.Argument(help="Webhook id.")]) -> None:
+    """Deactivate a webhook (its delivery record stays)."""
+    state.store().webhooks.remove(webhook_id)
+    console.print(f"Webhook {webhook_id} removed.")
 
 
 @app.command()

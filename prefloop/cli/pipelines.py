@@ -36,11 +36,27 @@ def demo(
 def loop(
     config: Annotated[Path, typer.Option(help="Loop config YAML (see README: prefloop loop).")],
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new iteration even if the last one was interrupted.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep running: start an iteration whenever the config's trigger (new_labels, min_interval) is met.")] = False,
+    poll: Annotated[float, typer.Option(help="With --watch: seconds between checks.")] = 30.0,
+    max_iterations: Annotated[Optional[int], typer.Option(help="With --watch: stop after this many iterations.")] = None,
 ) -> None:
-    """One iteration of export -> train -> generate -> judge -> enqueue on your store and models."""
+    """One iteration of export -> train -> generate -> judge -> enqueue on your store and models
+    (with --watch: one each time enough new human labels arrived)."""
     from prefloop.pipelines.loop import load_loop_config, run_loop
 
-    run_loop(state.store(), load_loop_config(config), fresh=fresh, console=console)
+    cfg = load_loop_config(config)
+    if watch:
+        from prefloop.pipelines.watch import trigger_progress
+        from prefloop.pipelines.watch import watch as run_watch
+
+        s = state.store()
+        p = trigger_progress(s, cfg)
+        console.print(f"Watching {s.path}: {p['new_labels']} of {p['needed']} new human labels; "
+                      "Ctrl+C to stop")
+        n = run_watch(s, cfg, poll_seconds=poll, max_iterations=max_iterations, console=console)
+        console.print(f"{n} iterations ran.")
+        return
+    run_loop(state.store(), cfg, fresh=fresh, console=console)
 
 
 eval_app = typer.Typer()

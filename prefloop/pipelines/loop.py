@@ -31,13 +31,25 @@ from .loop_config import REWARDED_UPDATES, EvalStep, LoopConfig, TrainStep, load
 __all__ = ["load_loop_config", "run_loop", "LoopConfig"]
 
 
+#: The loop trains its reward model as an ensemble of this many members unless ``rm.ensemble``
+#: says otherwise (``null``: one model): the queue's ``select: uncertain`` then ranks pairs by
+#: the members' disagreement, which needed a third of random selection's labels in
+#: ``bench/label_efficiency.py`` (README: "Labels that go further").
+DEFAULT_RM_ENSEMBLE = 3
+
+
 def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
-             console: Console | None = None) -> dict[str, Any]:
+             console: Console | None = None, trigger: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or resume) one loop iteration; returns the stage results (stage name -> its
-    recorded result: ``run_id`` and the step's figures)."""
+    recorded result: ``run_id`` and the step's figures). ``trigger``: what started it (from
+    :func:`watch`), recorded in the run's summary; every iteration records the newest
+    comparison id at its start (``labels_at_start``), from which the next trigger counts."""
     console = console or Console()
     pipe = Pipeline(s, "loop", cfg.raw, resume=not fresh, reuse_finished=False, console=console)
     loop_id = pipe.run.id
+    if "labels_at_start" not in (pipe.run.summary or {}):
+        s.runs.update(loop_id, summary={"labels_at_start": s.comparisons.max_id(),
+                                        "trigger": trigger or {"by": "hand"}})
     previous = [r for r in s.runs.list(kind="loop") if r.status == "finished" and r.id != loop_id]
 
     def export():
@@ -57,7 +69,8 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
     policy, rm_ref = cfg.policy, None
     if ex["export_id"] is not None and not cfg.rm.skip:
         res = pipe.stage("rm", "Train the reward model", lambda: _train(
-            s, cfg.rm, {"model": "minilm", **cfg.rm.settings, "export_id": ex["export_id"]}, loop_id))
+            s, cfg.rm, {"model": "minilm", "ensemble": DEFAULT_RM_ENSEMBLE, **cfg.rm.settings,
+                        "export_id": ex["export_id"]}, loop_id))
         rm_ref = f"run:{res['run_id']}"
     update = cfg.update
     if ex["export_id"] is not None and update is not None and not update.skip:

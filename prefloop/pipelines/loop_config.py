@@ -13,7 +13,8 @@ Config (all keys optional)::
              since_last: true,         # only comparisons newer than the previous iteration's export
              aggregate: majority, min_confidence: 0.0,     # or dawid-skene (soft labels)
              ai_min_agreement: null, ai_min_overlap: 30}   # judge gating (any PairFilters field)
-    rm: {model: minilm, max_steps: 200, max_length: 384}          # any RewardRunConfig field
+    rm: {model: minilm, max_steps: 200, max_length: 384, ensemble: 3}   # any RewardRunConfig
+                                       # field; ensemble: null trains one model
     policy_update: dpo                 # dpo, iterative-dpo, ppo, grpo, rloo, rs-sft, orpo, kto or none
     dpo: {max_steps: 50}               # any DPORunConfig field
     ppo: {max_steps: 10}               # any PPORunConfig field (grpo, rloo, orpo, kto: theirs)
@@ -27,6 +28,9 @@ Config (all keys optional)::
                select: uncertain, overlap: 1}      # and any GenParams field
     judge: {modes: [pairwise, critique], backend: local, model: null, base_url: null,
             limit: 20, rounds: 1, constitution: null, source: generated}
+    trigger: {new_labels: 200, min_interval: 1h}   # prefloop loop --watch: start an iteration
+                                       # when this many new human labels arrived since the last
+                                       # one began, at most one per min_interval (s, m, h, d)
 
 Every section also takes ``skip: true``.
 """
@@ -46,14 +50,53 @@ from prefloop.store.pairs import PairFilters
 from .errors import LoopConfigError
 from .eval_config import EvalConfig
 
-__all__ = ["LoopConfig", "ExportStep", "TrainStep", "EvalStep", "GenerateStep", "JudgeStep",
+__all__ = ["Trigger", "parse_duration", "LoopConfig", "ExportStep", "TrainStep", "EvalStep", "GenerateStep", "JudgeStep",
            "load_loop_config", "POLICY_UPDATES", "REWARDED_UPDATES", "LOOP_KEYS"]
 
 #: ``policy_update`` values: the method that updates the policy each iteration.
 POLICY_UPDATES = ("dpo", "iterative-dpo", "ppo", "grpo", "rloo", "rs-sft", "orpo", "kto", "none")
 #: The updates that sample from the policy and need the reward model trained this iteration.
 REWARDED_UPDATES = ("ppo", "grpo", "rloo", "iterative-dpo", "rs-sft")
-LOOP_KEYS = ("policy", "export", "rm", "policy_update", *POLICY_UPDATES[:-1], "eval", "generate", "judge")
+LOOP_KEYS = ("policy", "export", "rm", "policy_update", *POLICY_UPDATES[:-1], "eval", "generate", "judge",
+             "trigger")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """When ``prefloop loop --watch`` starts an iteration: ``new_labels`` human labels
+    (evaluation labels left out) recorded since the previous iteration began, and at least
+    ``min_interval`` seconds since it began."""
+
+    new_labels: int
+    min_interval: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.new_labels, bool) or not isinstance(self.new_labels, int) or self.new_labels < 1:
+            raise ValueError(f"new_labels: expected an integer >= 1, found {self.new_labels!r}")
+        if not self.min_interval >= 0:
+            raise ValueError(f"min_interval: expected a duration >= 0, found {self.min_interval!r}")
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """``90``, ``"90s"``, ``"30m"``, ``"1h"``, ``"2d"`` -> seconds.
+
+    Raises:
+        LoopConfigError: anything else (naming ``where``).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            seconds = float(text[:-1]) * units[text[-1]]
+        else:
+            seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise LoopConfigError(f"{where}: expected a duration like 90s, 30m, 1h or 2d, found {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -132,6 +175,7 @@ class LoopConfig:
     eval: EvalStep = EvalStep()
     generate: GenerateStep = GenerateStep()
     judge: JudgeStep = JudgeStep()
+    trigger: Trigger | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -231,6 +275,13 @@ def loop_config_from_dict(raw: dict[str, Any], where: str = "loop config") -> Lo
     for kind in POLICY_UPDATES[:-1]:       # sections of methods not selected are checked too
         if kind != update and kind in raw:
             _train_step(raw, kind, where)
+    trig = _section(raw, "trigger", where)
+    if "min_interval" in trig:
+        trig["min_interval"] = parse_duration(trig["min_interval"], f"{where}: trigger.min_interval")
+    if trig and "new_labels" not in trig:
+        raise LoopConfigError(f"{where}: trigger.new_labels: missing (how many new human labels "
+                              "start an iteration)")
+    trigger = _build(Trigger, trig, f"{where}: trigger") if trig else None
     judge = _section(raw, "judge", where)
     if "modes" in judge:
         judge["modes"] = tuple(judge["modes"])
@@ -243,4 +294,5 @@ def loop_config_from_dict(raw: dict[str, Any], where: str = "loop config") -> Lo
         eval=EvalStep(prompts, threshold, ev, ev_skip),
         generate=generate,
         judge=_build(JudgeStep, judge, f"{where}: judge"),
+        trigger=trigger,
         raw=raw)

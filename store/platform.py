@@ -1,0 +1,304 @@
+"""The platform's HTTP side in the store: API keys (``store.api_keys``) and webhooks
+(``store.webhooks``: endpoints and their delivery attempts).
+
+API keys are ``pfk_<id>_<secret>`` with 32 random bytes of secret (``secrets.token_urlsafe``),
+shown once; the store keeps only their SHA-256 (a key carries 256 bits of entropy, so a fast
+hash is the usual choice, as GitHub's and Stripe's tokens are checked, while passwords get
+argon2). A key acts with its user's role; a revoked key, or a key of a deactivated user,
+authenticates nobody.
+
+Webhooks follow the Standard Webhooks scheme (https://www.standardwebhooks.com, as Argilla 2.x
+signs its webhooks): each endpoint has a secret ``whsec_<base64>``; a delivery sends headers
+``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 of
+HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>``. The store holds no secret: an endpoint's
+secret is derived from the deployment's key ``$PREFLOOP_WEBHOOK_KEY`` (any long random string,
+kept with the app's other secrets) and the endpoint's random salt, HMAC-SHA256(key,
+"webhook:{salt}"); it is shown once when the webhook is added.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .engine import Engine, fetch_records
+from .errors import NotFoundError, ValidationError
+from .records import Annotator, utcnow
+
+__all__ = ["emit_event", "WEBHOOK_KEY_ENV", "webhook_secret", "APIKey", "APIKeysAPI", "Webhook", "WebhookDelivery", "WebhooksAPI", "WEBHOOK_EVENTS",
+           "sign_webhook", "verify_webhook"]
+
+#: The environment variable holding the key webhook secrets are derived from.
+WEBHOOK_KEY_ENV = "PREFLOOP_WEBHOOK_KEY"
+
+
+def webhook_secret(salt: str) -> str:
+    """The ``whsec_`` secret of the webhook with this salt (see the module docstring).
+
+    Raises:
+        ValidationError: ``$PREFLOOP_WEBHOOK_KEY`` is unset or shorter than 16 characters.
+    """
+    key = os.environ.get(WEBHOOK_KEY_ENV, "")
+    if len(key) < 16:
+        raise ValidationError(f"webhooks need ${WEBHOOK_KEY_ENV}: a random string of at least 16 "
+                              "characters (e.g. `openssl rand -hex 32`), the same wherever the "
+                              "store is used")
+    mac = hmac.new(key.encode(), f"webhook:{salt}".encode(), hashlib.sha256).digest()[:24]
+    return "whsec_" + base64.b64encode(mac).decode()
+
+
+#: The events a webhook can subscribe to.
+WEBHOOK_EVENTS = ("comparison.created", "task.completed", "export.created", "run.finished",
+                  "run.failed")
+
+
+@dataclass(frozen=True)
+class APIKey:
+    """A row of ``api_keys`` (never the secret): ``prefix`` is ``pfk_<id>_`` plus the
+    secret's first 4 characters, enough to recognize it in a list."""
+
+    id: int
+    annotator_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+_KEY_COLS = "id, annotator_id, name, prefix, created_at, last_used_at, revoked_at"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class APIKeysAPI:
+    """``store.api_keys``."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(self, annotator_id: int, name: str = "") -> tuple[APIKey, str]:
+        """A new key for the annotator: ``(row, the key text)``; the text is never stored.
+
+        Raises:
+            NotFoundError: no such annotator. ValidationError: a name over 200 characters.
+        """
+        if len(name) > 200:
+            raise ValidationError("key name: more than 200 characters")
+        secret = secrets.token_urlsafe(32)
+        with self.engine.atomic() as con:
+            if not con.execute("SELECT 1 FROM annotators WHERE id = ?", [annotator_id]).fetchone():
+                raise NotFoundError(f"no annotator with id {annotator_id}")
+            kid = con.execute("SELECT nextval('api_keys_id_seq')").fetchone()[0]
+            text = f"pfk_{kid}_{secret}"
+            row = fetch_records(con, APIKey, f"""INSERT INTO api_keys (id, annotator_id, name,
+                prefix, key_hash) VALUES (?, ?, ?, ?, ?) RETURNING {_KEY_COLS}""",
+                                [kid, annotator_id, name, f"pfk_{kid}_{secret[:4]}", _digest(text)])[0]
+        return row, text
+
+    def list(self, annotator_id: int | None = None) -> list[APIKey]:
+        """Keys, by id (revoked ones too)."""
+        with self.engine.atomic() as con:
+            return fetch_records(con, APIKey, f"SELECT {_KEY_COLS} FROM api_keys WHERE "
+                                 "($a::BIGINT IS NULL OR annotator_id = $a) ORDER BY id",
+                                 {"a": annotator_id})
+
+    def revoke(self, key_id: int) -> APIKey:
+        """Revoke a key (it authenticates nobody from now on). Raises :class:`NotFoundError`."""
+        with self.engine.atomic() as con:
+            found = fetch_records(con, APIKey, f"UPDATE api_keys SET revoked_at = coalesce("
+                                  f"revoked_at, ?) WHERE id = ? RETURNING {_KEY_COLS}",
+                                  [utcnow(), key_id])
+        if not found:
+            raise NotFoundError(f"no API key with id {key_id}")
+        return found[0]
+
+    def authenticate(self, text: str) -> Annotator | None:
+        """The active annotator a key text belongs to, or ``None`` (unknown, malformed or
+        revoked key; inactive user). Compares digests in constant time; records the use."""
+        parts = text.split("_", 2) if isinstance(text, str) else []
+        if len(parts) != 3 or parts[0] != "pfk" or not parts[1].isdigit() or len(text) > 200:
+            return None
+        from .annotators import _COLS
+
+        with self.engine.atomic() as con:
+            row = con.execute("SELECT key_hash, annotator_id FROM api_keys WHERE id = ? AND "
+                              "revoked_at IS NULL", [int(parts[1])]).fetchone()
+            if row is None or not hmac.compare_digest(row[0], _digest(text)):
+                return None
+            found = fetch_records(con, Annotator, f"SELECT {_COLS} FROM annotators WHERE id = ? "
+                                  "AND active", [row[1]])
+            if not found:
+                return None
+            con.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [utcnow(), int(parts[1])])
+            return found[0]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A row of ``webhooks`` (the secret left out)."""
+
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One delivery of an event to a webhook: ``status`` ``pending``, ``delivered`` or
+    ``failed`` (every attempt used); ``attempts`` so far, the last HTTP status or error."""
+
+    id: int
+    webhook_id: int
+    event: str
+    message_id: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+_HOOK_COLS = "id, url, events, active, created_at"
+_DELIVERY_COLS = ("id, webhook_id, event, message_id, payload, status, attempts, last_status, "
+                  "last_error, created_at, next_attempt_at, delivered_at")
+
+
+def emit_event(con, event: str, payload: dict[str, Any]) -> int:
+    """Inside the caller's transaction (``con``): queue ``event`` with ``payload`` (its
+    ``data``) for every active webhook subscribed to it; returns how many were queued. The
+    store's own writes call it (a comparison recorded, a task completed, an export recorded,
+    a run finished or failed)."""
+    if event not in WEBHOOK_EVENTS:
+        raise ValidationError(f"event {event!r} is not one of {WEBHOOK_EVENTS}")
+    hooks = [r[0] for r in con.execute("SELECT id FROM webhooks WHERE active AND "
+                                       "list_contains(events, ?)", [event]).fetchall()]
+    now = utcnow()
+    for hid in hooks:
+        con.execute("INSERT INTO webhook_deliveries (webhook_id, event, message_id, payload, "
+                    "next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+                    [hid, event, "msg_" + secrets.token_hex(12),
+                     json.dumps({"type": event, "timestamp": now.isoformat() + "Z", "data": payload}),
+                     now])
+    return len(hooks)
+
+
+def sign_webhook(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of
+    ``"{id}.{timestamp}.{body}"`` under the secret's bytes (base64 after ``whsec_``)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def verify_webhook(secret: str, headers: dict[str, str], body: bytes, *, tolerance: float = 300,
+                   now: float | None = None) -> bool:
+    """A receiver's check of a delivery (any signature in the header may match; the timestamp
+    within ``tolerance`` seconds)."""
+    import time
+
+    h = {k.lower(): v for k, v in headers.items()}
+    try:
+        ts = int(h["webhook-timestamp"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now or time.time()) - ts) > tolerance:
+        return False
+    want = sign_webhook(secret, h.get("webhook-id", ""), ts, body)
+    return any(hmac.compare_digest(want, sig) for sig in h.get("webhook-signature", "").split())
+
+
+class WebhooksAPI:
+    """``store.webhooks``: endpoints, and a durable outbox of deliveries (an event is written in
+    the transaction that made it; a sender delivers it later, so a labeler's submit never waits
+    on the network)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def add(self, url: str, events: list[str]) -> tuple[Webhook, str]:
+        """Register ``url`` for ``events``: ``(row, secret)`` (the secret is shown once).
+
+        Raises:
+            ValidationError: a URL that is not http(s), or an unknown event.
+        """
+        from urllib.parse import urlparse
+
+        u = urlparse(url or "")
+        if u.scheme not in ("http", "https") or not u.netloc or len(url) > 2000:
+            raise ValidationError(f"webhook url {url!r}: expected an http:// or https:// URL")
+        bad = [e for e in events if e not in WEBHOOK_EVENTS]
+        if bad or not events:
+            raise ValidationError(f"webhook events {bad or events}: expected some of {WEBHOOK_EVENTS}")
+        salt = secrets.token_hex(16)
+        secret = webhook_secret(salt)
+        with self.engine.atomic() as con:
+            row = fetch_records(con, Webhook, f"INSERT INTO webhooks (url, events, salt) VALUES "
+                                f"(?, ?, ?) RETURNING {_HOOK_COLS}", [url, list(events), salt])[0]
+        return row, secret
+
+    def list(self) -> list[Webhook]:
+        with self.engine.atomic() as con:
+            return fetch_records(con, Webhook, f"SELECT {_HOOK_COLS} FROM webhooks ORDER BY id")
+
+    def remove(self, webhook_id: int) -> None:
+        """Deactivate a webhook (its deliveries stay on record). Raises NotFoundError."""
+        with self.engine.atomic() as con:
+            if not con.execute("UPDATE webhooks SET active = false WHERE id = ? RETURNING id",
+                               [webhook_id]).fetchone():
+                raise NotFoundError(f"no webhook with id {webhook_id}")
+
+    def emit(self, event: str, payload: dict[str, Any]) -> int:
+        """Queue ``event`` for every active webhook subscribed to it (joins the caller's
+        transaction); returns how many deliveries were queued."""
+        with self.engine.atomic() as con:
+            return emit_event(con, event, payload)
+
+    def due(self, limit: int = 50, now: datetime | None = None) -> list[tuple[WebhookDelivery, str, str]]:
+        """Pending deliveries whose next attempt is due: ``(delivery, url, secret)``.
+
+        Raises:
+            ValidationError: ``$PREFLOOP_WEBHOOK_KEY`` is unset (see :func:`webhook_secret`).
+        """
+        with self.engine.atomic() as con:
+            rows = fetch_records(con, WebhookDelivery, f"SELECT {', '.join('d.' + c.strip() for c in _DELIVERY_COLS.split(','))} "
+                                 "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+                                 "WHERE d.status = 'pending' AND w.active AND d.next_attempt_at <= ? "
+                                 "ORDER BY d.id LIMIT ?", [now or utcnow(), limit],
+                                 payload=json.loads)
+            hooks = {r[0]: (r[1], r[2]) for r in con.execute("SELECT id, url, salt FROM webhooks").fetchall()}
+        return [(d, hooks[d.webhook_id][0], webhook_secret(hooks[d.webhook_id][1])) for d in rows]
+
+    def record_attempt(self, delivery_id: int, *, ok: bool, http_status: int | None,
+                       error: str | None, retry_at: datetime | None) -> None:
+        """One attempt's outcome: delivered, or failed with a retry at ``retry_at`` (``None``:
+        no attempts left, the delivery fails)."""
+        with self.engine.atomic() as con:
+            con.execute("""UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = ?,
+                           last_error = ?, status = ?, next_attempt_at = ?, delivered_at = ?
+                           WHERE id = ?""",
+                        [http_status, (error or "")[:500] or None,
+                         "delivered" if ok else ("pending" if retry_at else "failed"),
+                         None if ok else retry_at, utcnow() if ok else None, delivery_id])
+
+    def deliveries(self, webhook_id: int | None = None, limit: int = 100) -> list[WebhookDelivery]:
+        """The newest deliveries (of one webhook), newest first."""
+        with self.engine.atomic() as con:
+            return fetch_records(con, WebhookDelivery, f"SELECT {_DELIVERY_COLS} FROM "
+                                 "webhook_deliveries WHERE ($w::BIGINT IS NULL OR webhook_id = $w) "
+                                 "ORDER BY id DESC LIMIT $n", {"w": webhook_id, "n": limit},
+                                 payload=json.loads)
