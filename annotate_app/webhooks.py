@@ -3,7 +3,10 @@ process reads the store's outbox and POSTs each due delivery with the Standard W
 headers, on httpx. A 2xx answer delivers it; anything else (another status, a timeout, a refused
 connection) is recorded on the delivery and retried after ``backoff * 4**(attempt - 1)``
 seconds (5 s, 20 s, 80 s, ... by default), up to ``attempts`` tries, then it is ``failed``.
-Nothing a labeler does waits on it: their transaction only adds rows to the outbox.
+Nothing a labeler does waits on it: their transaction only adds rows to the outbox. The thread
+wakes when this process queues a delivery, when a retry falls due, and otherwise every
+``poll_seconds`` (30: deliveries queued by other processes, e.g. a training run's
+``run.finished``), so a store without webhooks is read twice a minute, not continuously.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ logger = logging.getLogger(__name__)
 class WebhookSender:
     """Delivers due webhook events every ``poll_seconds`` (see the module docstring)."""
 
-    def __init__(self, s: store.Store, *, poll_seconds: float = 1.0, backoff: float = 5.0,
+    def __init__(self, s: store.Store, *, poll_seconds: float = 30.0, backoff: float = 5.0,
                  attempts: int = 6, timeout: float = 10.0):
         self.store, self.poll, self.backoff, self.attempts, self.timeout = s, poll_seconds, backoff, attempts, timeout
         self._stop = threading.Event()
@@ -42,10 +45,19 @@ class WebhookSender:
     def _run(self) -> None:
         import httpx
 
+        from prefloop.store.platform import QUEUED
+
+        wait = 0.0
         with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-            while not self._stop.wait(self.poll):
+            while not self._stop.is_set():
+                QUEUED.wait(wait)
+                QUEUED.clear()
+                wait = self.poll
                 try:
                     self.deliver_due(client)
+                    nxt = self.store.webhooks.next_due()
+                    if nxt is not None:
+                        wait = min(self.poll, max(0.05, (nxt - store.utcnow()).total_seconds()))
                 except store.ValidationError as exc:      # e.g. no $PREFLOOP_WEBHOOK_KEY
                     if str(exc) != self.last_error:
                         logger.error("webhooks: %s", exc)

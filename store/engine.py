@@ -73,6 +73,17 @@ POLL_SECONDS = 0.02
 R = TypeVar("R")
 
 
+def _wal_hint(path, exc: Exception) -> str:
+    """What to do when the store's write-ahead log is the problem (a log from another file,
+    or a damaged one): the store itself opens as of its last checkpoint without it."""
+    if "WAL" not in str(exc):
+        return ""
+    wal = f"{path}.wal"
+    return (f"; its write-ahead log {wal} belongs to another store or is damaged: move it aside "
+            f"(mv {wal} {wal}.bad) to open the store as of its last checkpoint, losing the "
+            "writes only that log held")
+
+
 def _first_line(exc: BaseException) -> str:
     """The first line of a DuckDB error without its ``IO Error:`` style prefix."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -277,9 +288,10 @@ class Engine:
                 if _is_lock_conflict(exc):
                     raise self._busy(str(exc).splitlines()[0]) from exc
                 raise StoreError(f"{self.path}: not a readable store ("
-                                 f"{_first_line(exc)})") from None
+                                 f"{_first_line(exc)})" + _wal_hint(self.path, exc)) from None
             except duckdb.Error as exc:        # a truncated or damaged file, a text file
-                raise StoreError(f"{self.path}: not a readable store ({_first_line(exc)})") from None
+                raise StoreError(f"{self.path}: not a readable store ({_first_line(exc)})"
+                                 + _wal_hint(self.path, exc)) from None
             inst.con.execute(f"USE {ALIAS}")
             inst.generation += 1
         except BaseException:

@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,6 +179,11 @@ _DELIVERY_COLS = ("id, webhook_id, event, message_id, payload, status, attempts,
                   "last_error, created_at, next_attempt_at, delivered_at")
 
 
+#: Set when this process queues a delivery: the app's sender wakes on it instead of polling the
+#: store (events queued by other processes are found by its slow poll).
+QUEUED = threading.Event()
+
+
 def emit_event(con, event: str, payload: dict[str, Any]) -> int:
     """Inside the caller's transaction (``con``): queue ``event`` with ``payload`` (its
     ``data``) for every active webhook subscribed to it; returns how many were queued. The
@@ -194,6 +200,8 @@ def emit_event(con, event: str, payload: dict[str, Any]) -> int:
                     [hid, event, "msg_" + secrets.token_hex(12),
                      json.dumps({"type": event, "timestamp": now.isoformat() + "Z", "data": payload}),
                      now])
+    if hooks:
+        QUEUED.set()
     return len(hooks)
 
 
@@ -269,7 +277,8 @@ class WebhooksAPI:
             return emit_event(con, event, payload)
 
     def due(self, limit: int = 50, now: datetime | None = None) -> list[tuple[WebhookDelivery, str, str]]:
-        """Pending deliveries whose next attempt is due: ``(delivery, url, secret)``.
+        """Pending deliveries whose next attempt is due: ``(delivery, url, secret)``, and
+        (:meth:`next_due`) when the next one will be.
 
         Raises:
             ValidationError: ``$PREFLOOP_WEBHOOK_KEY`` is unset (see :func:`webhook_secret`).
@@ -282,6 +291,12 @@ class WebhooksAPI:
                                  payload=json.loads)
             hooks = {r[0]: (r[1], r[2]) for r in con.execute("SELECT id, url, salt FROM webhooks").fetchall()}
         return [(d, hooks[d.webhook_id][0], webhook_secret(hooks[d.webhook_id][1])) for d in rows]
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending delivery is due (``None``: nothing pending)."""
+        with self.engine.atomic() as con:
+            return con.execute("SELECT min(d.next_attempt_at) FROM webhook_deliveries d JOIN webhooks w "
+                               "ON w.id = d.webhook_id WHERE d.status = 'pending' AND w.active").fetchone()[0]
 
     def record_attempt(self, delivery_id: int, *, ok: bool, http_status: int | None,
                        error: str | None, retry_at: datetime | None) -> None:

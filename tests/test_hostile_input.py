@@ -292,3 +292,26 @@ def test_the_edit_diff_is_bounded():
     assert "<ins" in edit_diff("the cat sat", "the dog sat")     # ordinary edits still diff
     long = " ".join(f"w{i}" for i in range(1500))
     assert edit_diff(long, long.replace(" w700 ", " ")).count("<del") == 1
+
+
+def test_a_foreign_or_damaged_write_ahead_log_is_one_line_with_the_fix(tmp_path, cli):
+    """A WAL left beside the store that does not belong to it (copied from another store, or
+    cut short): one line naming the log and how to open the store without it; random bytes
+    (no WAL header) are ignored by DuckDB and the store opens."""
+    from pathlib import Path
+
+    path = tmp_path / "s.duckdb"
+    store.Store.init(path).close()
+    other = tmp_path / "b.duckdb"
+    subprocess.run([sys.executable, "-c", (
+        f"import duckdb, os; con = duckdb.connect({str(other)!r}); con.execute('CREATE TABLE t(x INT)'); "
+        "con.execute('CHECKPOINT'); con.execute('PRAGMA disable_checkpoint_on_shutdown'); "
+        "con.execute('INSERT INTO t SELECT range FROM range(1000)'); os._exit(0)")], check=True)
+    wal = tmp_path / "s.duckdb.wal"
+    for content in (Path(str(other) + ".wal").read_bytes(), Path(str(other) + ".wal").read_bytes()[:200]):
+        wal.write_bytes(content)
+        out = cli("--db", path, "stats")
+        assert out.exit_code == 1 and "Traceback" not in out.output
+        assert "write-ahead log" in out.output and f"mv {wal}" in out.output
+    wal.write_bytes(os.urandom(3000))
+    assert cli("--db", path, "stats").exit_code == 0
