@@ -111,6 +111,13 @@ def test_an_ensemble_trains_as_one_run_and_is_scored_everywhere(hh_store, tiny_m
         "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6,
         "max_prompt_length": 64})
     assert ppo.run.status == "finished" and ppo.summary["reward_model"].endswith("@wco")
+    # policy evaluation with the ensemble as the proxy RM
+    from prefloop.pipelines.evaluation import EvalConfig, run_eval
+
+    ev2 = run_eval(hh_store, EvalConfig(models=(str(tiny_model), str(tiny_model)),
+                                        prompts=f"export:{run.export_id}", limit=3, judge=None,
+                                        max_new_tokens=6, reward_model=f"run:{run.id}@uwo"))
+    assert ev2.run.status == "finished" and ev2.summary["reward_model"].endswith("@uwo")
     # an aggregation on one reward model, or an unknown one: one line each
     single = train(hh_store, "rm", overrides={"model": str(tiny_model), **FAST,
                                               "export_id": run.export_id})
@@ -133,3 +140,29 @@ def test_bad_pair_files_name_file_line_and_field_and_write_nothing(db, tmp_path)
     with pytest.raises(EvalError, match="expected export:ID"):
         __import__("prefloop.pipelines.reward_eval", fromlist=["x"]).load_eval_pairs(db, "nowhere")
     assert db.runs.list() == []
+
+
+@pytest.mark.model
+def test_graded_strength_reaches_the_reward_models_margin_loss(db, tiny_model, tmp_path):
+    """Labels with a strength export a margin; margin_loss trains with it (TRL's margin
+    column); an export without the column is one clear error."""
+    from prefloop import store
+    from prefloop.store.export import export_pairs
+    from prefloop.store.pairs import PairFilters
+    from prefloop.training.data import load_pairs
+
+    for i in range(12):
+        pid = db.prompts.add([[{"role": "user", "content": f"question {i}?"}]], dataset="g")[0]
+        a, b = db.responses.add([store.ResponseIn(pid, f"a helpful answer {i}"), store.ResponseIn(pid, f"no {i}")])
+        db.comparisons.record(pid, [[a], [b]], labeler_kind="human", labeler="crowd",
+                              strength=None if i % 3 == 0 else store.STRENGTHS[i % 4])
+    e = export_pairs(db, tmp_path / "e", PairFilters(test_fraction=0.0)).export
+    margins = load_pairs(e)["train"]["margin"]
+    assert margins.count(None) == 4                                   # i = 0, 3, 6, 9: no strength
+    assert sorted(round(m, 6) for m in margins if m is not None) == sorted(
+        round(m, 6) for m in [2 / 3, 1 / 3, 1.0, 2 / 3, 0.0, 1.0, 1 / 3, 0.0])
+    r = train(db, "rm", overrides={"model": str(tiny_model), "export_id": e.id, "margin_loss": True,
+                                   **FAST})
+    assert r.run.status == "finished"
+    with pytest.raises(store.ValidationError, match="strength 'huge'"):
+        db.comparisons.record(1, [[1], [2]], labeler_kind="human", labeler="x", strength="huge")
