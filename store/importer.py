@@ -32,7 +32,7 @@ __all__ = ["ImportReport", "import_file", "FORMATS"]
 FORMATS = tuple(READERS)
 _BATCH = 20_000
 _SOURCE = {"hh": "hh-rlhf", "trl": "trl", "alpaca-eval": "alpaca-eval", "prompts": "prompts",
-           "feedback": "feedback", "rollouts": "rollouts"}
+           "feedback": "feedback", "rollouts": "rollouts", "label-studio": "label-studio"}
 
 
 @dataclass

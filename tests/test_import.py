@@ -229,3 +229,41 @@ def test_trl_parquet_bad_rows_are_reported_like_jsonl(db, tmp_path):
     assert (r.lines_read, r.imported, r.rejected) == (5, 2, 3)
     assert sorted((p.line, p.field, p.kind) for p in r.problems) == [
         (2, "prompt", "invalid"), (3, "chosen", "rejected"), (4, "rejected", "rejected")]
+
+
+def test_a_label_studio_pairwise_export_imports_each_annotator_as_a_labeler(db, tmp_path):
+    """Label Studio's RLHF pairwise template export: one human comparison per (task, annotator),
+    cancelled annotations and predictions left out, choices and ties read, bad rows named."""
+    import json
+
+    from prefloop.store.importer import import_file
+
+    tasks = [
+        {"id": 1, "data": {"prompt": "Capital of France?", "answer1": "Paris.", "answer2": "Lyon."},
+         "annotations": [
+             {"completed_by": 3, "result": [{"from_name": "comparison", "to_name": ["answer1", "answer2"],
+                                             "type": "pairwise", "value": {"selected": "left"}}]},
+             {"completed_by": {"id": 4, "email": "bo@example.com"},
+              "result": [{"type": "pairwise", "value": {"selected": "right"}}]},
+             {"completed_by": 5, "was_cancelled": True, "result": []}],
+         "predictions": [{"result": [{"type": "pairwise", "value": {"selected": "right"}}]}]},
+        {"id": 2, "data": {"prompt": "2+2?", "text1": "4", "text2": "5"},
+         "annotations": [{"completed_by": 3, "result": [{"type": "choices", "value": {"choices": ["Answer 1"]}}]},
+                         {"completed_by": 4, "result": [{"type": "choices", "value": {"choices": ["Tie"]}}]}]},
+        {"id": 3, "data": {"prompt": "Hi", "answer1": "a", "answer2": "b"},
+         "annotations": [{"completed_by": 3, "result": [{"type": "pairwise", "value": {"selected": "up"}}]}]},
+    ]
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps(tasks, indent=1))
+    report = import_file(db, f, "label-studio", skip_invalid=True)
+    assert report.rejected == 1 and "selected" in str(report.reasons()[0])
+    got = sorted((c.labeler, [[len(g) for g in c.ranking]]) for c in db.comparisons.list())
+    assert [g[0] for g in got] == ["label-studio:3", "label-studio:3", "label-studio:4",
+                                   "label-studio:bo@example.com"]
+    texts = {r.id: r.text for rs in db.responses.for_prompts([p.id for p in db.prompts.list()]).values() for r in rs}
+    by = {c.labeler: c for c in db.comparisons.list() if texts[c.ranking[0][0]] in ("Paris.", "Lyon.")}
+    assert texts[by["label-studio:3"].ranking[0][0]] == "Paris."
+    assert texts[by["label-studio:bo@example.com"].ranking[0][0]] == "Lyon."
+    tie = [c for c in db.comparisons.list() if c.labeler == "label-studio:4"][0]
+    assert len(tie.ranking) == 1 and len(tie.ranking[0]) == 2
+    assert all(c.labeler_kind == "human" for c in db.comparisons.list())
