@@ -267,3 +267,37 @@ def test_a_label_studio_pairwise_export_imports_each_annotator_as_a_labeler(db, 
     tie = [c for c in db.comparisons.list() if c.labeler == "label-studio:4"][0]
     assert len(tie.ranking) == 1 and len(tie.ranking[0]) == 2
     assert all(c.labeler_kind == "human" for c in db.comparisons.list())
+
+
+def test_label_studio_round_trip_export_annotate_import(db, tmp_path):
+    """Export pairs as Label Studio tasks (AI labels as predictions), annotate them as Label
+    Studio would (a pairwise result per task), import the annotated export: every label lands
+    on the same prompt and responses, by the Label Studio annotator."""
+    import json
+
+    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.importer import import_file
+    from prefloop.store.pairs import PairFilters
+
+    for i in range(4):
+        pid = db.prompts.add([[{"role": "user", "content": f"round trip {i}?"}]])[0]
+        a, b = db.responses.add([store.ResponseIn(pid, f"good {i}"), store.ResponseIn(pid, f"bad {i}")])
+        db.comparisons.record(pid, [[a], [b]], labeler_kind="ai" if i % 2 else "human", labeler="j")
+    export_pairs(db, tmp_path / "e", PairFilters(test_fraction=0.0), ExportOptions(format="label-studio"))
+    assert "<Pairwise" in (tmp_path / "e" / "label-studio" / "config.xml").read_text()
+    tasks = json.loads((tmp_path / "e" / "label-studio" / "train.json").read_text())
+    assert len(tasks) == 4 and sum("predictions" in t for t in tasks) == 2
+    for t in tasks:                                    # a person picks the "good" answer
+        side = "left" if t["data"]["answer1"].startswith("good") else "right"
+        if "predictions" in t:
+            assert t["predictions"][0]["result"][0]["value"]["selected"] == side
+        t["annotations"] = [{"completed_by": 7, "result": [
+            {"from_name": "comparison", "to_name": ["answer1", "answer2"], "type": "pairwise",
+             "value": {"selected": side}}]}]
+    (tmp_path / "done.json").write_text(json.dumps(tasks))
+    before = {p.id for p in db.prompts.list()}
+    import_file(db, tmp_path / "done.json", "label-studio")
+    assert {p.id for p in db.prompts.list()} == before            # the same prompts, not new ones
+    ls = db.comparisons.list(labeler="label-studio:7")
+    texts = {r.id: r.text for rs in db.responses.for_prompts(sorted(before)).values() for r in rs}
+    assert len(ls) == 4 and all(texts[c.ranking[0][0]].startswith("good") for c in ls)

@@ -110,7 +110,7 @@ def export(
     min_confidence: Annotated[float, typer.Option(help="Leave out pairs whose p_chosen is below this (counted).")] = 0.0,
     ai_min_agreement: Annotated[Optional[float], typer.Option(help="Keep an AI labeler's votes only if it agrees with people at least this often (judge gating).")] = None,
     ai_min_overlap: Annotated[int, typer.Option(help="...on at least this many pairs both labeled.")] = 30,
-    format: Annotated[str, typer.Option("--format", help="pairs (TRL preference rows); kto (TRL unpaired rows: prompt, completion, label; thumbs up/down feedback and both-bad labels); openrlhf or verl (the pairs plus OpenRLHF's reward/DPO JSONL, or verl's RL prompt parquet, in a subfolder).")] = "pairs",
+    format: Annotated[str, typer.Option("--format", help="pairs (TRL preference rows); kto (TRL unpaired rows: prompt, completion, label; thumbs up/down feedback and both-bad labels); openrlhf, verl or label-studio (the pairs plus OpenRLHF's reward/DPO JSONL, verl's RL prompt parquet, or Label Studio tasks with AI labels as predictions, in a subfolder).")] = "pairs",
     kto_pairs: Annotated[bool, typer.Option("--kto-pairs", help="With --format kto: also each pair's chosen (desirable) and rejected (undesirable).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
 ) -> None:

@@ -1,4 +1,5 @@
-"""The RL engines' own files beside an export's pair files (OpenRLHF, verl)."""
+"""The RL engines' (and labeling tools') own files beside an export's pair files: OpenRLHF,
+verl, Label Studio."""
 
 from __future__ import annotations
 
@@ -12,9 +13,45 @@ __all__ = ["EXPORT_FORMATS", "ENGINE_FORMATS", "write_engine_files"]
 
 #: ``prefloop export --format`` values: TRL's pairs, TRL's unpaired rows for KTO, or the pairs
 #: plus an engine's files.
-EXPORT_FORMATS = ("pairs", "kto", "openrlhf", "verl")
+EXPORT_FORMATS = ("pairs", "kto", "openrlhf", "verl", "label-studio")
 #: The formats that add an engine's files.
-ENGINE_FORMATS = ("openrlhf", "verl")
+ENGINE_FORMATS = ("openrlhf", "verl", "label-studio")
+
+#: The labeling config the Label Studio tasks are written for (its RLHF pairwise template).
+LABEL_STUDIO_CONFIG = """<View>
+  <Header value="Which answer is better?"/>
+  <Text name="prompt" value="$prompt"/>
+  <Text name="answer1" value="$answer1"/>
+  <Text name="answer2" value="$answer2"/>
+  <Pairwise name="comparison" toName="answer1,answer2"/>
+</View>
+"""
+
+
+def _label_studio_tasks(t: pa.Table) -> list[dict]:
+    """One Label Studio task per pair: the answers in an order fixed by the pair's ids (chosen
+    first on even ``chosen_id + rejected_id``), and, for a pair with AI votes, a prediction of
+    the AI's side (pre-labels people can accept or change); human labels are not sent back. A
+    multi-turn prompt is written as one text (``role: content`` turns), so its annotations come
+    back onto a one-turn prompt, not the original row; one-turn prompts round-trip exactly."""
+    tasks = []
+    for r in t.select(["prompt", "chosen", "rejected", "prompt_id", "chosen_id", "rejected_id",
+                       "labeler_kinds", "p_chosen"]).to_pylist():
+        flip = (r["chosen_id"] + r["rejected_id"]) % 2 == 1
+        a, b = (r["rejected"], r["chosen"]) if flip else (r["chosen"], r["rejected"])
+        prompt = "\n\n".join(f"{m['role']}: {m['content']}" for m in r["prompt"]) \
+            if len(r["prompt"]) > 1 else r["prompt"][0]["content"]
+        task = {"data": {"prompt": prompt, "answer1": a[0]["content"], "answer2": b[0]["content"],
+                         "prefloop_prompt_id": r["prompt_id"],
+                         "prefloop_response_ids": [(r["rejected_id"] if flip else r["chosen_id"]),
+                                                   (r["chosen_id"] if flip else r["rejected_id"])]}}
+        if "ai" in (r["labeler_kinds"] or []):
+            task["predictions"] = [{"model_version": "prefloop-ai-labels", "score": r["p_chosen"],
+                                    "result": [{"from_name": "comparison",
+                                                "to_name": ["answer1", "answer2"], "type": "pairwise",
+                                                "value": {"selected": "right" if flip else "left"}}]}]
+        tasks.append(task)
+    return tasks
 
 
 def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None:
@@ -30,6 +67,10 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
       with one vote and no strength has no ``margin`` key: a constant 1.0 on every such pair
       would shift OpenRLHF's margin loss (``--model.margin_loss_enable``) for all of them
       alike. OpenRLHF subtracts it inside the Bradley-Terry loss.
+    * ``label-studio/{split}.json`` and ``config.xml``: Label Studio tasks (``data.prompt``,
+      ``answer1``, ``answer2``, the store's ids) for its RLHF pairwise template, AI labels as
+      ``predictions`` (see :func:`_label_studio_tasks`); ``prefloop import --format
+      label-studio`` reads the annotated export back.
     * ``verl/{split}.parquet``: verl's RL prompt rows, one per prompt (its data preparation
       examples): ``data_source`` (``prefloop/<dataset>``), ``prompt`` (messages), ``ability``
       (``alignment``), ``reward_model`` ``{style: "model", ground_truth: ""}`` and
@@ -37,7 +78,13 @@ def write_engine_files(fmt: str, splits: dict[str, pa.Table], out: Path) -> None
       scored on a cluster can be matched back to the store's prompts, and
       :mod:`prefloop.training.verl_reward` can score a response with its conversation.
     """
-    if fmt == "openrlhf":
+    if fmt == "label-studio":
+        (out / "label-studio").mkdir()
+        (out / "label-studio" / "config.xml").write_text(LABEL_STUDIO_CONFIG)
+        for name, t in splits.items():
+            (out / "label-studio" / f"{name}.json").write_text(
+                json.dumps(_label_studio_tasks(t), ensure_ascii=False, indent=1))
+    elif fmt == "openrlhf":
         (out / "openrlhf").mkdir()
         for name, t in splits.items():
             with open(out / "openrlhf" / f"{name}.jsonl", "w", encoding="utf-8") as f:
