@@ -1,10 +1,14 @@
 """A small Python client of prefloop's HTTP API (:mod:`prefloop.annotate_app.api`), on httpx.
 
->>> from prefloop.client import Client                           # doctest: +SKIP
->>> c = Client("http://127.0.0.1:7860", api_key=os.environ["PREFLOOP_API_KEY"])
->>> c.add_prompts([{"prompt": "Hi?", "responses": ["Hello!", "Go away."], "queue": True}])
->>> for comparison in c.iter_comparisons(after=0): ...
->>> e = c.create_export("round-3", source="human"); c.download(e["id"], "train.parquet", "train.parquet")
+Example (against a running ``prefloop annotate``)::
+
+    from prefloop.client import Client
+    c = Client("http://127.0.0.1:7860", api_key=os.environ["PREFLOOP_API_KEY"])
+    c.add_prompts([{"prompt": "Hi?", "responses": ["Hello!", "Go away."], "queue": True}])
+    for comparison in c.iter_comparisons(after=0):
+        ...
+    e = c.create_export("round-3", source="human")
+    c.download(e["id"], "train.parquet", "train.parquet")
 
 Every method raises :class:`APIError` (with the HTTP status and the server's message) on a
 4xx/5xx answer.
