@@ -84,6 +84,11 @@ def _wal_hint(path, exc: Exception) -> str:
             "writes only that log held")
 
 
+def _is_short_read(exc: BaseException) -> bool:
+    """DuckDB's error for a page beyond the end of a (truncated) file."""
+    return "Could not read enough bytes" in str(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     """The first line of a DuckDB error without its ``IO Error:`` style prefix."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -366,6 +371,14 @@ class Engine:
                 inst.depth = 1
                 try:
                     yield inst.con
+                except duckdb.IOException as exc:
+                    if not _is_short_read(exc):
+                        inst.con.execute("ROLLBACK")
+                        raise
+                    # a truncated file attaches and migrates, then fails on a page it lacks
+                    inst.con.execute("ROLLBACK")
+                    raise StoreError(f"{self.path}: not a readable store, truncated or damaged "
+                                     f"({_first_line(exc)})") from None
                 except BaseException:
                     inst.con.execute("ROLLBACK")
                     raise

@@ -315,3 +315,22 @@ def test_a_foreign_or_damaged_write_ahead_log_is_one_line_with_the_fix(tmp_path,
         assert "write-ahead log" in out.output and f"mv {wal}" in out.output
     wal.write_bytes(os.urandom(3000))
     assert cli("--db", path, "stats").exit_code == 0
+
+
+def test_a_truncated_store_that_migrates_and_fails_in_a_query_is_one_line(tmp_path, cli, shared_data):
+    """Cut to a third, a store with data attaches and passes its migration check, then fails
+    on a missing page inside a query: still one line, exit 1 (bench/hostile_cases.py's case)."""
+    from pathlib import Path
+
+    from prefloop.store.importer import import_file
+
+    full = tmp_path / "full.duckdb"
+    s = store.Store.init(full)
+    import_file(s, shared_data / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz", "hh")
+    s.close()
+    data = Path(full).read_bytes()
+    cut = tmp_path / "cut.duckdb"
+    cut.write_bytes(data[: len(data) // 3])
+    out = cli("--db", cut, "stats")
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    assert "not a readable store, truncated or damaged" in out.output
