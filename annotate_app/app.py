@@ -94,16 +94,20 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
     return demo
 
 
-def mount_api(server, app: AppServices) -> None:
-    """The JSON API (:mod:`prefloop.annotate_app.api`) at ``/api`` of Gradio's FastAPI app,
-    ahead of Gradio's own routes, and the webhook sender thread
-    (:class:`~prefloop.annotate_app.webhooks.WebhookSender`)."""
+def api_routes(app: AppServices) -> list:
+    """The JSON API (:mod:`prefloop.annotate_app.api`) mounted at ``/api``: given to Gradio's
+    FastAPI app as its first routes, so it answers from the server's first request on."""
     from starlette.routing import Mount
 
     from .api import build_api
+
+    return [Mount("/api", app=build_api(app))]
+
+
+def start_webhooks(app: AppServices) -> None:
+    """The webhook sender thread (:class:`~prefloop.annotate_app.webhooks.WebhookSender`)."""
     from .webhooks import WebhookSender
 
-    server.router.routes.insert(0, Mount("/api", app=build_api(app)))
     app.webhook_sender = WebhookSender(app.store, backoff=app.config.webhook_backoff_seconds,
                                        attempts=max(1, app.config.webhook_attempts))
     app.webhook_sender.start()
@@ -134,10 +138,11 @@ def launch(s: store.Store, *, host: str = "127.0.0.1", port: int = 7860, config:
                       auth_message="Log in with your prefloop user.", head=KEYBOARD_JS, css=CSS,
                       prevent_thread_lock=True, quiet=not block, show_error=True,
                       app_kwargs={"middleware": [Middleware(HttpGuard, fns=demo.fns,
-                                                            samesite=app.config.cookie_samesite)]})
+                                                            samesite=app.config.cookie_samesite)],
+                                  "routes": api_routes(app)})
     server = out[0]               # Gradio's App: each login token is recorded as it is issued
     server.tokens = IssuedTokens(app.sessions.issued, server.tokens)
-    mount_api(server, app)
+    start_webhooks(app)
     # Everything built so far (Gradio, the app, the imports: ~200k objects) lives as long as the
     # process: move it out of the collector's reach, or every full (generation 2) collection
     # scans it again and stalls the event loop, once for 152 ms under the app bench's load
