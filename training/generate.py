@@ -338,7 +338,7 @@ def _queue(s: store.Store, by_prompt: dict[int, list[int]], rewards: dict[int, f
         if len(rids) < 2:
             continue
         if select == "uncertain" and members:
-            pairs = [(float((members[a] - members[b]).std(unbiased=False)), a, b)
+            pairs = [(float(EnsembleScorer.disagreement(members[a][:, None], members[b][:, None])), a, b)
                      for i, a in enumerate(rids) for b in rids[i + 1:]]
             spread, a, b = max(pairs)
             candidates.append((-spread, pid, [a, b], f"uncertain: ensemble disagreement {spread:.3f} "
