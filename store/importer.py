@@ -23,6 +23,7 @@ import pyarrow as pa
 from .db import Store
 from .errors import InvalidInputError, ValidationError
 from .formats import READERS, Problem
+from .formats.argilla import argilla_records_path
 from .formats.common import NORMALIZED, ImportRecord
 from .records import LABELER_KINDS
 from .validation import MAX_TEXT_CHARS
@@ -32,7 +33,8 @@ __all__ = ["ImportReport", "import_file", "FORMATS"]
 FORMATS = tuple(READERS)
 _BATCH = 20_000
 _SOURCE = {"hh": "hh-rlhf", "trl": "trl", "alpaca-eval": "alpaca-eval", "prompts": "prompts",
-           "feedback": "feedback", "rollouts": "rollouts", "label-studio": "label-studio"}
+           "feedback": "feedback", "rollouts": "rollouts", "label-studio": "label-studio",
+           "argilla": "argilla"}
 
 
 @dataclass
@@ -310,7 +312,7 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
                 item = _over_limit(item) or item      # one text limit on every path in
             if isinstance(item, Problem):
                 if item.kind == "invalid" and not skip_invalid:
-                    raise item.error(str(path))
+                    raise item.error(str(argilla_records_path(path) if fmt == "argilla" else path))
                 report.problems.append(item)
                 continue
             stager.add(item)

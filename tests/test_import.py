@@ -301,3 +301,94 @@ def test_label_studio_round_trip_export_annotate_import(db, tmp_path):
     ls = db.comparisons.list(labeler="label-studio:7")
     texts = {r.id: r.text for rs in db.responses.for_prompts(sorted(before)).values() for r in rs}
     assert len(ls) == 4 and all(texts[c.ranking[0][0]].startswith("good") for c in ls)
+
+
+def _argilla_to_disk(folder, records, questions, fields=("prompt", "response1", "response2")):
+    """A folder as ``rg.Dataset.to_disk`` writes it (Argilla 2.x): ``Settings.serialize()`` in
+    ``.argilla/settings.json``, one ``Record.to_dict()`` per record in ``records.json``, both
+    dumped on one line as Argilla's ``json.dump`` does."""
+    (folder / ".argilla").mkdir(parents=True)
+    settings = {"guidelines": None, "allow_extra_metadata": False, "vectors": [], "metadata": [],
+                "fields": [{"id": None, "name": f, "title": f, "required": True,
+                            "settings": {"type": "text", "use_markdown": False}} for f in fields],
+                "questions": questions}
+    (folder / ".argilla" / "settings.json").write_text(json.dumps(settings))
+    (folder / ".argilla" / "dataset.json").write_text(json.dumps({"name": folder.name}))
+    (folder / "records.json").write_text(json.dumps(records))
+
+
+def _argilla_record(i, prompt, a, b, responses, suggestions=None):
+    return {"id": f"rec-{i}", "fields": {"prompt": prompt, "response1": a, "response2": b},
+            "metadata": {}, "suggestions": suggestions or {}, "responses": responses,
+            "vectors": {}, "_server_id": None}
+
+
+def test_an_argilla_to_disk_ranking_dataset_imports_each_user_as_a_labeler(db, tmp_path):
+    """Argilla 2.x ``to_disk``: a RankingQuestion over two response fields; each submitted user
+    response is one human comparison by ``argilla:<user_id>``; drafts, discarded responses and
+    suggestions are not labels; a record without responses adds its texts only."""
+    ranking = {"name": "ranking", "title": "Rank", "required": True, "settings": {
+        "type": "ranking", "options": [{"value": "response1", "text": "Response 1", "description": None},
+                                       {"value": "response2", "text": "Response 2", "description": None}]}}
+    u1, u2 = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    records = [
+        _argilla_record(0, "Capital of France?", "Paris.", "Lyon.", {"ranking": [
+            {"value": ["response1", "response2"], "user_id": u1},
+            {"value": ["response2", "response1"], "user_id": u2, "status": "submitted"},
+            {"value": ["response2", "response1"], "user_id": "draft-user", "status": "draft"}]},
+            suggestions={"ranking": {"value": ["response2", "response1"], "score": 0.9, "agent": "gpt"}}),
+        _argilla_record(1, "2+2?", "4", "5", {"ranking": [       # the server's raw form, a tie
+            {"value": [{"value": "response1", "rank": 1}, {"value": "response2", "rank": 1}], "user_id": u1}]}),
+        _argilla_record(2, "Unlabeled?", "yes", "no", {}),
+    ]
+    _argilla_to_disk(tmp_path / "ds", records, [ranking])
+    r = import_file(db, tmp_path / "ds", "argilla")
+    assert (r.rejected, r.comparisons_added) == (0, 3)
+    assert len(db.prompts.list()) == 3 and r.dataset == "ds"
+    texts = {x.id: x.text for rs in db.responses.for_prompts([p.id for p in db.prompts.list()]).values()
+             for x in rs}
+    got = sorted((c.labeler, [sorted(texts[i] for i in g) for g in c.ranking])
+                 for c in db.comparisons.list())
+    assert got == [(f"argilla:{u1}", [["4", "5"]]), (f"argilla:{u1}", [["Paris."], ["Lyon."]]),
+                   (f"argilla:{u2}", [["Lyon."], ["Paris."]])]
+    assert all(c.labeler_kind == "human" for c in db.comparisons.list())
+    assert import_file(db, tmp_path / "ds", "argilla").comparisons_added == 0     # idempotent
+
+
+def test_an_argilla_label_question_and_bad_records_are_named(db, tmp_path):
+    """A LabelQuestion whose labels are positions (A, B, tie) works without settings too; a
+    label that names no response, or a ranking that leaves one out, is one line naming
+    records.json, the record and the field; nothing is written."""
+    label = {"name": "preference", "title": "Which is better?", "required": True,
+             "settings": {"type": "label_selection", "options": [
+                 {"value": "A", "text": "A"}, {"value": "B", "text": "B"}, {"value": "tie", "text": "Tie"}]}}
+    good = [_argilla_record(0, "Hi?", "Hello!", "Go away.", {"preference": [{"value": "A", "user_id": "u1"},
+                                                                              {"value": "tie", "user_id": "u2"}]})]
+    _argilla_to_disk(tmp_path / "lab", good, [label])
+    assert import_file(db, tmp_path / "lab", "argilla").comparisons_added == 2
+    bare = tmp_path / "bare"                                      # records.json alone: inferred
+    bare.mkdir()
+    (bare / "records.json").write_text(json.dumps(
+        [_argilla_record(0, "Bye?", "Bye!", "No.", {"preference": [{"value": "B", "user_id": "u3"}]})]))
+    assert import_file(db, bare / "records.json", "argilla").comparisons_added == 1
+    assert any(c.labeler == "argilla:u3" for c in db.comparisons.list())
+
+    n = len(db.comparisons.list())
+    bad = good + [_argilla_record(1, "Q?", "x", "y", {"preference": [{"value": "C?", "user_id": "u1"}]})]
+    _argilla_to_disk(tmp_path / "bad", bad, [label])
+    with pytest.raises(store.InvalidInputError,
+                       match=r"bad/records.json:2: field 'responses.preference\[0\].value': option 'C\?'"):
+        import_file(db, tmp_path / "bad", "argilla")
+    ranking = {"name": "r", "settings": {"type": "ranking", "options": [
+        {"value": "response1"}, {"value": "response2"}]}}
+    _argilla_to_disk(tmp_path / "short", [_argilla_record(0, "Q?", "x", "y", {"r": [
+        {"value": ["response1"], "user_id": "u1"}]})], [ranking])
+    with pytest.raises(store.InvalidInputError, match=r"records.json:1: .*ranked once"):
+        import_file(db, tmp_path / "short", "argilla")
+    with pytest.raises(store.InvalidInputError, match=r"empty/records.json: not found"):
+        (tmp_path / "empty").mkdir()
+        import_file(db, tmp_path / "empty", "argilla")
+    _argilla_to_disk(tmp_path / "noq", good, [{"name": "t", "settings": {"type": "text"}}])
+    with pytest.raises(store.InvalidInputError, match=r"settings.json: field 'questions': no ranking"):
+        import_file(db, tmp_path / "noq", "argilla")
+    assert len(db.comparisons.list()) == n

@@ -17,7 +17,8 @@ __all__ = ["console", "state", "ErrorsAsOneLine", "fmt", "quiet_third_party_warn
            "IMPORT_FORMATS"]
 
 #: ``prefloop import --format`` choices (the store's readers; a test keeps them in step).
-IMPORT_FORMATS = ("hh", "trl", "alpaca-eval", "prompts", "feedback", "rollouts", "label-studio")
+IMPORT_FORMATS = ("hh", "trl", "alpaca-eval", "prompts", "feedback", "rollouts", "label-studio",
+                  "argilla")
 
 console = Console()
 
