@@ -244,6 +244,13 @@ def test_events_are_queued_in_the_writers_transaction(db, monkeypatch):
     assert events == ["comparison.created", "run.failed"]
     assert db.webhooks.deliveries(hook.id)[0].payload["data"] == {
         "run_id": run.id, "kind": "rm", "status": "failed", "error": "boom"}
+    from prefloop.annotate_app.config import AppConfig
+    from prefloop.annotate_app.services.admin import AdminService
+
+    shown = AdminService(db, AppConfig()).webhook_deliveries()     # the admin page's table
+    assert [(r["url"], r["event"], r["status"], r["attempts"]) for r in shown] == [
+        ("http://127.0.0.1:9/", "run.failed", "pending", 0),
+        ("http://127.0.0.1:9/", "comparison.created", "pending", 0)]
 
 
 def _watch_config(tmp_path, new_labels: int, min_interval: str = "0s", rm: str = "skip: true"):
@@ -282,6 +289,15 @@ def test_a_watch_starts_an_iteration_after_n_new_labels(db, tmp_path):
     assert (p["new_labels"], p["due"]) == (0, False)
     # a minimum interval holds the next one back even with enough labels
     _label(db, 3, "third")
+    from prefloop.annotate_app.config import AppConfig
+    from prefloop.annotate_app.services.admin import AdminService
+    from prefloop.annotate_app.views.admin import trigger_markdown
+
+    shown = AdminService(db, AppConfig()).retraining_trigger()     # the admin page's progress line
+    assert (shown["loop_run"], shown["new_labels"], shown["needed"], shown["after_comparison_id"]) == (
+        loop.id, 3, 3, 3)
+    assert trigger_markdown(shown).startswith(f"**Retraining trigger:** 3 of 3 new human labels since "
+                                              f"loop iteration {loop.id} (finished")
     assert not trigger_progress(db, _watch_config(tmp_path, 3, "1h"))["due"]
     # a failed iteration stops the watch with its error, and the next watch refuses to go on
     bad = _watch_config(tmp_path, 1, rm="model: /nonexistent/model, max_steps: 1")

@@ -150,6 +150,37 @@ class AdminService:
                                       if not isinstance(v, (dict, list)) and k != "output_dir")[:120]}
                 for r in reversed(self.store.runs.list())]
 
+    def webhook_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent webhook deliveries, newest first: ``{delivery, url, event, status, attempts,
+        last_status, last_error, created, delivered}`` (status ``pending``, ``delivered`` or
+        ``failed``; times UTC)."""
+        urls = {w.id: w.url for w in self.store.webhooks.list()}
+        t = lambda d: d.strftime("%Y-%m-%d %H:%M:%S") if d else ""  # noqa: E731
+        return [{"delivery": d.id, "url": urls.get(d.webhook_id, f"webhook {d.webhook_id} (removed)"),
+                 "event": d.event, "status": d.status, "attempts": d.attempts,
+                 "last_status": d.last_status, "last_error": (d.last_error or "")[:120],
+                 "created": t(d.created_at), "delivered": t(d.delivered_at)}
+                for d in self.store.webhooks.deliveries(limit=limit)]
+
+    def retraining_trigger(self) -> dict[str, Any] | None:
+        """Where the next self-triggered retraining stands (``prefloop loop --watch``), read from
+        the newest loop iteration whose config has a ``trigger``: ``{loop_run, status,
+        new_labels, needed, min_interval, after_comparison_id, minutes_since_last}``, counted
+        as the watch counts (human labels, evaluation labels left out, after the iteration's
+        ``labels_at_start``); ``None`` when no iteration had a trigger."""
+        loops = self.store.runs.list(kind="loop")
+        with_trigger = [r for r in loops if isinstance((r.config or {}).get("trigger"), dict)]
+        if not with_trigger:
+            return None
+        trig, last = with_trigger[-1].config["trigger"], loops[-1]
+        after = int((last.summary or {}).get("labels_at_start", 0))
+        since = None if last.started_at is None else \
+            (store.utcnow() - last.started_at).total_seconds() / 60
+        return {"loop_run": last.id, "status": last.status,
+                "new_labels": self.store.comparisons.count_after(after, labeler_kind="human"),
+                "needed": trig.get("new_labels"), "min_interval": trig.get("min_interval", 0),
+                "after_comparison_id": after, "minutes_since_last": since}
+
     def run_metrics(self, run_id: int, names: list[str] | None = None) -> list[dict[str, Any]]:
         """A run's metrics as ``{step, metric, value}`` rows (only ``names``, when given)."""
         rows = self.store.runs.metrics(run_id)

@@ -44,6 +44,19 @@ def dashboard_markdown(board: dict[str, Any], review_waiting: int, review_counts
     return text
 
 
+def trigger_markdown(t: dict[str, Any] | None) -> str:
+    """One line on the next self-triggered retraining (``AdminService.retraining_trigger``)."""
+    if t is None:
+        return ("**Retraining trigger:** none recorded: a loop iteration started by `prefloop loop "
+                "--watch` with `trigger: {new_labels: N, min_interval: 1h}` in its config shows here.")
+    ago = "" if t["minutes_since_last"] is None else f", {t['minutes_since_last']:.0f} min ago"
+    gap = t["min_interval"]
+    gap = f"{gap:g} s" if isinstance(gap, (int, float)) else str(gap)
+    return (f"**Retraining trigger:** {t['new_labels']} of {t['needed']} new human labels since "
+            f"loop iteration {t['loop_run']} ({t['status']}{ago}; counted after comparison "
+            f"{t['after_comparison_id']}; min interval {gap}).")
+
+
 def _table(rows, empty: str):
     """A table that is shown only with rows, and its note otherwise (no placeholder)."""
     df = pd.DataFrame(rows)
@@ -118,6 +131,10 @@ class AdminView:
                 self.j_limit = gr.Number(None, label="Limit (judge)", precision=0)
             self.b_start = gr.Button("Start job")
         self.runs_df = gr.Dataframe(label="Runs", interactive=False, visible=False, elem_id="pf-runs")
+        with gr.Accordion("Webhooks and retraining trigger", open=False):
+            self.trigger_md = gr.Markdown(elem_id="pf-trigger")
+            self.hooks_df = gr.Dataframe(label="Webhook deliveries (newest first)", interactive=False,
+                                         visible=False, elem_id="pf-deliveries")
         with gr.Row():
             self.m_run = gr.Number(None, label="Run id to plot", precision=0)
             self.m_names = gr.Textbox(label="Metrics (comma separated; empty: loss, accuracy, reward, kl)")
@@ -150,9 +167,11 @@ class AdminView:
         act = admin.activity()
         people, _ = _table(admin.people(), "")
         rated, _ = _table(admin.ratings(), "")
+        hooks, n6 = _table(admin.webhook_deliveries(), "No webhook deliveries yet (`prefloop webhooks add URL`).")
         return (text, annot, data, ai, queue, runs, self._run_plot(run_id, names),
                 _line(act["submissions"], "hour", "submissions"), _line(act["agreement"], "hour", "agreement"),
-                _line(act["burndown"], "hour", "open"), people, rated)
+                _line(act["burndown"], "hour", "open"), people, rated,
+                trigger_markdown(admin.retraining_trigger()) + ("\n\n" + n6 if n6 else ""), hooks)
 
     # ------------------------------------------------------------------ handlers
     def wire(self, tab: gr.Tab) -> None:
@@ -194,7 +213,8 @@ class AdminView:
             return admin.reenable(name), gr.update(value=pd.DataFrame(admin.people()), visible=True)
 
         outputs = [self.agreement_md, self.annot_df, self.data_df, self.ai_df, self.queue_df, self.runs_df,
-                   self.plot, self.subs_plot, self.agree_plot, self.burn_plot, self.people_df, self.ratings_df]
+                   self.plot, self.subs_plot, self.agree_plot, self.burn_plot, self.people_df, self.ratings_df,
+                   self.trigger_md, self.hooks_df]
         plot_in = [self.m_run, self.m_names]
         self.b_refresh.click(admin_refresh, plot_in, outputs, api_name="admin_refresh")
         self.timer.tick(admin_refresh, plot_in, outputs, api_name=False)
