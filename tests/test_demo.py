@@ -30,6 +30,7 @@ def test_quick_demo_runs_and_resumes(tmp_path):
     assert all(r.status == "finished" for r in s.runs.list())
     # the evaluation table ends the summary: base, on-policy DPO and PPO with CIs and KL
     assert "KL nats" in first.stdout and "leaderboard" in first.stdout and "gold LC" in first.stdout
+    assert "the demo's targets" in first.stdout and "targets met" in first.stdout
     ppo, dpo = runs["ppo"], runs["dpo"]
     assert ppo.parent_run_id == dpo.id                          # PPO started from the DPO policy
     assert {r["model"] for r in runs["eval"].summary["models"]} >= {

@@ -43,7 +43,7 @@ from prefloop.store.pairs import PairFilters
 from .base import Pipeline
 from .errors import DemoDataError
 
-__all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir"]
+__all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir", "demo_targets"]
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,8 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     print_eval(console, eval_run)
     print_leaderboards(console, (eval_run.summary or {}).get("leaderboard", {}),
                        (eval_run.summary or {}).get("leaderboard_length_coef"))
+    _print_targets(console, demo_targets(eval_run.summary or {}, f"run:{dpo_res['run_id']}",
+                                         f"run:{ppo_res['run_id']}", ppo_res, summary["seconds"]))
     console.print(f"Open the labeling app: [bold]{_prefloop_command()} --db {Path(s.path).resolve()} "
                   f"annotate[/] then http://127.0.0.1:7860 (log in as {q['admin']}; the Models tab "
                   "rates the versions once people vote on the blind tasks)", soft_wrap=True)
@@ -296,6 +298,63 @@ def _print_summary(console: Console, s: store.Store, sm: dict[str, Any], pipe: P
     t.add_row("queue", f"{sm['queue']['open_tasks']} open tasks", _f(sec["queue"], 0))
     t.add_row("total", "", _f(sum(sec.values()), 0))
     console.print(t)
+
+
+#: The demo's targets (2 CPU cores): a total under 20 minutes; the final policy beats the base
+#: under the gold reward model (win rate >= 0.60 with its CI above 0.5, length-controlled win
+#: rate > 0.55) within 5 nats of KL per response; DPO and the RL policy each beat the base under
+#: the gold RM (CI low > 0.5); PPO's proxy reward rises while its gold reward does not fall.
+TARGET_SECONDS = 20 * 60
+
+
+def demo_targets(ev: dict[str, Any], dpo: str, final: str, ppo: dict[str, Any],
+                 seconds: dict[str, float]) -> list[tuple[str, str, bool]]:
+    """``(target, measured figure, met)`` rows for the demo's targets (see :data:`TARGET_SECONDS`)
+    from an eval run's summary (``ev``: its ``models`` rows with ``gold.win``,
+    ``gold.length_controlled`` as ``{rate, low, high}``, and ``kl`` in nats per response), the
+    DPO and final model specs, PPO's per-iteration curves and the stages' seconds."""
+    rows = {r["model"]: r for r in ev.get("models", [])}
+
+    def win(model: str, key: str) -> dict[str, float] | None:
+        w = (rows.get(model, {}).get("gold") or {}).get(key)
+        return w if w and w.get("n", 1) else None
+
+    def fmt(w):
+        return "-" if w is None else f"{w['rate']:.2f} [{w['low']:.2f}, {w['high']:.2f}]"
+
+    out = []
+    total = sum(seconds.values())
+    out.append(("demo under 20 minutes", f"{total / 60:.1f} min", total <= TARGET_SECONDS))
+    g, lc, kl = win(final, "win"), win(final, "length_controlled"), rows.get(final, {}).get("kl")
+    out.append(("final policy: gold win >= 0.60, CI low > 0.5", fmt(g),
+                bool(g and g["rate"] >= 0.60 and g["low"] > 0.5)))
+    out.append(("final policy: length-controlled gold win > 0.55", fmt(lc), bool(lc and lc["rate"] > 0.55)))
+    out.append(("final policy: KL <= 5 nats per response", "-" if kl is None else f"{kl:.2f}",
+                kl is not None and kl <= 5))
+    for name, model in (("DPO", dpo), ("RL policy (PPO)", final)):
+        w = win(model, "win")
+        out.append((f"{name} beats the base under the gold RM (CI low > 0.5)", fmt(w), bool(w and w["low"] > 0.5)))
+    proxy, gold = ppo.get("reward_model") or [], ppo.get("reward_gold") or []
+    if len(proxy) >= 2 and len(gold) >= 2:
+        h = max(1, len(proxy) // 2)       # first half vs second half of the iterations
+        p0, p1 = sum(proxy[:h]) / h, sum(proxy[h:]) / (len(proxy) - h)
+        g0, g1 = sum(gold[:h]) / h, sum(gold[h:]) / (len(gold) - h)
+        out.append(("PPO: proxy reward rises, gold reward does not fall (first vs second half)",
+                    f"proxy {p0:.3f} -> {p1:.3f}, gold {g0:.3f} -> {g1:.3f}", p1 > p0 and g1 >= g0))
+    return out
+
+
+def _print_targets(console: Console, rows: list[tuple[str, str, bool]]) -> None:
+    t = Table(title="the demo's targets (issue 24; 2 CPU cores)")
+    t.add_column("target")
+    t.add_column("measured", justify="right")
+    t.add_column("", justify="center")
+    for name, fig, met in rows:
+        t.add_row(name, fig, "met" if met else "[bold red]gap[/]")
+    console.print(t)
+    missed = [n for n, _, met in rows if not met]
+    console.print(f"{len(rows) - len(missed)} of {len(rows)} targets met"
+                  + (f"; the gap: {'; '.join(missed)}" if missed else ""))
 
 
 def _prefloop_command() -> str:
