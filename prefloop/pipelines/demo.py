@@ -15,8 +15,9 @@ Stages (each recorded; re-running resumes):
    base as reference;
 5. **PPO** (:mod:`prefloop.training.ppo`) from the base on the proxy reward model, the gold
    reward model logged beside it (``reward_gold``, never optimized): the final policy. It starts
-   from the base, not from DPO: on these pairs DPO gains by ending early and lands 14-30 nats of
-   KL from the base (the README's DPO sweep), past the 5-nat bound the final policy is held to;
+   from the base, not from DPO: on these pairs a DPO that moves gains by ending early and lands
+   14-30 nats of KL from the base (the README's DPO sweep), past the 5-nat bound the final
+   policy is held to;
 6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final (PPO) policy
    on the held-out prompts under both reward models (raw and length-controlled) and the local AI
    judge (both orders, length controlled), with 95% CIs, KL to the base, mean tokens and EOS
@@ -51,8 +52,8 @@ __all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir", "demo_tar
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Budgets of each stage (steps, lengths, counts): :data:`FULL` about 30 minutes on 2 CPU
-    cores (estimated from measured stage costs; the README's "The loop"), :data:`QUICK` about 6."""
+    """Budgets of each stage (steps, lengths, counts): :data:`FULL` 15-18 minutes of stages on 2
+    CPU cores (measured twice from fresh clones; the README's "The loop"), :data:`QUICK` about 6."""
 
     rm_steps: int
     rm_max_length: int
