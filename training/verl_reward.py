@@ -1,10 +1,12 @@
 """verl's ``custom_reward_function`` backed by ``prefloop serve-rm``.
 
-In a verl config::
+In a verl config (0.9: under ``reward``; releases before it read a top-level
+``custom_reward_function``; ``bench/engines_contract.py`` checks it with verl's own loader)::
 
-    custom_reward_function:
-      path: <site-packages>/prefloop/training/verl_reward.py
-      name: compute_score
+    reward:
+      custom_reward_function:
+        path: <site-packages>/prefloop/training/verl_reward.py
+        name: compute_score
 
 and ``PREFLOOP_RM_URL=http://HOST:PORT`` in the workers' environment (default
 ``http://127.0.0.1:5000``). Data from ``prefloop export --format verl`` carries each prompt's
