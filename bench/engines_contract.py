@@ -5,7 +5,18 @@ skipped and said so.
 
     python -m venv /tmp/verlvenv && /tmp/verlvenv/bin/pip install torch==2.13.0 \\
         "verl==0.9.*" "transformers<5.11"
-    python bench/engines_contract.py --verl-python /tmp/verlvenv/bin/python
+    python -m venv /tmp/orlvenv && /tmp/orlvenv/bin/pip install torch==2.13.0 "transformers==5.15.*" \
+        datasets pylatexenc sympy && /tmp/orlvenv/bin/pip install --no-deps "openrlhf==0.11.*"
+    python bench/engines_contract.py --verl-python /tmp/verlvenv/bin/python \
+        --openrlhf-python /tmp/orlvenv/bin/python
+
+OpenRLHF: ``prefloop export --format openrlhf``; OpenRLHF's own ``RewardDataset`` reads
+``openrlhf/train.jsonl`` through ``datasets`` with the data flags of OpenRLHF >= 0.10
+(``--data.prompt_key prompt --data.chosen_key chosen --data.rejected_key rejected
+--data.apply_chat_template``), as a reward-model dataset and as DPO data; every pair loads, the
+chosen text is on the chosen side in the chat format, and a graded label's margin comes through.
+(OpenRLHF 0.11 pins transformers 5.15.0 and pulls deepspeed and ray; ``--no-deps`` with the few
+modules its datasets import keeps the venv small.)
 
 verl: ``prefloop export --format verl`` of a small store; verl's
 ``verl.utils.dataset.rl_dataset.RLHFDataset`` reads ``verl/train.parquet`` with the embedded
@@ -68,10 +79,38 @@ print(json.dumps({"verl": getattr(verl, "__version__", "?"), "rows": rows, "rewa
                   "called": called}))
 '''
 
+OPENRLHF = r'''
+import json, sys
+from types import SimpleNamespace
+from datasets import load_dataset
+from transformers import AutoTokenizer
+from openrlhf.datasets import RewardDataset
+
+jsonl, model = sys.argv[1:3]
+tok = AutoTokenizer.from_pretrained(model)
+# the flags of OpenRLHF >= 0.10 (--data.prompt_key prompt --data.chosen_key chosen
+# --data.rejected_key rejected --data.apply_chat_template), as its strategy.args.data carries them
+args = SimpleNamespace(data=SimpleNamespace(prompt_key="prompt", chosen_key="chosen",
+                                            rejected_key="rejected", apply_chat_template=True))
+data = load_dataset("json", data_files=jsonl)["train"]
+out = {}
+for is_dpo in (False, True):
+    ds = RewardDataset(data, tok, 512, SimpleNamespace(args=args), is_dpo=is_dpo, num_processors=1)
+    rows = []
+    for i in range(len(ds)):
+        c_ids, _, r_ids, _, extra = ds[i]
+        rows.append({"chosen": tok.decode(c_ids[0]), "rejected": tok.decode(r_ids[0]), "extra": extra})
+    out["dpo" if is_dpo else "rm"] = rows
+from importlib.metadata import version
+print(json.dumps({"openrlhf": version("openrlhf"), **out}))
+'''
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--verl-python", help="python of a venv with verl 0.9 (transformers < 5.11)")
+    ap.add_argument("--openrlhf-python", help="python of a venv with openrlhf 0.11 (installed "
+                    "--no-deps beside torch, transformers 5.15, datasets, pylatexenc)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT.parent))
     from prefloop import store
@@ -81,14 +120,20 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="engines-"))
     s = store.Store.init(work / "s.duckdb")
-    want = {}
+    want, best = {}, {}
     for i in range(6):
         text = f"Engine contract question {i}: how do I boil {i + 2} eggs?"
         pid = s.prompts.add([[{"role": "user", "content": text}]], dataset="contract")[0]
         a, b = s.responses.add([store.ResponseIn(pid, f"Gently, {i}."), store.ResponseIn(pid, f"Badly, {i}.")])
-        s.comparisons.record(pid, [[a], [b]], labeler_kind="human", labeler="seed")
-        want[pid] = text
+        s.comparisons.record(pid, [[a], [b]], labeler_kind="human", labeler="seed",
+                             strength="significantly" if i == 0 else None)
+        want[pid], best[text] = text, f"Gently, {i}."
     export_pairs(s, work / "export", PairFilters(test_fraction=0.0), ExportOptions(format="verl"))
+    export_pairs(s, work / "orl", PairFilters(test_fraction=0.0), ExportOptions(format="openrlhf"))
+    if args.openrlhf_python:
+        _openrlhf(args.openrlhf_python, work, best, default_model_path())
+    else:
+        print("openrlhf: skipped (no --openrlhf-python)")
     if not args.verl_python:
         print("verl: skipped (no --verl-python)")
         return
@@ -111,6 +156,27 @@ def main() -> None:
           f"format with their prompt_id and conversation; its custom-reward loader found "
           f"{got['reward_fn']} in training/verl_reward.py under reward.custom_reward_function "
           f"(verl 0.9's key) and, with no serve-rm listening, it {got['called']}; folder {work}")
+
+
+def _openrlhf(python: str, work: Path, best: dict[str, str], model: Path) -> None:
+    out = subprocess.run([python, "-c", OPENRLHF, str(work / "orl" / "openrlhf" / "train.jsonl"), str(model)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"OpenRLHF could not load the export:\n{out.stderr[-3000:]}")
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    for mode in ("rm", "dpo"):
+        assert len(got[mode]) == len(best), (mode, len(got[mode]))
+    for r in got["rm"]:
+        prompt = next(p for p in best if p in r["chosen"])
+        assert best[prompt] in r["chosen"] and best[prompt] not in r["rejected"], r
+        assert r["chosen"].startswith("<|im_start|>") and r["chosen"].endswith("<|im_end|>"), r["chosen"]
+    margins = sorted(r["extra"] for r in got["rm"])
+    assert margins == [0] * (len(best) - 1) + [1.0], margins      # the graded pair carries its margin
+    assert all(isinstance(r["extra"], int) and r["extra"] > 0 for r in got["dpo"])   # prompt lengths
+    print(f"openrlhf {got['openrlhf']}: RewardDataset loaded {len(got['rm'])} of {len(best)} pairs with "
+          f"the >= 0.10 data flags (chat template applied, chosen text on the chosen side, ending in "
+          f"<|im_end|>), the graded pair's margin 1.0 and the others 0 (OpenRLHF's default), and as "
+          f"DPO data (prompt lengths)")
 
 
 if __name__ == "__main__":
