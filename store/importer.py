@@ -23,7 +23,6 @@ import pyarrow as pa
 from .db import Store
 from .errors import InvalidInputError, ValidationError
 from .formats import READERS, Problem
-from .formats.argilla import argilla_records_path
 from .formats.common import NORMALIZED, ImportRecord
 from .records import LABELER_KINDS
 from .validation import MAX_TEXT_CHARS
@@ -312,7 +311,7 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
                 item = _over_limit(item) or item      # one text limit on every path in
             if isinstance(item, Problem):
                 if item.kind == "invalid" and not skip_invalid:
-                    raise item.error(str(argilla_records_path(path) if fmt == "argilla" else path))
+                    raise item.error(str(path))
                 report.problems.append(item)
                 continue
             stager.add(item)

@@ -11,7 +11,8 @@ from .records import utcnow
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
-           "task_rankings", "labeling_activity", "ratings_summary", "ai_labelers"]
+           "task_rankings", "labeling_activity", "ratings_summary", "ai_labelers",
+           "labels_since_last_loop"]
 
 TABLES = ("prompts", "responses", "annotators", "tasks", "assignments", "comparisons",
           "judgments", "runs", "run_metrics", "exports", "reviews", "ratings")
@@ -197,3 +198,21 @@ def ratings_summary(store: Store) -> list[dict[str, Any]]:
     return [{"dataset": d, "aspect": a, "scale": sc, "ratings": n, "responses": nr,
              "mean": round(m, 3), "sd": None if sd is None else round(sd, 3)}
             for d, a, sc, n, nr, m, sd in rows]
+
+
+def labels_since_last_loop(s: Store, now: Any = None) -> dict[str, Any]:
+    """What a retraining trigger counts (``prefloop loop --watch``, the admin page): the human
+    labels (evaluation labels left out) recorded after the newest loop iteration's
+    ``labels_at_start`` (all of them before the first iteration). Returns ``{"loop_run",
+    "status", "after_comparison_id", "new_labels", "seconds_since_last"}`` (``loop_run``,
+    ``status`` and ``seconds_since_last`` are ``None`` before the first iteration)."""
+    loops = s.runs.list(kind="loop")
+    last = loops[-1] if loops else None
+    after = int((last.summary or {}).get("labels_at_start", 0)) if last else 0
+    since = None
+    if last is not None and last.started_at is not None:
+        since = ((now or utcnow()) - last.started_at).total_seconds()
+    return {"loop_run": last.id if last else None, "status": last.status if last else None,
+            "after_comparison_id": after,
+            "new_labels": s.comparisons.count_after(after, labeler_kind="human"),
+            "seconds_since_last": since}

@@ -22,6 +22,7 @@ from prefloop.store.reports import (
     ai_labelers,
     labeling_activity,
     labeling_dashboard,
+    labels_since_last_loop,
     ratings_summary,
     task_rankings,
 )
@@ -168,18 +169,16 @@ class AdminService:
         new_labels, needed, min_interval, after_comparison_id, minutes_since_last}``, counted
         as the watch counts (human labels, evaluation labels left out, after the iteration's
         ``labels_at_start``); ``None`` when no iteration had a trigger."""
-        loops = self.store.runs.list(kind="loop")
-        with_trigger = [r for r in loops if isinstance((r.config or {}).get("trigger"), dict)]
+        with_trigger = [r for r in self.store.runs.list(kind="loop")
+                        if isinstance((r.config or {}).get("trigger"), dict)]
         if not with_trigger:
             return None
-        trig, last = with_trigger[-1].config["trigger"], loops[-1]
-        after = int((last.summary or {}).get("labels_at_start", 0))
-        since = None if last.started_at is None else \
-            (store.utcnow() - last.started_at).total_seconds() / 60
-        return {"loop_run": last.id, "status": last.status,
-                "new_labels": self.store.comparisons.count_after(after, labeler_kind="human"),
+        trig, p = with_trigger[-1].config["trigger"], labels_since_last_loop(self.store)
+        since = p["seconds_since_last"]
+        return {"loop_run": p["loop_run"], "status": p["status"], "new_labels": p["new_labels"],
                 "needed": trig.get("new_labels"), "min_interval": trig.get("min_interval", 0),
-                "after_comparison_id": after, "minutes_since_last": since}
+                "after_comparison_id": p["after_comparison_id"],
+                "minutes_since_last": None if since is None else since / 60}
 
     def run_metrics(self, run_id: int, names: list[str] | None = None) -> list[dict[str, Any]]:
         """A run's metrics as ``{step, metric, value}`` rows (only ``names``, when given)."""

@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from prefloop import store
+from prefloop.store.reports import labels_since_last_loop
 
 from .errors import PipelineError
 from .loop_config import LoopConfig
@@ -35,16 +36,12 @@ def trigger_progress(s: store.Store, cfg: LoopConfig, now: datetime | None = Non
     the first iteration)."""
     if cfg.trigger is None:
         raise WatchError("the loop config has no trigger: add trigger: {new_labels: N, min_interval: 1h}")
-    loops = s.runs.list(kind="loop")
-    last = loops[-1] if loops else None
-    after = int((last.summary or {}).get("labels_at_start", 0)) if last else 0
-    n = s.comparisons.count_after(after, labeler_kind="human")
-    since = None
-    if last is not None and last.started_at is not None:
-        since = ((now or store.utcnow()) - last.started_at).total_seconds()
+    p = labels_since_last_loop(s, now)
+    n, since = p["new_labels"], p["seconds_since_last"]
     due = n >= cfg.trigger.new_labels and (since is None or since >= cfg.trigger.min_interval)
-    return {"new_labels": n, "needed": cfg.trigger.new_labels, "after_comparison_id": after,
-            "seconds_since_last": since, "min_interval": cfg.trigger.min_interval, "due": due}
+    return {"new_labels": n, "needed": cfg.trigger.new_labels,
+            "after_comparison_id": p["after_comparison_id"], "seconds_since_last": since,
+            "min_interval": cfg.trigger.min_interval, "due": due}
 
 
 def watch(s: store.Store, cfg: LoopConfig, *, poll_seconds: float = 30.0,

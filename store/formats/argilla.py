@@ -35,17 +35,18 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from .common import FieldError, ImportRecord, Problem, get_prompt, iter_rows
+from .label_studio import CHOICE_WORDS
 
 __all__ = ["read_argilla", "argilla_records_path", "POSITION_WORDS"]
 
 RECORDS = "records.json"
 SETTINGS = Path(".argilla") / "settings.json"
 PROMPT_FIELDS = ("prompt", "instruction", "question", "input", "messages", "chat")
-#: Option values (lower case, without spaces, ``_`` or ``-``) that name a position, or a tie (None).
-POSITION_WORDS = {"a": 0, "left": 0, "1": 0, "first": 0, "response1": 0, "answer1": 0,
-                  "b": 1, "right": 1, "2": 1, "second": 1, "response2": 1, "answer2": 1,
+#: Option values (lower case, without spaces, ``_`` or ``-``) that name a position, or a tie
+#: (None): Label Studio's choice words and a few more.
+POSITION_WORDS = {**CHOICE_WORDS, "first": 0, "response1": 0, "second": 1, "response2": 1,
                   "c": 2, "3": 2, "response3": 2, "d": 3, "4": 3, "response4": 3,
-                  "tie": None, "equal": None, "both": None, "same": None}
+                  "both": None, "same": None}
 
 
 def argilla_records_path(path: Path) -> Path:
@@ -216,11 +217,12 @@ def read_argilla(path: Path, **_: Any) -> Iterator[ImportRecord | Problem]:
     schema = _Schema(_load_settings(path), str(root / SETTINGS))
     for pos, item in enumerate(iter_rows(records), 1):
         if isinstance(item, Problem):
+            item.file = str(records)
             yield item
             continue
         _, obj = item
         try:
             yield from _records(pos, obj, schema)
         except FieldError as exc:
-            yield Problem(pos, exc.field, exc.reason, exc.kind,
+            yield Problem(pos, exc.field, exc.reason, exc.kind, file=str(records),
                           raw=json.dumps(obj, ensure_ascii=False, default=str)[:2000])

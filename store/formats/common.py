@@ -84,9 +84,10 @@ class Problem:
     reason: str
     kind: str = "invalid"
     raw: str | None = None
+    file: str | None = None     # the file it is in, when not the imported path (a folder's file)
 
     def error(self, path: str) -> InvalidInputError:
-        return InvalidInputError(path, self.line, self.field, self.reason)
+        return InvalidInputError(self.file or path, self.line, self.field, self.reason)
 
 
 class FieldError(Exception):
