@@ -26,6 +26,12 @@ def rm(hh_store, tiny_model):
 
 def test_generate_labels_best_worst_and_margin_pairs_as_ai_comparisons(hh_store, rm, tiny_model):
     spec = f"run:{rm.run.id}"
+    # the reward model's score statistics (for normalize_reward) are recorded beside it
+    from prefloop.core.models import resolve_model
+    from prefloop.training.scoring import reward_statistics
+
+    stats = reward_statistics(resolve_model(spec, hh_store, require="reward").path)
+    assert stats == (rm.summary["score_mean"], rm.summary["score_std"]) and stats[1] > 0
     before = hh_store.comparisons.max_id()
     g = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                  params=GenParams(n=3, max_new_tokens=8, batch_size=6), reward_model=spec,

@@ -88,3 +88,17 @@ def test_the_trainers_max_length_travels_with_the_model(tmp_path, minilm):
     write_reward_config(tmp_path, 192)
     assert (tmp_path / REWARD_CONFIG).exists()
     assert RewardScorer(tmp_path, model=model, tokenizer=tok).max_length == 192
+
+
+def test_score_statistics_travel_with_the_model_and_normalize_its_scores(tmp_path):
+    from prefloop.training.scoring import normalized, reward_statistics
+
+    write_reward_config(tmp_path, 128)
+    assert reward_statistics(tmp_path) is None              # trained before they were recorded
+    write_reward_config(tmp_path, 128, (0.25, 0.1))
+    assert reward_statistics(tmp_path) == (0.25, 0.1)
+    raw = lambda prompts, responses: torch.tensor([0.25, 0.35, 0.05])   # noqa: E731
+    assert torch.allclose(normalized(raw, (0.25, 0.1))([], []), torch.tensor([0.0, 1.0, -2.0]))
+    assert normalized(raw, None) is raw
+    write_reward_config(tmp_path, 128, (0.25, 0.0))        # a constant model: nothing to divide by
+    assert reward_statistics(tmp_path) is None

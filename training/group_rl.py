@@ -19,7 +19,7 @@ from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
 from .callbacks import StoreMetricsCallback
 from .configs import lora_config
 from .errors import ConfigError
-from .scoring import reward_scorer
+from .scoring import normalized, reward_scorer, reward_statistics
 
 __all__ = ["run", "prompt_rows", "build_trainer", "reward_model_function"]
 
@@ -27,17 +27,22 @@ __all__ = ["run", "prompt_rows", "build_trainer", "reward_model_function"]
 TRAINERS = {"grpo": "GRPOTrainer", "rloo": "RLOOTrainer"}
 
 
-def reward_model_function(path, name: str) -> Callable[..., list[float]]:
+def reward_model_function(path, name: str, normalize: bool = False) -> Callable[..., list[float]]:
     """A TRL reward function named ``name`` (TRL logs ``rewards/<name>/mean``) scoring
     completions with the reward model at ``path`` (a :class:`~prefloop.core.models.ModelRef`
-    or a path; an ensemble aggregates its members, see :func:`~.scoring.reward_scorer`)."""
+    or a path; an ensemble aggregates its members, see :func:`~.scoring.reward_scorer`); with
+    ``normalize``, in the model's standard units (:func:`~.scoring.normalized`; its statistics,
+    or ``None``, are the function's ``normalization`` attribute)."""
     scorer = reward_scorer(path)
+    stats = reward_statistics(scorer.path) if normalize and not hasattr(scorer, "members") else None
+    score = normalized(scorer.score, stats)
 
     def reward(prompts, completions, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return scorer.score([list(p) for p in prompts], texts).tolist()
+        return score([list(p) for p in prompts], texts).tolist()
 
     reward.__name__ = name
+    reward.normalization = stats
     return reward
 
 
@@ -70,7 +75,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     if not cfg.reward_model:
         raise ConfigError(f"{kind} needs --reward-model (a finished rm run: run:ID, or a path)")
     funcs = [reward_model_function(resolve_model(cfg.reward_model, ctx.store, require="reward"),
-                                   "reward_model")]
+                                   "reward_model", normalize=cfg.normalize_reward)]
     if cfg.gold_reward_model:   # logged, never optimized: its weight is 0
         funcs.append(reward_model_function(
             resolve_model(cfg.gold_reward_model, ctx.store, require="reward"), "reward_gold"))
@@ -83,4 +88,6 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     result = ctx.fit(trainer)
     model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
     final = ctx.save_final(model, trainer.processing_class)
-    return final, ctx.summary(result, reward_model=cfg.reward_model)
+    stats = funcs[0].normalization
+    return final, ctx.summary(result, reward_model=cfg.reward_model, reward_normalization=(
+        None if stats is None else dict(zip(("mean", "std"), stats))))

@@ -192,8 +192,13 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                                ctx.resume_from)
     model = _merged(trainer, cfg)
     final = ctx.save_final(model, tok)
-    write_reward_config(final, cfg.max_length)
+    model.eval()
+    stats = score_statistics(RewardScorer(final, model=model, tokenizer=tok,
+                                          batch_size=cfg.per_device_eval_batch_size),
+                             *_calibration_rows(ctx))
+    write_reward_config(final, cfg.max_length, stats)
     summary = ctx.summary(result, train_pairs=len(train))
+    summary["score_mean"], summary["score_std"] = stats
     test = ctx.eval_split()
     if test is not None and len(test):
         model.eval()
@@ -205,6 +210,13 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
         ctx.log_eval(result.global_step, {f"{group}/{name}": value for group, m in metrics.items()
                                           for name, value in m.items()})
     return final, summary
+
+
+def score_statistics(scorer, prompts: list, responses: list[str]) -> tuple[float, float]:
+    """``(mean, population std)`` of ``scorer``'s rewards on the calibration responses (logit
+    units): recorded beside the model for ``normalize_reward``."""
+    r = scorer.score(prompts, responses)
+    return float(r.mean()), float(r.std(unbiased=False))
 
 
 def _calibration_rows(ctx):

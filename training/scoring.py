@@ -29,18 +29,56 @@ from prefloop.core.models import (
 from .data import plain_prompt
 
 __all__ = ["RewardScorer", "EnsembleScorer", "reward_scorer", "prepare_reward_tokenizer",
-           "to_reward_rows", "REWARD_CONFIG", "write_reward_config", "write_ensemble_manifest"]
+           "to_reward_rows", "REWARD_CONFIG", "write_reward_config", "write_ensemble_manifest",
+           "reward_statistics", "normalized"]
 
-#: Written next to a trained reward model: ``{"max_length": N}``, the trainer's length limit.
+#: Written next to a trained reward model: ``{"max_length": N}``, the trainer's length limit,
+#: and (since this round) ``"score_mean"``/``"score_std"``: its scores' mean and population std
+#: over held-out responses, the statistics that ``normalize_reward`` divides by.
 REWARD_CONFIG = "prefloop_reward.json"
 _DEFAULT_MAX_LENGTH = 512
 
 
-def write_reward_config(path: str | Path, max_length: int | None) -> None:
-    """Record the trainer's ``max_length`` beside a reward model (see :data:`REWARD_CONFIG`)."""
+def write_reward_config(path: str | Path, max_length: int | None,
+                        score_stats: tuple[float, float] | None = None) -> None:
+    """Record the trainer's ``max_length`` beside a reward model (see :data:`REWARD_CONFIG`),
+    and ``score_stats`` = ``(mean, std)`` of its scores (logit units) when measured."""
     import json
 
-    (Path(path) / REWARD_CONFIG).write_text(json.dumps({"max_length": max_length or _DEFAULT_MAX_LENGTH}))
+    body: dict = {"max_length": max_length or _DEFAULT_MAX_LENGTH}
+    if score_stats is not None:
+        body["score_mean"], body["score_std"] = float(score_stats[0]), float(score_stats[1])
+    (Path(path) / REWARD_CONFIG).write_text(json.dumps(body))
+
+
+def reward_statistics(path: str | Path) -> tuple[float, float] | None:
+    """``(mean, std)`` of a reward model's scores as recorded at training time (see
+    :data:`REWARD_CONFIG`), or ``None`` for a model trained before they were recorded, an
+    ensemble's directory, or a std of zero."""
+    import json
+
+    f = Path(path) / REWARD_CONFIG
+    if not f.exists():
+        return None
+    body = json.loads(f.read_text())
+    mean, std = body.get("score_mean"), body.get("score_std")
+    return (float(mean), float(std)) if mean is not None and std else None
+
+
+def normalized(score_fn, stats: tuple[float, float] | None):
+    """``score_fn`` (``(prompts, responses) -> (N,)`` tensor) in standard units,
+    ``(r - mean) / std`` with the reward model's recorded ``stats`` (OpenRLHF's
+    ``--normalize_reward``), or ``score_fn`` itself when ``stats`` is ``None``. A weakly trained
+    Bradley-Terry model's scores can spread over a tenth of a logit, so that fixed penalties
+    beside them (PPO's missing-EOS penalty of -1, a KL coefficient per nat) outweigh them."""
+    if stats is None:
+        return score_fn
+    mean, std = stats
+
+    def score(prompts, responses):
+        return (score_fn(prompts, responses) - mean) / std
+
+    return score
 
 
 def _trained_max_length(path: str | Path) -> int:

@@ -123,7 +123,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     console = console or Console()
     plan = QUICK if quick else FULL
     data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 8}
+    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 9}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
     if pipe.already_finished:
         console.print("This demo already finished; its summary follows (use --fresh to run it again).")
