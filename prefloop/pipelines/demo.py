@@ -63,6 +63,7 @@ class DemoPlan:
     dpo_n: int                 # samples per prompt (the best and the worst make a pair)
     dpo_steps: int             # DPO steps per round
     dpo_beta: float
+    dpo_learning_rate: float   # LoRA; the README's DPO LoRA sweep (1e-3: KL 5-6 nats in 24 steps)
     ppo_iterations: int
     ppo_batch: int             # rollouts per PPO iteration
     ppo_mini_batch: int        # rollouts per gradient step
@@ -77,11 +78,11 @@ class DemoPlan:
 
 
 FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_rounds=1, dpo_prompts=64,
-                dpo_n=4, dpo_steps=24, dpo_beta=0.1, ppo_iterations=4, ppo_batch=8,
-                ppo_mini_batch=4, ppo_epochs=4, ppo_kl_coef=0.05, eval_prompts=96, eval_tokens=48,
+                dpo_n=4, dpo_steps=24, dpo_beta=0.1, dpo_learning_rate=1e-3, ppo_iterations=4,
+                ppo_batch=16, ppo_mini_batch=8, ppo_epochs=4, ppo_kl_coef=0.05, eval_prompts=96, eval_tokens=48,
                 max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=1)
 QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_rounds=1, dpo_prompts=12,
-                 dpo_n=2, dpo_steps=4, dpo_beta=0.1, ppo_iterations=2, ppo_batch=4,
+                 dpo_n=2, dpo_steps=4, dpo_beta=0.1, dpo_learning_rate=1e-3, ppo_iterations=2, ppo_batch=4,
                  ppo_mini_batch=4, ppo_epochs=2, ppo_kl_coef=0.1, eval_prompts=24, eval_tokens=32,
                  max_prompt_tokens=128, judge_models=1, tasks=4, critique_responses=1)
 
@@ -123,7 +124,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     console = console or Console()
     plan = QUICK if quick else FULL
     data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 9}
+    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 10}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
     if pipe.already_finished:
         console.print("This demo already finished; its summary follows (use --fresh to run it again).")
@@ -181,7 +182,8 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
             "model": DEFAULT_MODEL, "export_id": half_a, "reward_model": proxy_rm,
             "rounds": plan.dpo_rounds, "prompts_per_round": plan.dpo_prompts, "n": plan.dpo_n,
             "max_new_tokens": plan.eval_tokens, "max_prompt_tokens": plan.max_prompt_tokens,
-            "max_steps": plan.dpo_steps, "beta": plan.dpo_beta, "per_device_train_batch_size": 2,
+            "max_steps": plan.dpo_steps, "beta": plan.dpo_beta, "learning_rate": plan.dpo_learning_rate,
+            "per_device_train_batch_size": 2,
             "lora_layers": 0.5, "logging_steps": 2, "seed": 1}, "demo")
         r = run_onpolicy(s, cfg, pipeline_run_id=demo_id, console=console)
         final = s.runs.get(r.run.summary["final_run_id"])
