@@ -11,13 +11,13 @@ Stages (each recorded; re-running resumes):
 4. **on-policy DPO** (iterative DPO; Xiong et al. 2024, :mod:`prefloop.pipelines.onpolicy`):
    ``dpo_rounds`` rounds, each sampling ``dpo_n`` responses to ``dpo_prompts`` of half A's
    prompts from the current policy; the proxy reward model labels the best over the worst of
-   each (AI labels in the store), and DPO (LoRA, at its default rate) learns them against the
-   base as reference;
-5. **PPO** (:mod:`prefloop.training.ppo`) from the base on the proxy reward model, the gold
-   reward model logged beside it (``reward_gold``, never optimized): the final policy. It starts
-   from the base, not from DPO: on these pairs a DPO that moves gains by ending early and lands
-   14-30 nats of KL from the base (the README's DPO sweep), past the 5-nat bound the final
-   policy is held to;
+   each (AI labels in the store), and DPO (LoRA at ``dpo_learning_rate``, 1e-3: the README's
+   DPO LoRA sweep) learns them against the base as reference;
+5. **PPO** (:mod:`prefloop.training.ppo`) from the base on the proxy reward model (in its
+   standard units, ``normalize_reward``), the gold reward model logged beside it
+   (``reward_gold``, never optimized): the final policy. It starts from the base, not from
+   DPO: in 24 steps at 1e-3 DPO lands 5-6 nats of KL from the base (the README's sweep), at
+   or past the 5-nat bound the final policy is held to;
 6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final (PPO) policy
    on the held-out prompts under both reward models (raw and length-controlled) and the local AI
    judge (both orders, length controlled), with 95% CIs, KL to the base, mean tokens and EOS
