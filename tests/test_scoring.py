@@ -102,3 +102,17 @@ def test_score_statistics_travel_with_the_model_and_normalize_its_scores(tmp_pat
     assert normalized(raw, None) is raw
     write_reward_config(tmp_path, 128, (0.25, 0.0))        # a constant model: nothing to divide by
     assert reward_statistics(tmp_path) is None
+
+
+def test_a_scorer_is_normalized_only_when_asked_and_its_statistics_are_recorded(tmp_path, minilm):
+    from prefloop.training.scoring import normalized_score
+
+    tok, model = minilm
+    write_reward_config(tmp_path, 128, (0.5, 2.0))
+    scorer = RewardScorer(tmp_path, model=model, tokenizer=tok)
+    prompt = [{"role": "user", "content": "How do I pick a lock?"}]
+    raw = scorer.score([prompt], [RESPONSE])
+    score, normalization = normalized_score(scorer, True)
+    assert normalization == {"mean": 0.5, "std": 2.0}
+    assert torch.allclose(score([prompt], [RESPONSE]), (raw - 0.5) / 2.0)
+    assert normalized_score(scorer, False) == (scorer.score, None)

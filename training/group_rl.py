@@ -19,7 +19,7 @@ from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
 from .callbacks import StoreMetricsCallback
 from .configs import lora_config
 from .errors import ConfigError
-from .scoring import normalized, reward_scorer, reward_statistics
+from .scoring import normalized_score, reward_scorer
 
 __all__ = ["run", "prompt_rows", "build_trainer", "reward_model_function"]
 
@@ -33,16 +33,14 @@ def reward_model_function(path, name: str, normalize: bool = False) -> Callable[
     or a path; an ensemble aggregates its members, see :func:`~.scoring.reward_scorer`); with
     ``normalize``, in the model's standard units (:func:`~.scoring.normalized`; its statistics,
     or ``None``, are the function's ``normalization`` attribute)."""
-    scorer = reward_scorer(path)
-    stats = reward_statistics(scorer.path) if normalize and not hasattr(scorer, "members") else None
-    score = normalized(scorer.score, stats)
+    score, normalization = normalized_score(reward_scorer(path), normalize)
 
     def reward(prompts, completions, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         return score([list(p) for p in prompts], texts).tolist()
 
     reward.__name__ = name
-    reward.normalization = stats
+    reward.normalization = normalization
     return reward
 
 
@@ -88,6 +86,5 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     result = ctx.fit(trainer)
     model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
     final = ctx.save_final(model, trainer.processing_class)
-    stats = funcs[0].normalization
-    return final, ctx.summary(result, reward_model=cfg.reward_model, reward_normalization=(
-        None if stats is None else dict(zip(("mean", "std"), stats))))
+    return final, ctx.summary(result, reward_model=cfg.reward_model,
+                              reward_normalization=funcs[0].normalization)

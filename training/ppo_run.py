@@ -28,7 +28,7 @@ from .configs import lora_config
 from .errors import ConfigError, TrainingError
 from .group_rl import prompt_rows
 from .ppo import PPOTrainer
-from .scoring import normalized, reward_scorer, reward_statistics
+from .scoring import normalized_score, reward_scorer
 
 __all__ = ["run", "build_trainer"]
 
@@ -62,8 +62,7 @@ def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
             str(scorer.path if same_vocab else policy_path), num_labels=1, dtype=torch.float32)
         value_model.config.pad_token_id = tok.pad_token_id
 
-    stats = reward_statistics(scorer.path) if cfg.normalize_reward and not hasattr(scorer, "members") else None
-    rm_score = normalized(scorer.score, stats)
+    rm_score, normalization = normalized_score(scorer, cfg.normalize_reward)
 
     def score(batch_prompts, responses):
         texts = tok.batch_decode(responses, skip_special_tokens=True)
@@ -74,7 +73,7 @@ def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
     trainer = PPOTrainer(policy, score, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                          config=cfg, ref_policy=ref_policy, value_model=value_model,
                          accelerator=accelerator, log=log, on_save=on_save)
-    trainer.reward_normalization = stats
+    trainer.reward_normalization = normalization    # for the run's summary
     return trainer
 
 
@@ -109,8 +108,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                    "stopped_by_budget": trainer.stopped_by_budget, "model": ctx.model.name,
                    "reward_model": cfg.reward_model, "gold_reward_model": cfg.gold_reward_model,
                    "value": cfg.value_model, "lora": cfg.use_lora,
-                   "reward_normalization": (None if trainer.reward_normalization is None else
-                                            dict(zip(("mean", "std"), trainer.reward_normalization))),
+                   "reward_normalization": trainer.reward_normalization,
                    "reward_first": first.get("reward"), "reward_last": last.get("reward"),
                    "reward_model_first": first.get("reward_model"),
                    "reward_model_last": last.get("reward_model"),

@@ -193,17 +193,15 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     model = _merged(trainer, cfg)
     final = ctx.save_final(model, tok)
     model.eval()
-    stats = score_statistics(RewardScorer(final, model=model, tokenizer=tok,
-                                          batch_size=cfg.per_device_eval_batch_size),
-                             *_calibration_rows(ctx))
+    # scored at the length it was trained with (what write_reward_config records beside it)
+    scorer = RewardScorer(final, model=model, tokenizer=tok, max_length=cfg.max_length,
+                          batch_size=cfg.per_device_eval_batch_size)
+    stats = score_statistics(scorer, *_calibration_rows(ctx))
     write_reward_config(final, cfg.max_length, stats)
     summary = ctx.summary(result, train_pairs=len(train))
     summary["score_mean"], summary["score_std"] = stats
     test = ctx.eval_split()
     if test is not None and len(test):
-        model.eval()
-        scorer = RewardScorer(final, model=model, tokenizer=tok,
-                              batch_size=cfg.per_device_eval_batch_size)
         with ctx.timed_eval():
             metrics = evaluate_reward_model(scorer, test)
         summary["eval"] = metrics
@@ -269,7 +267,7 @@ def _run_ensemble(ctx, cfg, tok, train) -> tuple[Path, dict[str, Any]]:
         model.eval()
         scorer = RewardScorer(member_final, model=model, tokenizer=tok,
                               batch_size=cfg.per_device_eval_batch_size)
-        offsets.append(float(scorer.score(prompts, responses).mean()))
+        offsets.append(score_statistics(scorer, prompts, responses)[0])
         names.append(name)
         del model, scorer
     if ctx.main:

@@ -30,7 +30,7 @@ from .data import plain_prompt
 
 __all__ = ["RewardScorer", "EnsembleScorer", "reward_scorer", "prepare_reward_tokenizer",
            "to_reward_rows", "REWARD_CONFIG", "write_reward_config", "write_ensemble_manifest",
-           "reward_statistics", "normalized"]
+           "reward_statistics", "normalized", "normalized_score"]
 
 #: Written next to a trained reward model: ``{"max_length": N}``, the trainer's length limit,
 #: and (since this round) ``"score_mean"``/``"score_std"``: its scores' mean and population std
@@ -79,6 +79,15 @@ def normalized(score_fn, stats: tuple[float, float] | None):
         return (score_fn(prompts, responses) - mean) / std
 
     return score
+
+
+def normalized_score(scorer, normalize: bool):
+    """``(score_fn, normalization)``: ``scorer.score`` in the reward model's standard units
+    when ``normalize`` and the scorer has recorded statistics (:func:`normalized`), else
+    ``scorer.score`` itself; ``normalization`` is ``{"mean", "std"}`` or ``None`` (what a run's
+    summary records as ``reward_normalization``)."""
+    stats = scorer.statistics if normalize else None
+    return normalized(scorer.score, stats), (None if stats is None else dict(zip(("mean", "std"), stats)))
 
 
 def _trained_max_length(path: str | Path) -> int:
@@ -130,6 +139,8 @@ class RewardScorer:
         self.path = Path(path)
         self.batch_size = batch_size
         self.max_length = max_length or _trained_max_length(path)
+        #: ``(mean, std)`` of its scores as recorded at training time, or ``None``.
+        self.statistics = reward_statistics(path)
 
     def token_ids(self, prompt: list[dict], response: str) -> list[int]:
         """Token ids of one (prompt, response): exactly the reward trainer's when they fit in
@@ -304,6 +315,7 @@ class EnsembleScorer:
         self.tokenizer = self.members[0].tokenizer
         self.path = self.members[0].path
         self.max_length = self.members[0].max_length
+        self.statistics = None      # the aggregate's statistics are not recorded: scored raw
 
     def combine(self, per_member: torch.Tensor) -> torch.Tensor:
         """Member rewards ``(K, N)`` -> aggregated rewards ``(N,)`` (see the class docstring)."""
