@@ -28,11 +28,11 @@ def test_quick_demo_runs_and_resumes(tmp_path):
     assert {"demo", "rm", "iterative-dpo", "dpo", "generate", "ppo", "eval", "judge"} <= set(runs)
     assert len(s.runs.list(kind="rm")) == 2                      # the proxy and the gold RM
     assert all(r.status == "finished" for r in s.runs.list())
-    # the evaluation table ends the summary: base, on-policy DPO and PPO with CIs and KL
+    # the evaluation table ends the summary: base, on-policy DPO and PPO from it, with CIs and KL
     assert "KL nats" in first.stdout and "leaderboard" in first.stdout and "gold LC" in first.stdout
     assert "the demo's targets" in first.stdout and "targets met" in first.stdout
     ppo, dpo = runs["ppo"], runs["dpo"]
-    assert ppo.parent_run_id is None and ppo.config["model"] == "smollm2-135m-instruct"  # from the base
+    assert ppo.parent_run_id == dpo.id and ppo.config["model"] == f"run:{dpo.id}"  # PPO from the DPO policy
     assert {r["model"] for r in runs["eval"].summary["models"]} >= {
         "smollm2-135m-instruct", f"run:{ppo.id}", f"run:{dpo.id}"}
     # on-policy pairs: AI labels of the proxy RM on the policy's own samples

@@ -11,14 +11,14 @@ Stages (each recorded; re-running resumes):
 4. **on-policy DPO** (iterative DPO; Xiong et al. 2024, :mod:`prefloop.pipelines.onpolicy`):
    ``dpo_rounds`` rounds, each sampling ``dpo_n`` responses to ``dpo_prompts`` of half A's
    prompts from the current policy; the proxy reward model labels the best over the worst of
-   each (AI labels in the store), and DPO (LoRA at ``dpo_learning_rate``, 1e-3: the README's
-   DPO LoRA sweep) learns them against the base as reference;
-5. **PPO** (:mod:`prefloop.training.ppo`) from the base on the proxy reward model (in its
-   standard units, ``normalize_reward``), the gold reward model logged beside it
-   (``reward_gold``, never optimized): the final policy. It starts from the base, not from
-   DPO: in 24 steps at 1e-3 DPO lands 5-6 nats of KL from the base (the README's sweep), at
-   or past the 5-nat bound the final policy is held to;
-6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final (PPO) policy
+   each (AI labels in the store), and DPO (LoRA at ``dpo_learning_rate``, 5e-4: the README's
+   DPO LoRA sweep, under 1 nat of KL in 24 steps) learns them against the base as reference;
+5. **PPO** (:mod:`prefloop.training.ppo`) from the DPO policy on the proxy reward model (in its
+   standard units, ``normalize_reward``; its reference and KL penalty are the DPO policy's), the
+   gold reward model logged beside it (``reward_gold``, never optimized): the final policy, the
+   usual order of the two (Ouyang et al. 2022 start PPO from a tuned policy; Xiong et al. 2024
+   follow DPO with on-policy rounds). The eval's KL is to the base, so it counts both stages;
+6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final (DPO+PPO) policy
    on the held-out prompts under both reward models (raw and length-controlled) and the local AI
    judge (both orders, length controlled), with 95% CIs, KL to the base, mean tokens and EOS
    rate; blind pairwise tasks queued for people;
@@ -64,7 +64,7 @@ class DemoPlan:
     dpo_n: int                 # samples per prompt (the best and the worst make a pair)
     dpo_steps: int             # DPO steps per round
     dpo_beta: float
-    dpo_learning_rate: float   # LoRA; the README's DPO LoRA sweep (1e-3: KL 5-6 nats in 24 steps)
+    dpo_learning_rate: float   # LoRA; the README's DPO LoRA sweep (5e-4: KL 0.8 nats in 24 steps)
     ppo_iterations: int
     ppo_batch: int             # rollouts per PPO iteration
     ppo_mini_batch: int        # rollouts per gradient step
@@ -79,7 +79,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_rounds=1, dpo_prompts=64,
-                dpo_n=4, dpo_steps=24, dpo_beta=0.1, dpo_learning_rate=1e-3, ppo_iterations=4,
+                dpo_n=4, dpo_steps=24, dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=4,
                 ppo_batch=16, ppo_mini_batch=8, ppo_epochs=4, ppo_kl_coef=0.05, eval_prompts=96, eval_tokens=48,
                 max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=1)
 QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_rounds=1, dpo_prompts=12,
@@ -125,7 +125,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
     console = console or Console()
     plan = QUICK if quick else FULL
     data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 10}
+    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 11}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
     if pipe.already_finished:
         console.print("This demo already finished; its summary follows (use --fresh to run it again).")
@@ -200,7 +200,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
 
     def ppo():
         r = train(s, "ppo", overrides={
-            "model": DEFAULT_MODEL, "export_id": half_a, "reward_model": proxy_rm,
+            "model": f"run:{dpo_res['run_id']}", "export_id": half_a, "reward_model": proxy_rm,
             "gold_reward_model": gold_rm, "max_steps": plan.ppo_iterations,
             "batch_size": plan.ppo_batch, "mini_batch_size": plan.ppo_mini_batch,
             "ppo_epochs": plan.ppo_epochs,
@@ -210,7 +210,7 @@ def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = N
                  for name in ("reward_model", "reward_gold", "kl")}
         return {"run_id": r.run.id, "iterations": r.summary["iterations"], **curve}
 
-    ppo_res = pipe.stage("ppo", f"5. PPO from the base on the proxy RM ({plan.ppo_iterations} "
+    ppo_res = pipe.stage("ppo", f"5. PPO from the DPO policy on the proxy RM ({plan.ppo_iterations} "
                          "iterations; the gold RM logged, never optimized)", ppo)
 
     def evaluate():
@@ -297,7 +297,7 @@ def _print_summary(console: Console, s: store.Store, sm: dict[str, Any], pipe: P
               f"the proxy RM, {d['steps']} steps", _f(sec["dpo"], 0))
     p = sm["ppo"]
     curve = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(p["reward_model"], p["reward_gold"]))
-    t.add_row("PPO (final)", f"run {p['run_id']}: {p['iterations']} iterations; proxy/gold reward per "
+    t.add_row("PPO from DPO (final)", f"run {p['run_id']}: {p['iterations']} iterations; proxy/gold reward per "
               f"iteration {curve}; KL last {_f(p['kl'][-1] if p['kl'] else None, 2)} nats", _f(sec["ppo"], 0))
     t.add_row("evaluation", f"run {sm['eval']['run_id']} (table below)", _f(sec["eval"], 0))
     t.add_row("constitutional AI", f"run {sm['cai']['run_id']}: {sm['cai']['revisions']} revisions",
@@ -338,7 +338,7 @@ def demo_targets(ev: dict[str, Any], dpo: str, final: str, ppo: dict[str, Any],
     out.append(("final policy: length-controlled gold win > 0.55", fmt(lc), bool(lc and lc["rate"] > 0.55)))
     out.append(("final policy: KL <= 5 nats per response", "-" if kl is None else f"{kl:.2f}",
                 kl is not None and kl <= 5))
-    for name, model in (("DPO", dpo), ("RL policy (PPO)", final)):
+    for name, model in (("DPO", dpo), ("RL policy (PPO from DPO)", final)):
         w = win(model, "win")
         out.append((f"{name} beats the base under the gold RM (CI low > 0.5)", fmt(w), bool(w and w["low"] > 0.5)))
     proxy, gold = ppo.get("reward_model") or [], ppo.get("reward_gold") or []
