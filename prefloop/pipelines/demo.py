@@ -12,7 +12,7 @@ Stages (each recorded; re-running resumes):
    ``dpo_rounds`` rounds, each sampling ``dpo_n`` responses to ``dpo_prompts`` of half A's
    prompts from the current policy; the proxy reward model labels the best over the worst of
    each (AI labels in the store), and DPO (LoRA at ``dpo_learning_rate``, 5e-4: the README's
-   DPO LoRA sweep, under 1 nat of KL in 24 steps) learns them against the base as reference;
+   DPO LoRA sweep; 0.8-1.5 nats of KL in 24 steps) learns them against the base as reference;
 5. **PPO** (:mod:`prefloop.training.ppo`) from the DPO policy on the proxy reward model (in its
    standard units, ``normalize_reward``; its reference and KL penalty are the DPO policy's), the
    gold reward model logged beside it (``reward_gold``, never optimized): the final policy, the
@@ -64,7 +64,7 @@ class DemoPlan:
     dpo_n: int                 # samples per prompt (the best and the worst make a pair)
     dpo_steps: int             # DPO steps per round
     dpo_beta: float
-    dpo_learning_rate: float   # LoRA; the README's DPO LoRA sweep (5e-4: KL 0.8 nats in 24 steps)
+    dpo_learning_rate: float   # LoRA; the README's DPO LoRA sweep (5e-4: KL 0.8-1.5 nats in 24 steps)
     ppo_iterations: int
     ppo_batch: int             # rollouts per PPO iteration
     ppo_mini_batch: int        # rollouts per gradient step
