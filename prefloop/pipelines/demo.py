@@ -52,9 +52,9 @@ __all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir", "demo_tar
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Budgets of each stage (steps, lengths, counts): :data:`FULL` 9-27 minutes of stages on 2
-    CPU cores, depending on the machine (eight runs from fresh clones, the README's "The loop":
-    12 minutes for a plan of this cost on one machine, 25 for this plan on one 2.1 times slower), :data:`QUICK` 3-6."""
+    """Budgets of each stage (steps, lengths, counts): :data:`FULL` 9-29 minutes of stages on 2
+    CPU cores, depending on the machine (nine runs from fresh clones, the README's "The loop":
+    12 minutes for a plan of this cost on one machine, 25-29 for this plan on one 2.1 times slower), :data:`QUICK` 3-6."""
 
     rm_steps: int
     rm_max_length: int
