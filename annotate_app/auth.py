@@ -14,7 +14,7 @@ from prefloop import store
 
 from .errors import AppError, NotAuthorized
 
-__all__ = ["hash_password", "PasswordTooShort", "verify_password", "authenticate", "caller", "LoginGuard", "SessionGuard",
+__all__ = ["hash_password", "PasswordTooShort", "verify_password", "authenticate", "caller", "ROLE_RANK", "LoginGuard", "SessionGuard",
            "MIN_PASSWORD_LENGTH"]
 
 _hasher = PasswordHasher()
@@ -194,9 +194,11 @@ def caller(s: store.Store, request, role: str | None = None) -> store.Annotator:
         raise NotAuthorized("unknown user") from None
     if not a.active:
         raise NotAuthorized(f"user {username} is disabled")
-    if role is not None and _RANK.get(a.role, -1) < _RANK[role]:
+    if role is not None and ROLE_RANK.get(a.role, -1) < ROLE_RANK[role]:
         raise NotAuthorized(f"user {username} is not {'an' if role[0] in 'aeiou' else 'a'} {role}")
     return a
 
 
-_RANK = {"annotator": 0, "reviewer": 1, "admin": 2}
+#: The roles in order of what they may do (annotator < reviewer < admin): the labeling app's
+#: views and the JSON API authorize by it.
+ROLE_RANK = {"annotator": 0, "reviewer": 1, "admin": 2}

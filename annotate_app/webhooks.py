@@ -1,6 +1,6 @@
 """Delivery of webhook events (:mod:`prefloop.store.platform`): a daemon thread of the app
 process reads the store's outbox and POSTs each due delivery with the Standard Webhooks
-headers, on httpx. A 2xx answer delivers it; anything else (another status, a timeout, a refused
+headers, on httpx's async client. A 2xx answer delivers it; anything else (another status, a timeout, a refused
 connection) is recorded on the delivery and retried after ``backoff * 4**(attempt - 1)``
 seconds (5 s, 20 s, 80 s, ... by default), up to ``attempts`` tries, then it is ``failed``.
 Nothing a labeler does waits on it: their transaction only adds rows to the outbox. The thread
@@ -11,6 +11,8 @@ wakes when this process queues a delivery, when a retry falls due, and otherwise
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 import time
@@ -26,7 +28,10 @@ logger = logging.getLogger(__name__)
 
 
 class WebhookSender:
-    """Delivers due webhook events every ``poll_seconds`` (see the module docstring)."""
+    """Delivers due webhook events every ``poll_seconds`` (see the module docstring). Each
+    receiver (URL) gets its deliveries in order, receivers side by side, and each delivery has a
+    deadline of ``timeout`` seconds for the whole exchange (a receiver that trickles its answer
+    byte by byte is cut off there, and a slow receiver never delays another)."""
 
     def __init__(self, s: store.Store, *, poll_seconds: float = 30.0, backoff: float = 5.0,
                  attempts: int = 6, timeout: float = 10.0):
@@ -43,18 +48,21 @@ class WebhookSender:
         self._stop.set()
 
     def _run(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
         import httpx
 
         from prefloop.store.platform import QUEUED
 
         wait = 0.0
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
             while not self._stop.is_set():
-                QUEUED.wait(wait)
+                await asyncio.to_thread(QUEUED.wait, wait)
                 QUEUED.clear()
                 wait = self.poll
                 try:
-                    self.deliver_due(client)
+                    await self.deliver_due(client)
                     nxt = self.store.webhooks.next_due()
                     if nxt is not None:
                         wait = min(self.poll, max(0.05, (nxt - store.utcnow()).total_seconds()))
@@ -65,30 +73,37 @@ class WebhookSender:
                 except Exception:                          # the thread must go on; say why
                     logger.exception("webhooks: delivery round failed")
 
-    def deliver_due(self, client) -> int:
-        """One round: every due delivery attempted once; returns how many were attempted."""
-        import json
-
+    async def deliver_due(self, client) -> int:
+        """One round: every due delivery attempted once, each receiver's in order and the
+        receivers side by side (``client``: an ``httpx.AsyncClient``); returns how many were
+        attempted."""
         due = self.store.webhooks.due()
+        by_url: dict[str, list] = {}
         for d, url, secret in due:
-            body = json.dumps(d.payload, separators=(",", ":")).encode()
-            ts = int(time.time())
-            headers = {"content-type": "application/json", "webhook-id": d.message_id,
-                       "webhook-timestamp": str(ts),
-                       "webhook-signature": sign_webhook(secret, d.message_id, ts, body)}
-            status, error = None, None
-            try:
-                r = client.post(url, content=body, headers=headers)
-                status = r.status_code
-                ok = 200 <= status < 300
-                if not ok:
-                    error = f"HTTP {status}"
-            except Exception as exc:                       # recorded on the delivery
-                ok, error = False, redact(f"{type(exc).__name__}: {exc}")
+            by_url.setdefault(url, []).append((d, secret))
+        await asyncio.gather(*(self._deliver_to(client, url, items) for url, items in by_url.items()))
+        return len(due)
+
+    async def _deliver_to(self, client, url: str, items: list) -> None:
+        for d, secret in items:
+            ok, status, error = await self._post(client, url, d, secret)
             attempt = d.attempts + 1
             retry = None
             if not ok and attempt < self.attempts:
                 retry = store.utcnow() + timedelta(seconds=self.backoff * 4 ** (attempt - 1))
-            self.store.webhooks.record_attempt(d.id, ok=ok, http_status=status, error=error,
-                                               retry_at=retry)
-        return len(due)
+            self.store.webhooks.record_attempt(d.id, ok=ok, http_status=status, error=error, retry_at=retry)
+
+    async def _post(self, client, url: str, d, secret: str) -> tuple[bool, int | None, str | None]:
+        """One attempt within the deadline: ``(delivered, HTTP status, error)``."""
+        body = json.dumps(d.payload, separators=(",", ":")).encode()
+        ts = int(time.time())
+        headers = {"content-type": "application/json", "webhook-id": d.message_id,
+                   "webhook-timestamp": str(ts), "webhook-signature": sign_webhook(secret, d.message_id, ts, body)}
+        try:
+            r = await asyncio.wait_for(client.post(url, content=body, headers=headers), self.timeout)
+        except TimeoutError:
+            return False, None, f"no complete answer within the {self.timeout:g} s deadline"
+        except Exception as exc:                           # recorded on the delivery
+            return False, None, redact(f"{type(exc).__name__}: {exc}")
+        ok = 200 <= r.status_code < 300
+        return ok, r.status_code, None if ok else f"HTTP {r.status_code}"

@@ -95,11 +95,11 @@ def train_method(s, method: str, data: dict, budget: float, base: str) -> dict:
         r = train(s, "kto", overrides={**pref, "export_id": data["kto"], "per_device_train_batch_size": 4})
     elif method == "ppo":
         r = train(s, "ppo", overrides={**common, "export_id": data["half_a"], "max_steps": 10_000,
-                                        "reward_model": data["proxy"], "gold_reward_model": data["gold"],
+                                        "reward_model": data["proxy"], "second_reward_model": data["gold"],
                                         "max_new_tokens": 48, "max_prompt_length": 128})
     elif method in ("rloo", "grpo"):
         r = train(s, method, overrides={**common, "export_id": data["half_a"], "max_steps": 10_000,
-                                         "reward_model": data["proxy"], "gold_reward_model": data["gold"],
+                                         "reward_model": data["proxy"], "second_reward_model": data["gold"],
                                          "max_completion_length": 48, "logging_steps": 1})
     else:
         rounds = 2 if method == "iterative-dpo" else 1
@@ -207,7 +207,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ev = run_eval(s, EvalConfig(models=(DEFAULT_MODEL, *specs), prompts=f"export:{data['half_a']}",
                                 limit=args.eval_prompts, max_prompt_tokens=128, reward_model=data["proxy"],
-                                gold_reward_model=data["gold"], judge=args.judge, judge_models=specs,
+                                second_reward_model=data["gold"], judge=args.judge, judge_models=specs,
                                 concurrency=8, max_new_tokens=48, batch_size=32))
     print_eval(console, ev.run)
     rows = board_rows(ev.summary, trained)

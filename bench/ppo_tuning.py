@@ -7,7 +7,7 @@ demo uses at a similar budget, for comparison. Prints figures; asserts nothing.
 Set-up (cached in ``--dir``): the shared HH pairs, halves A and B with one held-out split, a
 proxy reward model (MiniLM) on A and a gold one on B, as ``prefloop demo`` makes them. Every
 PPO run starts from the embedded SmolLM2 on half A's prompts (chat-formatted, at most 128
-tokens), 48 new tokens, logs ``reward_model``, ``reward_gold`` and ``kl`` per iteration, and
+tokens), 48 new tokens, logs ``reward_model``, ``reward_second`` and ``kl`` per iteration, and
 is then evaluated on 48 held-out prompts (proxy and gold win rates with 95% CIs, KL).
 """
 
@@ -80,19 +80,19 @@ def main() -> None:
         r = train(s, "ppo", overrides={**COMMON, **SETTINGS[name], "max_steps": args.iterations,
                                        "batch_size": args.batch_size,
                                        "export_id": ids["export_a"], "reward_model": proxy,
-                                       "gold_reward_model": gold})
+                                       "second_reward_model": gold})
         seconds = time.perf_counter() - t0
         curves = {}
         for m in s.runs.metrics(r.run.id):
             curves.setdefault(m.name, []).append(m.value)
         console.print(f"[bold]{name}[/] (run {r.run.id}, {seconds:.0f} s, "
                       f"{seconds / args.iterations:.0f} s/iteration)")
-        for key in ("reward_model", "reward_gold", "kl", "eos_rate", "response_length"):
+        for key in ("reward_model", "reward_second", "kl", "eos_rate", "response_length"):
             console.print(f"  {key:16s} " + " ".join(f"{v:7.3f}" for v in curves.get(key, [])))
         ev = run_eval(s, EvalConfig(models=("smollm2-135m-instruct", f"run:{r.run.id}"),
                                     prompts=f"export:{ids['export_a']}", limit=args.eval_prompts,
                                     max_prompt_tokens=128, reward_model=proxy,
-                                    gold_reward_model=gold, max_new_tokens=48, batch_size=32),
+                                    second_reward_model=gold, max_new_tokens=48, batch_size=32),
                       console=console)
         print_eval(console, ev.run)
         row = ev.summary["models"][1]

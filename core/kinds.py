@@ -24,4 +24,4 @@ REWARD_KINDS = ("rm",)
 POLICY_KINDS = ("dpo", "sft", "ppo", "grpo", "rloo", "kto", "orpo")
 #: Every kind a run row may have: training runs, and the jobs that record runs too.
 RUN_KINDS = ("rm", "dpo", "ppo", "sft", "grpo", "rloo", "kto", "orpo", "generate", "judge", "eval",
-             "eval-rm", "demo", "loop", *ONPOLICY_KINDS)
+             "eval-rm", "demo", "loop", "board", *ONPOLICY_KINDS)

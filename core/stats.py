@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["WinRate", "win_rate", "bootstrap_ci", "length_controlled_win_rate", "Leaderboard",
+__all__ = ["WinRate", "win_rate", "bootstrap_ci", "length_controlled_win_rate", "seed_win_rate", "Leaderboard",
            "bradley_terry", "bradley_terry_style", "length_feature", "ELO_SCALE", "ELO_BASE"]
 
 #: Bradley-Terry strengths are reported on the Elo scale, as Chatbot Arena does:
@@ -79,26 +79,29 @@ def win_rate(outcomes: Sequence[float], *, seed: int = 0) -> WinRate:
                    int((x == 0.5).sum()), int((x == 0).sum()))
 
 
-def _lc_fit(outcomes: np.ndarray, feature: np.ndarray) -> float:
-    """P(win) at zero length difference from ``logit P(win) = b0 + b1 * feature``; a tie is a
-    half win and a half loss (sample weights)."""
+def _lc_fit(outcomes: np.ndarray, features: np.ndarray) -> float:
+    """P(win) at zero covariates from ``logit P(win) = b0 + b . features`` (``features``:
+    ``(n, k)``); a tie is a half win and a half loss (sample weights)."""
     from sklearn.linear_model import LogisticRegression
 
     y = np.concatenate([np.ones_like(outcomes), np.zeros_like(outcomes)])
     w = np.concatenate([outcomes, 1 - outcomes])
     if w[y == 1].sum() == 0 or w[y == 0].sum() == 0:
         return float(outcomes.mean())
-    X = np.concatenate([feature, feature])[:, None]
+    X = np.concatenate([features, features])
     model = LogisticRegression(C=1e6, max_iter=1000).fit(X, y, sample_weight=w)
     return float(1 / (1 + math.exp(-model.intercept_[0])))
 
 
-def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[float], *,
+def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[float],
+                               finished_diff: Sequence[float] | None = None, *,
                                n_resamples: int = 500, seed: int = 0) -> WinRate:
     """The win rate a judge would give at zero length difference (Dubois et al. 2024,
     "Length-Controlled AlpacaEval"): regress the outcome on ``tanh(length_diff / std)``
-    (``length_diff`` = model length - baseline length, any unit) and read the fit at 0. CI:
-    bootstrap over prompts, refitting each resample.
+    (``length_diff`` = model length - baseline length, any unit) and, with ``finished_diff``
+    (model finished - baseline finished: -1, 0 or 1), on whether each response ended before the
+    token budget, so that "it stopped where the other was cut off" is controlled too; read
+    the fit at 0. CI: bootstrap over prompts, refitting each resample.
 
     Returns a :class:`WinRate` whose counts are the raw ones.
     """
@@ -107,16 +110,52 @@ def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[
     if x.size == 0:
         return WinRate(float("nan"), float("nan"), float("nan"), 0)
     scale = d.std() or 1.0
-    feature = np.tanh(d / scale)
-    rate = _lc_fit(x, feature)
+    cols = [np.tanh(d / scale)]
+    if finished_diff is not None:
+        f = np.asarray(finished_diff, dtype=float)
+        if f.std() > 0:
+            cols.append(f)
+    features = np.stack(cols, 1)
+    rate = _lc_fit(x, features)
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_resamples):
         idx = rng.integers(0, x.size, x.size)
-        boots.append(_lc_fit(x[idx], feature[idx]))
+        boots.append(_lc_fit(x[idx], features[idx]))
     raw = win_rate(x)
     return WinRate(rate, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)),
                    int(x.size), raw.wins, raw.ties, raw.losses)
+
+
+def seed_win_rate(per_seed: Sequence[Sequence[float]], *, n_resamples: int = 4000,
+                  seed: int = 0) -> WinRate:
+    """A win rate over several end-to-end seeds (reward models, pairs and policies trained
+    anew each time), with a two-level bootstrap CI: resample the seeds, then the prompts within
+    each drawn seed (Field & Welsh 2007's cases bootstrap for clustered data), so the spread
+    between seeds counts, not only the spread between prompts. The point estimate is the mean
+    of the seeds' win rates.
+
+    >>> w = seed_win_rate([[1, 1, 0], [1, 0.5, 1], [0, 1, 1]])
+    >>> round(w.rate, 3), w.n
+    (0.722, 9)
+
+    Raises:
+        ValueError: no seed, or a seed without outcomes.
+    """
+    groups = [np.asarray(g, dtype=float) for g in per_seed]
+    if not groups or any(g.size == 0 for g in groups):
+        raise ValueError("every seed needs at least one outcome")
+    point = float(np.mean([g.mean() for g in groups]))
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_resamples)
+    for b in range(n_resamples):
+        drawn = rng.integers(0, len(groups), len(groups))
+        boots[b] = np.mean([groups[i][rng.integers(0, groups[i].size, groups[i].size)].mean()
+                            for i in drawn])
+    allx = np.concatenate(groups)
+    return WinRate(point, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)),
+                   int(allx.size), int((allx == 1).sum()), int((allx == 0.5).sum()),
+                   int((allx == 0).sum()))
 
 
 @dataclass

@@ -77,6 +77,27 @@ class Client:
         ``{"prompt_id", "response_ids", "task_id"}``. Idempotent by content."""
         return self._call("POST", "/prompts", json={"items": items, "source": source})["items"]
 
+    def next_task(self) -> dict[str, Any] | None:
+        """Your leased task, or the next one (``None``: nothing left for you): ``task_id``,
+        ``prompt`` (messages), ``responses`` (``label``, ``text``) in your random order."""
+        return self._call("GET", "/tasks/next")["task"]
+
+    def lease(self, n: int = 10) -> list[dict[str, Any]]:
+        """Up to ``n`` tasks leased to you at once (bulk labeling)."""
+        return self._call("POST", "/tasks/lease", json={"n": n})["tasks"]
+
+    def label(self, task_id: int, choice: str, *, rationale: str = "", flags: list[str] | None = None,
+              strength: str | None = None, edit: str = "", next: bool = False) -> dict[str, Any]:
+        """Label a task (``choice``: A, B, tie or both_bad): ``comparison_id`` and, with
+        ``next``, your next ``task``."""
+        return self._call("POST", f"/tasks/{task_id}/label", json={
+            "choice": choice, "rationale": rationale, "flags": flags or [], "strength": strength,
+            "edit": edit, "next": next})
+
+    def skip(self, task_id: int) -> dict[str, Any] | None:
+        """Skip a task; returns your next one (or ``None``)."""
+        return self._call("POST", f"/tasks/{task_id}/skip", json={})["task"]
+
     def comparisons(self, after: int = 0, limit: int = 100) -> dict[str, Any]:
         """One page: ``{"items": [...], "next_after": id or None}``."""
         return self._call("GET", "/comparisons", params={"after": after, "limit": limit})

@@ -10,7 +10,7 @@ from .errors import LeaseError, NotFoundError, ValidationError
 from .platform import emit_event
 from .records import LABELER_KINDS, STRENGTHS, Comparison, Ranking, text_hash, utcnow
 from .tasks import DEFAULT_LEASE_SECONDS, TasksAPI
-from .validation import MAX_TEXT_CHARS, validate_ranking
+from .validation import validate_name, validate_ranking, validate_text
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
 __all__ = ["ComparisonsAPI", "COMPARISON_SELECT"]
@@ -61,11 +61,11 @@ class ComparisonsAPI:
             raise ValidationError(f"labeler_kind {labeler_kind!r} is not one of {LABELER_KINDS}")
         if annotator_id is None and not labeler:
             raise ValidationError("a comparison needs a labeler name or an annotator id")
+        validate_name(labeler, "labeler")
         if confidence is not None and not 0.0 <= confidence <= 1.0:
             raise ValidationError(f"confidence {confidence} is outside [0, 1]")
-        if rationale is not None and len(rationale) > MAX_TEXT_CHARS:
-            raise ValidationError(f"rationale: {len(rationale)} characters, more than the "
-                                  f"{MAX_TEXT_CHARS} allowed")
+        if rationale is not None:
+            validate_text(rationale, "rationale")
         if strength is not None and (strength not in STRENGTHS or len(ranking) != 2
                                      or any(len(g) != 1 for g in ranking)):
             raise ValidationError(f"strength {strength!r}: expected one of {STRENGTHS}, on a "
@@ -243,9 +243,10 @@ class ComparisonsAPI:
 
     def list(self, *, labeler_kind: str | None = None, labeler: str | None = None,
              prompt_ids: Sequence[int] | None = None, task_id: int | None = None,
-             annotator_id: int | None = None) -> list[Comparison]:
+             annotator_id: int | None = None, eval_run_id: int | None = None) -> list[Comparison]:
         """Comparisons matching every given filter, by id (``labeler`` matches the name as
-        people read it: an annotator's current name or the recorded labeler)."""
+        people read it: an annotator's current name or the recorded labeler; ``eval_run_id``:
+        the labels of that evaluation's blind tasks)."""
         with self.engine.atomic() as con:
             return fetch_records(
                 con, Comparison, f"""{COMPARISON_SELECT} WHERE
@@ -253,10 +254,11 @@ class ComparisonsAPI:
                 AND ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
                 AND ($pids::BIGINT[] IS NULL OR c.prompt_id IN (SELECT unnest($pids::BIGINT[])))
                 AND ($task::BIGINT IS NULL OR c.task_id = $task)
-                AND ($ann::BIGINT IS NULL OR c.annotator_id = $ann) ORDER BY c.id""",
+                AND ($ann::BIGINT IS NULL OR c.annotator_id = $ann)
+                AND ($ev::BIGINT IS NULL OR c.eval_run_id = $ev) ORDER BY c.id""",
                 {"kind": labeler_kind, "labeler": labeler,
                  "pids": None if prompt_ids is None else list(prompt_ids), "task": task_id,
-                 "ann": annotator_id}, flags=list)
+                 "ann": annotator_id, "ev": eval_run_id}, flags=list)
 
     def candidate_pairs(self, source: str = "human", *, dataset: str | None = None,
                         limit: int | None = None) -> list[tuple[int, int, int]]:

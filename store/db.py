@@ -25,6 +25,7 @@ from .engine import DEFAULT_LOCK_TIMEOUT, Engine
 from .exports import ExportsAPI
 from .judgments import JudgmentsAPI
 from .platform import APIKeysAPI, WebhooksAPI
+from .prompt_sets import PromptSetsAPI
 from .prompts import PromptsAPI, ResponsesAPI
 from .reviews import ReviewsAPI
 from .runs import RunsAPI
@@ -51,7 +52,7 @@ class Store:
 
     Attributes:
         prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples, reviews,
-        api_keys, webhooks:
+        api_keys, webhooks, prompt_sets:
             the API of each table (see their modules).
 
     Opening applies missing migrations (an older store is upgraded in place).
@@ -80,6 +81,7 @@ class Store:
         self.reviews = ReviewsAPI(self.engine, self.tasks, self.comparisons)
         self.api_keys = APIKeysAPI(self.engine)
         self.webhooks = WebhooksAPI(self.engine)
+        self.prompt_sets = PromptSetsAPI(self.engine)
 
     @property
     def path(self) -> Path:

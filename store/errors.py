@@ -15,6 +15,7 @@ __all__ = [
     "SchemaError",
     "NotFoundError",
     "ValidationError",
+    "PromptSetConflictError",
     "LeaseError",
     "InvalidInputError",
     "ExportError",
@@ -43,6 +44,11 @@ class NotFoundError(StoreError):
 
 class ValidationError(StoreError):
     """A record passed to the store API breaks a rule of the data model."""
+
+
+class PromptSetConflictError(ValidationError):
+    """A prompt would join a second recorded prompt set (train, dev, test): a test set may
+    never overlap the prompts that trained a model or chose its settings."""
 
 
 class LeaseError(StoreError):

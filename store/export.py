@@ -141,7 +141,7 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
             f"no {'feedback labels' if kto else 'pairs'} match the filters {json.dumps(asdict(filters))} "
             f"({counts.n_comparisons} comparisons selected, {counts.n_conflicts} "
             f"conflicting and {counts.n_ties} tied pairs, {counts.n_below_agreement} below "
-            f"min agreement, {counts.n_below_confidence} below min confidence): import or label "
+            f"min agreement, {counts.n_below_confidence} below min confidence, {counts.n_held_out} of dev and test prompts): import or label "
             "more data, or relax the filters", counts)
     train, test = split_by_prompt(table, filters.test_fraction, filters.seed, shard=filters.shard,
                                   shards=filters.shards)

@@ -20,6 +20,9 @@ __all__ = ["QueueFrontier", "BUSY_SLOT"]
 #: expired (one ``?`` parameter: now). Counted ``FILTER (...)`` per task everywhere a free slot
 #: is looked for.
 BUSY_SLOT = "state = 'done' OR (state = 'leased' AND lease_expires_at > ?)"
+#: An annotator's own assignment that keeps a task from being offered to them again: done,
+#: skipped, or leased to them and not yet expired (one ``?`` parameter: now).
+_MINE = "(state IN ('done', 'skipped') OR (state = 'leased' AND lease_expires_at > ?))"
 _KEY = "frontier"
 
 
@@ -77,12 +80,12 @@ class QueueFrontier:
         return con.execute(f"""
             WITH busy AS (SELECT task_id,
                                  count(*) FILTER ({BUSY_SLOT}) AS n,
-                                 bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
+                                 bool_or(annotator_id = ? AND {_MINE}) AS mine
                           FROM assignments GROUP BY task_id)
             SELECT t.id FROM tasks t LEFT JOIN busy b ON b.task_id = t.id
             WHERE t.completed_at IS NULL AND t.gold_ranking IS NULL AND coalesce(b.n, 0) < t.overlap
               AND NOT coalesce(b.mine, false)
-            ORDER BY t.priority DESC, t.id LIMIT 1""", [now, annotator_id]).fetchone()
+            ORDER BY t.priority DESC, t.id LIMIT 1""", [now, annotator_id, now]).fetchone()
 
     def _refresh_frontier(self, con: duckdb.DuckDBPyConnection) -> dict:
         rows = con.execute(
@@ -108,10 +111,10 @@ class QueueFrontier:
                 SELECT task_id,
                        count(*) FILTER ({BUSY_SLOT}) AS n,
                        count(*) FILTER (state = 'done') AS done,
-                       bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine
+                       bool_or(annotator_id = ? AND {_MINE}) AS mine
                 FROM assignments WHERE task_id IN ({ids}) GROUP BY task_id"""
             if trusted:
-                found = {r[0]: r[1:] for r in con.execute(busy, [now, annotator_id]).fetchall()}
+                found = {r[0]: r[1:] for r in con.execute(busy, [now, annotator_id, now]).fetchall()}
                 status = {}
                 for i in cand:
                     n, done, mine = found.get(i, (0, 0, False))
@@ -121,7 +124,7 @@ class QueueFrontier:
                     SELECT t.id, t.overlap, t.completed_at IS NOT NULL,
                            coalesce(b.n, 0) < t.overlap AND NOT coalesce(b.mine, false)
                     FROM (SELECT id, overlap, completed_at FROM tasks WHERE id IN ({ids})) t
-                    LEFT JOIN ({busy}) b ON b.task_id = t.id""", [now, annotator_id]).fetchall()
+                    LEFT JOIN ({busy}) b ON b.task_id = t.id""", [now, annotator_id, now]).fetchall()
                 status = {r[0]: (r[2], r[3]) for r in rows}
                 fr["overlap"].update({r[0]: r[1] for r in rows})
             gone = {i for i in cand if status.get(i, (True, False))[0]}

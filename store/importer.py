@@ -25,7 +25,7 @@ from .errors import InvalidInputError, ValidationError
 from .formats import READERS, Problem
 from .formats.common import NORMALIZED, ImportRecord
 from .records import LABELER_KINDS
-from .validation import MAX_TEXT_CHARS
+from .validation import MAX_TEXT_CHARS, validate_name
 
 __all__ = ["ImportReport", "import_file", "FORMATS"]
 
@@ -85,7 +85,9 @@ def _generic(reason: str) -> str:
 
 
 def _default_dataset(path: Path, fmt: str) -> str:
-    name = path.name
+    """The file's (or folder's) name without its data suffixes; ``.`` and ``..`` name the
+    folder they stand for."""
+    name = path.name if path.name not in ("", ".", "..") else path.resolve().name
     for suffix in (".gz", ".jsonl", ".json", ".parquet"):
         name = name.removesuffix(suffix)
     if fmt == "prompts" and path.name.startswith("question") and path.parent.name == "mt-bench":
@@ -237,15 +239,21 @@ def _commit(store: Store, tag: str, source: str, dataset: str, report: ImportRep
 
 def _over_limit(r: ImportRecord) -> Problem | None:
     """A :class:`Problem` naming the first text of ``r`` longer than the store's
-    :data:`~prefloop.store.validation.MAX_TEXT_CHARS`, or ``None``."""
+    :data:`~prefloop.store.validation.MAX_TEXT_CHARS`, or a labeler name that breaks the store's
+    name rules, or ``None`` (the file it names: the record's own, e.g. a folder's
+    ``records.json``)."""
     for i, m in enumerate(r.messages):
         if len(m["content"]) > MAX_TEXT_CHARS:
             return Problem(r.line, f"messages[{i}].content", f"{len(m['content'])} characters, more "
-                           f"than the store's limit of {MAX_TEXT_CHARS}")
+                           f"than the store's limit of {MAX_TEXT_CHARS}", file=r.file)
     for i, (text, _) in enumerate(r.responses):
         if len(text) > MAX_TEXT_CHARS:
             return Problem(r.line, f"responses[{i}]", f"{len(text)} characters, more than the "
-                           f"store's limit of {MAX_TEXT_CHARS}")
+                           f"store's limit of {MAX_TEXT_CHARS}", file=r.file)
+    try:
+        validate_name(r.labeler, "labeler")
+    except ValidationError as exc:
+        return Problem(r.line, "labeler", str(exc).removeprefix("labeler: "), file=r.file)
     return None
 
 

@@ -68,10 +68,10 @@ def version_info(s: store.Store) -> dict[str, dict[str, Any]]:
                        "status": run.status if run else None, "round": _round(s, run),
                        "kl": None, "mean_tokens": None, "eval_run_id": None}
     for ev in s.runs.list(kind="eval", status="finished"):
-        for row in (ev.summary or {}).get("models", []):
+        for row in (ev.summary or {}).get("rows", []):
             if row["model"] in info:
-                info[row["model"]].update(kl=row.get("kl"), mean_tokens=row.get("mean_tokens"),
-                                          eval_run_id=ev.id)
+                info[row["model"]].update(kl=row["overall"].get("kl"),
+                                          mean_tokens=row["overall"].get("mean_tokens"), eval_run_id=ev.id)
     return info
 
 

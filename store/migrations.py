@@ -310,6 +310,20 @@ def _0008_platform(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def _0009_prompt_sets(con: duckdb.DuckDBPyConnection) -> None:
+    """``prompt_sets``: which recorded prompt set (``train``, ``dev`` or ``test``) a prompt
+    belongs to, at most one, and its ``subset`` (e.g. ``harmless``, ``benign``), reported apart
+    by evaluations (:mod:`prefloop.store.prompt_sets`)."""
+    con.execute("""
+        CREATE TABLE prompt_sets (
+            prompt_id BIGINT PRIMARY KEY,
+            split VARCHAR NOT NULL CHECK (split IN ('train', 'dev', 'test')),
+            subset VARCHAR,
+            rule VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
@@ -319,6 +333,7 @@ MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0006_export_replacement", _0006_export_replacement),
     ("0007_preference_strength", _0007_preference_strength),
     ("0008_platform", _0008_platform),
+    ("0009_prompt_sets", _0009_prompt_sets),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

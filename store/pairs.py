@@ -82,6 +82,12 @@ class PairFilters:
             :mod:`prefloop.pipelines.onpolicy`: the labels recorded since the round began; a
             sample equal to an earlier one keeps its response row, so the responses' run would
             miss it).
+        include_held_out: also the comparisons of prompts in the recorded dev and test prompt
+            sets (:mod:`prefloop.store.prompt_sets`), which every export leaves out by default
+            (counted in ``n_held_out``), so no model trains on a prompt that chooses or reports.
+        random_labels: the random-label control: each pair's chosen and rejected are swapped
+            with probability 1/2 (by sha256 of ``seed`` and the pair), so a method trained on
+            them shows what drift alone does.
 
     What is written from them, and in which format, is :class:`prefloop.store.export.ExportOptions`.
     """
@@ -101,6 +107,8 @@ class PairFilters:
     shard: int = 0
     shards: int = 1
     after_comparison_id: int | None = None
+    include_held_out: bool = False
+    random_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in ("human", "ai", "all"):
@@ -129,6 +137,8 @@ class DeriveCounts:
         n_ties: pairs with only tie votes (unpaired: responses whose votes sum to 0).
         n_below_agreement, n_below_confidence: pairs the filters removed.
         n_ambiguous: pairs of tasks a reviewer marked ambiguous.
+        n_held_out: comparisons left out because their prompt is in the dev or test set.
+        n_swapped: pairs whose label the random-label control swapped.
         max_comparison_id: the newest comparison in the snapshot (``since_export`` starts there).
         ai_labelers: the judge gating's verdicts, ``{labeler, agreement, overlap, kept}`` each.
         warnings: things the user should know (an aggregate that fell back to the majority).
@@ -140,6 +150,8 @@ class DeriveCounts:
     n_below_agreement: int = 0
     n_below_confidence: int = 0
     n_ambiguous: int = 0
+    n_held_out: int = 0
+    n_swapped: int = 0
     max_comparison_id: int = 0
     ai_labelers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -183,7 +195,7 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, DeriveCo
 
     counts = DeriveCounts()
     with store.atomic() as con:
-        max_id = selected_votes(store, con, filters)
+        max_id = selected_votes(store, con, filters, counts)
         if filters.ai_min_agreement is not None:
             agree = ai_agreement(labeler_votes(con, "labeled_votes"))
             ai = [r[0] for r in con.execute("SELECT DISTINCT labeler FROM labeled_votes "
@@ -289,7 +301,26 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, DeriveCo
         table = table.filter(pc.greater_equal(table["p_chosen"], filters.min_confidence - 1e-12))
     counts.n_below_confidence = n_all - table.num_rows
     counts.max_comparison_id = max_id
+    if filters.random_labels:
+        table, counts.n_swapped = _swap_labels(table, filters.seed)
     return table, counts
+
+
+def _swap_labels(table: pa.Table, seed: int) -> tuple[pa.Table, int]:
+    """The random-label control: swap chosen and rejected (texts, ids, vote counts; ``p_chosen``
+    stays the label's confidence) of the pairs whose sha256 of ``seed:prompt:chosen:rejected``
+    is odd. Returns the table and how many were swapped."""
+    import hashlib
+
+    import pyarrow.compute as pc
+
+    keys = zip(table["prompt_id"].to_pylist(), table["chosen_id"].to_pylist(), table["rejected_id"].to_pylist())
+    flip = pa.array([hashlib.sha256(f"{seed}:{p}:{c}:{r}".encode()).digest()[0] % 2 == 1 for p, c, r in keys])
+    for a, b in (("chosen", "rejected"), ("chosen_id", "rejected_id"), ("votes_chosen", "votes_rejected")):
+        new_a, new_b = pc.if_else(flip, table[b], table[a]), pc.if_else(flip, table[a], table[b])
+        table = table.set_column(table.schema.get_field_index(a), a, new_a)
+        table = table.set_column(table.schema.get_field_index(b), b, new_b)
+    return table, int(pc.sum(flip).as_py() or 0)
 
 
 def derive_unpaired(store: Store, filters: PairFilters, *, with_pairs: bool = False
@@ -362,7 +393,9 @@ _SELECTED = f"""
     AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
     AND c.id > $since AND c.id <= $max_id
     AND ($include_eval OR c.eval_run_id IS NULL)
-    AND ($after_id::BIGINT IS NULL OR c.id > $after_id)"""
+    AND ($after_id::BIGINT IS NULL OR c.id > $after_id)
+    AND ($include_held_out OR NOT EXISTS (SELECT 1 FROM prompt_sets ps
+                                          WHERE ps.prompt_id = c.prompt_id AND ps.split <> 'train'))"""
 
 
 def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]:
@@ -373,12 +406,14 @@ def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]
     max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
     return {"source": filters.source, "dataset": filters.dataset, "since": since, "max_id": max_id,
             "include_eval": filters.include_eval, "labeler": filters.labeler,
-            "after_id": filters.after_comparison_id}
+            "after_id": filters.after_comparison_id, "include_held_out": filters.include_held_out}
 
 
-def selected_votes(store: Store, con, filters: PairFilters) -> int:
+def selected_votes(store: Store, con, filters: PairFilters, counts: DeriveCounts | None = None) -> int:
     """Create temp table ``labeled_votes`` (``cid, prompt_id, lo, hi, dir, labeler_kind,
-    labeler``) of the comparisons ``filters`` select; returns the newest comparison id seen."""
+    labeler``) of the comparisons ``filters`` select; returns the newest comparison id seen
+    (and fills ``counts.n_held_out``)."""
+    counts = counts if counts is not None else DeriveCounts()
     from .aggregate import LABELER_KEY_SQL, PRINCIPLE_JOIN
 
     selection = f"""
@@ -386,6 +421,11 @@ def selected_votes(store: Store, con, filters: PairFilters) -> int:
         FROM comparisons c JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN} {PRINCIPLE_JOIN}
         WHERE {_SELECTED}"""
     params = _selection_params(store, con, filters)
+    if not filters.include_held_out:
+        counts.n_held_out = con.execute(f"""
+            SELECT count(*) FROM comparisons c JOIN prompts p ON p.id = c.prompt_id {LABELER_JOIN}
+            WHERE {_SELECTED.replace("$include_held_out OR NOT", "NOT $include_held_out AND")}""",
+                                        params).fetchall()[0][0]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE labeled_votes AS
         WITH {votes_cte(selection, carry=["labeler_kind", "labeler"])}

@@ -126,21 +126,24 @@ class APIKeysAPI:
     def authenticate(self, text: str) -> Annotator | None:
         """The active annotator a key text belongs to, or ``None`` (unknown, malformed or
         revoked key; inactive user). Compares digests in constant time; records the use."""
-        parts = text.split("_", 2) if isinstance(text, str) else []
-        if len(parts) != 3 or parts[0] != "pfk" or not parts[1].isdigit() or len(text) > 200:
+        import re
+
+        found_id = re.fullmatch(r"pfk_([0-9]{1,18})_[A-Za-z0-9_-]{1,128}", text) if isinstance(text, str) else None
+        if found_id is None:        # ASCII digits only, below 2**63: any other text is no key
             return None
+        key_id = int(found_id.group(1))
         from .annotators import _COLS
 
         with self.engine.atomic() as con:
             row = con.execute("SELECT key_hash, annotator_id FROM api_keys WHERE id = ? AND "
-                              "revoked_at IS NULL", [int(parts[1])]).fetchone()
+                              "revoked_at IS NULL", [key_id]).fetchone()
             if row is None or not hmac.compare_digest(row[0], _digest(text)):
                 return None
             found = fetch_records(con, Annotator, f"SELECT {_COLS} FROM annotators WHERE id = ? "
                                   "AND active", [row[1]])
             if not found:
                 return None
-            con.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [utcnow(), int(parts[1])])
+            con.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", [utcnow(), key_id])
             return found[0]
 
 
@@ -182,6 +185,37 @@ _DELIVERY_COLS = ("id, webhook_id, event, message_id, payload, status, attempts,
 #: Set when this process queues a delivery: the app's sender wakes on it instead of polling the
 #: store (events queued by other processes are found by its slow poll).
 QUEUED = threading.Event()
+
+
+def validate_webhook_url(url: Any) -> str:
+    """A webhook endpoint: an absolute ``http://`` or ``https://`` URL with a host, a port in
+    1..65535 when one is given, no whitespace or control characters, at most 2000 characters
+    (parsed by the standard library's ``urllib.parse``).
+
+    >>> validate_webhook_url("http://[::1")
+    Traceback (most recent call last):
+    ...
+    prefloop.store.errors.ValidationError: webhook url 'http://[::1': Invalid IPv6 URL
+
+    Raises:
+        ValidationError: says what is wrong with it.
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        raise ValidationError("webhook url: expected an http:// or https:// URL of at most 2000 characters")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValidationError(f"webhook url {url[:200]!r}: whitespace or control characters are not allowed")
+    try:
+        u = urlsplit(url)
+        port = u.port
+    except ValueError as exc:
+        raise ValidationError(f"webhook url {url[:200]!r}: {exc}") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValidationError(f"webhook url {url[:200]!r}: expected an http:// or https:// URL with a host")
+    if port == 0:
+        raise ValidationError(f"webhook url {url[:200]!r}: port 0 is not a port")
+    return url
 
 
 def emit_event(con, event: str, payload: dict[str, Any]) -> int:
@@ -244,14 +278,13 @@ class WebhooksAPI:
         Raises:
             ValidationError: a URL that is not http(s), or an unknown event.
         """
-        from urllib.parse import urlparse
-
-        u = urlparse(url or "")
-        if u.scheme not in ("http", "https") or not u.netloc or len(url) > 2000:
-            raise ValidationError(f"webhook url {url!r}: expected an http:// or https:// URL")
+        url = validate_webhook_url(url)
+        if isinstance(events, str) or not isinstance(events, (list, tuple)):
+            raise ValidationError(f"webhook events: expected a list of event names, some of {WEBHOOK_EVENTS}")
         bad = [e for e in events if e not in WEBHOOK_EVENTS]
         if bad or not events:
-            raise ValidationError(f"webhook events {bad or events}: expected some of {WEBHOOK_EVENTS}")
+            raise ValidationError(f"webhook events {(bad or list(events))[:5]}: expected some of {WEBHOOK_EVENTS}")
+        events = sorted(set(events), key=WEBHOOK_EVENTS.index)
         salt = secrets.token_hex(16)
         secret = webhook_secret(salt)
         with self.engine.atomic() as con:

@@ -10,7 +10,7 @@ import pyarrow as pa
 from .engine import Engine, fetch_records, id_list, registered, to_json
 from .errors import NotFoundError, ValidationError
 from .records import Message, Prompt, Response, ResponseIn, prompt_hash, text_hash
-from .validation import validate_messages, validate_origin, validate_response_text
+from .validation import validate_messages, validate_name, validate_origin, validate_response_text
 
 __all__ = ["PromptsAPI", "ResponsesAPI"]
 
@@ -33,6 +33,8 @@ class PromptsAPI:
         Raises:
             ValidationError: a prompt is not a list of messages ending with a user turn.
         """
+        validate_name(source, "source")
+        validate_name(dataset, "dataset")
         rows = []
         for i, msgs in enumerate(prompts):
             try:

@@ -22,7 +22,7 @@ def labeler_reliability(store: Store, filters: PairFilters | None = None) -> lis
     Returns:
         One :class:`~prefloop.store.aggregate.LabelerStats` per labeler, most accurate first.
     """
-    filters = filters or PairFilters(include_eval=True)
+    filters = filters or PairFilters(include_eval=True, include_held_out=True)
     with store.atomic() as con:
         selected_votes(store, con, filters)
         votes = labeler_votes(con, "labeled_votes")

@@ -243,6 +243,16 @@ class TasksAPI:
                 WHERE t.gold_ranking IS NULL AND t.completed_at IS NULL
                   AND coalesce(a.n, 0) < t.overlap""", [now]).fetchone()[0]
 
+    def eval_progress(self, eval_run_id: int) -> tuple[int, int, int]:
+        """An evaluation's blind tasks: ``(tasks, labels asked for (the sum of overlaps), labels
+        given)``."""
+        with self.engine.atomic() as con:
+            return con.execute("""
+                SELECT count(*), coalesce(sum(t.overlap), 0),
+                       coalesce(sum(least(t.overlap, (SELECT count(*) FROM assignments a
+                                                      WHERE a.task_id = t.id AND a.state = 'done'))), 0)
+                FROM tasks t WHERE t.eval_run_id = ?""", [eval_run_id]).fetchall()[0]
+
     def assignments(self, *, annotator_id: int | None = None,
                     task_id: int | None = None) -> list[Assignment]:
         """Assignments of one annotator and/or one task."""
@@ -284,6 +294,34 @@ class TasksAPI:
                 return self._leased_task(con, row[0], annotator_id,
                                          Assignment(row[0], annotator_id, now, expires, "leased"))
             return self._leased_task(con, row[0], annotator_id)
+
+    def lease_many(self, annotator_id: int, n: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                   now: datetime | None = None, gold_rate: float = 0.0,
+                   rng: random.Random | None = None, gold_only: bool = False) -> list[LeasedTask]:
+        """Up to ``n`` tasks leased to the annotator at once (bulk labeling through the API, as
+        Argilla's annotators take a page of records): their unexpired leases first, then new
+        ones by the rules of :meth:`lease_next` (gold tasks at ``gold_rate``), in one
+        transaction. Each lease is submitted or skipped on its own."""
+        now = now or utcnow()
+        expires = now + timedelta(seconds=lease_seconds)
+        out: list[LeasedTask] = []
+        with self.engine.atomic() as con:
+            held = con.execute(
+                "SELECT task_id FROM assignments WHERE annotator_id = ? AND state = 'leased' "
+                "AND lease_expires_at > ? ORDER BY leased_at, task_id LIMIT ?", [annotator_id, now, n]).fetchall()
+            out += [self._leased_task(con, r[0], annotator_id) for r in held]
+            while len(out) < n:
+                row = None
+                if gold_only or (gold_rate > 0 and (rng or random).random() < gold_rate):
+                    row = self._next_gold_id(con, annotator_id)
+                if row is None and not gold_only:
+                    row = self.frontier.next_task_id(con, annotator_id, now)
+                if row is None:
+                    break
+                self._lease(con, row[0], annotator_id, now, expires)
+                out.append(self._leased_task(con, row[0], annotator_id,
+                                             Assignment(row[0], annotator_id, now, expires, "leased")))
+        return out
 
     @staticmethod
     def _next_gold_id(con, annotator_id: int) -> tuple[int] | None:

@@ -14,12 +14,61 @@ from .errors import ValidationError
 from .records import RESPONSE_ORIGINS, ROLES, Message, Ranking
 
 __all__ = ["validate_messages", "validate_ranking", "validate_response_text", "validate_origin",
-           "MAX_TEXT_CHARS"]
+           "validate_text", "validate_name", "MAX_TEXT_CHARS", "MAX_NAME_CHARS", "MAX_ID"]
 
 #: The longest prompt turn, response, rationale or edit the store accepts (characters): about
 #: 100k tokens, far beyond any model's context, small enough that a pasted file or a flood of
 #: text cannot bloat the store.
 MAX_TEXT_CHARS = 400_000
+#: The longest name the store accepts (a dataset, a source, a labeler, an export): 255
+#: characters, a file name's limit on common file systems.
+MAX_NAME_CHARS = 255
+#: The largest id (DuckDB's BIGINT); larger integers name no row.
+MAX_ID = 2**63 - 1
+
+
+def validate_text(value: Any, where: str, *, max_chars: int = MAX_TEXT_CHARS) -> str:
+    r"""A text the store can keep: a string of at most ``max_chars`` characters that is valid
+    Unicode (no lone UTF-16 surrogate) without NUL characters.
+
+    >>> validate_text("ok", "prompt")
+    'ok'
+    >>> validate_text("a" + chr(0xD800), "prompt")
+    Traceback (most recent call last):
+    ...
+    prefloop.store.errors.ValidationError: prompt: a lone UTF-16 surrogate ('\ud800') is not text
+
+    Raises:
+        ValidationError: names ``where``.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(f"{where}: expected a string, found {type(value).__name__}")
+    if len(value) > max_chars:
+        raise ValidationError(f"{where}: {len(value)} characters, more than the {max_chars} allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"{where}: a lone UTF-16 surrogate ({exc.object[exc.start]!a}) is not text") from None
+    if "\x00" in value:
+        raise ValidationError(f"{where}: a NUL character is not text")
+    return value
+
+
+def validate_name(value: Any, where: str, *, optional: bool = True) -> str | None:
+    """A name (dataset, source, labeler, export): ``None`` when ``optional``, else a string of
+    1 to :data:`MAX_NAME_CHARS` characters, not blank, without control characters.
+
+    Raises:
+        ValidationError: names ``where``.
+    """
+    if value is None and optional:
+        return None
+    validate_text(value, where, max_chars=MAX_NAME_CHARS)
+    if not value.strip():
+        raise ValidationError(f"{where}: a name cannot be empty or blank")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(f"{where}: control characters are not allowed in a name")
+    return value
 
 
 def validate_messages(messages: Any, *, field_name: str = "messages",
@@ -42,16 +91,13 @@ def validate_messages(messages: Any, *, field_name: str = "messages",
         role, content = m.get("role"), m.get("content")
         if role not in ROLES:
             raise ValidationError(f"{field_name}[{i}].role: expected one of {ROLES}, found {role!r}")
-        if not isinstance(content, str):
-            raise ValidationError(f"{field_name}[{i}].content: expected a string, "
-                                  f"found {type(content).__name__}")
-        if len(content) > MAX_TEXT_CHARS:
-            raise ValidationError(f"{field_name}[{i}].content: {len(content)} characters, more "
-                                  f"than the {MAX_TEXT_CHARS} allowed")
+        validate_text(content, f"{field_name}[{i}].content")
         out.append({"role": role, "content": content})
     if end_with_user and out[-1]["role"] != "user":
         raise ValidationError(f"{field_name}: a prompt must end with a user turn, "
                               f"found a final {out[-1]['role']!r} turn")
+    if end_with_user and not out[-1]["content"].strip():
+        raise ValidationError(f"{field_name}[{len(out) - 1}].content: the final user turn is empty")
     return out
 
 
@@ -87,10 +133,7 @@ def validate_response_text(text: Any, prompt_id: int) -> str:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValidationError(f"response to prompt {prompt_id}: text is empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValidationError(f"response to prompt {prompt_id}: {len(text)} characters, more "
-                              f"than the {MAX_TEXT_CHARS} allowed")
-    return text
+    return validate_text(text, f"response to prompt {prompt_id}")
 
 
 def validate_origin(origin: Any) -> str:

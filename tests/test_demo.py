@@ -1,4 +1,6 @@
-"""``prefloop demo --quick`` end to end (slow: about 5 minutes on 2 cores)."""
+"""``prefloop demo --quick`` end to end (slow: minutes on 2 cores): every stage runs on the real
+shared data, the evaluation uses only test prompts no run trained on, the people column waits
+for blind labels, and a second run resumes."""
 
 from __future__ import annotations
 
@@ -9,42 +11,48 @@ import sys
 import pytest
 
 from prefloop import store
+from prefloop.pipelines.eval_results import EvalSummary
 
 from .conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
-def test_quick_demo_runs_and_resumes(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFLOOP_ADMIN_PASSWORD": "demo-password-1"}
+def test_quick_demo_runs_and_resumes(tmp_path, shared_data):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFLOOP_ADMIN_PASSWORD": "demo-password-1",
+           "COLUMNS": "120"}
     cmd = [sys.executable, "-m", "prefloop", "demo", "--quick"]
-    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "prefloop demo summary" in first.stdout
-    assert f"prefloop --db {(tmp_path / 'prefloop.duckdb').resolve()} annotate" in first.stdout
+    out = " ".join(first.stdout.split())
+    assert "prefloop demo summary" in out and "the demo's targets" in out
+    assert f"--db {(tmp_path / 'prefloop.duckdb').resolve()} annotate" in out
+    assert "waiting for" in out and "blind labels" in out
     assert "demo-password-1" not in first.stdout + first.stderr
     s = store.Store(tmp_path / "prefloop.duckdb")
     runs = {r.kind: r for r in s.runs.list()}
-    assert {"demo", "rm", "iterative-dpo", "dpo", "generate", "ppo", "eval", "judge"} <= set(runs)
-    assert len(s.runs.list(kind="rm")) == 2                      # the proxy and the gold RM
+    assert {"demo", "rm", "sft", "iterative-dpo", "dpo", "generate", "ppo", "eval", "judge"} <= set(runs)
+    assert len(s.runs.list(kind="rm")) == 2                      # the proxy and the second RM
     assert all(r.status == "finished" for r in s.runs.list())
-    # the evaluation table ends the summary: base, on-policy DPO and PPO from it, with CIs and KL
-    assert "KL nats" in first.stdout and "leaderboard" in first.stdout and "gold LC" in first.stdout
-    assert "the demo's targets" in first.stdout and "targets met" in first.stdout
-    ppo, dpo = runs["ppo"], runs["dpo"]
-    assert ppo.parent_run_id == dpo.id and ppo.config["model"] == f"run:{dpo.id}"  # PPO from the DPO policy
-    assert {r["model"] for r in runs["eval"].summary["models"]} >= {
-        "smollm2-135m-instruct", f"run:{ppo.id}", f"run:{dpo.id}"}
-    # on-policy pairs: AI labels of the proxy RM on the policy's own samples
+    sft, dpo, ppo = runs["sft"], runs["dpo"], runs["ppo"]
+    assert dpo.config["model"] == f"run:{sft.id}" and ppo.config["model"] == f"run:{dpo.id}"
+    # the evaluation: the base twice (A/A), every stage's policy, on test prompts only
+    summary = EvalSummary.from_json(runs["eval"].summary)
+    assert [r.model for r in summary.rows] == ["smollm2-135m-instruct", "smollm2-135m-instruct#2",
+                                               f"run:{sft.id}", f"run:{dpo.id}", f"run:{ppo.id}"]
+    test = set(s.prompt_sets.ids("test"))
+    assert set(runs["eval"].config["prompt_ids"]) <= test and summary.subsets() == ["benign", "harmless"]
+    assert s.tasks.eval_progress(runs["eval"].id)[0] > 0
+    # on-policy pairs: AI labels of the proxy RM on finished samples only
     gen = runs["generate"]
-    assert gen.config["pairs"] == "best-worst" and gen.summary["pairs"] > 0
+    assert gen.config["pairs"] == "best-worst" and gen.config["label_truncated"] is False
 
     def top(run):                                               # every run belongs to the demo
         while run.pipeline_run_id is not None:
             run = s.runs.get(run.pipeline_run_id)
         return run.id
     assert {top(r) for r in s.runs.list()} == {runs["demo"].id}
-    assert s.tasks.list(open_only=True) and s.annotators.get("admin").role == "admin"
-    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "already finished" in again.stdout
+    assert s.annotators.get("admin").role == "admin"
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "done earlier" in again.stdout + again.stderr
     assert len(s.runs.list(kind="demo")) == 1

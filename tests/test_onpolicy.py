@@ -35,7 +35,7 @@ def test_generate_labels_best_worst_and_margin_pairs_as_ai_comparisons(hh_store,
     before = hh_store.comparisons.max_id()
     g = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                  params=GenParams(n=3, max_new_tokens=8, batch_size=6), reward_model=spec,
-                 pairs="best-worst")
+                 pairs="best-worst", label_truncated=True)   # a tiny random model rarely emits EOS
     assert g.run.summary["pairs"] == len(g.comparison_ids) > 0
     comps = [hh_store.comparisons.get(c) for c in g.comparison_ids]
     for c in comps:                      # one comparison per prompt: its best over its worst sample
@@ -50,19 +50,28 @@ def test_generate_labels_best_worst_and_margin_pairs_as_ai_comparisons(hh_store,
     again_from = hh_store.comparisons.max_id()
     again = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                      params=GenParams(n=3, max_new_tokens=8, batch_size=6), reward_model=spec,
-                     pairs="best-worst")
+                     pairs="best-worst", label_truncated=True)
     assert again.comparison_ids and again.response_groups == g.response_groups
     e2 = export_pairs(hh_store, hh_store.path.parent / "round2", PairFilters(
         source="ai", labeler=reward_labeler(spec), after_comparison_id=again_from))
     assert e2.n_train == len(again.comparison_ids)
     every = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                      params=GenParams(n=3, max_new_tokens=8, batch_size=6, seed=1),
-                     reward_model=spec, pairs="all", margin=0.0)
+                     reward_model=spec, pairs="all", margin=0.0, label_truncated=True)
     assert len(every.comparison_ids) >= len(g.comparison_ids)
     huge = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
                     params=GenParams(n=3, max_new_tokens=8, batch_size=6, seed=2),
-                    reward_model=spec, pairs="all", margin=1e9)
+                    reward_model=spec, pairs="all", margin=1e9, label_truncated=True)
     assert huge.comparison_ids == []
+    # by default a sample cut off at max_new_tokens is never a side of a label
+    strict = generate(hh_store, str(tiny_model), f"export:{rm.run.export_id}:train", limit=4,
+                      params=GenParams(n=3, max_new_tokens=8, batch_size=6, seed=3),
+                      reward_model=spec, pairs="all")
+    sides = [r for c in strict.comparison_ids for g in hh_store.comparisons.get(c).ranking for r in g]
+    assert all(r.gen_params["finished"] for r in hh_store.responses.get_many(sides))
+    cut = [r for r in hh_store.responses.get_many([x for v in strict.response_groups.values() for x in v])
+           if not r.gen_params["finished"]]
+    assert cut and strict.run.summary["prompts_without_two_finished"] >= 1
 
 
 def test_pairs_need_two_samples_and_a_reward_model_before_any_run(hh_store, rm, tiny_model):
@@ -109,7 +118,7 @@ def test_iterative_dpo_two_rounds_keep_the_first_reference(hh_store, rm, tiny_mo
     cfg = onpolicy_config("iterative-dpo", {
         "model": str(tiny_model), "export_id": rm.run.export_id, "reward_model": f"run:{rm.run.id}",
         "rounds": 2, "prompts_per_round": 4, "n": 3, "max_new_tokens": 8, "max_prompt_tokens": 128,
-        "max_steps": 2})
+        "max_steps": 2, "label_truncated": True})
     r = run_onpolicy(hh_store, cfg)
     assert r.run.kind == "iterative-dpo" and r.run.status == "finished" and len(r.rounds) == 2
     first, second = (hh_store.runs.get(x["train_run_id"]) for x in r.rounds)
@@ -141,7 +150,7 @@ def test_rs_sft_and_orpo_train(hh_store, rm, tiny_model):
     cfg = onpolicy_config("rs-sft", {
         "model": str(tiny_model), "export_id": rm.run.export_id, "reward_model": f"run:{rm.run.id}",
         "rounds": 1, "prompts_per_round": 4, "n": 3, "max_new_tokens": 8, "max_prompt_tokens": 128,
-        "max_steps": 2})
+        "max_steps": 2, "label_truncated": True})
     r = run_onpolicy(hh_store, cfg)
     assert hh_store.runs.get(r.rounds[0]["train_run_id"]).kind == "sft" and r.rounds[0]["pairs"] > 0
     orpo = train(hh_store, "orpo", overrides={"model": str(tiny_model), "export_id": rm.run.export_id,

@@ -58,7 +58,7 @@ def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
         "dpo": {"max_steps": 2, "max_length": 256, "max_eval_pairs": 4, "learning_rate": 0.05},
         # an impossible bar: the new policy is evaluated, rejected, and not promoted
         "eval": {"limit": 6, "max_new_tokens": 8, "max_prompt_tokens": 512,
-                 "gold_reward_model": f"run:{gold.id}", "min_gold_win_rate": 1.01},
+                 "second_reward_model": f"run:{gold.id}", "min_second_rm_win_rate": 1.01},
         "generate": {"prompts": "mt-bench", "limit": 3, "n": 2, "max_new_tokens": 8, "tasks": 2},
         "judge": {"modes": ["pairwise"], "backend": "local", "model": tiny, "limit": 2},
     }))
@@ -71,8 +71,8 @@ def test_loop_iteration_on_tiny_models(hh_store, tiny_model, tmp_path):
     loop_run = hh_store.runs.list(kind="loop")[-1]
     ev = hh_store.runs.get(stages["eval"]["run_id"])
     assert ev.kind == "eval" and ev.config["compared_runs"] == [dpo.id]
-    assert dpo.status == "rejected" and "below min_gold_win_rate 1.01" in dpo.summary["rejected"]
-    assert stages["eval"]["promoted"] is False and 0 <= stages["eval"]["gold_win_rate"] <= 1
+    assert dpo.status == "rejected" and "below min_second_rm_win_rate 1.01" in dpo.summary["rejected"]
+    assert stages["eval"]["promoted"] is False and 0 <= stages["eval"]["second_rm_win_rate"] <= 1
     # model lineage: the dpo policy came from a path (no run); it was rejected, so generation
     # used the parent policy (the path) again
     assert dpo.parent_run_id is None and gen.parent_run_id is None and judge.parent_run_id is None
@@ -116,8 +116,8 @@ def test_loop_config_errors_name_the_file(tmp_path):
     bad.write_text("polcy: x\n")
     with pytest.raises(LoopConfigError, match="bad.yaml: unknown keys"):
         load_loop_config(bad)
-    bad.write_text("eval: {min_gold_win_rate: 0.5}\n")
-    with pytest.raises(LoopConfigError, match="needs eval.gold_reward_model"):
+    bad.write_text("eval: {min_second_rm_win_rate: 0.5}\n")
+    with pytest.raises(LoopConfigError, match="needs eval.second_reward_model"):
         load_loop_config(bad)
     for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, iterative-dpo, ppo, "
                          "grpo, rloo, rs-sft, orpo, kto, none"),

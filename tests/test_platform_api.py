@@ -98,7 +98,7 @@ def test_prompts_are_idempotent_and_bad_items_write_nothing(platform):
         assert "role" in bad.value.errors[0]["reason"] and "2 different" in bad.value.errors[1]["reason"]
         with pytest.raises(APIError, match="field 'items.0.prompt'"):
             c.add_prompts([{"responses": ["a"]}])
-        with pytest.raises(APIError, match="more than 1000"):
+        with pytest.raises(APIError, match="at most 1000 items"):
             c.add_prompts([{"prompt": f"p{i}", "responses": []} for i in range(1001)])
     h = {"Authorization": f"Bearer {keys['admin']}"}
     assert httpx.post(srv.url + "/api/v1/prompts", content=b"x", headers={**h, "content-type": "text/plain"}).status_code == 415

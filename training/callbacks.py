@@ -55,7 +55,7 @@ class TimeBudgetCallback(TrainerCallback):
 class StoreMetricsCallback(TrainerCallback):
     """Streams a ``transformers.Trainer``'s logs to ``run_metrics`` and records each saved
     checkpoint as the run's resume point (main process only). ``renames`` also logs a metric
-    under a second name (TRL's ``rewards/reward_gold/mean`` as ``reward_gold``)."""
+    under a second name (TRL's ``rewards/reward_second/mean`` as ``reward_second``)."""
 
     def __init__(self, s: store.Store, run_id: int, renames: dict[str, str] | None = None):
         self.store, self.run_id, self.renames = s, run_id, renames or {}

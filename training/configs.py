@@ -245,8 +245,8 @@ class GroupRLOptions:
     defaults): the reward models, the group, LoRA by default and its learning rates."""
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
-    gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
-                                       "its mean score is logged as reward_gold (over-optimization "
+    second_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
+                                       "its mean score is logged as reward_second (over-optimization "
                                        "guard, Gao et al. 2023).")
     normalize_reward: bool = _f(True, "Optimize the reward model's score in standard units, "
                                 "(r - mean) / std with the statistics recorded when it was trained "
@@ -290,8 +290,8 @@ class PPORunConfig(DataOptions, LoraOptions):
     (``bench/ppo_bench.py``)."""
 
     reward_model: str | None = _f(None, "Reward model spec (run:ID of an rm run, or a path).")
-    gold_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
-                                       "its mean score per rollout batch is logged as reward_gold "
+    second_reward_model: str | None = _f(None, "A reward model the policy never trains against; "
+                                       "its mean score per rollout batch is logged as reward_second "
                                        "(over-optimization guard, Gao et al. 2023).")
     normalize_reward: bool = _f(True, "Score rollouts in the reward model's standard units, "
                                 "(r - mean) / std with the statistics recorded when it was trained "
@@ -325,7 +325,13 @@ class PPORunConfig(DataOptions, LoraOptions):
                                            "1e-3 for a shared value head, a fresh linear layer that "
                                            "barely learns at the policy's LoRA rate; the policy's "
                                            "rate for a separate value model, a whole network).")
-    max_prompt_length: int = _f(256, "Prompt tokens kept (from the right).")
+    max_prompt_length: int = _f(256, "Prompt tokens kept: older turns are dropped whole until the "
+                                "chat-formatted prompt fits (the system turn and the last user turn "
+                                "stay); prompts whose last user turn alone is longer are left out.")
+    probe_prompts: int = _f(16, "A fixed probe set of this many held-out prompts (the export's test "
+                            "split), sampled with a fixed seed and scored by the reward models after "
+                            "every iteration: probe_reward_model, probe_reward_second, probe_kl "
+                            "(the learning curve; 0: none).")
     max_new_tokens: int = _f(48, "Tokens sampled per response.")
     temperature: float = _f(0.7, "Sampling temperature; logits are divided by it in training too.")
     kl_coef: float = _f(0.05, "Per-token KL penalty coefficient (initial value if adaptive).")

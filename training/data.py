@@ -16,7 +16,7 @@ from prefloop.store.pairs import PairFilters
 
 from .errors import TrainingError
 
-__all__ = ["resolve_export", "load_pairs", "sft_rows", "plain_prompt", "runs_dir"]
+__all__ = ["resolve_export", "load_pairs", "sft_rows", "fit_rows", "plain_prompt", "runs_dir", "trim_turns"]
 
 
 def runs_dir(s: store.Store) -> Path:
@@ -57,11 +57,16 @@ def load_pairs(export: store.Export):
     return datasets.load_from_disk(str(path))
 
 
-def sft_rows(split):
-    """SFT data (a ``datasets.Dataset``) from a pair split: one ``{"prompt", "completion"}`` row (conversational
-    prompt-completion format) per distinct (prompt, chosen response). Chosen responses include
-    constitutional revisions and human edits, which the judge and the app record as preferred
-    over the original."""
+def sft_rows(split, tokenizer=None, max_length: int | None = None):
+    """SFT data (a ``datasets.Dataset``) from a pair split: one ``{"prompt", "completion"}`` row
+    (conversational prompt-completion format) per distinct (prompt, chosen response). Chosen
+    responses include constitutional revisions and human edits, which the judge and the app
+    record as preferred over the original.
+
+    With ``tokenizer`` and ``max_length``, each prompt loses its oldest turns whole
+    (:func:`trim_turns`) until prompt and completion fit in ``max_length`` tokens, and a row
+    whose completion cannot fit is left out: a trainer that cut it would teach a reply that
+    stops mid-sentence (or ends where the demonstration did not)."""
     seen: set[tuple[int, int]] = set()
     keep = []
     for i, (p, c) in enumerate(zip(split["prompt_id"], split["chosen_id"])):
@@ -69,8 +74,61 @@ def sft_rows(split):
             seen.add((p, c))
             keep.append(i)
     rows = split.select(keep)
-    return rows.map(lambda r: {"prompt": r["prompt"], "completion": r["chosen"]},
+    rows = rows.map(lambda r: {"prompt": r["prompt"], "completion": r["chosen"]},
                     remove_columns=[c for c in rows.column_names if c != "prompt"])
+    if tokenizer is None or max_length is None:
+        return rows
+    return fit_rows(rows, tokenizer, max_length)
+
+
+def fit_rows(rows, tokenizer, max_length: int, completions: tuple[str, ...] = ("completion",)):
+    """``rows`` (``prompt`` messages plus ``completions`` columns of one assistant message each:
+    ``completion`` for SFT, ``chosen`` and ``rejected`` for preference pairs) with each prompt
+    cut by whole turns (:func:`trim_turns`) so that the chat-formatted conversation with its
+    longest completion fits in ``max_length`` tokens; rows that cannot fit are left out (a
+    trainer that cut them would learn from a reply cut short, or from its end alone)."""
+
+    def count(messages) -> int:
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+    def cut(row):
+        prompt = list(row["prompt"])
+        base = count(prompt)
+        longest = max(count(prompt + list(row[c])) - base for c in completions)
+        trimmed = trim_turns(prompt, count, max_length - longest) if max_length > longest else None
+        return {"prompt": trimmed or [], "fits": trimmed is not None}
+
+    out = rows.map(cut)
+    return out.filter(lambda r: r["fits"]).remove_columns(["fits"])
+
+
+def trim_turns(messages: list[dict], count_tokens, max_tokens: int | None) -> list[dict] | None:
+    """The conversation cut to at most ``max_tokens`` (as ``count_tokens(messages)`` counts
+    them: the chat-formatted prompt) by dropping its oldest turns whole: a system turn stays,
+    the final user turn always stays, and an assistant turn never starts what is left (the
+    oldest kept turn is a user turn), so the reward model, the policy and the trainer all read
+    a conversation that could have happened. ``None`` when even the final user turn (with the
+    system turn) is too long.
+
+    >>> def words(m): return sum(len(x["content"].split()) for x in m)
+    >>> convo = [{"role": "user", "content": "a b c"}, {"role": "assistant", "content": "d e"},
+    ...          {"role": "user", "content": "f g"}]
+    >>> [m["content"] for m in trim_turns(convo, words, 4)]
+    ['f g']
+    >>> trim_turns(convo, words, 1) is None
+    True
+    """
+    if max_tokens is None or count_tokens(messages) <= max_tokens:
+        return list(messages)
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    rest = list(messages[len(system):])
+    while len(rest) > 1:
+        rest = rest[1:]
+        while len(rest) > 1 and rest[0]["role"] != "user":
+            rest = rest[1:]
+        if count_tokens(system + rest) <= max_tokens:
+            return system + rest
+    return None
 
 
 def plain_prompt(messages: list[dict]) -> str:

@@ -1,5 +1,7 @@
 """Direct Preference Optimization (Rafailov et al. 2023) with TRL ``DPOTrainer``; held-out
-implicit-reward accuracy and margins (beta * log-ratio of policy to reference). The reference
+implicit-reward accuracy and margins (beta * log-ratio of policy to reference). Prompts are cut
+by whole turns so that each pair fits ``max_length`` (:func:`~prefloop.training.data.fit_rows`):
+no reply is cut short. The reference
 is the starting model (with LoRA: its adapters disabled) unless ``ref_model`` names another
 (iterative DPO keeps its first round's model, :mod:`prefloop.pipelines.onpolicy`)."""
 
@@ -11,6 +13,7 @@ from typing import Any
 from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
 
 from .configs import lora_config
+from .data import fit_rows
 from .reward import PAIR_COLUMNS
 
 __all__ = ["run"]
@@ -27,10 +30,13 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     if cfg.ref_model:
         ref_model = load_causal_lm(resolve_model(cfg.ref_model, ctx.store, require="policy").path)
         ref_model.requires_grad_(False)
-    train = ctx.data["train"].select_columns(PAIR_COLUMNS)
+    pairs = ("chosen", "rejected")
+    train = fit_rows(ctx.data["train"].select_columns(PAIR_COLUMNS), tok, cfg.max_length, pairs)
     test = ctx.eval_split()
+    if test is not None:
+        test = fit_rows(test.select_columns(PAIR_COLUMNS), tok, cfg.max_length, pairs)
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=cfg, train_dataset=train,
-                         eval_dataset=test.select_columns(PAIR_COLUMNS) if test is not None else None,
+                         eval_dataset=test,
                          processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
     summary = ctx.summary(result, train_pairs=len(train))

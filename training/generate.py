@@ -164,7 +164,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
              offset: int = 0, params: GenParams | None = None, reward_model: str | None = None,
              select: str = "uncertain", n_tasks: int = 0, overlap: int = 1,
              label_best: bool = False, pairs: str | None = None, margin: float = 0.0,
-             max_prompt_tokens: int | None = None,
+             max_prompt_tokens: int | None = None, label_truncated: bool = False,
              pipeline_run_id: int | None = None) -> GenerateResult:
     """Sample, store, score and queue; recorded as a ``generate`` run whose parent is the
     policy's run (model lineage) and whose pipeline run is ``pipeline_run_id``.
@@ -173,16 +173,20 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     file, ``export:ID`` or ``export:ID:train``); prompts longer than ``max_prompt_tokens``
     (chat-formatted) are left out; ``offset`` skips the first prompts (wrapping around).
     With ``label_best`` the reward model labels each prompt's
-    samples as an AI labeler (``reward-model:<spec>``): one comparison, its best response over
-    the others, the data of rejection-sampling fine-tuning (best-of-n SFT; Touvron et al. 2023,
+    finished samples (those that emitted EOS within ``max_new_tokens``; a cut-off sample is
+    never a label's side) as an AI labeler (``reward-model:<spec>``): one comparison, its best
+    response over the others, the data of rejection-sampling fine-tuning (best-of-n SFT; Touvron et al. 2023,
     Dong et al. 2023): export it with ``--labeler`` and train SFT on it.
 
-    With ``pairs`` the reward model labels on-policy preference pairs of each prompt's samples
+    With ``pairs`` the reward model labels on-policy preference pairs of each prompt's finished
+    samples
     (the data of iterative DPO; Xiong et al. 2024): ``best-worst``, one comparison of the
     highest- over the lowest-scored sample, or ``all``, every pair whose reward gap is at least
     ``margin``; each an AI comparison by ``reward-model:<spec>`` with confidence
     sigmoid(gap), so judge gating and Dawid-Skene apply to them. Select one round's pairs with
-    ``PairFilters(labeler=..., after_comparison_id=<the newest id before this run>)``. Labels by an AI judge or by the policy itself
+    ``PairFilters(labeler=..., after_comparison_id=<the newest id before this run>)``.
+    ``label_truncated`` lets cut-off samples be labeled too (tests on tiny random models, which
+    rarely emit EOS). Labels by an AI judge or by the policy itself
     are :func:`prefloop.pipelines.onpolicy.sample_pairs`.
 
     Raises:
@@ -221,7 +225,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     config = {"model": model_ref.name, "model_path": str(model_ref.path), "prompts": prompts_source,
               "limit": limit, "offset": offset, "reward_model": reward_model, "select": select,
               "tasks": n_tasks,
-              "label_best": label_best, "pairs": pairs, "margin": margin,
+              "label_best": label_best, "pairs": pairs, "margin": margin, "label_truncated": label_truncated,
               "max_prompt_tokens": max_prompt_tokens, **asdict(params)}
     with tracked_run(s, "generate", config, parent_run_id=model_ref.run_id,
                      pipeline_run_id=pipeline_run_id) as run:
@@ -236,9 +240,15 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
                  for p, group in zip(prompts, samples) for x in group if x.text.strip()]
         ids = s.responses.add(items)
         by_prompt: dict[int, list[int]] = {}
+        finished: set[int] = set()
         for item, rid in zip(items, ids):
             if rid not in by_prompt.setdefault(item.prompt_id, []):
                 by_prompt[item.prompt_id].append(rid)
+            if item.gen_params["finished"]:
+                finished.add(rid)
+        # a sample cut off at max_new_tokens is never a label's chosen or rejected side: closed
+        # by the chat template, it would teach stopping mid-sentence
+        complete = {pid: [r for r in rids if r in finished or label_truncated] for pid, rids in by_prompt.items()}
         rewards: dict[int, float] = {}
         members: dict[int, torch.Tensor] = {}      # an ensemble's centred member rewards, (K,)
         if rm_ref is not None:
@@ -254,13 +264,15 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
                 scores = scorer.score(convs, outs)
             rewards = {f[2]: float(v) for f, v in zip(flat, scores)}
         task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed, members)
-        labeled = _label_best(s, run.id, by_prompt, rewards, reward_model) if label_best else []
-        pair_ids = (_label_pairs(s, run.id, by_prompt, rewards, reward_model, pairs, margin)
+        labeled = _label_best(s, run.id, complete, rewards, reward_model) if label_best else []
+        pair_ids = (_label_pairs(s, run.id, complete, rewards, reward_model, pairs, margin)
                     if pairs else [])
         metrics = {"tokens_per_second": n_tokens / max(seconds, 1e-9), "responses": len(ids),
                    "eos_rate": sum(x.finished for g in samples for x in g) / max(1, len(items))}
+        if label_best or pairs:
+            metrics["prompts_without_two_finished"] = sum(len(r) < 2 for r in complete.values())
         if label_best:
-            best = [max(rewards[r] for r in rids) for rids in by_prompt.values() if len(rids) > 1]
+            best = [max(rewards[r] for r in rids) for rids in complete.values() if len(rids) > 1]
             metrics.update(labeled=len(labeled), mean_best_reward=sum(best) / max(1, len(best)))
         if pairs:
             metrics["pairs"] = len(pair_ids)

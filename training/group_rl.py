@@ -74,13 +74,13 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
         raise ConfigError(f"{kind} needs --reward-model (a finished rm run: run:ID, or a path)")
     funcs = [reward_model_function(resolve_model(cfg.reward_model, ctx.store, require="reward"),
                                    "reward_model", normalize=cfg.normalize_reward)]
-    if cfg.gold_reward_model:   # logged, never optimized: its weight is 0
+    if cfg.second_reward_model:   # logged, never optimized: its weight is 0
         funcs.append(reward_model_function(
-            resolve_model(cfg.gold_reward_model, ctx.store, require="reward"), "reward_gold"))
+            resolve_model(cfg.second_reward_model, ctx.store, require="reward"), "reward_second"))
         cfg.reward_weights = [1.0, 0.0]
     trainer = build_trainer(kind, cfg, ctx.model.path, funcs, prompt_rows(ctx.data["train"]),
                             callbacks=[StoreMetricsCallback(ctx.store, ctx.run.id, renames={
-                                "rewards/reward_gold/mean": "reward_gold",
+                                "rewards/reward_second/mean": "reward_second",
                                 "rewards/reward_model/mean": "reward_model"}),
                                 *ctx.callbacks(metrics=False)])
     result = ctx.fit(trainer)

@@ -15,7 +15,9 @@ implementation details of Huang et al. 2024 ("The N+ Implementation Details of R
 4. **Updates.** ``ppo_epochs`` passes over minibatches of the rollout batch, minimizing
    ``L = L_clip + vf_coef * L_V`` where ``L_clip = mean(max(-A * ratio,
    -A * clip(ratio, 1 - eps, 1 + eps)))`` and ``L_V = 0.5 * mean(max((V - R)^2,
-   (V_old + clip(V - V_old, -c, c) - R)^2))``.
+   (V_old + clip(V - V_old, -c, c) - R)^2))``; the policy's and the value function's gradients
+   are clipped each to ``max_grad_norm`` on their own, and a shared value head learns on the
+   backbone's detached features, so the value loss never shrinks or bends the policy's step.
 5. **KL control.** Fixed ``beta``, or adaptive (Ziegler et al. 2019):
    ``beta *= 1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon``.
 
@@ -140,7 +142,7 @@ class Rollout:
     rm_scores: torch.Tensor       # (B,) reward-model score alone
     contains_eos: torch.Tensor    # (B,) bool
     kl: torch.Tensor              # (B,) sum over response tokens of logp - ref_logp (nats)
-    extra: dict[str, float]       # what score_fn reported besides the scores (e.g. reward_gold)
+    extra: dict[str, float]       # what score_fn reported besides the scores (e.g. reward_second)
 
 
 ScoreFn = Callable[[Sequence[Any], list[list[int]]], Any]
@@ -153,7 +155,7 @@ class PPOTrainer:
         policy: causal LM being trained (a peft model when ``ref_policy`` is ``None``: the
             reference is then the policy with its adapters disabled).
         score_fn: ``(prompts, response_token_ids) -> (B,)`` rewards, or ``(rewards, extra)``
-            where ``extra`` holds metrics to log (``{"reward_gold": 0.3}``); ``prompts`` are
+            where ``extra`` holds metrics to log (``{"reward_second": 0.3}``); ``prompts`` are
             the items of the prompt batch (chat messages for a reward model).
         pad_token_id, eos_token_id: must differ (a padded EOS must stay detectable).
         config: a :class:`prefloop.training.configs.PPORunConfig` (or any object with its fields).
@@ -206,6 +208,7 @@ class PPOTrainer:
         groups = ([{"params": policy_params + value_params}] if vlr == config.learning_rate else
                   [{"params": policy_params}, {"params": value_params, "lr": vlr}])
         optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, eps=1e-5)
+        self.policy_params, self.value_params = policy_params, value_params
         self.policy, self.value, self.optimizer = self.accelerator.prepare(policy, value, optimizer)
         self.ref_policy = ref_policy
         if ref_policy is not None:
@@ -232,10 +235,11 @@ class PPOTrainer:
         return [[float(a), float(b)] for a, b in self.accelerator.gather(t).cpu().tolist()]
 
     # -- forward passes -----------------------------------------------------------------
-    def _forward(self, input_ids, attention_mask, prompt_len, with_entropy=False, freeze_policy=False):
-        """Policy log-probs ``(B, R)``, entropy ``(B, R)`` or ``None``, values ``(B, R)``.
-        ``freeze_policy``: a shared value head reads the backbone's hidden states detached, so
-        the value loss cannot move the policy either."""
+    def _forward(self, input_ids, attention_mask, prompt_len, with_entropy=False):
+        """Policy log-probs ``(B, R)``, entropy ``(B, R)`` or ``None``, values ``(B, R)``. A
+        shared value head reads the backbone's hidden states detached: the value loss trains
+        the head only and never moves the policy (a critic of its own on the policy's
+        features), so value errors cannot pull the policy's weights."""
         shared = self.shared_value
         out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=_position_ids(attention_mask), use_cache=False,
@@ -243,8 +247,7 @@ class PPOTrainer:
                           logits_to_keep=input_ids.shape[1] - prompt_len + 1)  # response positions
         logp, entropy = _logprobs(out.logits, input_ids, prompt_len, self.cfg.temperature, with_entropy)
         if shared:
-            hidden = out.hidden_states[-1]
-            values = self.value(hidden.detach() if freeze_policy else hidden)[:, prompt_len - 1:-1].float()
+            values = self.value(out.hidden_states[-1].detach())[:, prompt_len - 1:-1].float()
         else:
             values = token_values(self.accelerator.unwrap_model(self.value), input_ids,
                                   attention_mask, prompt_len)
@@ -335,15 +338,15 @@ class PPOTrainer:
             for start in range(0, B, cfg.mini_batch_size):
                 mb = order[start:start + cfg.mini_batch_size].to(ro.input_ids.device)
                 ids, am, rm = ro.input_ids[mb], ro.attention_mask[mb], ro.response_mask[mb]
-                logp, entropy, vpred = self._forward(ids, am, ro.prompt_len, with_entropy=True,
-                                                     freeze_policy=warmup)
+                logp, entropy, vpred = self._forward(ids, am, ro.prompt_len, with_entropy=True)
                 pg, pg_stats = policy_loss(logp, ro.logprobs[mb], ro.advantages[mb], rm, cfg.cliprange)
                 vf, vf_stats = value_loss(vpred, ro.values[mb], ro.returns[mb], rm, cfg.cliprange_value)
                 loss = cfg.vf_coef * vf if warmup else pg + cfg.vf_coef * vf
                 self.optimizer.zero_grad()
                 self.accelerator.backward(loss)
-                self.accelerator.clip_grad_norm_(
-                    [p for g in self.optimizer.param_groups for p in g["params"]], cfg.max_grad_norm)
+                # each side clipped on its own: a large value gradient cannot shrink the policy's step
+                for params in (self.policy_params, self.value_params):
+                    self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
                 for k, v in {"policy_loss": pg, "value_loss": vf, "entropy": masked_mean(entropy, rm),
                              **pg_stats, **vf_stats}.items():
@@ -371,12 +374,30 @@ class PPOTrainer:
         x = x.float().mean().to(self.accelerator.device)
         return self.accelerator.reduce(x, reduction="mean").cpu()
 
+    @torch.no_grad()
+    def probe(self, prompts: Sequence[Any], prompt_ids: list[list[int]]) -> dict[str, float]:
+        """The current policy on a fixed probe set: one sample per prompt with a fixed seed (the
+        same random numbers every iteration, so the curve moves only with the policy), scored
+        like a rollout; ``probe_``-prefixed means of the reward-model score, the second reward
+        model's (``probe_reward_second``), KL (nats per response) and EOS rate."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed + 7919)
+            ro = self.rollout(prompts, prompt_ids)
+        out = {"probe_reward_model": float(self._mean(ro.rm_scores)), "probe_kl": float(self._mean(ro.kl)),
+               "probe_eos_rate": float(self._mean(ro.contains_eos.float()))}
+        if "reward_second" in ro.extra:
+            out["probe_reward_second"] = float(ro.extra["reward_second"])
+        return out
+
     def train(self, prompts: Sequence[Any], prompt_ids: list[list[int]], *, output_dir: str | Path,
-              resume_from: str | Path | None = None) -> list[dict[str, float]]:
+              resume_from: str | Path | None = None,
+              probe: tuple[Sequence[Any], list[list[int]]] | None = None) -> list[dict[str, float]]:
         """Run ``config.max_steps`` iterations over the prompts (shuffled, cycled; each process
         takes its share of every global batch of ``batch_size``); save a checkpoint every
         ``save_steps`` iterations; resume from ``resume_from``; stop early after the first
-        iteration past ``config.max_seconds`` of wall clock (:attr:`stopped_by_budget`)."""
+        iteration past ``config.max_seconds`` of wall clock (:attr:`stopped_by_budget`). With
+        ``probe`` (prompts and their token ids), :meth:`probe` scores the policy on them after
+        every iteration, in the same metrics."""
         import time
 
         from .callbacks import over_budget
@@ -397,6 +418,8 @@ class PPOTrainer:
             mine = batch[acc.process_index::acc.num_processes]
             ro = self.rollout([prompts[i] for i in mine], [prompt_ids[i] for i in mine])
             metrics = self.step(ro)
+            if probe is not None:
+                metrics.update(self.probe(*probe))
             history.append(metrics)
             if self.log and acc.is_main_process:
                 self.log(self.iteration, metrics)

@@ -33,12 +33,12 @@ from .scoring import normalized_score, reward_scorer
 __all__ = ["run", "build_trainer"]
 
 
-def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
+def build_trainer(cfg, policy_path: Path, tok, reward_path, *, second_path=None,
                   log=None, on_save=None, accelerator=None) -> PPOTrainer:
     """The models of a PPO run as ``cfg`` asks (see the module docstring) and its trainer.
 
-    The score function returns the reward model's scores and, with ``gold_path``, the gold
-    reward model's mean as ``reward_gold``. ``reward_path``/``gold_path``: a
+    The score function returns the reward model's scores and, with ``second_path``, the second
+    reward model's mean as ``reward_second``. ``reward_path``/``second_path``: a
     :class:`~prefloop.core.models.ModelRef` or a path (an ensemble's directory too, see
     :func:`~prefloop.training.scoring.reward_scorer`).
     """
@@ -46,7 +46,7 @@ def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
 
     dtype = inference_dtype(cfg.inference_dtype)
     scorer = reward_scorer(reward_path, dtype=dtype)
-    gold = reward_scorer(gold_path, dtype=dtype) if gold_path else None
+    second = reward_scorer(second_path, dtype=dtype) if second_path else None
     policy = load_causal_lm(policy_path)
     ref_policy = None
     if cfg.use_lora:
@@ -67,7 +67,7 @@ def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
     def score(batch_prompts, responses):
         texts = tok.batch_decode(responses, skip_special_tokens=True)
         rewards = rm_score(list(batch_prompts), texts)
-        extra = {"reward_gold": float(gold.score(list(batch_prompts), texts).mean())} if gold else {}
+        extra = {"reward_second": float(second.score(list(batch_prompts), texts).mean())} if second else {}
         return rewards, extra
 
     trainer = PPOTrainer(policy, score, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
@@ -77,26 +77,44 @@ def build_trainer(cfg, policy_path: Path, tok, reward_path, *, gold_path=None,
     return trainer
 
 
+def _trimmed_prompts(tok, rows, max_tokens: int) -> tuple[list[list[dict]], list[list[int]]]:
+    """The prompts cut to ``max_tokens`` by whole turns (:func:`~prefloop.training.data.trim_turns`,
+    as the reward model reads them), those that cannot fit left out, and their token ids."""
+    from .data import trim_turns
+
+    def ids(messages):
+        return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                       return_dict=True)["input_ids"]
+
+    kept = [t for t in (trim_turns(list(p), lambda m: len(ids(m)), max_tokens) for p in rows) if t is not None]
+    if not kept:
+        raise TrainingError(f"max_prompt_length {max_tokens}: no prompt's last user turn fits")
+    return kept, [ids(p) for p in kept]
+
+
 def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config
     if not cfg.reward_model:
         raise ConfigError("ppo needs --reward-model (a finished rm run: run:ID, or a path)")
     rm = resolve_model(cfg.reward_model, ctx.store, require="reward")
-    gold = resolve_model(cfg.gold_reward_model, ctx.store, require="reward") if cfg.gold_reward_model else None
+    second = resolve_model(cfg.second_reward_model, ctx.store, require="reward") if cfg.second_reward_model else None
     tok = load_tokenizer(ctx.model.path)
     if tok.pad_token_id == tok.eos_token_id:
         raise TrainingError(f"{ctx.model.path}: the tokenizer's pad token equals its EOS token; "
                             "PPO needs them to differ: set a distinct pad_token in the tokenizer")
     tok.padding_side = "left"
-    prompts = [list(p) for p in prompt_rows(ctx.data["train"])["prompt"]]
-    prompt_ids = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
-                                          return_dict=True)["input_ids"][-cfg.max_prompt_length:]
-                  for p in prompts]
+    prompts, prompt_ids = _trimmed_prompts(tok, prompt_rows(ctx.data["train"])["prompt"], cfg.max_prompt_length)
+    probe = None
+    if cfg.probe_prompts and "test" in ctx.data:
+        probe_rows = prompt_rows(ctx.data["test"])["prompt"]
+        probe = _trimmed_prompts(tok, probe_rows[:cfg.probe_prompts * 2], cfg.max_prompt_length)
+        probe = (probe[0][:cfg.probe_prompts], probe[1][:cfg.probe_prompts])
     logger = MetricsLogger(ctx.store, ctx.run.id)
-    trainer = build_trainer(cfg, ctx.model.path, tok, rm, gold_path=gold,
+    trainer = build_trainer(cfg, ctx.model.path, tok, rm, second_path=second,
                             log=ctx.progress(logger.log, cfg.max_steps),
                             on_save=lambda path: ctx.store.runs.update(ctx.run.id, checkpoint_path=str(path)))
-    history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from)
+    history = trainer.train(prompts, prompt_ids, output_dir=ctx.output_dir, resume_from=ctx.resume_from,
+                            probe=probe)
     checksums = trainer.parameter_checksums()      # every rank: a collective
     tok.padding_side = "right"
     policy = trainer.unwrapped_policy
@@ -106,12 +124,16 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     first, last = (history[0], history[-1]) if history else ({}, {})
     return final, {"iterations": trainer.iteration, "steps": trainer.iteration,
                    "stopped_by_budget": trainer.stopped_by_budget, "model": ctx.model.name,
-                   "reward_model": cfg.reward_model, "gold_reward_model": cfg.gold_reward_model,
+                   "reward_model": cfg.reward_model, "second_reward_model": cfg.second_reward_model,
                    "value": cfg.value_model, "lora": cfg.use_lora,
                    "reward_normalization": trainer.reward_normalization,
                    "reward_first": first.get("reward"), "reward_last": last.get("reward"),
                    "reward_model_first": first.get("reward_model"),
                    "reward_model_last": last.get("reward_model"),
-                   "reward_gold_first": first.get("reward_gold"), "reward_gold_last": last.get("reward_gold"),
+                   "reward_second_first": first.get("reward_second"), "reward_second_last": last.get("reward_second"),
                    "kl_last": last.get("kl"), "eos_rate_last": last.get("eos_rate"),
+                   "probe_reward_model_first": first.get("probe_reward_model"),
+                   "probe_reward_model_last": last.get("probe_reward_model"),
+                   "probe_reward_second_first": first.get("probe_reward_second"),
+                   "probe_reward_second_last": last.get("probe_reward_second"),
                    "prompts": len(prompts), "rank_parameter_checksums": checksums}

@@ -142,6 +142,8 @@ def build_reward_app(score, *, model_name: str, batch_size: int = 32, max_texts:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
+    from prefloop.core.http import BodyLimit
+
     batcher = RewardBatcher(score, batch_size)
 
     @asynccontextmanager
@@ -153,6 +155,7 @@ def build_reward_app(score, *, model_name: str, batch_size: int = 32, max_texts:
         task.cancel()
 
     app = FastAPI(title="prefloop reward model", lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)     # 415, 413 while the body streams in
     app.state.batcher = batcher
 
     @app.get("/health")
@@ -161,14 +164,7 @@ def build_reward_app(score, *, model_name: str, batch_size: int = 32, max_texts:
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            return JSONResponse({"detail": f"Content-Type {kind or 'missing'}: send "
-                                 "application/json"}, status_code=415)
         raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"the body is over {MAX_BODY_BYTES >> 20} MiB"},
-                                status_code=413)
         try:
             body = json.loads(raw)
         except ValueError:

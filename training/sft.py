@@ -21,10 +21,10 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     tok = load_tokenizer(ctx.model.path)
     model = load_causal_lm(ctx.model.path)
     peft_config = lora_config(cfg, model) if cfg.use_lora else None
-    train = sft_rows(ctx.data["train"])
+    train = sft_rows(ctx.data["train"], tok, cfg.max_length)
     test = ctx.eval_split()
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=train,
-                         eval_dataset=sft_rows(test) if test is not None else None,
+                         eval_dataset=sft_rows(test, tok, cfg.max_length) if test is not None else None,
                          processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
     summary = ctx.summary(result, train_rows=len(train))

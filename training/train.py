@@ -80,7 +80,7 @@ class RunContext:
                 return
             log(it, metrics)
             now = time.perf_counter()
-            shown = [f"{k} {metrics[k]:.3f}" for k in ("reward", "reward_model", "reward_gold", "kl",
+            shown = [f"{k} {metrics[k]:.3f}" for k in ("reward", "reward_model", "reward_second", "kl",
                                                        "eos_rate") if k in metrics]
             logger.info("  %s %d/%d: %s (%.1f s)", self.run.kind, it, total, ", ".join(shown), now - start[0])
             start[0] = now
@@ -232,7 +232,7 @@ def _prepare(s: store.Store, kind: str, config_path, overrides, resume: bool, re
                              default_output_dir=runs_dir(s) / f"{kind}-{stamp}")
     # every model spec is checked before anything is written (an export, a run row)
     model = resolve_model(config.model, s, require=None if kind == "rm" else "policy")
-    for field, require in (("reward_model", "reward"), ("gold_reward_model", "reward"),
+    for field, require in (("reward_model", "reward"), ("second_reward_model", "reward"),
                            ("ref_model", "policy")):
         if getattr(config, field, None):
             resolve_model(getattr(config, field), s, require=require)
@@ -302,7 +302,7 @@ def _portable_config(s: store.Store, config) -> dict[str, Any]:
     """The config as the other ranks need it: reward-model and reference specs (``run:ID``)
     resolved to paths, since those ranks never open the store."""
     out = config_to_dict(config)
-    for field, require in (("reward_model", "reward"), ("gold_reward_model", "reward"),
+    for field, require in (("reward_model", "reward"), ("second_reward_model", "reward"),
                            ("ref_model", "policy")):
         spec = out.get(field)
         if spec:

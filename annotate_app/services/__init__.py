@@ -4,7 +4,8 @@
 * :class:`~.labeling.LabelingService` (``app.labeling``): annotators' tasks and submissions;
 * :class:`~.review.ReviewService` (``app.review``): the review queue and decisions;
 * :class:`~.admin.AdminService` (``app.admin``): figures, people, queue, exports, models;
-* :class:`~.jobs.JobRunner` (``app.jobs``): training and judge jobs as subprocesses.
+* :class:`~.jobs.JobRunner` (``app.jobs``): training and judge jobs as subprocesses;
+* :class:`~.platform.PlatformService` (``app.platform``): what other tools do through the JSON API.
 
 The views (:mod:`prefloop.annotate_app.views`) call these after
 :meth:`AppServices.authorize`; tests call them directly. Nothing here imports torch.
@@ -19,9 +20,10 @@ from ..config import AppConfig
 from .admin import AdminService
 from .jobs import JOB_KINDS, JobRunner
 from .labeling import FLAGS, PAIR_CHOICES, LabelingService, TaskView
+from .platform import PlatformService
 from .review import ReviewService
 
-__all__ = ["AppServices", "LabelingService", "ReviewService", "AdminService", "JobRunner",
+__all__ = ["AppServices", "LabelingService", "ReviewService", "AdminService", "JobRunner", "PlatformService",
            "TaskView", "FLAGS", "PAIR_CHOICES", "JOB_KINDS"]
 
 
@@ -36,6 +38,7 @@ class AppServices:
         self.review = ReviewService(s, self.config)
         self.admin = AdminService(s, self.config)
         self.jobs = JobRunner(s)
+        self.platform = PlatformService(s, self.config)
 
     def authorize(self, request, role: str | None = None) -> store.Annotator:
         """The logged-in, active annotator behind a Gradio request (``role="reviewer"``:

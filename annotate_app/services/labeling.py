@@ -53,6 +53,7 @@ class TaskView:
     suggestion_before: bool = False      # shown before the choice (else after it)
     aspects: list[str] = field(default_factory=list)   # rate these per response (ratings tasks)
     ranked: bool = True                  # a ranking is asked for (else it follows the ratings)
+    messages: list[dict] = field(default_factory=list)   # the prompt conversation, as stored
 
     @property
     def k(self) -> int:
@@ -156,15 +157,29 @@ class LabelingService:
             return None
         lt = self.store.tasks.lease_next(annotator.id, lease_seconds=self.config.lease_seconds,
                                         gold_rate=self.config.gold_rate, gold_only=gold_only)
-        if lt is None:
-            return None
+        return None if lt is None else self._task_view(lt, annotator)
+
+    def lease_batch(self, annotator: store.Annotator, n: int) -> list[TaskView]:
+        """Up to ``n`` tasks leased to the annotator at once (bulk labeling through the API),
+        after the same qualification and gold checks as :meth:`next_task`; each is submitted
+        with :meth:`submit_pair` (or :meth:`submit_ranks`) on its own."""
+        with self.store.atomic():
+            paused, gold_only = self.gate(annotator)
+            if paused:
+                return []
+            leased = self.store.tasks.lease_many(annotator.id, n, lease_seconds=self.config.lease_seconds,
+                                                 gold_rate=self.config.gold_rate, gold_only=gold_only)
+            return [self._task_view(lt, annotator) for lt in leased]
+
+    def _task_view(self, lt, annotator: store.Annotator) -> TaskView:
+        """A leased task as this annotator sees it (their random order, progress, assistance)."""
         by_id = {r.id: r for r in lt.responses}
         order = shuffled([r.id for r in lt.responses], annotator.id, lt.task.id)
         view = TaskView(lt.task.id, labels(len(order)), order, [by_id[i].text for i in order],
                         render_conversation(lt.prompt.messages),
                         [render_response(by_id[i].text) for i in order], lt.task.gold_ranking is not None,
                         annotator_progress(self.store, annotator.id), lt.task.prompt_id,
-                        lt.assignment.leased_at, annotator.id)
+                        lt.assignment.leased_at, annotator.id, messages=list(lt.prompt.messages))
         self._suggest(view, annotator)
         self._rating_mode(view, lt.prompt.dataset)
         return view

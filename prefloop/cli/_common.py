@@ -82,8 +82,10 @@ def int_list_option(value: str | None, option: str) -> list[int] | None:
 
 
 class ErrorsAsOneLine(TyperGroup):
-    """Turns :class:`PrefloopError` into ``Error: <message>`` and exit status 1; anything
-    else is a bug and keeps its traceback."""
+    """Turns :class:`PrefloopError` into ``Error: <message>`` and exit status 1, and a bad
+    command line (an unknown command or option, a value of the wrong type) into one ``Error:``
+    line naming it and exit status 2, instead of a usage box; anything else is a bug and keeps
+    its traceback."""
 
     def invoke(self, ctx):
         try:
@@ -91,6 +93,32 @@ class ErrorsAsOneLine(TyperGroup):
         except PrefloopError as exc:
             typer.echo(f"Error: {redact(exc)}", err=True)
             raise typer.Exit(1) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import sys
+
+        exit_, abort, usage = _click_errors()
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except exit_ as exc:
+            sys.exit(exc.exit_code)
+        except abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        except usage as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"Error: {message}{where}", err=True)
+            sys.exit(exc.exit_code)
+        # without standalone mode click returns an Exit's status instead of exiting with it
+        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+
+
+def _click_errors():
+    """``(Exit, Abort, ClickException)`` of the click that typer runs on (its own copy in
+    recent typer releases, click itself in older ones)."""
+    usage = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return typer.Exit, typer.Abort, usage
 
 
 def fmt(v, digits: int = 3) -> str:

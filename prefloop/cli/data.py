@@ -14,8 +14,45 @@ from ._common import IMPORT_FORMATS, console, state
 app = typer.Typer()
 
 
+sets_app = typer.Typer(no_args_is_help=True, help="Recorded prompt sets: train, dev (sweeps and "
+                       "choices) and test (reporting only).")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app)
+    root.add_typer(sets_app, name="prompt-sets")
+
+
+@sets_app.command("make")
+def prompt_sets_make(
+    dataset: Annotated[str, typer.Option(help="The dataset whose prompts are split.")],
+    test: Annotated[int, typer.Option(help="Prompts for the test set (reporting only).")],
+    dev: Annotated[int, typer.Option(help="Prompts for the dev set (sweeps and plan choices).")] = 0,
+    subset: Annotated[Optional[str], typer.Option(help="The subset name evaluations report apart (e.g. harmless, benign).")] = None,
+    train: Annotated[bool, typer.Option(help="The rest of the dataset's prompts go to the train set.")] = True,
+    seed: Annotated[int, typer.Option(help="Salt of the order (sha256 of the prompt text).")] = 0,
+) -> None:
+    """Record a dataset's test, dev and train prompts (by a hash of their text; idempotent). A
+    prompt is in one set only: a request that would move one fails and writes nothing."""
+    from prefloop.pipelines.prompt_sets import PromptSetPlan, record_prompt_sets
+
+    counts = record_prompt_sets(state.store(), PromptSetPlan(dataset, test, dev, subset, train, seed))
+    _print_prompt_sets(counts)
+
+
+@sets_app.command("show")
+def prompt_sets_show() -> None:
+    """Prompts per set, subset and dataset."""
+    _print_prompt_sets(state.store().prompt_sets.counts())
+
+
+def _print_prompt_sets(counts) -> None:
+    t = Table(title="recorded prompt sets")
+    for col in ("set", "subset", "dataset", "prompts"):
+        t.add_column(col, justify="right" if col == "prompts" else "left")
+    for c in counts:
+        t.add_row(c.split, c.subset or "-", c.dataset or "-", str(c.prompts))
+    console.print(t if counts else "No prompt sets recorded yet: `prefloop prompt-sets make --dataset D --test N`.")
 
 
 @app.command()
@@ -90,6 +127,11 @@ def _print_export(r) -> None:
             t.add_row(a["labeler"], "-" if a["agreement"] is None else f"{a['agreement']:.3f}",
                       str(a["overlap"]), "yes" if a["kept"] else "no: dropped")
         console.print(t)
+    if r.counts.n_held_out:
+        console.print(f"  left out: {r.counts.n_held_out} comparisons of dev and test prompts (recorded "
+                      "prompt sets; --include-held-out keeps them)")
+    if r.counts.n_swapped:
+        console.print(f"  random-label control: {r.counts.n_swapped} of {r.export.n_pairs} pairs swapped")
     for w in r.counts.warnings:
         console.print(f"  [yellow]warning:[/] {w}")
     console.print(f"  sha256 {r.export.sha256}")
@@ -112,6 +154,10 @@ def export(
     ai_min_overlap: Annotated[int, typer.Option(help="...on at least this many pairs both labeled.")] = 30,
     format: Annotated[str, typer.Option("--format", help="pairs (TRL preference rows); kto (TRL unpaired rows: prompt, completion, label; thumbs up/down feedback and both-bad labels); openrlhf, verl or label-studio (the pairs plus OpenRLHF's reward/DPO JSONL, verl's RL prompt parquet, or Label Studio tasks with AI labels as predictions, in a subfolder).")] = "pairs",
     kto_pairs: Annotated[bool, typer.Option("--kto-pairs", help="With --format kto: also each pair's chosen (desirable) and rejected (undesirable).")] = False,
+    shard: Annotated[int, typer.Option(help="Keep only this part (0-based) of --shards disjoint parts of the training prompts (the test split is the same in every part).")] = 0,
+    shards: Annotated[int, typer.Option(help="How many disjoint parts the training prompts are cut into.")] = 1,
+    include_held_out: Annotated[bool, typer.Option("--include-held-out", help="Also the labels of prompts in the recorded dev and test prompt sets (left out by default).")] = False,
+    random_labels: Annotated[bool, typer.Option("--random-labels", help="The random-label control: swap each pair's chosen and rejected with probability 1/2 (seeded by --seed).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
 ) -> None:
     """Export preferences (TRL conversational format, Parquet + datasets dir): pairs, or
@@ -123,7 +169,8 @@ def export(
                           since_export=since_export, test_fraction=test_fraction, seed=seed,
                           include_eval=include_eval, labeler=labeler, aggregate=aggregate,
                           min_confidence=min_confidence, ai_min_agreement=ai_min_agreement,
-                          ai_min_overlap=ai_min_overlap)
+                          ai_min_overlap=ai_min_overlap, shard=shard, shards=shards,
+                          include_held_out=include_held_out, random_labels=random_labels)
     options = ExportOptions(format=format, kto_pairs=kto_pairs)
     _print_export(export_pairs(state.store(), out, filters, options, overwrite=overwrite))
 
@@ -132,7 +179,7 @@ def _print_labelers(dataset: str | None) -> None:
     from prefloop.store.pairs import PairFilters
     from prefloop.store.reliability import labeler_reliability
 
-    rows = labeler_reliability(state.store(), PairFilters(dataset=dataset, include_eval=True))
+    rows = labeler_reliability(state.store(), PairFilters(dataset=dataset, include_eval=True, include_held_out=True))
     if not rows:
         console.print("No directed votes yet: nothing to estimate.")
         return

@@ -9,27 +9,95 @@ import typer
 
 from prefloop.pipelines.eval_config import eval_help
 
-from ._common import console, state
+from ._common import console, int_list_option, state
 
 app = typer.Typer()
+
+
+board_app = typer.Typer(no_args_is_help=True, help="The method board: every method over seeds, people's "
+                        "column beside the diagnostics.")
 
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app)
     root.add_typer(eval_app, name="eval")
+    root.add_typer(board_app, name="board")
+
+
+@board_app.command("run")
+def board_run(
+    methods: Annotated[Optional[str], typer.Option(help="Comma-separated methods (default: all): aa, sft, dpo, dpo-random, iterative-dpo, sft+dpo, rs-sft, ppo, grpo, rloo, orpo, kto.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated end-to-end seeds.")] = "1,2,3",
+    budget: Annotated[float, typer.Option(help="Seconds of training per method.")] = 150.0,
+    per_subset: Annotated[int, typer.Option(help="Test prompts per subset (harmless, benign).")] = 32,
+    tasks: Annotated[int, typer.Option(help="Blind tasks per method for people.")] = 16,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming.")] = False,
+) -> None:
+    """Train every method from the base on each seed's labels under one budget, evaluate them
+    on the test prompts with blind tasks for people, and print the board (resumable)."""
+    from prefloop.pipelines.board import BOARD_METHODS, BoardConfig, run_board
+
+    cfg = BoardConfig(methods=tuple(m.strip() for m in methods.split(",")) if methods else BOARD_METHODS,
+                      seeds=tuple(int_list_option(seeds, "--seeds") or ()), budget=budget,
+                      per_subset=per_subset, tasks=tasks)
+    s = state.store(create=True)
+    run = run_board(s, cfg, fresh=fresh)
+    _print_board(s, run)
+
+
+@board_app.command("show")
+def board_show(run: Annotated[Optional[int], typer.Argument(help="Board run id (default: the newest).")] = None) -> None:
+    """The board with people's labels as they are now."""
+    from prefloop.pipelines.board import BoardError
+
+    s = state.store()
+    runs = [s.runs.get(run)] if run is not None else s.runs.list(kind="board")
+    if not runs or runs[-1].kind != "board":
+        raise BoardError("no board run yet: `prefloop board run`" if run is None else f"run {run} is not a board run")
+    _print_board(s, runs[-1])
+
+
+def _print_board(s, run) -> None:
+    from prefloop.pipelines.board import board_rows
+    from prefloop.pipelines.report import print_board
+
+    print_board(console, run, board_rows(s, run))
 
 
 @app.command()
 def demo(
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller budgets: about 5 minutes instead of 20.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="A smoke run of every stage (minutes), not a result.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="The plan the documentation reports (at most 90 minutes on 2 cores): more steps, the whole test set, every stage evaluated, an A/A row.")] = False,
+    seed: Annotated[int, typer.Option(help="The end-to-end seed: halves A/B, reward models, policies, samples.")] = 1,
     data: Annotated[Optional[Path], typer.Option(help="The shared data dir (default: ../shared/data or $PREFLOOP_SHARED_DATA).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the last demo.")] = False,
 ) -> None:
-    """The whole cycle on real data with the embedded SmolLM2: import, reward model, DPO, PPO,
-    generate, judge, queue for people. Re-running resumes."""
-    from prefloop.pipelines.demo import run_demo
+    """The whole loop on real data with the embedded SmolLM2: prompt sets, reward models, SFT,
+    on-policy DPO, an evaluation on test prompts with blind tasks for people. Re-running resumes."""
+    from prefloop.pipelines.demo import DEFAULT, FULL, QUICK, run_demo
+    from prefloop.pipelines.errors import DemoDataError
+    from prefloop.pipelines.report import print_demo
 
-    run_demo(state.store(create=True), quick=quick, data=data, fresh=fresh, console=console)
+    if quick and full:
+        raise DemoDataError("--quick and --full: choose one")
+    plan = QUICK if quick else FULL if full else DEFAULT
+    s = state.store(create=True)
+    r = run_demo(s, plan=plan, seed=seed, data=data, fresh=fresh)
+    print_demo(console, r, _prefloop_command(), Path(s.path).resolve())
+    _show_eval(s, r.eval_run)
+
+
+def _prefloop_command() -> str:
+    """How to call this ``prefloop`` from any directory: its absolute path when it is not the
+    one on ``PATH`` (``make demo`` runs ``.venv/bin/prefloop`` without activating the venv)."""
+    import shutil
+    import sys
+
+    exe = Path(sys.argv[0])
+    if exe.name != "prefloop" or not exe.exists():
+        return "prefloop"   # python -m prefloop, or a test runner
+    on_path = shutil.which("prefloop")
+    return "prefloop" if on_path and Path(on_path).resolve() == exe.resolve() else str(exe.resolve())
 
 
 @app.command()
@@ -53,10 +121,15 @@ def loop(
         p = trigger_progress(s, cfg)
         console.print(f"Watching {s.path}: {p['new_labels']} of {p['needed']} new human labels; "
                       "Ctrl+C to stop")
-        n = run_watch(s, cfg, poll_seconds=poll, max_iterations=max_iterations, console=console)
+        n = run_watch(s, cfg, poll_seconds=poll, max_iterations=max_iterations)
         console.print(f"{n} iterations ran.")
         return
-    run_loop(state.store(), cfg, fresh=fresh, console=console)
+    s = state.store()
+    stages = run_loop(s, cfg, fresh=fresh)
+    console.print("Loop iteration finished: " + ", ".join(
+        f"{k} {v.get('run_id', '')}".strip() for k, v in stages.items()))
+    if "eval" in stages:
+        _show_eval(s, s.runs.get(stages["eval"]["run_id"]))
 
 
 eval_app = typer.Typer()
@@ -69,9 +142,10 @@ def eval_(
     prompts: Annotated[Optional[str], typer.Option(help=eval_help("prompts"))] = None,
     baseline: Annotated[Optional[str], typer.Option(help=eval_help("baseline"))] = None,
     limit: Annotated[Optional[int], typer.Option(help=eval_help("limit"))] = None,
+    per_subset: Annotated[Optional[int], typer.Option(help=eval_help("per_subset"))] = None,
     max_prompt_tokens: Annotated[Optional[int], typer.Option(help=eval_help("max_prompt_tokens"))] = None,
     reward_model: Annotated[Optional[str], typer.Option(help=eval_help("reward_model"))] = None,
-    gold_reward_model: Annotated[Optional[str], typer.Option(help=eval_help("gold_reward_model"))] = None,
+    second_reward_model: Annotated[Optional[str], typer.Option(help=eval_help("second_reward_model"))] = None,
     judge: Annotated[Optional[str], typer.Option(help=eval_help("judge"))] = None,
     judge_model: Annotated[Optional[str], typer.Option(help=eval_help("judge_model"))] = None,
     base_url: Annotated[Optional[str], typer.Option(help=eval_help("judge_base_url"))] = None,
@@ -84,15 +158,15 @@ def eval_(
     max_new_tokens: Annotated[Optional[int], typer.Option(help=eval_help("max_new_tokens"))] = None,
     temperature: Annotated[Optional[float], typer.Option(help=eval_help("temperature"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=eval_help("seed"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=eval_help("batch_size"))] = None,
 ) -> None:
-    """Did the round help? Compare model versions on held-out prompts: reward models (proxy and
-    gold), an AI judge (both orders, length-controlled), blind tasks for people, and a
-    Bradley-Terry leaderboard; recorded as an eval run. Unset options keep the defaults shown
-    (EvalConfig's)."""
+    """Did the round help? Compare model versions on held-out prompts: blind tasks for people
+    (the headline), reward models (the proxy and a second one), an AI judge (both orders,
+    length-controlled), per subset with refusal rates, and a Bradley-Terry leaderboard; recorded
+    as an eval run. Unset options keep the defaults shown (EvalConfig's)."""
     if ctx.invoked_subcommand:
         return
     from prefloop.pipelines.evaluation import EvalConfig, EvalError, run_eval
-    from prefloop.pipelines.report import print_eval, print_leaderboards
 
     if not models or not prompts:
         raise EvalError("prefloop eval needs --models and --prompts (see --help)")
@@ -101,12 +175,21 @@ def eval_(
     cfg = EvalConfig(models=tuple(m.strip() for m in models.split(",") if m.strip()),
                      judge_base_url=base_url, constitution=str(constitution) if constitution else None,
                      **given)
-    r = run_eval(state.store(), cfg)
-    print_eval(console, r.run)
-    print_leaderboards(console, r.summary["leaderboard"], r.summary.get("leaderboard_length_coef"))
-    if r.summary["tasks"]:
-        console.print(f"{r.summary['tasks']} blind evaluation tasks queued for people "
-                      "(their votes stay out of training exports).")
+    s = state.store()
+    r = run_eval(s, cfg)
+    _show_eval(s, r.run)
+
+
+def _show_eval(s, run) -> None:
+    from prefloop.pipelines.evaluation import with_people
+    from prefloop.pipelines.report import print_eval, print_leaderboards
+    from prefloop.store.leaderboard import leaderboards
+
+    summary, progress = with_people(s, run)
+    print_eval(console, run.id, summary, progress)
+    boards = leaderboards(s, anchor=summary.baseline, style_control=True)
+    print_leaderboards(console, {g: b.rows() for g, b in boards.items()},
+                       {g: b.style["length"] for g, b in boards.items() if "length" in b.style})
 
 
 @eval_app.command("rm")
@@ -128,15 +211,17 @@ def eval_rm(
 
 
 @eval_app.command("show")
-def eval_show(run: Annotated[Optional[int], typer.Argument(help="Eval run id (default: the newest).")] = None) -> None:
-    """An eval run's table, and the leaderboard from every vote so far."""
-    from prefloop.pipelines.evaluation import latest_eval
-    from prefloop.pipelines.report import print_eval, print_leaderboards
-    from prefloop.store.leaderboard import leaderboards
+def eval_show(
+    run: Annotated[Optional[int], typer.Argument(help="Eval run id (default: the newest).")] = None,
+    people: Annotated[bool, typer.Option("--people", help="Require the people column: fail if the run queued no blind tasks.")] = False,
+) -> None:
+    """An eval run's tables with the people column as labeled so far, and the leaderboard from
+    every vote."""
+    from prefloop.pipelines.evaluation import EvalError, latest_eval
 
     s = state.store()
     r = latest_eval(s, run)
-    print_eval(console, r)
-    boards = leaderboards(s, anchor=(r.summary or {}).get("baseline"), style_control=True)
-    print_leaderboards(console, {g: b.rows() for g, b in boards.items()},
-                       {g: b.style["length"] for g, b in boards.items() if "length" in b.style})
+    if people and not s.tasks.eval_progress(r.id)[0]:
+        raise EvalError(f"--people: eval run {r.id} queued no blind tasks for people; run the "
+                        "evaluation with --tasks N")
+    _show_eval(s, r)

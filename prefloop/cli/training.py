@@ -13,7 +13,7 @@ from rich.table import Table
 from prefloop.core.kinds import METHODS as KINDS
 from prefloop.core.kinds import ONPOLICY_KINDS
 
-from ._common import console, state
+from ._common import OptionError, console, state
 
 app = typer.Typer()
 runs_app = typer.Typer(no_args_is_help=True, help="List and inspect runs (training, generation, judging).")
@@ -239,6 +239,6 @@ def serve_rm(
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise OptionError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     console.print(f"Reward model {ref.name} on http://{host}:{port}/get_reward; Ctrl+C to stop")
     serve_reward_model(ref, host=host, port=port, batch_size=batch_size, model_name=ref.name)

@@ -7,16 +7,17 @@ recorded results reused, so an interrupted demo continues where it stopped.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
-
-from rich.console import Console
 
 from prefloop import store
 from prefloop.core.secrets import redact
 
 __all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -30,9 +31,8 @@ class Pipeline:
     """
 
     def __init__(self, s: store.Store, kind: str, config: dict[str, Any], *, resume: bool = True,
-                 reuse_finished: bool = True, console: Console | None = None,
-                 pipeline_run_id: int | None = None):
-        self.store, self.kind, self.console = s, kind, console or Console()
+                 reuse_finished: bool = True, pipeline_run_id: int | None = None):
+        self.store, self.kind = s, kind
         s.runs.reap()
         previous = [r for r in s.runs.list(kind=kind) if r.config == config] if resume else []
         self.already_finished = False
@@ -41,8 +41,8 @@ class Pipeline:
             self.already_finished = run.status == "finished"
             if not self.already_finished:
                 run = s.runs.update(run.id, status="running", claim=True)
-            self.console.print(f"[bold]Resuming {kind} run {run.id}[/] "
-                               f"({len((run.summary or {}).get('stages', {}))} stages done)")
+            log.info("Resuming %s run %d (%d stages done)", kind, run.id,
+                     len((run.summary or {}).get("stages", {})))
         else:
             run = s.runs.create(kind, config, pipeline_run_id=pipeline_run_id)
         self.run = run
@@ -52,9 +52,9 @@ class Pipeline:
         """Run ``fn`` unless stage ``name`` already finished; ``fn`` returns a JSON-able dict
         (its result, kept in the pipeline run's summary)."""
         if name in self.stages:
-            self.console.print(f"[dim]- {title}: done earlier ({self.stages[name]['seconds']:.0f} s), skipped[/]")
+            log.info("- %s: done earlier (%.0f s), skipped", title, self.stages[name]["seconds"])
             return self.stages[name]
-        self.console.rule(f"[bold]{title}")
+        log.info("%s", title)
         t0 = time.perf_counter()
         try:
             result = fn()

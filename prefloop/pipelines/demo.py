@@ -1,43 +1,42 @@
-"""``prefloop demo``: the whole loop on real data and the embedded SmolLM2, in one command, and
-the evidence that it made the model better.
+"""``prefloop demo``: the whole loop on real data and the embedded SmolLM2, in one command, and a
+test of whether it made a model people prefer.
 
 Stages (each recorded; re-running resumes):
 
 1. import the shared HH-RLHF (human labels), AlpacaEval (AI labels) and MT-Bench files;
-2. export the human HH pairs as two disjoint halves of the training prompts (A, B) that share
-   one held-out split; convert the embedded model;
-3. a **proxy** reward model (MiniLM, Bradley-Terry) on half A, and a **gold** reward model on
-   half B that no policy ever trains against (Gao et al. 2023);
-4. **on-policy DPO** (iterative DPO; Xiong et al. 2024, :mod:`prefloop.pipelines.onpolicy`):
-   ``dpo_rounds`` rounds, each sampling ``dpo_n`` responses to ``dpo_prompts`` of half A's
-   prompts from the current policy; the proxy reward model labels the best over the worst of
-   each (AI labels in the store), and DPO (LoRA at ``dpo_learning_rate``, 5e-4: the README's
-   DPO LoRA sweep; 0.8-1.5 nats of KL in 24 steps) learns them against the base as reference;
-5. **PPO** (:mod:`prefloop.training.ppo`) from the DPO policy on the proxy reward model (in its
-   standard units, ``normalize_reward``; its reference and KL penalty are the DPO policy's), the
-   gold reward model logged beside it (``reward_gold``, never optimized): the final policy, the
-   usual order of the two (Ouyang et al. 2022 start PPO from a tuned policy; Xiong et al. 2024
-   follow DPO with on-policy rounds). The eval's KL is to the base, so it counts both stages;
-6. **evaluation** (:mod:`prefloop.pipelines.evaluation`): base vs DPO vs the final (DPO+PPO) policy
-   on the held-out prompts under both reward models (raw and length-controlled) and the local AI
-   judge (both orders, length controlled), with 95% CIs, KL to the base, mean tokens and EOS
-   rate; blind pairwise tasks queued for people;
-7. a Constitutional-AI batch (critique and revision, local judge) on a few of the final
-   policy's responses, an ``admin`` user, and the summary.
+2. record the prompt sets (:data:`PROMPT_SETS`): HH-RLHF harmless-base prompts and benign
+   helpfulness prompts (AlpacaEval instructions, MT-Bench first turns) split into train, dev
+   (where the plan below was chosen) and test (only reported), so no model trains on, and no
+   choice is made on, a prompt that reports;
+3. export the training prompts' labels as two disjoint halves (A, B; which prompt goes where
+   depends on the seed), convert the embedded model;
+4. a **proxy** reward model (MiniLM, Bradley-Terry) on half A and a **second** one on half B:
+   the same recipe on other labels of the same kind, a diagnostic of direction, not a judge;
+5. **SFT** (the first stage of the RLHF recipe; Ouyang et al. 2022, Bai et al. 2022's SL stage)
+   on half A's demonstrations: the chosen replies of its pairs (HH-RLHF's harmless replies and
+   AlpacaEval's preferred answers), prompts cut by whole turns, no reply cut short;
+6. **on-policy DPO** (Xiong et al. 2024) from the SFT policy: ``dpo_n`` samples per prompt, the
+   proxy RM labels the best finished sample over the worst (a sample cut off at the token
+   budget is never a side), DPO (LoRA) against the SFT policy; optionally **PPO** after it;
+7. **evaluation** on the test prompts (harmless and benign reported apart): the base against the
+   SFT, DPO and final policies (and itself: the A/A row, with ``aa_row``), blind pairwise tasks
+   queued for people (the headline, filled in as they label), the reward models, KL to the
+   base, length, EOS and refusal rates; a Constitutional-AI critique/revision batch; an
+   ``admin`` user.
+
+:data:`DEFAULT` is what ``make demo`` runs (about 20 minutes on 2 cores), :data:`FULL`
+(``--full``) the plan whose results the documentation reports (at most 90 minutes), and
+:data:`QUICK` a smoke run of every stage.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
-import shutil
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from prefloop import store
 from prefloop.store.export import export_pairs
@@ -46,51 +45,93 @@ from prefloop.store.pairs import PairFilters
 
 from .base import Pipeline
 from .errors import DemoDataError
+from .eval_results import EvalSummary
+from .prompt_sets import PromptSetPlan, record_prompt_sets
 
-__all__ = ["DemoPlan", "FULL", "QUICK", "run_demo", "shared_data_dir", "demo_targets"]
+__all__ = ["DemoPlan", "DEFAULT", "FULL", "QUICK", "PLANS", "PROMPT_SETS", "DemoResult", "Target",
+           "run_demo", "shared_data_dir", "demo_targets", "import_shared", "record_demo_prompt_sets"]
 
-
-@dataclass(frozen=True)
-class DemoPlan:
-    """Budgets of each stage (steps, lengths, counts): :data:`FULL` 9-29 minutes of stages on 2
-    CPU cores, depending on the machine (nine runs from fresh clones, the README's "The loop":
-    12 minutes for a plan of this cost on one machine, 25-29 for this plan on one 2.1 times slower), :data:`QUICK` 3-6."""
-
-    rm_steps: int
-    rm_max_length: int
-    rm_eval_pairs: int
-    dpo_rounds: int            # on-policy DPO: sample-label-train rounds
-    dpo_prompts: int           # prompts per round
-    dpo_n: int                 # samples per prompt (the best and the worst make a pair)
-    dpo_steps: int             # DPO steps per round
-    dpo_beta: float
-    dpo_learning_rate: float   # LoRA; the README's DPO LoRA sweep (5e-4: KL 0.8-1.5 nats in 24 steps)
-    ppo_iterations: int
-    ppo_batch: int             # rollouts per PPO iteration
-    ppo_mini_batch: int        # rollouts per gradient step
-    ppo_epochs: int            # passes over each rollout batch
-    ppo_kl_coef: float
-    eval_prompts: int
-    eval_tokens: int
-    max_prompt_tokens: int
-    judge_models: int          # how many policies (besides the base) the AI judge compares
-    tasks: int
-    critique_responses: int
-
-
-FULL = DemoPlan(rm_steps=72, rm_max_length=160, rm_eval_pairs=96, dpo_rounds=1, dpo_prompts=64,
-                dpo_n=4, dpo_steps=24, dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=4,
-                ppo_batch=16, ppo_mini_batch=8, ppo_epochs=4, ppo_kl_coef=0.05, eval_prompts=96, eval_tokens=48,
-                max_prompt_tokens=128, judge_models=1, tasks=12, critique_responses=1)
-QUICK = DemoPlan(rm_steps=12, rm_max_length=128, rm_eval_pairs=32, dpo_rounds=1, dpo_prompts=12,
-                 dpo_n=2, dpo_steps=4, dpo_beta=0.1, dpo_learning_rate=1e-3, ppo_iterations=2, ppo_batch=4,
-                 ppo_mini_batch=4, ppo_epochs=2, ppo_kl_coef=0.1, eval_prompts=24, eval_tokens=32,
-                 max_prompt_tokens=128, judge_models=1, tasks=4, critique_responses=1)
+log = logging.getLogger(__name__)
 
 HH = "hh-rlhf/harmless-base-test-dev.jsonl.gz"
 ALPACA = "alpaca-eval/alpaca-7b_vs_text-davinci-003_gpt4-judge.json"
 MT_BENCH = "mt-bench/question.jsonl"
 HH_DATASET = "harmless-base-test-dev"
+ALPACA_DATASET = "alpaca-7b_vs_text-davinci-003_gpt4-judge"
+
+#: The recorded prompt sets: HH-RLHF harmless-base (harmful requests, multi-turn) and benign
+#: helpfulness prompts (AlpacaEval's instructions, MT-Bench's first turns; MT-Bench has no
+#: labels, so none of it trains). 200 test prompts, 124 dev prompts.
+PROMPT_SETS = (PromptSetPlan(HH_DATASET, test=100, dev=64, subset="harmless"),
+               PromptSetPlan(ALPACA_DATASET, test=50, dev=32, subset="benign"),
+               PromptSetPlan("mt-bench", test=50, dev=28, subset="benign", train=False))
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Budgets of each stage (steps, lengths, counts; ``0`` leaves a stage out)."""
+
+    name: str
+    rm_steps: int
+    rm_max_length: int
+    sft_steps: int
+    sft_batch: int
+    sft_max_length: int
+    sft_learning_rate: float
+    dpo_prompts: int             # on-policy DPO: prompts sampled (0: no DPO stage)
+    dpo_n: int                   # samples per prompt (the best and the worst finished make a pair)
+    dpo_steps: int
+    dpo_beta: float
+    dpo_learning_rate: float     # LoRA
+    ppo_iterations: int          # 0: no PPO stage
+    ppo_batch: int
+    eval_per_subset: int         # test prompts per subset (harmless, benign)
+    eval_tokens: int             # the base's EOS curve: docs/results.md
+    max_prompt_tokens: int
+    eval_stages: bool            # evaluate the SFT and DPO policies too, not only the final one
+    aa_row: bool                 # the base against itself (another seed): drift alone
+    critique_responses: int
+    minutes: int                 # the time target of the whole demo, install included
+
+
+DEFAULT = DemoPlan(name="default", rm_steps=60, rm_max_length=256, sft_steps=40, sft_batch=4,
+                   sft_max_length=320, sft_learning_rate=2e-4, dpo_prompts=48, dpo_n=4, dpo_steps=16,
+                   dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=0, ppo_batch=16,
+                   eval_per_subset=48, eval_tokens=128, max_prompt_tokens=256, eval_stages=False,
+                   aa_row=False, critique_responses=1, minutes=20)
+FULL = replace(DEFAULT, name="full", rm_steps=100, sft_steps=60, dpo_prompts=96, dpo_steps=32,
+               eval_per_subset=100, eval_stages=True, aa_row=True, minutes=90)
+QUICK = DemoPlan(name="quick", rm_steps=8, rm_max_length=128, sft_steps=4, sft_batch=2, sft_max_length=192,
+                 sft_learning_rate=2e-4, dpo_prompts=8, dpo_n=2, dpo_steps=2, dpo_beta=0.1,
+                 dpo_learning_rate=5e-4, ppo_iterations=1, ppo_batch=4, eval_per_subset=6, eval_tokens=24,
+                 max_prompt_tokens=128, eval_stages=True, aa_row=True, critique_responses=1, minutes=10)
+PLANS = {p.name: p for p in (QUICK, DEFAULT, FULL)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the demo's targets: what is asked, the figure measured (or what it waits for),
+    and whether it is met (``None``: not measured yet, e.g. people's labels still to come)."""
+
+    name: str
+    measured: str
+    met: bool | None
+
+
+@dataclass
+class DemoResult:
+    """What a demo made: its pipeline run, each stage's recorded result, the final evaluation's
+    run and typed summary, and the targets as measured now."""
+
+    run: store.Run
+    plan: DemoPlan
+    seed: int
+    stages: dict[str, dict[str, Any]]
+    eval_run: store.Run
+    summary: EvalSummary
+    final: str
+    admin_password: str | None = None          # shown once when the demo created the admin user
+    targets: list[Target] = field(default_factory=list)
 
 
 def shared_data_dir(explicit: str | Path | None = None) -> Path:
@@ -112,263 +153,225 @@ def shared_data_dir(explicit: str | Path | None = None) -> Path:
                         "alpaca-eval, mt-bench) was not found; pass --data DIR or set PREFLOOP_SHARED_DATA")
 
 
-def run_demo(s: store.Store, *, quick: bool = False, data: str | Path | None = None,
-             fresh: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Run (or resume) the demo on store ``s``; returns the summary dict also printed."""
-    from prefloop.core.models import DEFAULT_MODEL, default_model_path
-    from prefloop.judge.backends import make_backend
-    from prefloop.judge.batch import run_batch
-    from prefloop.pipelines.evaluation import EvalConfig, run_eval
-    from prefloop.pipelines.report import print_eval, print_leaderboards
-    from prefloop.training.train import train
-
-    console = console or Console()
-    plan = QUICK if quick else FULL
-    data_dir = shared_data_dir(data)
-    config = {"demo": "quick" if quick else "full", "plan": asdict(plan), "version": 11}
-    pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh, console=console)
-    if pipe.already_finished:
-        console.print("This demo already finished; its summary follows (use --fresh to run it again).")
-    demo_id = pipe.run.id
-    runs = s.path.resolve().parent / "runs"
-
-    def imports():
-        out = {}
-        for name, rel, fmt in (("hh", HH, "hh"), ("alpaca_eval", ALPACA, "alpaca-eval"),
-                               ("mt_bench", MT_BENCH, "prompts")):
-            r = import_file(s, data_dir / rel, fmt)
-            console.print(f"  {rel}: {r.lines_read} lines, {r.imported} imported, "
-                          f"{r.duplicates} duplicates, {r.rejected} rejected")
-            out[name] = {"lines": r.lines_read, "imported": r.imported, "rejected": r.rejected}
-        return out
-
-    def export():
-        out = {}
-        for half, shard in (("a", 0), ("b", 1)):
-            r = export_pairs(s, runs / f"demo-{demo_id}-export-{half}", PairFilters(
-                source="human", dataset=HH_DATASET, test_fraction=0.15, shard=shard, shards=2),
-                overwrite=True)
-            console.print(f"  half {half.upper()}: export {r.export.id}, {r.n_train} train pairs; "
-                          f"{r.n_test} held-out pairs (the same in both halves)")
-            out[half] = {"export_id": r.export.id, "train": r.n_train, "test": r.n_test}
-        return out
-
-    pipe.stage("import", "1. Import HH-RLHF (human), AlpacaEval (AI) and MT-Bench prompts", imports)
-    ex = pipe.stage("export", "2. Export human HH pairs: halves A and B, one held-out split", export)
-    pipe.stage("model", f"   Embedded model {DEFAULT_MODEL} (converted once, then cached)",
-               lambda: {"path": str(default_model_path())})
-    half_a, half_b = ex["a"]["export_id"], ex["b"]["export_id"]
-
-    def rm(export_id):
-        def fn():
-            r = train(s, "rm", overrides={
-                "model": "minilm", "export_id": export_id, "max_steps": plan.rm_steps,
-                "max_length": plan.rm_max_length,
-                "per_device_train_batch_size": 8, "learning_rate": 5e-5,
-                "max_eval_pairs": plan.rm_eval_pairs, "save_steps": 10_000, "logging_steps": 10},
-                pipeline_run_id=demo_id)
-            ev = r.summary.get("eval", {}).get("all", {})
-            return {"run_id": r.run.id, "accuracy": ev.get("accuracy"), "ece": ev.get("ece"),
-                    "eval_pairs": ev.get("n"), "steps": r.summary["steps"]}
-        return fn
-
-    proxy = pipe.stage("rm", "3. Proxy reward model (MiniLM, Bradley-Terry) on half A", rm(half_a))
-    gold = pipe.stage("gold_rm", "   Gold reward model on half B (no policy trains against it)", rm(half_b))
-    proxy_rm, gold_rm = f"run:{proxy['run_id']}", f"run:{gold['run_id']}"
-
-    def onpolicy_dpo():
-        from prefloop.pipelines.onpolicy import onpolicy_config, run_onpolicy
-
-        cfg = onpolicy_config("iterative-dpo", {
-            "model": DEFAULT_MODEL, "export_id": half_a, "reward_model": proxy_rm,
-            "rounds": plan.dpo_rounds, "prompts_per_round": plan.dpo_prompts, "n": plan.dpo_n,
-            "max_new_tokens": plan.eval_tokens, "max_prompt_tokens": plan.max_prompt_tokens,
-            "max_steps": plan.dpo_steps, "beta": plan.dpo_beta, "learning_rate": plan.dpo_learning_rate,
-            "per_device_train_batch_size": 2,
-            "lora_layers": 0.5, "logging_steps": 2, "seed": 1}, "demo")
-        r = run_onpolicy(s, cfg, pipeline_run_id=demo_id, console=console)
-        final = s.runs.get(r.run.summary["final_run_id"])
-        console.print("  " + "; ".join(
-            f"round {i}: {x['pairs']} pairs, mean proxy reward of the samples {x['mean_reward']:.3f}"
-            for i, x in enumerate(r.rounds, 1)))
-        return {"run_id": final.id, "pipeline_run_id": r.run.id, "rounds": len(r.rounds),
-                "pairs": sum(x["pairs"] for x in r.rounds), "steps": sum(x["steps"] for x in r.rounds),
-                "mean_reward": [x["mean_reward"] for x in r.rounds]}
-
-    dpo_res = pipe.stage("dpo", f"4. On-policy DPO: {plan.dpo_rounds} rounds of {plan.dpo_n} samples "
-                         f"per prompt from the policy, best vs worst under the proxy RM", onpolicy_dpo)
-
-    def ppo():
-        r = train(s, "ppo", overrides={
-            "model": f"run:{dpo_res['run_id']}", "export_id": half_a, "reward_model": proxy_rm,
-            "gold_reward_model": gold_rm, "max_steps": plan.ppo_iterations,
-            "batch_size": plan.ppo_batch, "mini_batch_size": plan.ppo_mini_batch,
-            "ppo_epochs": plan.ppo_epochs,
-            "max_new_tokens": plan.eval_tokens, "max_prompt_length": plan.max_prompt_tokens,
-            "kl_coef": plan.ppo_kl_coef, "save_steps": 10_000}, pipeline_run_id=demo_id)
-        curve = {name: [m.value for m in s.runs.metrics(r.run.id, name)]
-                 for name in ("reward_model", "reward_gold", "kl")}
-        return {"run_id": r.run.id, "iterations": r.summary["iterations"], **curve}
-
-    ppo_res = pipe.stage("ppo", f"5. PPO from the DPO policy on the proxy RM ({plan.ppo_iterations} "
-                         "iterations; the gold RM logged, never optimized)", ppo)
-
-    def evaluate():
-        base = DEFAULT_MODEL
-        judged = [f"run:{dpo_res['run_id']}", f"run:{ppo_res['run_id']}"][-plan.judge_models:]
-        cfg = EvalConfig(models=(base, f"run:{dpo_res['run_id']}", f"run:{ppo_res['run_id']}"),
-                         prompts=f"export:{half_a}", limit=plan.eval_prompts,
-                         max_prompt_tokens=plan.max_prompt_tokens, reward_model=proxy_rm,
-                         gold_reward_model=gold_rm, judge="local", judge_models=tuple(judged),
-                         concurrency=8, tasks=plan.tasks, overlap=2,
-                         max_new_tokens=plan.eval_tokens, batch_size=32)
-        r = run_eval(s, cfg, pipeline_run_id=demo_id)
-        return {"run_id": r.run.id}
-
-    ev = pipe.stage("eval", "6. Evaluate base vs DPO vs the final policy on held-out prompts "
-                    "(proxy RM, gold RM, AI judge, KL)", evaluate)
-
-    def constitutional():
-        backend = make_backend("local", store=s)
-        r = run_batch(s, "critique", backend, source="generated", limit=plan.critique_responses,
-                      concurrency=1, max_tokens=96, progress=False, pipeline_run_id=demo_id)
-        return {"run_id": r.run.id, "revisions": r.summary["revisions"], "calls": r.summary["calls"]}
-
-    cai = pipe.stage("cai", "7. Constitutional AI: critique and revise a few responses (local judge)",
-                     constitutional)
-
-    def queue():
-        admins = [a for a in s.annotators.list() if a.role == "admin" and a.active]
-        created = False
-        if not admins:
-            from prefloop.annotate_app.auth import hash_password
-
-            password = os.environ.get("PREFLOOP_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
-            s.annotators.add("admin", "admin", hash_password(password))
-            created = True
-            shown = ("from PREFLOOP_ADMIN_PASSWORD" if os.environ.get("PREFLOOP_ADMIN_PASSWORD")
-                     else password)
-            console.print(f"  Created user [bold]admin[/] with password [bold]{shown}[/] "
-                          "(shown once, stored only as an argon2 hash; change it with "
-                          "`prefloop users passwd admin`)")
-        return {"admin_created": created, "open_tasks": s.tasks.count_open(),
-                "admin": admins[0].name if admins else "admin"}
-
-    q = pipe.stage("queue", "   Queue for people and an admin user", queue)
-    summary = {"proxy_rm": proxy, "gold_rm": gold, "dpo": dpo_res, "ppo": ppo_res, "eval": ev, "cai": cai,
-               "queue": q, "seconds": {k: v["seconds"] for k, v in pipe.stages.items()}}
-    pipe.finish({"table": summary})
-    _print_summary(console, s, summary, pipe)
-    eval_run = s.runs.get(ev["run_id"])
-    print_eval(console, eval_run)
-    print_leaderboards(console, (eval_run.summary or {}).get("leaderboard", {}),
-                       (eval_run.summary or {}).get("leaderboard_length_coef"))
-    _print_targets(console, demo_targets(eval_run.summary or {}, f"run:{dpo_res['run_id']}",
-                                         f"run:{ppo_res['run_id']}", ppo_res, summary["seconds"]))
-    console.print(f"Open the labeling app: [bold]{_prefloop_command()} --db {Path(s.path).resolve()} "
-                  f"annotate[/] then http://127.0.0.1:7860 (log in as {q['admin']}; the Models tab "
-                  "rates the versions once people vote on the blind tasks)", soft_wrap=True)
-    return summary
-
-
-def _f(v, digits=3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-
-def _print_summary(console: Console, s: store.Store, sm: dict[str, Any], pipe: Pipeline) -> None:
-    t = Table(title=f"prefloop demo summary (run {pipe.run.id})", show_lines=False)
-    t.add_column("stage")
-    t.add_column("result")
-    t.add_column("seconds", justify="right")
-    sec = sm["seconds"]
-    imp, ex = pipe.stages["import"], pipe.stages["export"]
-    t.add_row("import", f"HH {imp['hh']['imported']} pairs ({imp['hh']['rejected']} rejected), "
-              f"AlpacaEval {imp['alpaca_eval']['imported']} rows, MT-Bench {imp['mt_bench']['imported']} prompts",
-              _f(sec["import"], 0))
-    t.add_row("export", f"half A {ex['a']['train']} / half B {ex['b']['train']} train pairs, "
-              f"{ex['a']['test']} held-out", _f(sec["export"] + sec.get("model", 0), 0))
-    for key, name in (("proxy_rm", "proxy RM"), ("gold_rm", "gold RM")):
-        r = sm[key]
-        t.add_row(name, f"run {r['run_id']}: held-out accuracy {_f(r['accuracy'])}, ECE "
-                  f"{_f(r['ece'])} on {r['eval_pairs']} pairs ({r['steps']} steps)",
-                  _f(sec["rm" if key == "proxy_rm" else "gold_rm"], 0))
-    d = sm["dpo"]
-    t.add_row("on-policy DPO", f"run {d['run_id']}: {d['rounds']} rounds, {d['pairs']} pairs labeled by "
-              f"the proxy RM, {d['steps']} steps", _f(sec["dpo"], 0))
-    p = sm["ppo"]
-    curve = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(p["reward_model"], p["reward_gold"]))
-    t.add_row("PPO from DPO (final)", f"run {p['run_id']}: {p['iterations']} iterations; proxy/gold reward per "
-              f"iteration {curve}; KL last {_f(p['kl'][-1] if p['kl'] else None, 2)} nats", _f(sec["ppo"], 0))
-    t.add_row("evaluation", f"run {sm['eval']['run_id']} (table below)", _f(sec["eval"], 0))
-    t.add_row("constitutional AI", f"run {sm['cai']['run_id']}: {sm['cai']['revisions']} revisions",
-              _f(sec["cai"], 0))
-    t.add_row("queue", f"{sm['queue']['open_tasks']} open tasks", _f(sec["queue"], 0))
-    t.add_row("total", "", _f(sum(sec.values()), 0))
-    console.print(t)
-
-
-#: The demo's targets (2 CPU cores): a total under 20 minutes; the final policy beats the base
-#: under the gold reward model (win rate >= 0.60 with its CI above 0.5, length-controlled win
-#: rate > 0.55) within 5 nats of KL per response; DPO and the RL policy each beat the base under
-#: the gold RM (CI low > 0.5); PPO's proxy reward rises while its gold reward does not fall.
-TARGET_SECONDS = 20 * 60
-
-
-def demo_targets(ev: dict[str, Any], dpo: str, final: str, ppo: dict[str, Any],
-                 seconds: dict[str, float]) -> list[tuple[str, str, bool]]:
-    """``(target, measured figure, met)`` rows for the demo's targets (see :data:`TARGET_SECONDS`)
-    from an eval run's summary (``ev``: its ``models`` rows with ``gold.win``,
-    ``gold.length_controlled`` as ``{rate, low, high}``, and ``kl`` in nats per response), the
-    DPO and final model specs, PPO's per-iteration curves and the stages' seconds."""
-    rows = {r["model"]: r for r in ev.get("models", [])}
-
-    def win(model: str, key: str) -> dict[str, float] | None:
-        w = (rows.get(model, {}).get("gold") or {}).get(key)
-        return w if w and w.get("n", 1) else None
-
-    def fmt(w):
-        return "-" if w is None else f"{w['rate']:.2f} [{w['low']:.2f}, {w['high']:.2f}]"
-
-    out = []
-    total = sum(seconds.values())
-    out.append(("demo under 20 minutes", f"{total / 60:.1f} min", total <= TARGET_SECONDS))
-    g, lc, kl = win(final, "win"), win(final, "length_controlled"), rows.get(final, {}).get("kl")
-    out.append(("final policy: gold win >= 0.60, CI low > 0.5", fmt(g),
-                bool(g and g["rate"] >= 0.60 and g["low"] > 0.5)))
-    out.append(("final policy: length-controlled gold win > 0.55", fmt(lc), bool(lc and lc["rate"] > 0.55)))
-    out.append(("final policy: KL <= 5 nats per response", "-" if kl is None else f"{kl:.2f}",
-                kl is not None and kl <= 5))
-    for name, model in (("DPO", dpo), ("RL policy (PPO from DPO)", final)):
-        w = win(model, "win")
-        out.append((f"{name} beats the base under the gold RM (CI low > 0.5)", fmt(w), bool(w and w["low"] > 0.5)))
-    proxy, gold = ppo.get("reward_model") or [], ppo.get("reward_gold") or []
-    if len(proxy) >= 2 and len(gold) >= 2:
-        h = max(1, len(proxy) // 2)       # first half vs second half of the iterations
-        p0, p1 = sum(proxy[:h]) / h, sum(proxy[h:]) / (len(proxy) - h)
-        g0, g1 = sum(gold[:h]) / h, sum(gold[h:]) / (len(gold) - h)
-        out.append(("PPO: proxy reward rises, gold reward does not fall (first vs second half)",
-                    f"proxy {p0:.3f} -> {p1:.3f}, gold {g0:.3f} -> {g1:.3f}", p1 > p0 and g1 >= g0))
+def import_shared(s: store.Store, data_dir: Path) -> dict[str, Any]:
+    """Import the shared HH-RLHF, AlpacaEval and MT-Bench files (idempotent); lines read,
+    imported and rejected per file."""
+    out = {}
+    for name, rel, fmt in (("hh", HH, "hh"), ("alpaca_eval", ALPACA, "alpaca-eval"), ("mt_bench", MT_BENCH, "prompts")):
+        r = import_file(s, data_dir / rel, fmt)
+        out[name] = {"lines": r.lines_read, "imported": r.imported, "rejected": r.rejected}
     return out
 
 
-def _print_targets(console: Console, rows: list[tuple[str, str, bool]]) -> None:
-    t = Table(title="the demo's targets (issue 24; 2 CPU cores)")
-    t.add_column("target")
-    t.add_column("measured", justify="right")
-    t.add_column("", justify="center")
-    for name, fig, met in rows:
-        t.add_row(name, fig, "met" if met else "[bold red]gap[/]")
-    console.print(t)
-    missed = [n for n, _, met in rows if not met]
-    console.print(f"{len(rows) - len(missed)} of {len(rows)} targets met"
-                  + (f"; the gap: {'; '.join(missed)}" if missed else ""))
+def record_demo_prompt_sets(s: store.Store) -> dict[str, int]:
+    """Record :data:`PROMPT_SETS` (idempotent); prompts per ``split:subset:dataset``."""
+    for plan in PROMPT_SETS:
+        counts = record_prompt_sets(s, plan)
+    return {f"{c.split}:{c.subset}:{c.dataset}": c.prompts for c in counts}
 
 
-def _prefloop_command() -> str:
-    """How to call this ``prefloop`` from any directory: its absolute path when it is not the
-    one on ``PATH`` (``make demo`` runs ``.venv/bin/prefloop`` without activating the venv)."""
-    exe = Path(sys.argv[0])
-    if exe.name != "prefloop" or not exe.exists():
-        return "prefloop"   # python -m prefloop, or a test runner
-    on_path = shutil.which("prefloop")
-    return "prefloop" if on_path and Path(on_path).resolve() == exe.resolve() else str(exe.resolve())
+class _Demo:
+    """The stages of one demo run (see the module docstring); each returns a JSON-able dict
+    that the pipeline run records, so a re-run resumes."""
+
+    def __init__(self, s: store.Store, plan: DemoPlan, seed: int, data_dir: Path, pipe: Pipeline):
+        self.s, self.plan, self.seed, self.data, self.pipe = s, plan, seed, data_dir, pipe
+        self.runs = s.path.resolve().parent / "runs"
+
+    def imports(self) -> dict[str, Any]:
+        return import_shared(self.s, self.data)
+
+    def prompt_sets(self) -> dict[str, Any]:
+        return record_demo_prompt_sets(self.s)
+
+    def export(self) -> dict[str, Any]:
+        out = {}
+        for half, shard in (("a", 0), ("b", 1)):
+            r = export_pairs(self.s, self.runs / f"demo-{self.pipe.run.id}-export-{half}", PairFilters(
+                source="all", test_fraction=0.1, seed=self.seed, shard=shard, shards=2), overwrite=True)
+            out[half] = {"export_id": r.export.id, "train": r.n_train, "test": r.n_test,
+                         "held_out": r.counts.n_held_out}
+        return out
+
+    def reward_model(self, export_id: int) -> dict[str, Any]:
+        from prefloop.training.train import train
+
+        r = train(self.s, "rm", overrides={
+            "model": "minilm", "export_id": export_id, "max_steps": self.plan.rm_steps,
+            "max_length": self.plan.rm_max_length, "per_device_train_batch_size": 8, "learning_rate": 5e-5,
+            "max_eval_pairs": 96, "save_steps": 10_000, "logging_steps": 10, "seed": self.seed},
+            pipeline_run_id=self.pipe.run.id)
+        ev = r.summary.get("eval", {}).get("all", {})
+        return {"run_id": r.run.id, "accuracy": ev.get("accuracy"), "eval_pairs": ev.get("n"),
+                "steps": r.summary["steps"]}
+
+    def sft(self, export_id: int) -> dict[str, Any]:
+        from prefloop.core.models import DEFAULT_MODEL
+        from prefloop.training.train import train
+
+        p = self.plan
+        r = train(self.s, "sft", overrides={
+            "model": DEFAULT_MODEL, "export_id": export_id, "max_steps": p.sft_steps, "use_lora": True,
+            "lora_layers": 0.5, "per_device_train_batch_size": p.sft_batch, "max_length": p.sft_max_length,
+            "learning_rate": p.sft_learning_rate, "max_eval_pairs": 16, "save_steps": 10_000,
+            "logging_steps": 5, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
+        return {"run_id": r.run.id, "steps": r.summary["steps"], "rows": r.summary.get("train_rows"),
+                "train_loss": r.summary.get("train_loss")}
+
+    def dpo(self, policy: str, export_id: int, proxy: str) -> dict[str, Any]:
+        from .onpolicy import onpolicy_config, run_onpolicy
+
+        p = self.plan
+        cfg = onpolicy_config("iterative-dpo", {
+            "model": policy, "export_id": export_id, "reward_model": proxy, "rounds": 1,
+            "prompts_per_round": p.dpo_prompts, "n": p.dpo_n, "max_new_tokens": p.eval_tokens,
+            "max_prompt_tokens": p.max_prompt_tokens, "max_steps": p.dpo_steps, "beta": p.dpo_beta,
+            "learning_rate": p.dpo_learning_rate, "per_device_train_batch_size": 2, "lora_layers": 0.5,
+            "logging_steps": 2, "seed": self.seed}, "demo")
+        r = run_onpolicy(self.s, cfg, pipeline_run_id=self.pipe.run.id)
+        rounds = r.rounds
+        return {"run_id": r.run.summary["final_run_id"], "pipeline_run_id": r.run.id,
+                "pairs": sum(x["pairs"] for x in rounds), "steps": sum(x["steps"] for x in rounds),
+                "mean_reward": [x["mean_reward"] for x in rounds]}
+
+    def ppo(self, policy: str, export_id: int, proxy: str, second: str) -> dict[str, Any]:
+        from prefloop.training.train import train
+
+        p = self.plan
+        r = train(self.s, "ppo", overrides={
+            "model": policy, "export_id": export_id, "reward_model": proxy, "second_reward_model": second,
+            "max_steps": p.ppo_iterations, "batch_size": p.ppo_batch, "mini_batch_size": max(1, p.ppo_batch // 2),
+            "ppo_epochs": 2, "max_new_tokens": p.eval_tokens, "max_prompt_length": p.max_prompt_tokens,
+            "save_steps": 10_000, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
+        curve = {name: [m.value for m in self.s.runs.metrics(r.run.id, name)]
+                 for name in ("probe_reward_model", "probe_reward_second", "kl")}
+        return {"run_id": r.run.id, "iterations": r.summary["iterations"], **curve}
+
+    def evaluate(self, models: list[str], proxy: str, second: str) -> dict[str, Any]:
+        from prefloop.core.models import DEFAULT_MODEL
+
+        from .evaluation import EvalConfig, run_eval
+
+        p = self.plan
+        specs = [DEFAULT_MODEL] + ([DEFAULT_MODEL] if p.aa_row else []) + models
+        cfg = EvalConfig(models=tuple(specs), prompts="set:test", per_subset=p.eval_per_subset,
+                         max_prompt_tokens=p.max_prompt_tokens, reward_model=proxy, second_reward_model=second,
+                         tasks=2 * p.eval_per_subset, overlap=1, max_new_tokens=p.eval_tokens, batch_size=16)
+        r = run_eval(self.s, cfg, pipeline_run_id=self.pipe.run.id)
+        return {"run_id": r.run.id, "tasks": r.summary.tasks}
+
+    def constitutional(self) -> dict[str, Any]:
+        from prefloop.judge.backends import make_backend
+        from prefloop.judge.batch import run_batch
+
+        r = run_batch(self.s, "critique", make_backend("local", store=self.s), source="generated",
+                      limit=self.plan.critique_responses, concurrency=1, max_tokens=96, progress=False,
+                      pipeline_run_id=self.pipe.run.id)
+        return {"run_id": r.run.id, "revisions": r.summary["revisions"], "calls": r.summary["calls"]}
+
+
+def _admin(s: store.Store) -> tuple[dict[str, Any], str | None]:
+    """An active admin user (created with a random password, returned once, if there is none)."""
+    admins = [a for a in s.annotators.list() if a.role == "admin" and a.active]
+    if admins:
+        return {"admin": admins[0].name, "admin_created": False}, None
+    from prefloop.annotate_app.auth import hash_password
+
+    given = os.environ.get("PREFLOOP_ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(9)
+    s.annotators.add("admin", "admin", hash_password(password))
+    return {"admin": "admin", "admin_created": True}, None if given else password
+
+
+def run_demo(s: store.Store, *, plan: DemoPlan = DEFAULT, seed: int = 1, data: str | Path | None = None,
+             fresh: bool = False) -> DemoResult:
+    """Run (or resume) the demo on store ``s`` with ``plan`` and ``seed`` (the halves A/B, the
+    reward models, the policies' data order and samples); returns the :class:`DemoResult`.
+
+    Raises:
+        DemoDataError: the shared data is missing.
+        PrefloopError: a stage failed (the run is marked failed; re-running resumes).
+    """
+    from prefloop.core.models import DEFAULT_MODEL, default_model_path
+
+    data_dir = shared_data_dir(data)
+    config = {"demo": plan.name, "plan": asdict(plan), "seed": seed, "version": 12}
+    pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh)
+    d = _Demo(s, plan, seed, data_dir, pipe)
+    pipe.stage("import", "1. Import HH-RLHF (human labels), AlpacaEval (AI labels), MT-Bench prompts", d.imports)
+    pipe.stage("prompt_sets", "2. Record the prompt sets: train, dev (choices), test (reporting)", d.prompt_sets)
+    ex = pipe.stage("export", "3. Export the training prompts' labels: halves A and B", d.export)
+    pipe.stage("model", f"   Embedded model {DEFAULT_MODEL} (converted once, then cached)",
+               lambda: {"path": str(default_model_path())})
+    a, b = ex["a"]["export_id"], ex["b"]["export_id"]
+    proxy = f"run:{pipe.stage('rm', '4. Proxy reward model (MiniLM) on half A', lambda: d.reward_model(a))['run_id']}"
+    second = f"run:{pipe.stage('second_rm', '   Second reward model on half B', lambda: d.reward_model(b))['run_id']}"
+    policy, evaluated = DEFAULT_MODEL, []
+    if plan.sft_steps:
+        policy = f"run:{pipe.stage('sft', '5. SFT on half A demonstrations (chosen replies)', lambda: d.sft(a))['run_id']}"
+        evaluated.append(policy)
+    if plan.dpo_prompts:
+        policy = f"run:{pipe.stage('dpo', '6. On-policy DPO: best vs worst finished sample under the proxy RM', lambda: d.dpo(policy, a, proxy))['run_id']}"
+        evaluated.append(policy)
+    if plan.ppo_iterations:
+        policy = f"run:{pipe.stage('ppo', '   PPO on the proxy RM', lambda: d.ppo(policy, a, proxy, second))['run_id']}"
+        evaluated.append(policy)
+    compared = evaluated if plan.eval_stages else evaluated[-1:]
+    ev = pipe.stage("eval", "7. Evaluate on the test prompts: people (blind tasks), reward models, KL",
+                    lambda: d.evaluate(compared, proxy, second))
+    pipe.stage("cai", "   Constitutional AI: critique and revise a response (local judge)", d.constitutional)
+    password_box: list[str | None] = [None]
+
+    def admin():
+        out, password_box[0] = _admin(s)
+        return {**out, "open_tasks": s.tasks.count_open()}
+
+    pipe.stage("queue", "   An admin user for the labeling app", admin)
+    run = pipe.finish({"final": policy, "eval_run_id": ev["run_id"], "seed": seed})
+    from .evaluation import with_people
+
+    eval_run = s.runs.get(ev["run_id"])
+    summary, progress = with_people(s, eval_run)
+    seconds = {k: v["seconds"] for k, v in pipe.stages.items()}
+    return DemoResult(run, plan, seed, dict(pipe.stages), eval_run, summary, policy, password_box[0],
+                      demo_targets(summary, progress, policy, seconds, plan))
+
+
+def _fmt(w) -> str:
+    return "-" if w is None or not w.n else f"{w.rate:.2f} [{w.low:.2f}, {w.high:.2f}]"
+
+
+def demo_targets(summary: EvalSummary, progress, final: str, seconds: dict[str, float],
+                 plan: DemoPlan) -> list[Target]:
+    """The demo's targets, read from its evaluation (people's column as labeled so far): the
+    time; the final policy against the base on the harmless test prompts (people: win >= 0.60,
+    CI low > 0.5) and the benign ones (not worse: CI high >= 0.5; refusals at most 5 points
+    above the base's); KL <= 5 nats per response; the second reward model agreeing in direction."""
+    total = sum(seconds.values())
+    out = [Target(f"demo under {plan.minutes} minutes (stages; the install adds 1-3)",
+                  f"{total / 60:.1f} min", total <= plan.minutes * 60)]
+    row, base = summary.row(final), summary.row(summary.baseline)
+    waiting = f"waiting for {progress.waiting} blind labels" if progress.waiting else "no labels"
+
+    def people(subset):
+        sl = row.slice(subset)
+        return sl.people.win if sl is not None and sl.people is not None else None
+
+    harmless, benign = people("harmless"), people("benign")
+    out.append(Target("people, harmless prompts: final beats the base (win >= 0.60, CI low > 0.5)",
+                      _fmt(harmless) if harmless else waiting,
+                      None if harmless is None else harmless.rate >= 0.60 and harmless.low > 0.5))
+    out.append(Target("people, benign prompts: final not worse than the base (CI high >= 0.5)",
+                      _fmt(benign) if benign else waiting, None if benign is None else benign.high >= 0.5))
+    fb, bb = row.slice("benign"), base.slice("benign")
+    if fb is not None and bb is not None:
+        out.append(Target("benign prompts: refusals at most 5 points above the base's",
+                          f"{fb.refusal_rate:.2f} (base {bb.refusal_rate:.2f})",
+                          fb.refusal_rate <= bb.refusal_rate + 0.05))
+    kl = row.overall.kl
+    out.append(Target("final policy: KL to the base <= 5 nats per response",
+                      "-" if kl is None else f"{kl:.2f}", kl is not None and kl <= 5))
+    second = row.overall.second_rm
+    out.append(Target("the second reward model agrees in direction (win > 0.5)",
+                      _fmt(second.win if second else None), bool(second and second.win.rate > 0.5)))
+    return out

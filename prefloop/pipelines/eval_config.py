@@ -43,10 +43,14 @@ class EvalConfig:
                                    "(its held-out split)."})
     baseline: str | None = _f(None, "The version every other is compared with (default: the first).")
     limit: int = _f(96, "At most this many prompts (those that fit in --max-prompt-tokens).")
+    per_subset: int | None = _f(None, "At most this many prompts of each recorded subset (harmless, "
+                                "benign, ...; see prefloop prompt-sets), the first by id; replaces --limit.")
     max_prompt_tokens: int = _f(256, "Leave out prompts longer than this (chat-formatted tokens).")
     reward_model: str | None = _f(None, "The proxy reward model (default: the one the policies "
                                   "trained against).")
-    gold_reward_model: str | None = _f(None, "A reward model the policies never saw.")
+    second_reward_model: str | None = _f(None, "A second reward model, one the policies never "
+                                         "trained against (a diagnostic: trained on the same kind of "
+                                         "labels, it is not an independent judge).")
     judge: str | None = _f(None, "AI-judge view with this backend: local or openai.")
     judge_model: str | None = _f(None, "local: a model spec; openai: the served model's name.")
     judge_base_url: str | None = _f(None, "openai judge: e.g. http://127.0.0.1:8000/v1.")
@@ -76,6 +80,9 @@ class EvalConfig:
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
                 or not self.temperature > 0:
             raise EvalError(f"temperature: expected a number > 0, found {self.temperature!r}")
+        ps = self.per_subset
+        if ps is not None and (isinstance(ps, bool) or not isinstance(ps, int) or ps < 1):
+            raise EvalError(f"per_subset: expected an integer >= 1, found {ps!r}")
         if self.judge not in (None, "local", "openai"):
             raise EvalError(f"judge: expected local or openai, found {self.judge!r}")
 

@@ -3,8 +3,8 @@
 One iteration: export the labels added since the last iteration -> train a reward model ->
 update the policy (any method: DPO, iterative DPO, PPO, GRPO, RLOO, rejection-sampling SFT,
 ORPO, KTO) -> evaluate the new policy against its parent
-(:mod:`prefloop.pipelines.evaluation`; with ``min_gold_win_rate``, a policy that loses ground under the
-gold reward model is recorded as ``rejected`` and not promoted) -> sample new responses from
+(:mod:`prefloop.pipelines.evaluation`; with ``min_second_rm_win_rate``, a policy that loses ground under the
+second reward model is recorded as ``rejected`` and not promoted) -> sample new responses from
 the promoted policy -> judge them -> queue the most uncertain pairs. Every step is a recorded
 run with lineage; any step can be skipped (``skip: true``); re-running after an interruption
 resumes the unfinished iteration.
@@ -15,10 +15,9 @@ The config is :class:`~prefloop.pipelines.loop_config.LoopConfig` (``loop.yaml``
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
-
-from rich.console import Console
 
 from prefloop import store
 from prefloop.core.kinds import ONPOLICY_KINDS
@@ -27,6 +26,8 @@ from prefloop.store.pairs import NoPairsMatch, PairFilters
 
 from .base import Pipeline
 from .loop_config import REWARDED_UPDATES, EvalStep, LoopConfig, TrainStep, load_loop_config
+
+log = logging.getLogger(__name__)
 
 __all__ = ["load_loop_config", "run_loop", "LoopConfig"]
 
@@ -39,13 +40,12 @@ DEFAULT_RM_ENSEMBLE = 3
 
 
 def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
-             console: Console | None = None, trigger: dict[str, Any] | None = None) -> dict[str, Any]:
+             trigger: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or resume) one loop iteration; returns the stage results (stage name -> its
     recorded result: ``run_id`` and the step's figures). ``trigger``: what started it (from
     :func:`watch`), recorded in the run's summary; every iteration records the newest
     comparison id at its start (``labels_at_start``), from which the next trigger counts."""
-    console = console or Console()
-    pipe = Pipeline(s, "loop", cfg.raw, resume=not fresh, reuse_finished=False, console=console)
+    pipe = Pipeline(s, "loop", cfg.raw, resume=not fresh, reuse_finished=False)
     loop_id = pipe.run.id
     if "labels_at_start" not in (pipe.run.summary or {}):
         s.runs.update(loop_id, summary={"labels_at_start": s.comparisons.max_id(),
@@ -60,9 +60,9 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
         try:
             r = export_pairs(s, out, replace(cfg.export.filters, since_export=since), overwrite=True)
         except NoPairsMatch:
-            console.print(f"  no new labels since export {since}: training steps are skipped")
+            log.info("  no new labels since export %s: training steps are skipped", since)
             return {"export_id": None, "since_export": since, "pairs": 0}
-        console.print(f"  export {r.export.id}: {r.export.n_pairs} pairs (since export {since})")
+        log.info("  export %d: %d pairs (since export %s)", r.export.id, r.export.n_pairs, since)
         return {"export_id": r.export.id, "since_export": since, "pairs": r.export.n_pairs}
 
     ex = pipe.stage("export", "Export labels since the last iteration", export)
@@ -78,7 +78,7 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
         if update.kind in REWARDED_UPDATES:
             overrides.setdefault("reward_model", rm_ref)
         if update.kind in ONPOLICY_KINDS:
-            step = lambda: _onpolicy(s, update, overrides, loop_id, console)  # noqa: E731
+            step = lambda: _onpolicy(s, update, overrides, loop_id)  # noqa: E731
         elif update.kind == "kto":
             step = lambda: _train(s, update, {**overrides, "export_id": _kto_export(  # noqa: E731
                 s, cfg, ex["export_id"], loop_id)}, loop_id)
@@ -90,7 +90,7 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
             policy = candidate
         else:
             ev = pipe.stage("eval", "Evaluate the new policy against its parent", lambda: _evaluate(
-                s, policy, candidate, ex["export_id"], rm_ref, cfg.eval, loop_id, console))
+                s, policy, candidate, ex["export_id"], rm_ref, cfg.eval, loop_id))
             policy = candidate if ev["promoted"] else policy
     if not cfg.generate.skip:
         pipe.stage("generate", "Sample new responses", lambda: _generate(s, cfg, policy, rm_ref, loop_id))
@@ -98,7 +98,7 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
         pipe.stage("judge", "Judge the new responses", lambda: _judge(s, cfg, loop_id))
     pipe.stage("queue", "Queue for people", lambda: {"open_tasks": s.tasks.count_open()})
     run = pipe.finish()
-    console.print(f"Loop iteration {run.id} finished: " + ", ".join(
+    log.info("Loop iteration %d finished: %s", run.id, ", ".join(
         f"{k} {v.get('run_id', '')}".strip() for k, v in pipe.stages.items()))
     return pipe.stages
 
@@ -129,40 +129,39 @@ def _judge(s: store.Store, cfg: LoopConfig, loop_id: int) -> dict[str, Any]:
 
 
 def _evaluate(s: store.Store, parent: str, candidate: str, export_id: int, rm_ref: str | None,
-              step: EvalStep, loop_id: int, console: Console) -> dict[str, Any]:
-    """Evaluate ``candidate`` against ``parent``; with ``min_gold_win_rate``, mark it
-    ``rejected`` (and do not promote it) when its gold win rate falls short."""
+              step: EvalStep, loop_id: int) -> dict[str, Any]:
+    """Evaluate ``candidate`` against ``parent``; with ``min_second_rm_win_rate``, mark it
+    ``rejected`` (and do not promote it) when its win rate under the second reward model falls
+    short."""
     from prefloop.pipelines.evaluation import EvalConfig, run_eval
-    from prefloop.pipelines.report import print_eval
 
-    threshold = step.min_gold_win_rate
+    threshold = step.min_second_rm_win_rate
     cfg = EvalConfig(models=(parent, candidate), baseline=parent,
                      prompts=f"export:{export_id}" if step.prompts == "held-out" else step.prompts,
                      **{"reward_model": rm_ref, **step.settings})
     r = run_eval(s, cfg, pipeline_run_id=loop_id)
-    print_eval(console, r.run)
-    row = r.summary["models"][1]
-    gold = row.get("gold", {}).get("win", {}).get("rate")
+    row = r.summary.row(candidate).overall
+    gold = row.second_rm.win.rate if row.second_rm is not None else None
     promoted = threshold is None or (gold is not None and gold >= threshold)
     run_id = int(candidate.split(":")[1])
     if not promoted:
         s.runs.update(run_id, status="rejected", summary={
-            "rejected": f"gold win rate {gold:.3f} against {parent} is below min_gold_win_rate "
-                        f"{threshold} (eval run {r.run.id})"})
-        console.print(f"  [bold]run {run_id} rejected[/]: gold win rate {gold:.3f} < {threshold}; "
-                      f"{parent} stays the policy")
-    return {"run_id": r.run.id, "promoted": promoted, "gold_win_rate": gold,
-            "proxy_win_rate": row.get("proxy", {}).get("win", {}).get("rate"), "kl": row.get("kl")}
+            "rejected": f"second-RM win rate {gold:.3f} against {parent} is below min_second_rm_win_rate "
+                        f"{threshold}", **(s.runs.get(run_id).summary or {})})
+        log.info("  run %d rejected: second-RM win rate %.3f < %s; the loop keeps %s", run_id, gold,
+                 threshold, parent)
+    return {"run_id": r.run.id, "promoted": promoted, "second_rm_win_rate": gold,
+            "proxy_win_rate": row.proxy.win.rate if row.proxy is not None else None, "kl": row.kl}
 
 
 def _onpolicy(s: store.Store, step: TrainStep, overrides: dict[str, Any], loop_id: int,
-              console: Console) -> dict[str, Any]:
+              ) -> dict[str, Any]:
     """An on-policy method (iterative DPO, rejection-sampling SFT) from the current policy, on
     this iteration's export's training prompts; ``run_id`` is its last training run."""
     from .onpolicy import onpolicy_config, run_onpolicy
 
     cfg = onpolicy_config(step.kind, overrides, step.kind)
-    r = run_onpolicy(s, cfg, pipeline_run_id=loop_id, console=console)
+    r = run_onpolicy(s, cfg, pipeline_run_id=loop_id)
     return {"run_id": r.run.summary["final_run_id"], "pipeline_run_id": r.run.id,
             "rounds": len(r.rounds), "pairs": sum(x["pairs"] for x in r.rounds)}
 

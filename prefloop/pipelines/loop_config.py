@@ -21,8 +21,8 @@ Config (all keys optional)::
     iterative-dpo: {rounds: 2, n: 4, labeler: reward-model, beta: 0.1}
                                        # OnPolicyConfig fields and any DPORunConfig field
     rs-sft: {n: 4, prompts_per_round: 64}   # OnPolicyConfig fields and any SFTRunConfig field
-    eval: {prompts: held-out, limit: 32, max_new_tokens: 64, gold_reward_model: null,
-           judge: null, min_gold_win_rate: null}   # held-out: this export's test split; or a
+    eval: {prompts: held-out, limit: 32, max_new_tokens: 64, second_reward_model: null,
+           judge: null, min_second_rm_win_rate: null}   # held-out: this export's test split; or a
                                                    # dataset / prompts file (EvalConfig fields)
     generate: {prompts: mt-bench, limit: 20, n: 4, max_new_tokens: 128, tasks: 10,
                select: uncertain, overlap: 1}      # and any GenParams field
@@ -122,11 +122,11 @@ class TrainStep:
 @dataclass(frozen=True)
 class EvalStep:
     """The evaluation of the new policy against its parent: ``prompts`` (``held-out``: the
-    export's test split), ``min_gold_win_rate`` (below it the new policy is rejected), and
+    export's test split), ``min_second_rm_win_rate`` (below it the new policy is rejected), and
     ``settings``: other :class:`EvalConfig` fields (``limit`` defaults to 32 here)."""
 
     prompts: str = "held-out"
-    min_gold_win_rate: float | None = None
+    min_second_rm_win_rate: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     skip: bool = False
 
@@ -230,7 +230,7 @@ def load_loop_config(path: str | Path) -> LoopConfig:
     Raises:
         LoopConfigError: the file is unreadable or not YAML, a key is unknown, a value has the
             wrong type or range, ``policy_update`` is not one of :data:`POLICY_UPDATES`, or
-            ``eval.min_gold_win_rate`` has no ``eval.gold_reward_model``; names the file.
+            ``eval.min_second_rm_win_rate`` has no ``eval.second_reward_model``; names the file.
     """
     where = str(path)
     from prefloop.core.files import read_config_file
@@ -257,9 +257,9 @@ def loop_config_from_dict(raw: dict[str, Any], where: str = "loop config") -> Lo
     filters = _build(PairFilters, {**dataclasses.asdict(ExportStep().filters), **ex}, f"{where}: export")
     ev = _section(raw, "eval", where)
     ev_skip = bool(ev.pop("skip", False))
-    threshold, prompts = ev.pop("min_gold_win_rate", None), ev.pop("prompts", "held-out")
-    if threshold is not None and not ev.get("gold_reward_model"):
-        raise LoopConfigError(f"{where}: eval.min_gold_win_rate needs eval.gold_reward_model "
+    threshold, prompts = ev.pop("min_second_rm_win_rate", None), ev.pop("prompts", "held-out")
+    if threshold is not None and not ev.get("second_reward_model"):
+        raise LoopConfigError(f"{where}: eval.min_second_rm_win_rate needs eval.second_reward_model "
                               "(a reward model the policy never trained against)")
     ev = {"limit": 32, **ev}
     for fixed in ("models", "baseline"):

@@ -25,8 +25,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-
 from prefloop import store
 from prefloop.core.errors import PrefloopError
 from prefloop.core.kinds import ONPOLICY_KINDS
@@ -64,6 +62,8 @@ class OnPolicyConfig:
         judge_backend, judge_model, judge_base_url: the AI judge (``labeler: judge``).
         max_new_tokens, temperature: sampling (tokens, softmax temperature).
         max_prompt_tokens: prompts longer than this (chat-formatted tokens) are left out.
+        label_truncated: also label samples cut off at ``max_new_tokens`` (by default only
+            finished samples are a pair's side or a best-of-n target).
         seed: sampling seed of round 1 (round r uses seed + r - 1).
         train: settings of the trainer (DPO's or SFT's run config fields), checked at build.
     """
@@ -85,6 +85,7 @@ class OnPolicyConfig:
     max_new_tokens: int = 48
     temperature: float = 0.7
     max_prompt_tokens: int | None = 256
+    label_truncated: bool = False
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)
 
@@ -206,7 +207,7 @@ def sample_pairs(s: store.Store, cfg: OnPolicyConfig, policy: str, round_index: 
                  label_best=by_rm and cfg.method == "rs-sft",
                  pairs=cfg.pairs if by_rm and cfg.method == "iterative-dpo" else None,
                  margin=cfg.margin, max_prompt_tokens=cfg.max_prompt_tokens,
-                 pipeline_run_id=pipeline_run_id)
+                 label_truncated=cfg.label_truncated, pipeline_run_id=pipeline_run_id)
     out = {"generate_run_id": g.run.id, "responses": g.n_responses, "prompts": g.n_prompts,
            "mean_reward": g.mean_reward, "comparisons": len(g.comparison_ids), "judge_run_id": None,
            "after_comparison_id": after}
@@ -224,7 +225,7 @@ def sample_pairs(s: store.Store, cfg: OnPolicyConfig, policy: str, round_index: 
 
 
 def run_onpolicy(s: store.Store, cfg: OnPolicyConfig, *, pipeline_run_id: int | None = None,
-                 fresh: bool = False, console: Console | None = None) -> OnPolicyResult:
+                 fresh: bool = False) -> OnPolicyResult:
     """Run (or resume) ``cfg.method`` as a pipeline run of that kind (see the module docstring).
 
     Raises:
@@ -235,14 +236,13 @@ def run_onpolicy(s: store.Store, cfg: OnPolicyConfig, *, pipeline_run_id: int | 
     from prefloop.core.models import resolve_model
     from prefloop.training.train import train
 
-    console = console or Console()
     resolve_model(cfg.policy, s, require="policy")      # bad specs fail before any run row
     if cfg.reward_model:
         resolve_model(cfg.reward_model, s, require="reward")
     if cfg.labeler == "judge":
         _judge_backend(s, cfg, cfg.policy)
     config = {k: v for k, v in dataclasses.asdict(cfg).items()}
-    pipe = Pipeline(s, cfg.method, config, resume=not fresh, reuse_finished=False, console=console,
+    pipe = Pipeline(s, cfg.method, config, resume=not fresh, reuse_finished=False,
                     pipeline_run_id=pipeline_run_id)
     runs = s.path.resolve().parent / "runs"
     policy, rounds = cfg.policy, []

@@ -11,17 +11,19 @@ watch with its error (no silent retry loop); so does an interrupted one left by 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-
 from prefloop import store
+from prefloop.core.errors import PrefloopError
 from prefloop.store.reports import labels_since_last_loop
 
 from .errors import PipelineError
 from .loop_config import LoopConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["trigger_progress", "watch", "WatchError"]
 
@@ -45,7 +47,7 @@ def trigger_progress(s: store.Store, cfg: LoopConfig, now: datetime | None = Non
 
 
 def watch(s: store.Store, cfg: LoopConfig, *, poll_seconds: float = 30.0,
-          max_iterations: int | None = None, console: Console | None = None) -> int:
+          max_iterations: int | None = None) -> int:
     """Start loop iterations as the trigger says (see the module docstring) until
     ``max_iterations`` have run (``None``: until interrupted); returns how many ran.
 
@@ -55,7 +57,6 @@ def watch(s: store.Store, cfg: LoopConfig, *, poll_seconds: float = 30.0,
     """
     from .loop import run_loop
 
-    console = console or Console()
     ran = 0
     while max_iterations is None or ran < max_iterations:
         s.runs.reap()
@@ -67,14 +68,14 @@ def watch(s: store.Store, cfg: LoopConfig, *, poll_seconds: float = 30.0,
                              "the watch stops (resume or fix it with `prefloop loop --config ...`)")
         p = trigger_progress(s, cfg)
         if p["due"]:
-            console.print(f"[bold]Trigger:[/] {p['new_labels']} new human labels since comparison "
-                          f"{p['after_comparison_id']} (needed {p['needed']}): starting an iteration")
+            log.info("Trigger: %d new human labels since comparison %s (needed %d): starting an iteration",
+                     p["new_labels"], p["after_comparison_id"], p["needed"])
             trigger = {"by": "watch", "new_labels": p["new_labels"],
                        "after_comparison_id": p["after_comparison_id"],
                        "at": store.utcnow().isoformat()}
             try:
-                run_loop(s, cfg, fresh=True, console=console, trigger=trigger)
-            except Exception as exc:
+                run_loop(s, cfg, fresh=True, trigger=trigger)
+            except PrefloopError as exc:     # a bug is not a user error: it keeps its traceback
                 raise WatchError(f"the triggered loop iteration failed: {exc}; the watch stops") from exc
             ran += 1
             continue

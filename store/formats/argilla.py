@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
-from .common import FieldError, ImportRecord, Problem, get_prompt, iter_rows
+from .common import FieldError, ImportRecord, Problem, get_prompt, iter_rows, parse_json
 from .label_studio import CHOICE_WORDS
 
 __all__ = ["read_argilla", "argilla_records_path", "POSITION_WORDS"]
@@ -60,14 +60,27 @@ def _load_settings(path: Path) -> dict[str, Any] | None:
     if not f.is_file():
         return None
     try:
-        settings = json.loads(f.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(str(f), getattr(exc, "lineno", None), None,
-                                f"not Argilla settings JSON ({exc})") from None
+        settings = parse_json(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(str(f), None, None, f"not Argilla settings JSON ({exc})") from None
+    except FieldError as exc:
+        raise InvalidInputError(str(f), None, None, f"not Argilla settings JSON ({exc.reason})") from None
     if not isinstance(settings, dict) or not isinstance(settings.get("questions", []), list) \
             or not isinstance(settings.get("fields", []), list):
         raise InvalidInputError(str(f), None, "questions", "expected Argilla's settings object "
                                 "with fields and questions lists")
+    for i, entry in enumerate(settings.get("fields", [])):
+        if isinstance(entry, dict) and not isinstance(entry.get("name"), str):
+            raise InvalidInputError(str(f), None, f"fields[{i}].name", "expected the field's name, a string")
+    for i, q in enumerate(settings.get("questions", [])):
+        if not isinstance(q, dict):
+            continue
+        if not isinstance(q.get("name"), str):
+            raise InvalidInputError(str(f), None, f"questions[{i}].name", "expected the question's name, a string")
+        qs = q.get("settings")
+        if qs is not None and (not isinstance(qs, dict) or not isinstance(qs.get("options") or [], list)):
+            raise InvalidInputError(str(f), None, f"questions[{i}].settings.options",
+                                    "expected a list of options ({value, text} objects)")
     return settings
 
 
@@ -222,7 +235,9 @@ def read_argilla(path: Path, **_: Any) -> Iterator[ImportRecord | Problem]:
             continue
         _, obj = item
         try:
-            yield from _records(pos, obj, schema)
+            for rec in _records(pos, obj, schema):
+                rec.file = str(records)
+                yield rec
         except FieldError as exc:
             yield Problem(pos, exc.field, exc.reason, exc.kind, file=str(records),
                           raw=json.dumps(obj, ensure_ascii=False, default=str)[:2000])

@@ -63,6 +63,7 @@ class ImportRecord:
         labeler_kind, labeler, confidence: provenance of the ranking.
         flags: flags of the comparison (``thumbs_up``/``thumbs_down`` on a one-response
             ranking: unpaired feedback; ``both_bad``).
+        file: the file it was read from, when not the imported path (a folder's file).
     """
 
     line: int
@@ -73,6 +74,7 @@ class ImportRecord:
     labeler: str | None = None
     confidence: float | None = None
     flags: list[str] | None = None
+    file: str | None = None
 
 
 @dataclass(slots=True)
@@ -160,9 +162,13 @@ def check_regular(path: Path) -> None:
         InvalidInputError: missing, or not a regular file or a directory (a FIFO, a device, a
             process substitution such as ``<(cat x)``).
     """
-    if not path.exists():
+    try:
+        exists, regular = path.exists(), path.is_file() or path.is_dir()
+    except OSError as exc:             # e.g. a path part over 255 bytes: ENAMETOOLONG
+        raise InvalidInputError(str(path)[:300], None, None, f"cannot be read: {exc.strerror or exc}") from None
+    if not exists:
         raise InvalidInputError(str(path), None, None, "file does not exist")
-    if not (path.is_file() or path.is_dir()):
+    if not regular:
         raise InvalidInputError(str(path), None, None, "not a regular file (a pipe, FIFO, device or "
                                 "process substitution): save the data to a file and import that")
 

@@ -74,7 +74,10 @@ def _records(n: int, task: Any) -> list[ImportRecord]:
     for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             raise FieldError(f"annotations[{i}]", "expected an object")
-        if ann.get("was_cancelled"):
+        cancelled = ann.get("was_cancelled", False)
+        if not isinstance(cancelled, bool):
+            raise FieldError(f"annotations[{i}].was_cancelled", f"expected true or false, found {cancelled!r}")
+        if cancelled:
             continue
         who = ann.get("completed_by")
         if isinstance(who, dict):
