@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field
 
 from prefloop import store
 from prefloop.core.http import BodyLimit
+from prefloop.core.signing import SigningKeyError
 from prefloop.store.validation import MAX_ID, MAX_NAME_CHARS
 
 from .auth import ROLE_RANK
@@ -285,6 +286,10 @@ def _handlers(api: FastAPI) -> None:
     async def store_error(request: Request, exc: store.StoreError):
         status = 404 if isinstance(exc, store.NotFoundError) else 409 if isinstance(exc, store.LeaseError) else 422
         return JSONResponse({"detail": str(exc)}, status)
+
+    @api.exception_handler(SigningKeyError)
+    async def not_configured(request: Request, exc: SigningKeyError):
+        return JSONResponse({"detail": f"this server cannot sign webhooks: {exc}"}, 503)
 
     @api.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError):

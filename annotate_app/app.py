@@ -109,7 +109,8 @@ def start_webhooks(app: AppServices) -> None:
     from .webhooks import WebhookSender
 
     app.webhook_sender = WebhookSender(app.store, backoff=app.config.webhook_backoff_seconds,
-                                       attempts=max(1, app.config.webhook_attempts))
+                                       attempts=max(1, app.config.webhook_attempts),
+                                       timeout=app.config.webhook_timeout)
     app.webhook_sender.start()
 
 

@@ -106,7 +106,8 @@ class AppConfig:
     as Llama 2's collection did; after 1 or 2 the keys 1-4 pick it, or a second click; stored
     with the comparison and exported as the pairs' ``margin``), ``webhook_backoff_seconds`` and
     ``webhook_attempts`` (a failed webhook delivery is retried after backoff * 4**(n-1)
-    seconds, at most this many tries; :mod:`prefloop.annotate_app.webhooks`).
+    seconds, at most this many tries), ``webhook_timeout`` (seconds a delivery may take, the
+    whole exchange; :mod:`prefloop.annotate_app.webhooks`).
     """
 
     guidelines: str = DEFAULT_GUIDELINES
@@ -125,6 +126,7 @@ class AppConfig:
     strength: bool = False
     webhook_backoff_seconds: float = 5.0
     webhook_attempts: int = 6
+    webhook_timeout: float = 10.0
     review: store.ReviewRules = field(default_factory=store.ReviewRules)
     assist: AssistConfig | None = None
     ratings: RatingsConfig | None = None

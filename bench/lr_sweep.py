@@ -22,7 +22,6 @@ has an eighth of a PPO iteration's updates, and on 2 CPU cores costs about 20 s,
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,11 @@ DEFAULT_LRS = {"ppo": [3e-6, 1e-4, 3e-4, 1e-3], "grpo": [1e-4, 3e-4, 1e-3], "rlo
 
 
 def wilson(k: float, n: int) -> tuple[float, float]:
-    """95% Wilson score interval of ``k`` successes in ``n``."""
-    if n == 0:
-        return float("nan"), float("nan")
-    z, p = 1.96, k / n
-    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return mid - half, mid + half
+    """95% Wilson score interval of ``k`` successes in ``n`` (``nan`` for none)."""
+    from prefloop.core.stats import wilson_ci
+
+    low, high = wilson_ci(k, n)
+    return (float("nan"), float("nan")) if low is None else (low, high)
 
 
 def hh_prompts(limit: int) -> list[list[dict]]:

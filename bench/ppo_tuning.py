@@ -1,14 +1,14 @@
-"""PPO tuning on 2 CPU cores: reward, gold reward and KL curves for several settings at the
+"""PPO tuning on 2 CPU cores: reward, second-reward-model and KL curves for several settings at the
 same budget, each final policy evaluated against the base, and the rejection-sampling SFT the
 demo uses at a similar budget, for comparison. Prints figures; asserts nothing.
 
     python bench/ppo_tuning.py [--dir /tmp/prefloop-ppo-tuning] [--iterations 8] [--settings a,b,...]
 
 Set-up (cached in ``--dir``): the shared HH pairs, halves A and B with one held-out split, a
-proxy reward model (MiniLM) on A and a gold one on B, as ``prefloop demo`` makes them. Every
+proxy reward model (MiniLM) on A and a second one on B, as ``prefloop demo`` makes them. Every
 PPO run starts from the embedded SmolLM2 on half A's prompts (chat-formatted, at most 128
 tokens), 48 new tokens, logs ``reward_model``, ``reward_second`` and ``kl`` per iteration, and
-is then evaluated on 48 held-out prompts (proxy and gold win rates with 95% CIs, KL).
+is then evaluated on 48 held-out prompts (proxy and second-RM win rates with 95% CIs, KL).
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ def main() -> None:
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
     s, ids = setup(d, console)
-    proxy, gold = f"run:{ids['rm_a']}", f"run:{ids['rm_b']}"
+    proxy, second = f"run:{ids['rm_a']}", f"run:{ids['rm_b']}"
     results = []
     for name in args.settings.split(","):
         t0 = time.perf_counter()
         r = train(s, "ppo", overrides={**COMMON, **SETTINGS[name], "max_steps": args.iterations,
                                        "batch_size": args.batch_size,
                                        "export_id": ids["export_a"], "reward_model": proxy,
-                                       "second_reward_model": gold})
+                                       "second_reward_model": second})
         seconds = time.perf_counter() - t0
         curves = {}
         for m in s.runs.metrics(r.run.id):
@@ -92,15 +92,14 @@ def main() -> None:
         ev = run_eval(s, EvalConfig(models=("smollm2-135m-instruct", f"run:{r.run.id}"),
                                     prompts=f"export:{ids['export_a']}", limit=args.eval_prompts,
                                     max_prompt_tokens=128, reward_model=proxy,
-                                    second_reward_model=gold, max_new_tokens=48, batch_size=32),
-                      console=console)
-        print_eval(console, ev.run)
-        row = ev.summary["models"][1]
-        results.append((name, seconds, row["proxy"]["win"], row["gold"]["win"], row["kl"]))
+                                    second_reward_model=second, max_new_tokens=48, batch_size=32))
+        print_eval(console, ev.run.id, ev.summary)
+        row = ev.summary.row(f"run:{r.run.id}").overall
+        results.append((name, seconds, row.proxy.win, row.second_rm.win, row.kl))
     console.print("[bold]summary[/] (win rates vs the base on held-out prompts, 95% CI)")
     for name, sec, pw, gw, kl in results:
-        console.print(f"  {name:22s} {sec:6.0f} s  proxy {pw['rate']:.2f} [{pw['low']:.2f}, {pw['high']:.2f}]"
-                      f"  gold {gw['rate']:.2f} [{gw['low']:.2f}, {gw['high']:.2f}]  KL {kl:.2f}")
+        console.print(f"  {name:22s} {sec:6.0f} s  proxy {pw.rate:.2f} [{pw.low:.2f}, {pw.high:.2f}]"
+                      f"  second RM {gw.rate:.2f} [{gw.low:.2f}, {gw.high:.2f}]  KL {kl:.2f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["WinRate", "win_rate", "bootstrap_ci", "length_controlled_win_rate", "seed_win_rate", "Leaderboard",
+__all__ = ["WinRate", "win_rate", "wilson_ci", "leaderboards", "VOTE_GROUPS", "bootstrap_ci", "length_controlled_win_rate", "seed_win_rate", "Leaderboard",
            "bradley_terry", "bradley_terry_style", "length_feature", "ELO_SCALE", "ELO_BASE"]
 
 #: Bradley-Terry strengths are reported on the Elo scale, as Chatbot Arena does:
@@ -45,6 +45,21 @@ class WinRate:
     def as_dict(self) -> dict[str, float | int]:
         return {"rate": self.rate, "low": self.low, "high": self.high, "n": self.n,
                 "wins": self.wins, "ties": self.ties, "losses": self.losses}
+
+
+def wilson_ci(k: float, n: int, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Wilson's interval for ``k`` successes in ``n`` trials (``scipy.stats.binomtest``;
+    ``k`` is rounded); ``(None, None)`` for no trials.
+
+    >>> tuple(round(x, 3) for x in wilson_ci(8, 10))
+    (0.49, 0.943)
+    """
+    if n == 0:
+        return None, None
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(round(k)), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def bootstrap_ci(values: Sequence[float], statistic=np.mean, *, confidence: float = 0.95,
@@ -312,3 +327,32 @@ def bradley_terry_style(votes: Sequence[tuple[str, str, float]], style: Mapping[
                        {n: {"coef": float(beta[j]), "low": float(np.percentile(s_boot[:, j], 2.5)),
                             "high": float(np.percentile(s_boot[:, j], 97.5))}
                         for j, n in enumerate(names)})
+
+
+#: Vote groups of the leaderboards: people only, AI judges only, and both together.
+VOTE_GROUPS = ("human", "ai", "all")
+
+
+def leaderboards(votes: Sequence[tuple], *, anchor: str | None = None, fallback_anchor: str | None = None,
+                 n_resamples: int = 200, style_control: bool = False) -> dict[str, Leaderboard]:
+    """A :class:`Leaderboard` per vote group that has votes (:data:`VOTE_GROUPS`), from votes
+    ``(model_a, model_b, outcome for a, labeler_kind, tokens_a, tokens_b)`` (the store's
+    ``samples.model_votes(with_tokens=True)``), on the Elo scale with ``anchor`` at 1000 (else
+    ``fallback_anchor`` when rated, else the first model by name). With ``style_control`` each
+    group also gets ``<group>-length``: the ratings at equal length (:func:`bradley_terry_style`
+    on :func:`length_feature`, FastChat's style control), whose ``style`` holds the length
+    coefficient; a rating that drops there was bought by length."""
+    out = {}
+    for group in VOTE_GROUPS:
+        sel = [v for v in votes if group == "all" or v[3] == group]
+        if not sel:
+            continue
+        pairs = [(a, b, o) for a, b, o, *_ in sel]
+        rated = {m for a, b, _ in pairs for m in (a, b)}
+        chosen = anchor if anchor in rated else fallback_anchor if fallback_anchor in rated else None
+        out[group] = bradley_terry(pairs, anchor=chosen, n_resamples=n_resamples)
+        if style_control:
+            length = length_feature([v[4] for v in sel], [v[5] for v in sel])
+            out[f"{group}-length"] = bradley_terry_style(pairs, {"length": length}, anchor=chosen,
+                                                         n_resamples=n_resamples)
+    return out

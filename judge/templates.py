@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from prefloop.store.agreement import PAIRWISE_TEMPLATE
+from prefloop.core.agreement import PAIRWISE_TEMPLATE
 
 from .constitution import Principle
 
@@ -32,7 +32,7 @@ __all__ = ["PAIRWISE", "SCORE", "CRITIQUE", "REVISION", "render_pairwise", "rend
            "render_critique", "render_revision", "parse_pairwise", "parse_score",
            "clean_generation", "data_block", "conversation_block"]
 
-PAIRWISE = PAIRWISE_TEMPLATE   # the id its judgments are stored under (store.agreement reads them)
+PAIRWISE = PAIRWISE_TEMPLATE   # the id its judgments are stored under (core.agreement reads them)
 SCORE = "score@1"
 CRITIQUE = "critique@1"
 REVISION = "revision@1"

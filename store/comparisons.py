@@ -126,7 +126,7 @@ class ComparisonsAPI:
         """Anchoring: people's agreement with the AI suggestion their task had, by whether it
         was shown before their choice. Rows ``{shown_before, labels, agree, rate, low, high}``
         (Wilson 95% interval); ties on either side count as agreement only with each other."""
-        from .aggregate import wilson
+        from prefloop.core.stats import wilson_ci
 
         with self.engine.atomic() as con:
             rows = con.execute("""
@@ -139,7 +139,7 @@ class ComparisonsAPI:
                 GROUP BY 1 ORDER BY 1""").fetchall()
         out = []
         for shown, n, k in rows:
-            low, high = wilson(k, n)
+            low, high = wilson_ci(k, n)
             out.append({"shown_before": bool(shown), "labels": n, "agree": k,
                         "rate": k / n if n else None, "low": low, "high": high})
         return out

@@ -74,7 +74,8 @@ class PairFilters:
             people's majority on at least this share of the pairs both labeled, on at least
             ``ai_min_overlap`` of them (judge gating; ``None``: no gating).
         labeler: only the comparisons of this labeler (the name people read: an annotator, a
-            dataset's crowd, a judge model, ``reward-model:run:3``).
+            dataset's crowd, a judge model, ``reward-model:run:3``), or of any of several
+            (a tuple of names: e.g. a crowd's demonstrations and a reward model's best-of-n).
         shard, shards: keep only the ``shard``-th of ``shards`` disjoint parts of the training
             prompts (by sha256, like the split; the test split is the same in every shard):
             e.g. a proxy and a gold reward model on disjoint halves.
@@ -99,7 +100,7 @@ class PairFilters:
     test_fraction: float = 0.0
     seed: int = 0
     include_eval: bool = False
-    labeler: str | None = None
+    labeler: str | tuple[str, ...] | None = None
     aggregate: str = "majority"
     min_confidence: float = 0.0
     ai_min_agreement: float | None = None
@@ -191,7 +192,9 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, DeriveCo
     """
     import pyarrow.compute as pc
 
-    from .aggregate import ai_agreement, dawid_skene, labeler_votes
+    from prefloop.core.labels import ai_agreement, dawid_skene
+
+    from .aggregate import labeler_votes
 
     counts = DeriveCounts()
     with store.atomic() as con:
@@ -388,7 +391,7 @@ def derive_unpaired(store: Store, filters: PairFilters, *, with_pairs: bool = Fa
 #: The filters every export applies to comparisons ``c`` joined with their prompt ``p``
 #: (parameters from :func:`_selection_params`).
 _SELECTED = f"""
-    ($labeler::VARCHAR IS NULL OR {LABELER_SQL} = $labeler)
+    ($labeler::VARCHAR[] IS NULL OR list_contains($labeler::VARCHAR[], {LABELER_SQL}))
     AND ($source = 'all' OR c.labeler_kind = $source)
     AND ($dataset::VARCHAR IS NULL OR p.dataset = $dataset)
     AND c.id > $since AND c.id <= $max_id
@@ -405,7 +408,9 @@ def _selection_params(store: Store, con, filters: PairFilters) -> dict[str, Any]
         since = store.exports.get(filters.since_export).max_comparison_id or 0
     max_id = con.execute("SELECT coalesce(max(id), 0) FROM comparisons").fetchone()[0]
     return {"source": filters.source, "dataset": filters.dataset, "since": since, "max_id": max_id,
-            "include_eval": filters.include_eval, "labeler": filters.labeler,
+            "include_eval": filters.include_eval,
+            "labeler": None if filters.labeler is None else [filters.labeler] if isinstance(filters.labeler, str)
+            else list(filters.labeler),
             "after_id": filters.after_comparison_id, "include_held_out": filters.include_held_out}
 
 

@@ -1,59 +1,28 @@
 """The platform's HTTP side in the store: API keys (``store.api_keys``) and webhooks
-(``store.webhooks``: endpoints and their delivery attempts).
-
-API keys are ``pfk_<id>_<secret>`` with 32 random bytes of secret (``secrets.token_urlsafe``),
-shown once; the store keeps only their SHA-256 (a key carries 256 bits of entropy, so a fast
-hash is the usual choice, as GitHub's and Stripe's tokens are checked, while passwords get
-argon2). A key acts with its user's role; a revoked key, or a key of a deactivated user,
-authenticates nobody.
-
-Webhooks follow the Standard Webhooks scheme (https://www.standardwebhooks.com, as Argilla 2.x
-signs its webhooks): each endpoint has a secret ``whsec_<base64>``; a delivery sends headers
-``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 of
-HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>``. The store holds no secret: an endpoint's
-secret is derived from the deployment's key ``$PREFLOOP_WEBHOOK_KEY`` (any long random string,
-kept with the app's other secrets) and the endpoint's random salt, HMAC-SHA256(key,
-"webhook:{salt}"); it is shown once when the webhook is added.
+(``store.webhooks``: endpoints and their delivery outbox). What the keys and signatures are
+(``pfk_`` keys and their digests, ``whsec_`` secrets derived from ``$PREFLOOP_WEBHOOK_KEY``
+and a salt, Standard Webhooks signatures) is :mod:`prefloop.core.signing`; the store keeps
+the digests and salts, never a key or a secret. A key acts with its user's role; a revoked
+key, or a key of a deactivated user, authenticates nobody.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import os
 import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prefloop.core.signing import api_key_id, api_key_matches, new_api_key, webhook_secret
+
 from .engine import Engine, fetch_records
 from .errors import NotFoundError, ValidationError
 from .records import Annotator, utcnow
 
-__all__ = ["emit_event", "WEBHOOK_KEY_ENV", "webhook_secret", "APIKey", "APIKeysAPI", "Webhook", "WebhookDelivery", "WebhooksAPI", "WEBHOOK_EVENTS",
-           "sign_webhook", "verify_webhook"]
-
-#: The environment variable holding the key webhook secrets are derived from.
-WEBHOOK_KEY_ENV = "PREFLOOP_WEBHOOK_KEY"
-
-
-def webhook_secret(salt: str) -> str:
-    """The ``whsec_`` secret of the webhook with this salt (see the module docstring).
-
-    Raises:
-        ValidationError: ``$PREFLOOP_WEBHOOK_KEY`` is unset or shorter than 16 characters.
-    """
-    key = os.environ.get(WEBHOOK_KEY_ENV, "")
-    if len(key) < 16:
-        raise ValidationError(f"webhooks need ${WEBHOOK_KEY_ENV}: a random string of at least 16 "
-                              "characters (e.g. `openssl rand -hex 32`), the same wherever the "
-                              "store is used")
-    mac = hmac.new(key.encode(), f"webhook:{salt}".encode(), hashlib.sha256).digest()[:24]
-    return "whsec_" + base64.b64encode(mac).decode()
-
+__all__ = ["emit_event", "APIKey", "APIKeysAPI", "Webhook", "WebhookDelivery", "WebhooksAPI", "WEBHOOK_EVENTS",
+           "validate_webhook_url"]
 
 #: The events a webhook can subscribe to.
 WEBHOOK_EVENTS = ("comparison.created", "task.completed", "export.created", "run.finished",
@@ -77,10 +46,6 @@ class APIKey:
 _KEY_COLS = "id, annotator_id, name, prefix, created_at, last_used_at, revoked_at"
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 class APIKeysAPI:
     """``store.api_keys``."""
 
@@ -95,16 +60,15 @@ class APIKeysAPI:
         """
         if len(name) > 200:
             raise ValidationError("key name: more than 200 characters")
-        secret = secrets.token_urlsafe(32)
         with self.engine.atomic() as con:
             if not con.execute("SELECT 1 FROM annotators WHERE id = ?", [annotator_id]).fetchone():
                 raise NotFoundError(f"no annotator with id {annotator_id}")
             kid = con.execute("SELECT nextval('api_keys_id_seq')").fetchone()[0]
-            text = f"pfk_{kid}_{secret}"
+            key = new_api_key(kid)
             row = fetch_records(con, APIKey, f"""INSERT INTO api_keys (id, annotator_id, name,
                 prefix, key_hash) VALUES (?, ?, ?, ?, ?) RETURNING {_KEY_COLS}""",
-                                [kid, annotator_id, name, f"pfk_{kid}_{secret[:4]}", _digest(text)])[0]
-        return row, text
+                                [kid, annotator_id, name, key.prefix, key.digest])[0]
+        return row, key.text
 
     def list(self, annotator_id: int | None = None) -> list[APIKey]:
         """Keys, by id (revoked ones too)."""
@@ -126,18 +90,15 @@ class APIKeysAPI:
     def authenticate(self, text: str) -> Annotator | None:
         """The active annotator a key text belongs to, or ``None`` (unknown, malformed or
         revoked key; inactive user). Compares digests in constant time; records the use."""
-        import re
-
-        found_id = re.fullmatch(r"pfk_([0-9]{1,18})_[A-Za-z0-9_-]{1,128}", text) if isinstance(text, str) else None
-        if found_id is None:        # ASCII digits only, below 2**63: any other text is no key
+        key_id = api_key_id(text)
+        if key_id is None:
             return None
-        key_id = int(found_id.group(1))
         from .annotators import _COLS
 
         with self.engine.atomic() as con:
             row = con.execute("SELECT key_hash, annotator_id FROM api_keys WHERE id = ? AND "
                               "revoked_at IS NULL", [key_id]).fetchone()
-            if row is None or not hmac.compare_digest(row[0], _digest(text)):
+            if row is None or not api_key_matches(text, row[0]):
                 return None
             found = fetch_records(con, Annotator, f"SELECT {_COLS} FROM annotators WHERE id = ? "
                                   "AND active", [row[1]])
@@ -237,31 +198,6 @@ def emit_event(con, event: str, payload: dict[str, Any]) -> int:
     if hooks:
         QUEUED.set()
     return len(hooks)
-
-
-def sign_webhook(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of
-    ``"{id}.{timestamp}.{body}"`` under the secret's bytes (base64 after ``whsec_``)."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def verify_webhook(secret: str, headers: dict[str, str], body: bytes, *, tolerance: float = 300,
-                   now: float | None = None) -> bool:
-    """A receiver's check of a delivery (any signature in the header may match; the timestamp
-    within ``tolerance`` seconds)."""
-    import time
-
-    h = {k.lower(): v for k, v in headers.items()}
-    try:
-        ts = int(h["webhook-timestamp"])
-    except (KeyError, ValueError):
-        return False
-    if abs((now or time.time()) - ts) > tolerance:
-        return False
-    want = sign_webhook(secret, h.get("webhook-id", ""), ts, body)
-    return any(hmac.compare_digest(want, sig) for sig in h.get("webhook-signature", "").split())
 
 
 class WebhooksAPI:

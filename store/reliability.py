@@ -4,7 +4,9 @@ agreement with the others, and length and position bias."""
 
 from __future__ import annotations
 
-from .aggregate import LabelerStats, dawid_skene, labeler_votes
+from prefloop.core.labels import LabelerStats, dawid_skene
+
+from .aggregate import labeler_votes
 from .db import Store
 from .pairs import PairFilters, gold_labels, selected_votes
 
@@ -20,7 +22,7 @@ def labeler_reliability(store: Store, filters: PairFilters | None = None) -> lis
     the response shown first: position bias; Zheng et al. 2023, "Judging LLM-as-a-judge").
 
     Returns:
-        One :class:`~prefloop.store.aggregate.LabelerStats` per labeler, most accurate first.
+        One :class:`~prefloop.core.labels.LabelerStats` per labeler, most accurate first.
     """
     filters = filters or PairFilters(include_eval=True, include_held_out=True)
     with store.atomic() as con:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import datasets
+import pytest
 import typer.main
 
 from prefloop.cli import app
@@ -86,3 +87,26 @@ def test_errors_are_one_line_with_a_nonzero_exit(tmp_path):
     r = subprocess.run(run + ["import", str(bad), "--format", "hh"], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip() == f"Error: {bad}:1: field 'chosen': expected a string, found int"
+
+
+@pytest.mark.parametrize("args, words", [
+    (("train", "bogus"), "'bogus': expected one of rm, dpo"),
+    (("runs", "show", "abc"), "Invalid value for 'run_id'"),
+    (("train", "dpo", "--set", "beta"), "--set 'beta': expected key=value"),
+    (("no-such-command",), "No such command 'no-such-command'"),
+    (("eval", "show", "--bogus"), "No such option: --bogus"),
+])
+def test_a_bad_command_line_is_one_error_line_with_status_2(db, cli, args, words):
+    db.close()
+    r = cli("--db", db.path, *args)
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0]
+
+
+def test_eval_checks_its_prompts_before_any_model_is_converted(db, cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("PREFLOOP_CACHE", str(tmp_path / "empty-cache"))
+    db.close()
+    r = cli("--db", db.path, "eval", "--models", "smollm2-135m-instruct", "--prompts", "no-such-dataset")
+    assert r.exit_code == 1 and "no prompts in 'no-such-dataset'" in r.output
+    assert not (tmp_path / "empty-cache").exists()           # nothing was converted

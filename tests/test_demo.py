@@ -31,7 +31,7 @@ def test_quick_demo_runs_and_resumes(tmp_path, shared_data):
     assert "demo-password-1" not in first.stdout + first.stderr
     s = store.Store(tmp_path / "prefloop.duckdb")
     runs = {r.kind: r for r in s.runs.list()}
-    assert {"demo", "rm", "sft", "iterative-dpo", "dpo", "generate", "ppo", "eval", "judge"} <= set(runs)
+    assert {"demo", "rm", "sft", "dpo", "ppo", "eval", "judge"} <= set(runs)
     assert len(s.runs.list(kind="rm")) == 2                      # the proxy and the second RM
     assert all(r.status == "finished" for r in s.runs.list())
     sft, dpo, ppo = runs["sft"], runs["dpo"], runs["ppo"]
@@ -43,9 +43,9 @@ def test_quick_demo_runs_and_resumes(tmp_path, shared_data):
     test = set(s.prompt_sets.ids("test"))
     assert set(runs["eval"].config["prompt_ids"]) <= test and summary.subsets() == ["benign", "harmless"]
     assert s.tasks.eval_progress(runs["eval"].id)[0] > 0
-    # on-policy pairs: AI labels of the proxy RM on finished samples only
-    gen = runs["generate"]
-    assert gen.config["pairs"] == "best-worst" and gen.config["label_truncated"] is False
+    # DPO learns half A's labels from the SFT policy; PPO scores a fixed probe set every iteration
+    assert dpo.export_id == sft.export_id and dpo.parent_run_id == sft.id
+    assert s.runs.metrics(ppo.id, "probe_reward_model")
 
     def top(run):                                               # every run belongs to the demo
         while run.pipeline_run_id is not None:

@@ -8,9 +8,10 @@ import pytest
 from prefloop import store
 from prefloop.annotate_app.auth import hash_password
 from prefloop.annotate_app.services import AppServices
-from prefloop.core.models import ModelNotFoundError
+from prefloop.annotate_app.services.admin import models_table
+from prefloop.core.models import DEFAULT_MODEL, ModelNotFoundError
+from prefloop.core.stats import leaderboards
 from prefloop.pipelines.evaluation import EvalConfig, EvalError, run_eval, with_people
-from prefloop.store.leaderboard import leaderboards, models_table
 from prefloop.store.pairs import PairFilters, derive_pairs
 from prefloop.training.train import train
 
@@ -135,7 +136,7 @@ def test_people_vote_on_eval_tasks_and_the_leaderboard_rates_them(hh_store, tiny
     assert progress.waiting == 0 and progress.given == 2 * r.summary.tasks
     people = summary.row(f"run:{dpo.id}").overall.people.win
     assert people.wins == 2 * r.summary.tasks and people.losses == 0 and people.rate > 0.5
-    boards = leaderboards(hh_store)
+    boards = leaderboards(hh_store.samples.model_votes(with_tokens=True), fallback_anchor=DEFAULT_MODEL)
     assert set(boards) == {"human", "all"}
     assert boards["human"].ratings[f"run:{dpo.id}"] > boards["human"].ratings[str(tiny_model)]
     rows = {row["model"]: row for row in models_table(hh_store)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+from pathlib import Path
 
 import datasets
 import pyarrow as pa
@@ -392,3 +394,62 @@ def test_an_argilla_label_question_and_bad_records_are_named(db, tmp_path):
     with pytest.raises(store.InvalidInputError, match=r"settings.json: field 'questions': no ranking"):
         import_file(db, tmp_path / "noq", "argilla")
     assert len(db.comparisons.list()) == n
+
+
+_RANKING = {"name": "ranking", "title": "Rank", "required": True, "settings": {
+    "type": "ranking", "options": [{"value": "response1", "text": "1"}, {"value": "response2", "text": "2"}]}}
+
+
+@pytest.mark.parametrize("settings, field", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (json.dumps({"fields": [], "questions": [{"name": "r", "settings": {"type": "ranking", "options": 5}}]}),
+     "questions[0].settings.options"),
+    (json.dumps({"fields": [], "questions": [{"name": ["r"], "settings": {"type": "ranking"}}]}), "questions[0].name"),
+    (json.dumps({"fields": [{"name": {"x": 1}}], "questions": [_RANKING]}), "fields[0].name"),
+])
+def test_a_hostile_argilla_settings_file_is_one_line_and_imports_nothing(db, tmp_path, settings, field):
+    from prefloop.store.importer import import_file
+
+    folder = tmp_path / "ds"
+    _argilla_to_disk(folder, [_argilla_record(0, "q", "a", "b", {})], [_RANKING])
+    (folder / ".argilla" / "settings.json").write_text(settings)
+    with pytest.raises(store.InvalidInputError, match=re.escape(field)):
+        import_file(db, folder, "argilla")
+    assert db.prompts.list() == []
+
+
+def test_argilla_problems_name_the_records_file_and_the_dataset_names_the_folder(db, tmp_path, monkeypatch):
+    from prefloop.store.importer import import_file
+    from prefloop.store.validation import MAX_TEXT_CHARS
+
+    folder = tmp_path / "mine"
+    long = "x" * (MAX_TEXT_CHARS + 1)
+    _argilla_to_disk(folder, [_argilla_record(0, long, "a", "b", {})], [_RANKING])
+    with pytest.raises(store.InvalidInputError, match=re.escape(f"{folder / 'records.json'}:1: field")):
+        import_file(db, folder, "argilla")
+    (folder / "records.json").write_text(json.dumps([_argilla_record(0, "q", "a", "b", {})]))
+    monkeypatch.chdir(folder)
+    assert import_file(db, Path("."), "argilla").dataset == "mine"
+    monkeypatch.chdir(folder / ".argilla")
+    assert import_file(db, Path(".."), "argilla").dataset == "mine"
+
+
+def test_labeler_names_are_bounded_and_cancelled_must_be_a_boolean(db, tmp_path):
+    from prefloop.store.importer import import_file
+
+    ann = {"completed_by": "u" * 1_000_013, "result": [{"type": "pairwise", "value": {"selected": "left"}}]}
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([{"id": 1, "data": {"prompt": "p", "answer1": "a", "answer2": "b"}, "annotations": [ann]}]))
+    with pytest.raises(store.InvalidInputError, match=r"ls.json:1: field 'labeler': .*more than the 255 allowed"):
+        import_file(db, f, "label-studio")
+    ann.update(completed_by=3, was_cancelled="false")
+    f.write_text(json.dumps([{"id": 1, "data": {"prompt": "p", "answer1": "a", "answer2": "b"}, "annotations": [ann]}]))
+    with pytest.raises(store.InvalidInputError, match=r"annotations\[0\].was_cancelled': expected true or false"):
+        import_file(db, f, "label-studio")
+    assert db.comparisons.list() == []
+
+
+def test_a_path_part_over_255_bytes_is_one_line(db, tmp_path, cli):
+    db.close()
+    r = cli("--db", db.path, "import", str(tmp_path / ("z" * 300) / "x.jsonl"), "--format", "prompts")
+    assert r.exit_code == 1 and "File name too long" in r.output and "Traceback" not in r.output

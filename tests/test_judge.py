@@ -13,13 +13,14 @@ import openai
 import pytest
 
 from prefloop import store
+from prefloop.core.agreement import judge_agreement
 from prefloop.judge.backends import LocalBackend, OpenAIBackend
 from prefloop.judge.batch import run_batch
 from prefloop.judge.constitution import load_constitution
 from prefloop.judge.errors import ConstitutionError
 from prefloop.judge.runner import CallSpec, JudgeSession
 from prefloop.judge.templates import parse_pairwise, render_pairwise
-from prefloop.store.agreement import judge_agreement
+from prefloop.store.judge_rows import agreement_rows
 
 from .conftest import CAI, ROOT, make_pairs
 from .judge_server import FakeJudgeServer
@@ -202,7 +203,7 @@ def test_agreement_metrics_by_hand(db):
             w = rids[judge[p]]
             db.comparisons.record(p, [[w], [x for x in rids if x != w]], labeler_kind="ai",
                                  labeler="j", rationale="harmless")
-    res = judge_agreement(db, "j")["all"]
+    res = judge_agreement(agreement_rows(db, "j"))["all"]
     assert res["pairs"] == 4 and res["pairs_without_ties"] == 3
     assert res["accuracy"] == pytest.approx(2 / 3)
     assert res["agreement_with_ties"] == pytest.approx(2 / 4)

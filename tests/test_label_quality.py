@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prefloop.store.aggregate import dawid_skene
+from prefloop.core.labels import dawid_skene
 from prefloop.store.export import export_pairs
 from prefloop.store.pairs import PairFilters, derive_pairs
 from prefloop.store.records import ResponseIn

@@ -16,7 +16,7 @@ from prefloop import store
 from prefloop.annotate_app.auth import hash_password
 from prefloop.annotate_app.testing import AppServer
 from prefloop.client import APIError, Client
-from prefloop.store.platform import verify_webhook
+from prefloop.core.signing import verify_webhook
 
 pytestmark = pytest.mark.model        # a server process (Gradio), no model
 

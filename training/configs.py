@@ -52,7 +52,7 @@ class DataOptions:
                            "off on CPU).")
     max_seconds: float | None = _f(None, "Wall-clock budget of training in seconds: training stops "
                                    "after the first step (PPO: iteration) past it, then evaluates "
-                                   "and saves as usual (equal-budget comparisons, bench/methods.py).")
+                                   "and saves as usual (equal-budget comparisons: prefloop board).")
 
     #: The default learning rate of a config class: ``{"full": ..., "lora": ...}``, picked by
     #: ``use_lora`` when ``learning_rate`` is not set (LoRA adapters need a far larger rate

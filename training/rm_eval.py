@@ -91,13 +91,12 @@ def grouped_reward_metrics(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
 
 
 def accuracy_ci(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of an accuracy ``correct / n`` (scipy); ``(nan, nan)`` for n=0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    from scipy.stats import binomtest
+    """Wilson score interval of an accuracy ``correct / n`` (:func:`prefloop.core.stats.wilson_ci`);
+    ``(nan, nan)`` for n=0."""
+    from prefloop.core.stats import wilson_ci
 
-    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+    low, high = wilson_ci(correct, n, confidence)
+    return (float("nan"), float("nan")) if low is None else (low, high)
 
 
 def length_bias(r_chosen: torch.Tensor, r_rejected: torch.Tensor, len_chosen, len_rejected

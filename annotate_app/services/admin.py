@@ -9,13 +9,13 @@ from typing import Any
 
 from prefloop import store
 from prefloop.core.agreement import (
+    judge_agreement,
     krippendorff_alpha,
     pairwise_agreement,
     ranking_units,
 )
-from prefloop.store.agreement import judge_agreement
 from prefloop.store.export import export_pairs
-from prefloop.store.leaderboard import models_table
+from prefloop.store.judge_rows import agreement_rows
 from prefloop.store.pairs import PairFilters
 from prefloop.store.reliability import labeler_reliability
 from prefloop.store.reports import (
@@ -72,7 +72,7 @@ class AdminService:
         ai = ai_labelers(self.store)
         board["human_vs_ai"] = []
         for name in ai:
-            m = judge_agreement(self.store, name)["all"]
+            m = judge_agreement(agreement_rows(self.store, name))["all"]
             board["human_vs_ai"].append({"ai_labeler": name, "pairs": m["pairs"],
                                          "accuracy": m["accuracy"], "kappa": m["kappa"]})
         return board
@@ -80,7 +80,7 @@ class AdminService:
     def models(self) -> list[dict[str, Any]]:
         """The Models view: one row per evaluated model version (Bradley-Terry rating on the Elo
         scale with its 95% CI and votes, people's and AI's ratings, parent run, round, KL to the
-        reference, mean length); see :func:`prefloop.store.leaderboard.models_table`."""
+        reference, mean length); see :func:`models_table`."""
         return models_table(self.store)
 
     def labelers(self) -> list[dict[str, Any]]:
@@ -185,3 +185,28 @@ class AdminService:
         rows = self.store.runs.metrics(run_id)
         return [{"step": m.step, "metric": m.name, "value": m.value} for m in rows
                 if names is None or m.name in names]
+
+
+def models_table(s: store.Store, *, anchor: str | None = None) -> list[dict[str, Any]]:
+    """One row per model version for the admin page: combined rating with its CI and votes,
+    people's and AI's ratings, parent run, round, KL to the reference, mean length. Versions
+    without votes have no rating."""
+    from prefloop.core.models import DEFAULT_MODEL
+    from prefloop.core.stats import VOTE_GROUPS, leaderboards
+    from prefloop.store.versions import version_info
+
+    boards = leaderboards(s.samples.model_votes(with_tokens=True), anchor=anchor, fallback_anchor=DEFAULT_MODEL)
+    rows = []
+    for model, meta in version_info(s).items():
+        row = {"model": model, "kind": meta["kind"], "round": meta["round"],
+               "parent_run": meta["parent_run_id"], "status": meta["status"]}
+        for group in VOTE_GROUPS:
+            b = boards.get(group)
+            rated = b is not None and model in b.ratings
+            row[f"rating_{group}"] = round(b.ratings[model], 1) if rated else None
+            if group == "all":
+                row["ci"] = (f"{b.low[model]:.0f} .. {b.high[model]:.0f}" if rated else None)
+                row["votes"] = b.votes.get(model, 0) if b else 0
+        row.update(kl=meta["kl"], mean_tokens=meta["mean_tokens"], eval_run=meta["eval_run_id"])
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["rating_all"] is None, -(r["rating_all"] or 0), r["model"]))

@@ -147,7 +147,7 @@ def export(
     test_fraction: Annotated[float, typer.Option(help="Share of prompts held out as the test split.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Salt of the prompt split.")] = 0,
     include_eval: Annotated[bool, typer.Option("--include-eval", help="Also export the labels of evaluation tasks and judges (left out by default).")] = False,
-    labeler: Annotated[Optional[str], typer.Option(help="Only this labeler's comparisons (an annotator, a judge model, reward-model:run:ID).")] = None,
+    labeler: Annotated[Optional[str], typer.Option(help="Only these labelers' comparisons, comma separated (an annotator, a dataset's crowd such as hh-rlhf, a judge model, reward-model:run:ID).")] = None,
     aggregate: Annotated[str, typer.Option(help="A pair's label from its votes: majority, dawid-skene (labeler reliability) or adjudicated (reviewers' decisions).")] = "majority",
     min_confidence: Annotated[float, typer.Option(help="Leave out pairs whose p_chosen is below this (counted).")] = 0.0,
     ai_min_agreement: Annotated[Optional[float], typer.Option(help="Keep an AI labeler's votes only if it agrees with people at least this often (judge gating).")] = None,
@@ -167,7 +167,8 @@ def export(
 
     filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
                           since_export=since_export, test_fraction=test_fraction, seed=seed,
-                          include_eval=include_eval, labeler=labeler, aggregate=aggregate,
+                          include_eval=include_eval, aggregate=aggregate,
+                          labeler=tuple(x.strip() for x in labeler.split(",")) if labeler else None,
                           min_confidence=min_confidence, ai_min_agreement=ai_min_agreement,
                           ai_min_overlap=ai_min_overlap, shard=shard, shards=shards,
                           include_held_out=include_held_out, random_labels=random_labels)

@@ -71,8 +71,9 @@ def agreement(
     against: Annotated[str, typer.Option(help="Reference: human, or a labeler name such as alpaca_eval_gpt4.")] = "human",
 ) -> None:
     """Judge vs people: accuracy, Cohen's kappa, ties, position consistency, length bias."""
+    from prefloop.core.agreement import judge_agreement
     from prefloop.judge.templates import PAIRWISE
-    from prefloop.store.agreement import judge_agreement
+    from prefloop.store.judge_rows import agreement_rows
 
     s = state.store()
     judges = [judge] if judge else sorted({j.judge_model for j in s.judgments.list(template=PAIRWISE)})
@@ -82,7 +83,7 @@ def agreement(
     cols = ("pairs", "accuracy", "agreement_with_ties", "kappa", "judge_tie_rate",
             "position_consistency", "length_bias")
     for name in judges:
-        res = judge_agreement(s, name, against=against)
+        res = judge_agreement(agreement_rows(s, name, against=against))
         t = Table(title=f"judge {name} vs {against}")
         t.add_column("group")
         for c in cols:

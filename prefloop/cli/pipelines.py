@@ -181,13 +181,15 @@ def eval_(
 
 
 def _show_eval(s, run) -> None:
+    from prefloop.core.models import DEFAULT_MODEL
+    from prefloop.core.stats import leaderboards
     from prefloop.pipelines.evaluation import with_people
     from prefloop.pipelines.report import print_eval, print_leaderboards
-    from prefloop.store.leaderboard import leaderboards
 
     summary, progress = with_people(s, run)
     print_eval(console, run.id, summary, progress)
-    boards = leaderboards(s, anchor=summary.baseline, style_control=True)
+    boards = leaderboards(s.samples.model_votes(with_tokens=True), anchor=summary.baseline,
+                          fallback_anchor=DEFAULT_MODEL, style_control=True)
     print_leaderboards(console, {g: b.rows() for g, b in boards.items()},
                        {g: b.style["length"] for g, b in boards.items() if "length" in b.style})
 

@@ -93,7 +93,7 @@ def _train_onpolicy(kind: str, config: Path | None, overrides: dict, resume: boo
             raise OnPolicyConfigError(f"{config}: expected a mapping of settings")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     cfg = onpolicy_config(kind, settings, where=str(config) if config else "--set")
-    result = run_onpolicy(state.store(), cfg, fresh=not resume, console=console)
+    result = run_onpolicy(state.store(), cfg, fresh=not resume)
     console.print(f"Run [bold]{result.run.id}[/] ({kind}): {len(result.rounds)} rounds; the policy is "
                   f"[bold]{result.policy}[/]")
     t = Table(title=f"{kind} rounds")

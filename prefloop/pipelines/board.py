@@ -173,7 +173,7 @@ class _Seed:
             models=tuple(specs), prompts="set:test", per_subset=self.cfg.per_subset,
             max_prompt_tokens=self.cfg.max_prompt_tokens, reward_model=data["proxy"],
             second_reward_model=data["second"], tasks=self.cfg.tasks, overlap=1,
-            max_new_tokens=self.cfg.max_new_tokens, seed=0, batch_size=16), pipeline_run_id=self.pipe.run.id)
+            max_new_tokens=self.cfg.max_new_tokens, seed=self.seed, batch_size=16), pipeline_run_id=self.pipe.run.id)
         keys = [r.model for r in ev.summary.rows][1:]
         return {"run_id": ev.run.id, "models": dict(zip(self.cfg.methods, keys))}
 

@@ -13,11 +13,16 @@ Stages (each recorded; re-running resumes):
 4. a **proxy** reward model (MiniLM, Bradley-Terry) on half A and a **second** one on half B:
    the same recipe on other labels of the same kind, a diagnostic of direction, not a judge;
 5. **SFT** (the first stage of the RLHF recipe; Ouyang et al. 2022, Bai et al. 2022's SL stage)
-   on half A's demonstrations: the chosen replies of its pairs (HH-RLHF's harmless replies and
-   AlpacaEval's preferred answers), prompts cut by whole turns, no reply cut short;
-6. **on-policy DPO** (Xiong et al. 2024) from the SFT policy: ``dpo_n`` samples per prompt, the
-   proxy RM labels the best finished sample over the worst (a sample cut off at the token
-   budget is never a side), DPO (LoRA) against the SFT policy; optionally **PPO** after it;
+   on demonstrations: half A's HH-RLHF chosen replies (people's harmless answers) and, as
+   rehearsal, the base model's own finished answers to benign training prompts (the proxy RM's
+   best of ``rehearsal_n``), so that learning to decline harmful requests does not cost the
+   base its benign answers (measured on the dev prompts: docs/results.md); prompts cut by whole
+   turns, no reply cut short;
+6. **DPO** (Rafailov et al. 2023) from the SFT policy on half A's preference pairs (LoRA,
+   the SFT policy as reference), and optionally **PPO** on the proxy RM after it (``--quick``
+   runs one iteration; the dev-set measurements behind this plan are in ``docs/results.md``:
+   a MiniLM reward model agrees with held-out human labels 49-64% of the time, too weakly for
+   its labels to steer a policy, so the preference stage learns from the labels themselves);
 7. **evaluation** on the test prompts (harmless and benign reported apart): the base against the
    SFT, DPO and final policies (and itself: the A/A row, with ``aa_row``), blind pairwise tasks
    queued for people (the headline, filled in as they label), the reward models, KL to the
@@ -74,13 +79,13 @@ class DemoPlan:
     name: str
     rm_steps: int
     rm_max_length: int
+    rehearsal_prompts: int       # benign training prompts the base answers for SFT's rehearsal (0: none)
+    rehearsal_n: int             # samples per rehearsal prompt (the proxy RM's best finished one is kept)
     sft_steps: int
     sft_batch: int
     sft_max_length: int
     sft_learning_rate: float
-    dpo_prompts: int             # on-policy DPO: prompts sampled (0: no DPO stage)
-    dpo_n: int                   # samples per prompt (the best and the worst finished make a pair)
-    dpo_steps: int
+    dpo_steps: int               # DPO on half A's pairs from the SFT policy (0: no DPO stage)
     dpo_beta: float
     dpo_learning_rate: float     # LoRA
     ppo_iterations: int          # 0: no PPO stage
@@ -94,17 +99,19 @@ class DemoPlan:
     minutes: int                 # the time target of the whole demo, install included
 
 
-DEFAULT = DemoPlan(name="default", rm_steps=60, rm_max_length=256, sft_steps=40, sft_batch=4,
-                   sft_max_length=320, sft_learning_rate=2e-4, dpo_prompts=48, dpo_n=4, dpo_steps=16,
-                   dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=0, ppo_batch=16,
-                   eval_per_subset=48, eval_tokens=128, max_prompt_tokens=256, eval_stages=False,
-                   aa_row=False, critique_responses=1, minutes=20)
-FULL = replace(DEFAULT, name="full", rm_steps=100, sft_steps=60, dpo_prompts=96, dpo_steps=32,
+DEFAULT = DemoPlan(name="default", rm_steps=40, rm_max_length=192, rehearsal_prompts=48, rehearsal_n=3,
+                   sft_steps=30, sft_batch=4,
+                   sft_max_length=320, sft_learning_rate=2e-4, dpo_steps=16, dpo_beta=0.1,
+                   dpo_learning_rate=5e-4, ppo_iterations=0, ppo_batch=16, eval_per_subset=32, eval_tokens=128,
+                   max_prompt_tokens=256, eval_stages=False, aa_row=False, critique_responses=1, minutes=20)
+FULL = replace(DEFAULT, name="full", rm_steps=100, rm_max_length=256, rehearsal_prompts=96, sft_steps=40,
+               dpo_steps=48,
                eval_per_subset=100, eval_stages=True, aa_row=True, minutes=90)
-QUICK = DemoPlan(name="quick", rm_steps=8, rm_max_length=128, sft_steps=4, sft_batch=2, sft_max_length=192,
-                 sft_learning_rate=2e-4, dpo_prompts=8, dpo_n=2, dpo_steps=2, dpo_beta=0.1,
-                 dpo_learning_rate=5e-4, ppo_iterations=1, ppo_batch=4, eval_per_subset=6, eval_tokens=24,
-                 max_prompt_tokens=128, eval_stages=True, aa_row=True, critique_responses=1, minutes=10)
+QUICK = DemoPlan(name="quick", rm_steps=8, rm_max_length=128, rehearsal_prompts=4, rehearsal_n=2, sft_steps=4,
+                 sft_batch=2, sft_max_length=192,
+                 sft_learning_rate=2e-4, dpo_steps=2, dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=1,
+                 ppo_batch=4, eval_per_subset=6, eval_tokens=24, max_prompt_tokens=128, eval_stages=True,
+                 aa_row=True, critique_responses=1, minutes=10)
 PLANS = {p.name: p for p in (QUICK, DEFAULT, FULL)}
 
 
@@ -205,6 +212,25 @@ class _Demo:
         return {"run_id": r.run.id, "accuracy": ev.get("accuracy"), "eval_pairs": ev.get("n"),
                 "steps": r.summary["steps"]}
 
+    def rehearsal(self, proxy: str) -> dict[str, Any]:
+        """The base's own answers to benign training prompts, best finished of ``rehearsal_n``
+        under the proxy RM (AI labels by ``reward-model:<proxy>``), and the SFT export: half A's
+        human demonstrations (HH-RLHF's chosen replies) with these rehearsal answers."""
+        from prefloop.core.models import DEFAULT_MODEL
+        from prefloop.training.generate import GenParams, generate, reward_labeler
+
+        p = self.plan
+        g = generate(self.s, DEFAULT_MODEL, "set:train:benign", limit=p.rehearsal_prompts,
+                     params=GenParams(n=p.rehearsal_n, max_new_tokens=p.eval_tokens, temperature=0.7, top_p=1.0,
+                                      batch_size=12, seed=self.seed),
+                     reward_model=proxy, label_best=True, max_prompt_tokens=p.max_prompt_tokens,
+                     pipeline_run_id=self.pipe.run.id)
+        labelers = ("hh-rlhf", reward_labeler(proxy))
+        r = export_pairs(self.s, self.runs / f"demo-{self.pipe.run.id}-export-sft", PairFilters(
+            labeler=labelers, test_fraction=0.1, seed=self.seed, shard=0, shards=2), overwrite=True)
+        return {"generate_run_id": g.run.id, "labeled": g.run.summary.get("labeled", 0),
+                "export_id": r.export.id, "rows": r.n_train}
+
     def sft(self, export_id: int) -> dict[str, Any]:
         from prefloop.core.models import DEFAULT_MODEL
         from prefloop.training.train import train
@@ -218,21 +244,18 @@ class _Demo:
         return {"run_id": r.run.id, "steps": r.summary["steps"], "rows": r.summary.get("train_rows"),
                 "train_loss": r.summary.get("train_loss")}
 
-    def dpo(self, policy: str, export_id: int, proxy: str) -> dict[str, Any]:
-        from .onpolicy import onpolicy_config, run_onpolicy
+    def dpo(self, policy: str, export_id: int) -> dict[str, Any]:
+        from prefloop.training.train import train
 
         p = self.plan
-        cfg = onpolicy_config("iterative-dpo", {
-            "model": policy, "export_id": export_id, "reward_model": proxy, "rounds": 1,
-            "prompts_per_round": p.dpo_prompts, "n": p.dpo_n, "max_new_tokens": p.eval_tokens,
-            "max_prompt_tokens": p.max_prompt_tokens, "max_steps": p.dpo_steps, "beta": p.dpo_beta,
-            "learning_rate": p.dpo_learning_rate, "per_device_train_batch_size": 2, "lora_layers": 0.5,
-            "logging_steps": 2, "seed": self.seed}, "demo")
-        r = run_onpolicy(self.s, cfg, pipeline_run_id=self.pipe.run.id)
-        rounds = r.rounds
-        return {"run_id": r.run.summary["final_run_id"], "pipeline_run_id": r.run.id,
-                "pairs": sum(x["pairs"] for x in rounds), "steps": sum(x["steps"] for x in rounds),
-                "mean_reward": [x["mean_reward"] for x in rounds]}
+        r = train(self.s, "dpo", overrides={
+            "model": policy, "export_id": export_id, "max_steps": p.dpo_steps, "use_lora": True,
+            "lora_layers": 0.5, "per_device_train_batch_size": 2, "max_length": p.sft_max_length,
+            "learning_rate": p.dpo_learning_rate, "beta": p.dpo_beta, "max_eval_pairs": 16,
+            "save_steps": 10_000, "logging_steps": 4, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
+        ev = r.summary.get("eval", {})
+        return {"run_id": r.run.id, "steps": r.summary["steps"], "pairs": r.summary.get("train_pairs"),
+                "train_loss": r.summary.get("train_loss"), "eval_accuracy": ev.get("rewards/accuracies")}
 
     def ppo(self, policy: str, export_id: int, proxy: str, second: str) -> dict[str, Any]:
         from prefloop.training.train import train
@@ -256,7 +279,8 @@ class _Demo:
         specs = [DEFAULT_MODEL] + ([DEFAULT_MODEL] if p.aa_row else []) + models
         cfg = EvalConfig(models=tuple(specs), prompts="set:test", per_subset=p.eval_per_subset,
                          max_prompt_tokens=p.max_prompt_tokens, reward_model=proxy, second_reward_model=second,
-                         tasks=2 * p.eval_per_subset, overlap=1, max_new_tokens=p.eval_tokens, batch_size=16)
+                         tasks=2 * p.eval_per_subset, task_models=(models[-1],), overlap=1,
+                         max_new_tokens=p.eval_tokens, batch_size=16, seed=self.seed)
         r = run_eval(self.s, cfg, pipeline_run_id=self.pipe.run.id)
         return {"run_id": r.run.id, "tasks": r.summary.tasks}
 
@@ -308,10 +332,14 @@ def run_demo(s: store.Store, *, plan: DemoPlan = DEFAULT, seed: int = 1, data: s
     second = f"run:{pipe.stage('second_rm', '   Second reward model on half B', lambda: d.reward_model(b))['run_id']}"
     policy, evaluated = DEFAULT_MODEL, []
     if plan.sft_steps:
-        policy = f"run:{pipe.stage('sft', '5. SFT on half A demonstrations (chosen replies)', lambda: d.sft(a))['run_id']}"
+        demos = a
+        if plan.rehearsal_prompts:
+            demos = pipe.stage("rehearsal", "5. SFT data: people's demonstrations and the base's own answers to benign "
+                               "prompts (rehearsal)", lambda: d.rehearsal(proxy))["export_id"]
+        policy = f"run:{pipe.stage('sft', '   SFT on the demonstrations', lambda: d.sft(demos))['run_id']}"
         evaluated.append(policy)
-    if plan.dpo_prompts:
-        policy = f"run:{pipe.stage('dpo', '6. On-policy DPO: best vs worst finished sample under the proxy RM', lambda: d.dpo(policy, a, proxy))['run_id']}"
+    if plan.dpo_steps:
+        policy = f"run:{pipe.stage('dpo', '6. DPO from the SFT policy on half A pairs', lambda: d.dpo(policy, a))['run_id']}"
         evaluated.append(policy)
     if plan.ppo_iterations:
         policy = f"run:{pipe.stage('ppo', '   PPO on the proxy RM', lambda: d.ppo(policy, a, proxy, second))['run_id']}"

@@ -59,7 +59,10 @@ class EvalConfig:
     constitution: str | None = _f(None, "Constitution file (default: prefloop's).")
     principle: str | None = _f(None, "Judge under this principle of the constitution (default: the first).")
     concurrency: int = _f(4, "Judge calls in flight.")
-    tasks: int = _f(0, "Queue N blind pairwise tasks per compared version for people.")
+    tasks: int = _f(0, "Queue N blind pairwise tasks per compared version for people (each version on "
+                    "prompts of its own, so no annotator meets the baseline's response twice).")
+    task_models: tuple[str, ...] | None = _f(None, "The versions people compare with the baseline "
+                                             "(default: all).")
     overlap: int = _f(2, "Annotators per task.")
     reference: str | None = _f(None, "KL reference model (default: the baseline).")
     max_new_tokens: int = _f(64, "Tokens per response.")

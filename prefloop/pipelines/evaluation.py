@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -41,8 +42,7 @@ from pathlib import Path
 from prefloop import store
 from prefloop.core.models import DEFAULT_MODEL, ModelRef, resolve_model
 from prefloop.core.refusal import refusal_rate
-from prefloop.core.stats import length_controlled_win_rate, win_rate
-from prefloop.store.leaderboard import leaderboards
+from prefloop.core.stats import leaderboards, length_controlled_win_rate, win_rate
 from prefloop.store.tracking import MetricsLogger, tracked_run
 
 from .errors import EvalError
@@ -365,15 +365,27 @@ def _rows(s: store.Store, plan: _Plan, kls: dict[str, list[float] | None],
 
 
 def _queue_tasks(s: store.Store, run: store.Run, cfg: EvalConfig, plan: _Plan) -> list[int]:
-    tasks = []
-    for v in plan.versions:
-        if v is plan.base:
-            continue
-        distinct = [p for p in plan.prompts if v.samples[p.id].response_id != plan.base.samples[p.id].response_id]
-        tasks += [store.TaskIn(p.id, [v.samples[p.id].response_id, plan.base.samples[p.id].response_id],
-                               overlap=cfg.overlap, priority=100,
-                               reason=f"eval run {run.id}: a blind comparison of two model versions",
-                               eval_run_id=run.id) for p in distinct[:cfg.tasks]]
+    """Up to ``cfg.tasks`` blind tasks per compared version, on prompts where it answered
+    differently from the baseline. With several versions each gets its own prompts (taken in
+    turn, each subset evenly), so that no annotator meets the baseline's response twice and
+    learns to recognise it: the pairs stay blind."""
+    compared = [v for v in plan.versions if v is not plan.base
+                and (cfg.task_models is None or v.spec in cfg.task_models or v.key in cfg.task_models)]
+    groups: dict[str | None, list[store.Prompt]] = {}
+    for p in plan.prompts:
+        groups.setdefault(plan.subsets.get(p.id), []).append(p)
+    order = [p for batch in itertools.zip_longest(*groups.values()) for p in batch if p is not None]
+    taken: dict[str, list[store.Prompt]] = {v.key: [] for v in compared}
+    for i, p in enumerate(order):            # round robin over the versions, one prompt each
+        for k in range(len(compared)):
+            v = compared[(i + k) % len(compared)]
+            if len(taken[v.key]) < cfg.tasks and v.samples[p.id].response_id != plan.base.samples[p.id].response_id:
+                taken[v.key].append(p)
+                break
+    tasks = [store.TaskIn(p.id, [v.samples[p.id].response_id, plan.base.samples[p.id].response_id],
+                          overlap=cfg.overlap, priority=100,
+                          reason=f"eval run {run.id}: a blind comparison of two model versions",
+                          eval_run_id=run.id) for v in compared for p in taken[v.key]]
     return s.tasks.create(tasks)
 
 
@@ -414,7 +426,8 @@ def run_eval(s: store.Store, cfg: EvalConfig, *, pipeline_run_id: int | None = N
             views["judge"], judge = _timed(seconds, "judge", lambda: _judge_outcomes(s, run, cfg, plan))
         rows = _rows(s, plan, kls, views)
         task_ids = _queue_tasks(s, run, cfg, plan) if cfg.tasks else []
-        lbs = leaderboards(s, anchor=plan.base.key, style_control=True)
+        lbs = leaderboards(s.samples.model_votes(with_tokens=True), anchor=plan.base.key,
+                           fallback_anchor=DEFAULT_MODEL, style_control=True)
         summary = EvalSummary(
             baseline=plan.base.key, prompts=len(plan.prompts), prompt_source=cfg.prompts, rows=rows,
             reward_model=plan.proxy, second_reward_model=cfg.second_reward_model,

@@ -162,12 +162,16 @@ def print_demo(console: Console, r, prefloop_cmd: str, store_path) -> None:
         x = st[key]
         acc = "-" if x["accuracy"] is None else f"{x['accuracy']:.3f}"
         t.add_row(name, f"run {x['run_id']}: held-out accuracy {acc} on {x['eval_pairs']} pairs", f"{x['seconds']:.0f}")
+    if "rehearsal" in st:
+        t.add_row("rehearsal", f"generate run {st['rehearsal']['generate_run_id']}: the base's best finished answer "
+                  f"to {st['rehearsal']['labeled']} benign prompts; SFT export {st['rehearsal']['export_id']} "
+                  f"({st['rehearsal']['rows']} demonstrations)", f"{st['rehearsal']['seconds']:.0f}")
     if "sft" in st:
         t.add_row("SFT", f"run {st['sft']['run_id']}: {st['sft']['steps']} steps on {st['sft']['rows']} "
                   "demonstrations", f"{st['sft']['seconds']:.0f}")
     if "dpo" in st:
-        t.add_row("on-policy DPO", f"run {st['dpo']['run_id']}: {st['dpo']['pairs']} pairs labeled by the proxy "
-                  f"RM, {st['dpo']['steps']} steps", f"{st['dpo']['seconds']:.0f}")
+        t.add_row("DPO", f"run {st['dpo']['run_id']}: {st['dpo']['steps']} steps on half A's "
+                  f"{st['dpo']['pairs']} pairs, from the SFT policy", f"{st['dpo']['seconds']:.0f}")
     if "ppo" in st:
         curve = ", ".join(f"{a:.2f}" for a in st["ppo"].get("probe_reward_model", []))
         t.add_row("PPO", f"run {st['ppo']['run_id']}: probe reward per iteration {curve}", f"{st['ppo']['seconds']:.0f}")
