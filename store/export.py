@@ -98,19 +98,9 @@ def _write_dataset(splits: dict[str, pa.Table], out: Path, fingerprints: dict[st
                           for name, t in splits.items()}).save_to_disk(str(out))
 
 
-def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilters(),
-                 options: ExportOptions = ExportOptions(), *, overwrite: bool = False) -> ExportResult:
-    """Write the pairs selected by ``filters`` to directory ``out`` and record the export.
-
-    Files are written to a temporary directory next to ``out`` and renamed into place, so a
-    failure leaves no partial export; a complete but unrecorded export directory at ``out``
-    (its process was killed between the rename and the record) is replaced.
-
-    Raises:
-        ExportError: ``out`` exists and is not empty (without ``overwrite``).
-        NoPairsMatch: no pair (or unpaired label) matches the filters.
-    """
-    out = Path(out)
+def _check_out_dir(store: Store, out: Path, overwrite: bool):
+    """Checks of the output directory before anything is derived; returns the recorded export
+    that ``out`` holds and ``overwrite`` lets be replaced, or ``None``. Raises ExportError."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file, not a directory: choose a new directory for the export")
     _clean_stale_temp_dirs(out)
@@ -131,6 +121,23 @@ def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilte
     except OSError as exc:
         raise ExportError(f"{out.parent}: cannot write the export there ({exc.strerror or exc})") from None
     shutil.rmtree(probe, ignore_errors=True)
+    return replaced
+
+
+def export_pairs(store: Store, out: str | Path, filters: PairFilters = PairFilters(),
+                 options: ExportOptions = ExportOptions(), *, overwrite: bool = False) -> ExportResult:
+    """Write the pairs selected by ``filters`` to directory ``out`` and record the export.
+
+    Files are written to a temporary directory next to ``out`` and renamed into place, so a
+    failure leaves no partial export; a complete but unrecorded export directory at ``out``
+    (its process was killed between the rename and the record) is replaced.
+
+    Raises:
+        ExportError: ``out`` exists and is not empty (without ``overwrite``).
+        NoPairsMatch: no pair (or unpaired label) matches the filters.
+    """
+    out = Path(out)
+    replaced = _check_out_dir(store, out, overwrite)
     kto = options.format == "kto"
     if kto:
         table, counts = derive_unpaired(store, filters, with_pairs=options.kto_pairs)

@@ -257,6 +257,35 @@ def _over_limit(r: ImportRecord) -> Problem | None:
     return None
 
 
+def _reader_options(fmt: str, dataset: str, labeler_kind: str | None,
+                    labeler: str | None) -> dict[str, Any]:
+    """The keyword arguments of format ``fmt``'s reader: who labeled the file."""
+    if fmt == "trl":
+        return {"labeler_kind": labeler_kind or "human", "labeler": labeler or dataset}
+    if fmt == "hh" and labeler:
+        return {"labeler": labeler}
+    if fmt == "feedback":
+        return {"labeler": labeler or dataset}
+    return {}
+
+
+def _check_rejects_path(rejects: Path) -> None:
+    """Checked before anything is read or committed, so that a bad rejects path cannot fail
+    after the rows are in. Raises InvalidInputError naming the path."""
+    if not rejects.resolve().parent.is_dir():
+        raise InvalidInputError(str(rejects), None, None, "the rejects file's directory does not exist")
+    if rejects.is_dir():
+        raise InvalidInputError(str(rejects), None, None, "the rejects path is a directory")
+
+
+def _write_rejects(path: Path, problems: list) -> None:
+    """One JSON line ``{"line", "kind", "field", "reason", "raw"}`` per line not imported."""
+    with open(path, "w", encoding="utf-8") as f:
+        for p in problems:
+            f.write(json.dumps({"line": p.line, "kind": p.kind, "field": p.field,
+                                "reason": p.reason, "raw": p.raw}, ensure_ascii=False) + "\n")
+
+
 def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None = None,
                 skip_invalid: bool = False, rejects_path: str | Path | None = None,
                 labeler_kind: str | None = None, labeler: str | None = None,
@@ -288,23 +317,11 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
     path = Path(path)
     t0 = time.perf_counter()
     dataset = dataset or _default_dataset(path, fmt)
-    opts: dict[str, Any] = {}
-    if fmt == "trl":
-        opts = {"labeler_kind": labeler_kind or "human", "labeler": labeler or dataset}
-    elif fmt == "hh" and labeler:
-        opts = {"labeler": labeler}
-    elif fmt == "feedback":
-        opts = {"labeler": labeler or dataset}
+    opts = _reader_options(fmt, dataset, labeler_kind, labeler)
     report = ImportReport(str(path), fmt, dataset)
-    # the rejects file is checked before anything is read or committed: a bad --rejects path
-    # must not fail after the rows are in
     rejects = Path(rejects_path) if rejects_path else Path(f"{path.name}.rejects.jsonl")
     if rejects_path or skip_invalid:
-        if not rejects.resolve().parent.is_dir():
-            raise InvalidInputError(str(rejects), None, None,
-                                    "the rejects file's directory does not exist")
-        if rejects.is_dir():
-            raise InvalidInputError(str(rejects), None, None, "the rejects path is a directory")
+        _check_rejects_path(rejects)
     stager = _Stager(store, uuid.uuid4().hex[:12])
     try:
         for item in READERS[fmt](path, **opts):
@@ -333,11 +350,7 @@ def import_file(store: Store, path: str | Path, fmt: str, *, dataset: str | None
     finally:
         stager.drop()
     if report.problems and (rejects_path or skip_invalid):
-        out = rejects
-        with open(out, "w", encoding="utf-8") as f:
-            for p in report.problems:
-                f.write(json.dumps({"line": p.line, "kind": p.kind, "field": p.field,
-                                    "reason": p.reason, "raw": p.raw}, ensure_ascii=False) + "\n")
-        report.rejects_path = str(out)
+        _write_rejects(rejects, report.problems)
+        report.rejects_path = str(rejects)
     report.seconds = time.perf_counter() - t0
     return report

@@ -16,13 +16,7 @@ from .errors import SchemaError
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "applied_migrations", "migrate"]
 
 
-def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
-    """The tables of DESIGN.md. Content hashes are 16-byte BLOBs (128 bits of sha256): unique
-    indexes on them cost about half as much as on 64-char hex strings."""
-    for seq in ("prompts", "responses", "annotators", "tasks", "comparisons", "judgments", "runs",
-                "exports"):
-        con.execute(f"CREATE SEQUENCE {seq}_id_seq START 1")
-    con.execute("""
+_INITIAL_TABLES = ("""
         CREATE TABLE prompts (
             id BIGINT PRIMARY KEY DEFAULT nextval('prompts_id_seq'),
             messages JSON NOT NULL,
@@ -30,8 +24,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             source VARCHAR,
             dataset VARCHAR,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE responses (
             id BIGINT PRIMARY KEY DEFAULT nextval('responses_id_seq'),
             prompt_id BIGINT NOT NULL,
@@ -44,8 +38,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             gen_params JSON,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
             UNIQUE (prompt_id, text_hash)
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE annotators (
             id BIGINT PRIMARY KEY DEFAULT nextval('annotators_id_seq'),
             name VARCHAR NOT NULL UNIQUE,
@@ -53,8 +47,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             password_hash VARCHAR,
             active BOOLEAN NOT NULL DEFAULT true,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE tasks (
             id BIGINT PRIMARY KEY DEFAULT nextval('tasks_id_seq'),
             prompt_id BIGINT NOT NULL,
@@ -63,8 +57,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             priority INTEGER NOT NULL DEFAULT 0,
             reason VARCHAR,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE assignments (
             task_id BIGINT NOT NULL,
             annotator_id BIGINT NOT NULL,
@@ -72,8 +66,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             lease_expires_at TIMESTAMP NOT NULL,
             state VARCHAR NOT NULL CHECK (state IN ('leased', 'done', 'skipped', 'expired')),
             PRIMARY KEY (task_id, annotator_id)
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE comparisons (
             id BIGINT PRIMARY KEY DEFAULT nextval('comparisons_id_seq'),
             prompt_id BIGINT NOT NULL,
@@ -86,8 +80,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             confidence DOUBLE,
             duration_ms BIGINT,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE judgments (
             id BIGINT PRIMARY KEY DEFAULT nextval('judgments_id_seq'),
             comparison_id BIGINT,
@@ -105,8 +99,8 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             tokens_out INTEGER,
             latency_ms DOUBLE,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE runs (
             id BIGINT PRIMARY KEY DEFAULT nextval('runs_id_seq'),
             kind VARCHAR NOT NULL,
@@ -118,15 +112,15 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             finished_at TIMESTAMP,
             checkpoint_path VARCHAR,
             summary JSON
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE run_metrics (
             run_id BIGINT NOT NULL,
             step BIGINT NOT NULL,
             name VARCHAR NOT NULL,
             value DOUBLE NOT NULL
-        )""")
-    con.execute("""
+        )""",
+                   """
         CREATE TABLE exports (
             id BIGINT PRIMARY KEY DEFAULT nextval('exports_id_seq'),
             filters JSON NOT NULL,
@@ -134,7 +128,17 @@ def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
             path VARCHAR NOT NULL,
             sha256 VARCHAR NOT NULL,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-        )""")
+        )""",)
+
+
+def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables of DESIGN.md. Content hashes are 16-byte BLOBs (128 bits of sha256): unique
+    indexes on them cost about half as much as on 64-char hex strings."""
+    for seq in ("prompts", "responses", "annotators", "tasks", "comparisons", "judgments", "runs",
+                "exports"):
+        con.execute(f"CREATE SEQUENCE {seq}_id_seq START 1")
+    for ddl in _INITIAL_TABLES:
+        con.execute(ddl)
 
 
 def _0002_provenance(con: duckdb.DuckDBPyConnection) -> None:

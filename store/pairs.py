@@ -190,111 +190,148 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, DeriveCo
         column (used for the split), ordered by ``(prompt_id, chosen_id, rejected_id)``; and
         the :class:`DeriveCounts`.
     """
-    import pyarrow.compute as pc
-
-    from prefloop.core.labels import ai_agreement, dawid_skene
-
-    from .aggregate import labeler_votes
-
     counts = DeriveCounts()
     with store.atomic() as con:
         max_id = selected_votes(store, con, filters, counts)
         if filters.ai_min_agreement is not None:
-            agree = ai_agreement(labeler_votes(con, "labeled_votes"))
-            ai = [r[0] for r in con.execute("SELECT DISTINCT labeler FROM labeled_votes "
-                                            "WHERE labeler_kind = 'ai' ORDER BY 1").fetchall()]
-            dropped = []
-            for name in ai:
-                rate, overlap = agree.get(name, (None, 0))
-                kept = rate is not None and overlap >= filters.ai_min_overlap and rate >= filters.ai_min_agreement
-                counts.ai_labelers.append({"labeler": name, "agreement": rate, "overlap": overlap,
-                                              "kept": kept})
-                if not kept:
-                    dropped.append(name)
-            con.execute("DELETE FROM labeled_votes WHERE labeler_kind = 'ai' AND labeler IN "
-                        "(SELECT unnest(?::VARCHAR[]))", [dropped])
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE pair_votes AS
-            SELECT prompt_id, lo, hi,
-                   count(*) FILTER (dir = 1) AS v_lo, count(*) FILTER (dir = -1) AS v_hi,
-                   count(*) FILTER (dir = 0) AS v_tie,
-                   list(DISTINCT cid ORDER BY cid) AS comparison_ids,
-                   list(DISTINCT labeler_kind ORDER BY labeler_kind) AS labeler_kinds
-            FROM labeled_votes GROUP BY prompt_id, lo, hi""")
-        counts.n_ambiguous = con.execute("""
-            DELETE FROM pair_votes v WHERE EXISTS (
-                SELECT 1 FROM reviews r WHERE r.decision = 'ambiguous' AND r.prompt_id = v.prompt_id
-                  AND list_contains(r.response_ids, v.lo) AND list_contains(r.response_ids, v.hi))
-            """).fetchone()[0]
-        p_lo = "CASE WHEN v_lo + v_hi > 0 THEN v_lo / (v_lo + v_hi) END"
-        weight = "1.0"
-        if filters.aggregate == "adjudicated":
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE pair_votes AS
-                WITH {votes_cte("SELECT c.id, c.prompt_id, c.ranking FROM reviews r JOIN comparisons c "
-                                "ON c.id = r.comparison_id WHERE r.decision = 'adjudicated'")},
-                     adj AS (SELECT prompt_id, lo, hi, max(dir) AS adj_dir FROM votes GROUP BY ALL)
-                SELECT v.*, adj.adj_dir FROM pair_votes v LEFT JOIN adj USING (prompt_id, lo, hi)""")
-            if not con.execute("SELECT count(*) FILTER (adj_dir IS NOT NULL) FROM pair_votes").fetchone()[0]:
-                counts.warnings.append("--aggregate adjudicated: no reviewer decision covers the "
-                                          "selected pairs; their labels are the majority")
-            p_lo = (f"CASE WHEN adj_dir = 1 THEN 1.0 WHEN adj_dir = -1 THEN 0.0 WHEN adj_dir = 0 "
-                    f"THEN 0.5 ELSE {p_lo} END")
-        if filters.aggregate == "dawid-skene":
-            posterior, _ = dawid_skene(labeler_votes(con, "labeled_votes"), gold_labels(con))
-            keys = list(posterior)
-            post = pa.table({"prompt_id": pa.array([k[0] for k in keys], pa.int64()),
-                             "lo": pa.array([k[1] for k in keys], pa.int64()),
-                             "hi": pa.array([k[2] for k in keys], pa.int64()),
-                             "p_lo": pa.array([posterior[k] for k in keys], pa.float64())})
-            with registered(con, "ds_posterior", post):
-                con.execute("""CREATE OR REPLACE TEMP TABLE pair_votes AS SELECT v.*, d.p_lo AS ds_p_lo
-                               FROM pair_votes v LEFT JOIN ds_posterior d USING (prompt_id, lo, hi)""")
-            p_lo, weight = "ds_p_lo", "abs(2 * ds_p_lo - 1)"
+            _drop_disagreeing_ai(con, filters, counts)
+        _group_pair_votes(con, counts)
+        p_lo, weight = _label_sql(con, filters, counts)
         counts.n_comparisons, counts.n_conflicts, counts.n_ties = con.execute(f"""
             SELECT (SELECT count(DISTINCT c) FROM (SELECT unnest(comparison_ids) c FROM pair_votes)),
                    count(*) FILTER ({p_lo} = 0.5), count(*) FILTER (v_lo + v_hi = 0)
             FROM pair_votes""").fetchall()[0]  # fetchall: con.sql() below needs no open result
-        table = con.sql(f"""
-            WITH a AS (SELECT *, {p_lo} AS p_lo, {weight} AS w FROM pair_votes),
-                 m AS (
-                SELECT prompt_id, comparison_ids, labeler_kinds,
-                       CASE WHEN p_lo > 0.5 THEN lo ELSE hi END AS chosen_id,
-                       CASE WHEN p_lo > 0.5 THEN hi ELSE lo END AS rejected_id,
-                       CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END AS votes_chosen,
-                       CASE WHEN p_lo > 0.5 THEN v_hi ELSE v_lo END AS votes_rejected,
-                       v_tie AS votes_tie,
-                       (CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END) / (v_lo + v_hi + v_tie) AS agreement,
-                       greatest(p_lo, 1 - p_lo)::DOUBLE AS p_chosen, w::DOUBLE AS weight
-                FROM a WHERE p_lo IS NOT NULL AND p_lo <> 0.5)
-            ,rt AS (SELECT comparison_id, response_id, avg(value) AS v FROM ratings GROUP BY ALL),
-                 rm AS (SELECT m.prompt_id, m.chosen_id, m.rejected_id, avg(c.v - r.v) AS rating_margin
-                        FROM m, unnest(m.comparison_ids) u(cid)
-                        JOIN rt c ON c.comparison_id = u.cid AND c.response_id = m.chosen_id
-                        JOIN rt r ON r.comparison_id = u.cid AND r.response_id = m.rejected_id
-                        GROUP BY ALL)
-            ,sm AS (SELECT m.prompt_id, m.chosen_id, m.rejected_id,
-                           avg(CASE WHEN c.ranking[1][1] = m.chosen_id THEN g.m ELSE -g.m END) AS margin
-                    FROM m, unnest(m.comparison_ids) u(cid)
-                    JOIN comparisons c ON c.id = u.cid AND c.strength IS NOT NULL
-                    JOIN (VALUES {_STRENGTH_VALUES}) g(strength, m) ON g.strength = c.strength
-                    GROUP BY ALL)
-            SELECT from_json(p.messages, '{_MESSAGES}') AS prompt,
-                   [{{'role': 'assistant', 'content': rc.text}}] AS chosen,
-                   [{{'role': 'assistant', 'content': rr.text}}] AS rejected,
-                   m.prompt_id, m.chosen_id, m.rejected_id, p.dataset, m.comparison_ids,
-                   m.labeler_kinds, m.votes_chosen, m.votes_rejected, m.votes_tie, m.agreement,
-                   m.p_chosen, m.weight, rm.rating_margin::DOUBLE AS rating_margin,
-                   sm.margin::DOUBLE AS margin, p.text_hash AS prompt_hash
-            FROM m JOIN prompts p ON p.id = m.prompt_id
-            LEFT JOIN rm ON rm.prompt_id = m.prompt_id AND rm.chosen_id = m.chosen_id
-                        AND rm.rejected_id = m.rejected_id
-            LEFT JOIN sm ON sm.prompt_id = m.prompt_id AND sm.chosen_id = m.chosen_id
-                        AND sm.rejected_id = m.rejected_id
-            JOIN responses rc ON rc.id = m.chosen_id JOIN responses rr ON rr.id = m.rejected_id
-            ORDER BY m.prompt_id, m.chosen_id, m.rejected_id""").to_arrow_table()
+        table = con.sql(_pairs_sql(p_lo, weight)).to_arrow_table()
         con.execute("DROP TABLE pair_votes")
         con.execute("DROP TABLE labeled_votes")
+    counts.max_comparison_id = max_id
+    table = _confidence_filters(table, filters, counts)
+    if filters.random_labels:
+        table, counts.n_swapped = _swap_labels(table, filters.seed)
+    return table, counts
+
+
+def _drop_disagreeing_ai(con, filters: PairFilters, counts: DeriveCounts) -> None:
+    """Delete from ``labeled_votes`` the votes of AI labelers that agree with people less than
+    ``filters.ai_min_agreement`` or on fewer than ``ai_min_overlap`` shared pairs; each AI
+    labeler's figures go to ``counts.ai_labelers``."""
+    from prefloop.core.labels import ai_agreement
+
+    from .aggregate import labeler_votes
+
+    agree = ai_agreement(labeler_votes(con, "labeled_votes"))
+    ai = [r[0] for r in con.execute("SELECT DISTINCT labeler FROM labeled_votes "
+                                    "WHERE labeler_kind = 'ai' ORDER BY 1").fetchall()]
+    dropped = []
+    for name in ai:
+        rate, overlap = agree.get(name, (None, 0))
+        kept = rate is not None and overlap >= filters.ai_min_overlap and rate >= filters.ai_min_agreement
+        counts.ai_labelers.append({"labeler": name, "agreement": rate, "overlap": overlap, "kept": kept})
+        if not kept:
+            dropped.append(name)
+    con.execute("DELETE FROM labeled_votes WHERE labeler_kind = 'ai' AND labeler IN "
+                "(SELECT unnest(?::VARCHAR[]))", [dropped])
+
+
+def _group_pair_votes(con, counts: DeriveCounts) -> None:
+    """``labeled_votes`` grouped by pair into the temp table ``pair_votes`` (votes for the
+    lower id, the higher, ties; comparison ids; labeler kinds), less the pairs of tasks a
+    reviewer marked ambiguous (``counts.n_ambiguous``)."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE pair_votes AS
+        SELECT prompt_id, lo, hi,
+               count(*) FILTER (dir = 1) AS v_lo, count(*) FILTER (dir = -1) AS v_hi,
+               count(*) FILTER (dir = 0) AS v_tie,
+               list(DISTINCT cid ORDER BY cid) AS comparison_ids,
+               list(DISTINCT labeler_kind ORDER BY labeler_kind) AS labeler_kinds
+        FROM labeled_votes GROUP BY prompt_id, lo, hi""")
+    counts.n_ambiguous = con.execute("""
+        DELETE FROM pair_votes v WHERE EXISTS (
+            SELECT 1 FROM reviews r WHERE r.decision = 'ambiguous' AND r.prompt_id = v.prompt_id
+              AND list_contains(r.response_ids, v.lo) AND list_contains(r.response_ids, v.hi))
+        """).fetchone()[0]
+
+
+def _label_sql(con, filters: PairFilters, counts: DeriveCounts) -> tuple[str, str]:
+    """SQL expressions over ``pair_votes`` for the lower id's probability of being chosen and
+    the pair's weight under ``filters.aggregate`` (adding the columns they read)."""
+    from prefloop.core.labels import dawid_skene
+
+    from .aggregate import labeler_votes
+
+    p_lo = "CASE WHEN v_lo + v_hi > 0 THEN v_lo / (v_lo + v_hi) END"
+    if filters.aggregate == "adjudicated":
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pair_votes AS
+            WITH {votes_cte("SELECT c.id, c.prompt_id, c.ranking FROM reviews r JOIN comparisons c "
+                            "ON c.id = r.comparison_id WHERE r.decision = 'adjudicated'")},
+                 adj AS (SELECT prompt_id, lo, hi, max(dir) AS adj_dir FROM votes GROUP BY ALL)
+            SELECT v.*, adj.adj_dir FROM pair_votes v LEFT JOIN adj USING (prompt_id, lo, hi)""")
+        if not con.execute("SELECT count(*) FILTER (adj_dir IS NOT NULL) FROM pair_votes").fetchone()[0]:
+            counts.warnings.append("--aggregate adjudicated: no reviewer decision covers the "
+                                   "selected pairs; their labels are the majority")
+        return (f"CASE WHEN adj_dir = 1 THEN 1.0 WHEN adj_dir = -1 THEN 0.0 WHEN adj_dir = 0 "
+                f"THEN 0.5 ELSE {p_lo} END"), "1.0"
+    if filters.aggregate == "dawid-skene":
+        posterior, _ = dawid_skene(labeler_votes(con, "labeled_votes"), gold_labels(con))
+        keys = list(posterior)
+        post = pa.table({"prompt_id": pa.array([k[0] for k in keys], pa.int64()),
+                         "lo": pa.array([k[1] for k in keys], pa.int64()),
+                         "hi": pa.array([k[2] for k in keys], pa.int64()),
+                         "p_lo": pa.array([posterior[k] for k in keys], pa.float64())})
+        with registered(con, "ds_posterior", post):
+            con.execute("""CREATE OR REPLACE TEMP TABLE pair_votes AS SELECT v.*, d.p_lo AS ds_p_lo
+                           FROM pair_votes v LEFT JOIN ds_posterior d USING (prompt_id, lo, hi)""")
+        return "ds_p_lo", "abs(2 * ds_p_lo - 1)"
+    return p_lo, "1.0"
+
+
+def _pairs_sql(p_lo: str, weight: str) -> str:
+    """The query that turns ``pair_votes`` into the pairs of the module docstring's schema."""
+    return f"""
+        WITH a AS (SELECT *, {p_lo} AS p_lo, {weight} AS w FROM pair_votes),
+             m AS (
+            SELECT prompt_id, comparison_ids, labeler_kinds,
+                   CASE WHEN p_lo > 0.5 THEN lo ELSE hi END AS chosen_id,
+                   CASE WHEN p_lo > 0.5 THEN hi ELSE lo END AS rejected_id,
+                   CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END AS votes_chosen,
+                   CASE WHEN p_lo > 0.5 THEN v_hi ELSE v_lo END AS votes_rejected,
+                   v_tie AS votes_tie,
+                   (CASE WHEN p_lo > 0.5 THEN v_lo ELSE v_hi END) / (v_lo + v_hi + v_tie) AS agreement,
+                   greatest(p_lo, 1 - p_lo)::DOUBLE AS p_chosen, w::DOUBLE AS weight
+            FROM a WHERE p_lo IS NOT NULL AND p_lo <> 0.5)
+        ,rt AS (SELECT comparison_id, response_id, avg(value) AS v FROM ratings GROUP BY ALL),
+             rm AS (SELECT m.prompt_id, m.chosen_id, m.rejected_id, avg(c.v - r.v) AS rating_margin
+                    FROM m, unnest(m.comparison_ids) u(cid)
+                    JOIN rt c ON c.comparison_id = u.cid AND c.response_id = m.chosen_id
+                    JOIN rt r ON r.comparison_id = u.cid AND r.response_id = m.rejected_id
+                    GROUP BY ALL)
+        ,sm AS (SELECT m.prompt_id, m.chosen_id, m.rejected_id,
+                       avg(CASE WHEN c.ranking[1][1] = m.chosen_id THEN g.m ELSE -g.m END) AS margin
+                FROM m, unnest(m.comparison_ids) u(cid)
+                JOIN comparisons c ON c.id = u.cid AND c.strength IS NOT NULL
+                JOIN (VALUES {_STRENGTH_VALUES}) g(strength, m) ON g.strength = c.strength
+                GROUP BY ALL)
+        SELECT from_json(p.messages, '{_MESSAGES}') AS prompt,
+               [{{'role': 'assistant', 'content': rc.text}}] AS chosen,
+               [{{'role': 'assistant', 'content': rr.text}}] AS rejected,
+               m.prompt_id, m.chosen_id, m.rejected_id, p.dataset, m.comparison_ids,
+               m.labeler_kinds, m.votes_chosen, m.votes_rejected, m.votes_tie, m.agreement,
+               m.p_chosen, m.weight, rm.rating_margin::DOUBLE AS rating_margin,
+               sm.margin::DOUBLE AS margin, p.text_hash AS prompt_hash
+        FROM m JOIN prompts p ON p.id = m.prompt_id
+        LEFT JOIN rm ON rm.prompt_id = m.prompt_id AND rm.chosen_id = m.chosen_id
+                    AND rm.rejected_id = m.rejected_id
+        LEFT JOIN sm ON sm.prompt_id = m.prompt_id AND sm.chosen_id = m.chosen_id
+                    AND sm.rejected_id = m.rejected_id
+        JOIN responses rc ON rc.id = m.chosen_id JOIN responses rr ON rr.id = m.rejected_id
+        ORDER BY m.prompt_id, m.chosen_id, m.rejected_id"""
+
+
+def _confidence_filters(table: pa.Table, filters: PairFilters, counts: DeriveCounts) -> pa.Table:
+    """The ``min_agreement`` and ``min_confidence`` filters, counting what each left out."""
+    import pyarrow.compute as pc
+
     n_all = table.num_rows
     if filters.min_agreement > 0:
         table = table.filter(pc.greater_equal(table["agreement"], filters.min_agreement - 1e-12))
@@ -303,10 +340,7 @@ def derive_pairs(store: Store, filters: PairFilters) -> tuple[pa.Table, DeriveCo
     if filters.min_confidence > 0:
         table = table.filter(pc.greater_equal(table["p_chosen"], filters.min_confidence - 1e-12))
     counts.n_below_confidence = n_all - table.num_rows
-    counts.max_comparison_id = max_id
-    if filters.random_labels:
-        table, counts.n_swapped = _swap_labels(table, filters.seed)
-    return table, counts
+    return table
 
 
 def _swap_labels(table: pa.Table, seed: int) -> tuple[pa.Table, int]:

@@ -198,18 +198,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     from prefloop.store.sources import prompts_from
 
     params = params or GenParams()
-    if select not in ("uncertain", "random"):
-        raise TrainingError(f"--select {select!r}: expected uncertain or random")
-    if pairs is not None and pairs not in PAIR_MODES:
-        raise TrainingError(f"--pairs {pairs!r}: expected one of {', '.join(PAIR_MODES)}")
-    if (label_best or pairs) and params.n < 2:
-        raise TrainingError(f"--n {params.n}: labeling the best sample or pairs needs at least 2 "
-                            "samples per prompt")
-    if margin < 0:
-        raise TrainingError(f"--margin {margin}: expected a reward gap >= 0")
-    if (n_tasks and select == "uncertain" or label_best or pairs) and not reward_model:
-        raise TrainingError("--select uncertain, --label-best and --pairs need --reward-model "
-                            "(or use --select random; judge labels: prefloop train iterative-dpo)")
+    _check_options(params, reward_model, select, n_tasks, label_best, pairs, margin)
     model_ref = resolve_model(model_spec, s, require="policy")
     rm_ref = resolve_model(reward_model, s, require="reward") if reward_model else None
     tok = load_tokenizer(model_ref.path)
@@ -234,55 +223,96 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
         samples = sample_responses(model, tok, [p.messages for p in prompts], params)
         seconds = time.perf_counter() - t0
         n_tokens = sum(x.n_tokens for group in samples for x in group)
-        gen_params = {**asdict(params), "policy_run_id": model_ref.run_id}
-        items = [store.ResponseIn(p.id, x.text, origin="model", model=model_ref.name, run_id=run.id,
-                                  gen_params={**gen_params, "finished": x.finished})
-                 for p, group in zip(prompts, samples) for x in group if x.text.strip()]
-        ids = s.responses.add(items)
-        by_prompt: dict[int, list[int]] = {}
-        finished: set[int] = set()
-        for item, rid in zip(items, ids):
-            if rid not in by_prompt.setdefault(item.prompt_id, []):
-                by_prompt[item.prompt_id].append(rid)
-            if item.gen_params["finished"]:
-                finished.add(rid)
-        # a sample cut off at max_new_tokens is never a label's chosen or rejected side: closed
-        # by the chat template, it would teach stopping mid-sentence
-        complete = {pid: [r for r in rids if r in finished or label_truncated] for pid, rids in by_prompt.items()}
-        rewards: dict[int, float] = {}
-        members: dict[int, torch.Tensor] = {}      # an ensemble's centred member rewards, (K,)
-        if rm_ref is not None:
-            scorer = reward_scorer(rm_ref)
-            flat = [(p.id, p.messages, rid) for p in prompts for rid in by_prompt.get(p.id, [])]
-            texts = {r.id: r.text for r in s.responses.get_many([f[2] for f in flat])}
-            convs, outs = [f[1] for f in flat], [texts[f[2]] for f in flat]
-            if isinstance(scorer, EnsembleScorer):
-                per_member = scorer.member_scores(convs, outs)
-                scores = scorer.combine(per_member)
-                members = {f[2]: per_member[:, i] for i, f in enumerate(flat)}
-            else:
-                scores = scorer.score(convs, outs)
-            rewards = {f[2]: float(v) for f, v in zip(flat, scores)}
+        items, ids, by_prompt, complete = _store_samples(s, prompts, samples, model_ref, run.id, params,
+                                                         label_truncated)
+        rewards, members = _score(s, rm_ref, prompts, by_prompt) if rm_ref is not None else ({}, {})
         task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed, members)
         labeled = _label_best(s, run.id, complete, rewards, reward_model) if label_best else []
         pair_ids = (_label_pairs(s, run.id, complete, rewards, reward_model, pairs, margin)
                     if pairs else [])
-        metrics = {"tokens_per_second": n_tokens / max(seconds, 1e-9), "responses": len(ids),
-                   "eos_rate": sum(x.finished for g in samples for x in g) / max(1, len(items))}
-        if label_best or pairs:
-            metrics["prompts_without_two_finished"] = sum(len(r) < 2 for r in complete.values())
-        if label_best:
-            best = [max(rewards[r] for r in rids) for rids in complete.values() if len(rids) > 1]
-            metrics.update(labeled=len(labeled), mean_best_reward=sum(best) / max(1, len(best)))
-        if pairs:
-            metrics["pairs"] = len(pair_ids)
-        if rewards:
-            metrics["mean_reward"] = sum(rewards.values()) / len(rewards)
+        metrics = _metrics(n_tokens / max(seconds, 1e-9), samples, items, complete, rewards,
+                           len(labeled) if label_best else None, len(pair_ids) if pairs else None)
         MetricsLogger(s, run.id).log(0, metrics)
         summary = {**metrics, "prompts": len(prompts), "tasks": len(task_ids)}
         run = s.runs.update(run.id, status="finished", summary=summary)
     return GenerateResult(run, len(prompts), len(ids), task_ids, metrics["tokens_per_second"],
                           metrics.get("mean_reward"), by_prompt, labeled + pair_ids)
+
+
+def _check_options(params: GenParams, reward_model: str | None, select: str, n_tasks: int,
+                   label_best: bool, pairs: str | None, margin: float) -> None:
+    """The option checks of :func:`generate` (its ``Raises``), before anything loads."""
+    if select not in ("uncertain", "random"):
+        raise TrainingError(f"--select {select!r}: expected uncertain or random")
+    if pairs is not None and pairs not in PAIR_MODES:
+        raise TrainingError(f"--pairs {pairs!r}: expected one of {', '.join(PAIR_MODES)}")
+    if (label_best or pairs) and params.n < 2:
+        raise TrainingError(f"--n {params.n}: labeling the best sample or pairs needs at least 2 "
+                            "samples per prompt")
+    if margin < 0:
+        raise TrainingError(f"--margin {margin}: expected a reward gap >= 0")
+    if (n_tasks and select == "uncertain" or label_best or pairs) and not reward_model:
+        raise TrainingError("--select uncertain, --label-best and --pairs need --reward-model "
+                            "(or use --select random; judge labels: prefloop train iterative-dpo)")
+
+
+def _store_samples(s: store.Store, prompts, samples, model_ref, run_id: int, params: GenParams,
+                   label_truncated: bool):
+    """Store the non-empty samples as responses of run ``run_id``. Returns ``(items, ids,
+    by_prompt, complete)``: the stored :class:`~prefloop.store.ResponseIn` rows, their ids,
+    ``{prompt_id: [response_id, ...]}`` (distinct ids, in order) and the same restricted to
+    the samples a label may use: a sample cut off at ``max_new_tokens`` is never a label's
+    chosen or rejected side (closed by the chat template, it would teach stopping
+    mid-sentence) unless ``label_truncated``."""
+    gen_params = {**asdict(params), "policy_run_id": model_ref.run_id}
+    items = [store.ResponseIn(p.id, x.text, origin="model", model=model_ref.name, run_id=run_id,
+                              gen_params={**gen_params, "finished": x.finished})
+             for p, group in zip(prompts, samples) for x in group if x.text.strip()]
+    ids = s.responses.add(items)
+    by_prompt: dict[int, list[int]] = {}
+    finished: set[int] = set()
+    for item, rid in zip(items, ids):
+        if rid not in by_prompt.setdefault(item.prompt_id, []):
+            by_prompt[item.prompt_id].append(rid)
+        if item.gen_params["finished"]:
+            finished.add(rid)
+    complete = {pid: [r for r in rids if r in finished or label_truncated] for pid, rids in by_prompt.items()}
+    return items, ids, by_prompt, complete
+
+
+def _score(s: store.Store, rm_ref, prompts, by_prompt: dict[int, list[int]]):
+    """Reward-model scores of every stored sample: ``({response_id: reward},
+    {response_id: (K,) centred member rewards})``, the second empty unless an ensemble."""
+    scorer = reward_scorer(rm_ref)
+    flat = [(p.id, p.messages, rid) for p in prompts for rid in by_prompt.get(p.id, [])]
+    texts = {r.id: r.text for r in s.responses.get_many([f[2] for f in flat])}
+    convs, outs = [f[1] for f in flat], [texts[f[2]] for f in flat]
+    members: dict[int, torch.Tensor] = {}
+    if isinstance(scorer, EnsembleScorer):
+        per_member = scorer.member_scores(convs, outs)
+        scores = scorer.combine(per_member)
+        members = {f[2]: per_member[:, i] for i, f in enumerate(flat)}
+    else:
+        scores = scorer.score(convs, outs)
+    return {f[2]: float(v) for f, v in zip(flat, scores)}, members
+
+
+def _metrics(tokens_per_second: float, samples, items, complete: dict[int, list[int]],
+             rewards: dict[int, float], n_labeled: int | None, n_pairs: int | None) -> dict[str, float]:
+    """The run's metrics: throughput (tokens/s), responses, EOS rate, and with labels the
+    prompts without two finished samples, labels, mean best reward, pairs, mean reward."""
+    metrics = {"tokens_per_second": tokens_per_second, "responses": len(items),
+               "eos_rate": sum(x.finished for g in samples for x in g) / max(1, len(items))}
+    if n_labeled is not None or n_pairs is not None:
+        metrics["prompts_without_two_finished"] = sum(len(r) < 2 for r in complete.values())
+    if n_labeled is not None:
+        best = [max(rewards[r] for r in rids) for rids in complete.values() if len(rids) > 1]
+        metrics.update(labeled=n_labeled, mean_best_reward=sum(best) / max(1, len(best)))
+    if n_pairs is not None:
+        metrics["pairs"] = n_pairs
+    if rewards:
+        metrics["mean_reward"] = sum(rewards.values()) / len(rewards)
+    return metrics
 
 
 def reward_labeler(reward_model: str) -> str:

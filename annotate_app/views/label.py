@@ -45,6 +45,13 @@ def _hint(view: TaskView | None) -> str:
             "(your own judgment counts)")
 
 
+def _on_screen(view, user):
+    """The view, if the task on screen is ``user``'s; raises AppError otherwise."""
+    if owned(view, user) is None:
+        raise AppError("no task on screen; reload the page")
+    return view
+
+
 class LabelView:
     """The Label tab's components (built inside the current ``gr.Tab``) and its handlers."""
 
@@ -173,21 +180,15 @@ class LabelView:
         return {lab: {a: get(i, j) for j, a in enumerate(view.aspects)} for i, lab in enumerate(view.labels)}
 
     # ------------------------------------------------------------------ handlers
-    def wire(self, who: gr.Markdown) -> None:
-        """Register the tab's events (inside the Blocks context)."""
+    def _submit_handlers(self):
+        """The submit handlers: ``(on_pair(choice), submit_ranking, submit_ratings,
+        on_strength(level))``, each saving the label and showing the next task."""
         app, labeling = self.app, self.app.labeling
-        outputs = self.outputs(who)
-        form = [self.view_state, self.rationale, self.flags, self.edit, self.ratings_json]
-
-        def on_screen(view, user):
-            if owned(view, user) is None:
-                raise AppError("no task on screen; reload the page")
-            return view
 
         def on_pair(choice: str):
             @handler(app)
             def submit_pair(user, view, rationale_v, flags_v, edit_v, table):
-                on_screen(view, user)
+                _on_screen(view, user)
                 cid, nxt = labeling.submit_and_next(user, view.task_id, choice=choice,
                                                     rationale=rationale_v or "", flags=flags_v or [],
                                                     edit=edit_v or "", ratings=self._ratings(view, table))
@@ -200,7 +201,7 @@ class LabelView:
 
         @handler(app)   # one parameter per rank slot (MAX_K = 6): Gradio passes inputs by position
         def submit_ranking(user, view, rationale_v, flags_v, edit_v, table, r0, r1, r2, r3, r4, r5):
-            on_screen(view, user)
+            _on_screen(view, user)
             rank_values = (r0, r1, r2, r3, r4, r5)
             ranks_by_label = {lab: rank_values[i] for i, lab in enumerate(view.labels)}
             cid, nxt = labeling.submit_and_next(user, view.task_id, ranks=ranks_by_label,
@@ -211,10 +212,29 @@ class LabelView:
 
         @handler(app)
         def submit_ratings(user, view, rationale_v, flags_v, edit_v, table):
-            on_screen(view, user)
+            _on_screen(view, user)
             cid, nxt = labeling.submit_and_next(user, view.task_id, ratings=self._ratings(view, table) or {},
                                                 rationale=rationale_v or "", flags=flags_v or [])
             return self.show(nxt, user, "Saved ratings.", prev=view) + [[user.id, cid]]
+
+        def on_strength(level: str):
+            @handler(app)
+            def submit_graded(user, view, rationale_v, flags_v, edit_v, table, pending):
+                _on_screen(view, user)
+                if pending not in ("A", "B"):
+                    raise AppError("press A or B first, then how much better")
+                cid, nxt = labeling.submit_and_next(user, view.task_id, choice=pending,
+                                                    rationale=rationale_v or "", flags=flags_v or [],
+                                                    edit=edit_v or "", ratings=self._ratings(view, table),
+                                                    strength=level)
+                caption = STRENGTH_LABELS[store.STRENGTHS.index(level)].lower()
+                return self.show(nxt, user, f"Saved ({pending}, {caption}).", prev=view) + [[user.id, cid]]
+            return submit_graded
+        return on_pair, submit_ranking, submit_ratings, on_strength
+
+    def _nav_handlers(self):
+        """``(skip, next_task, undo, preview_edit)``: the handlers that save no label."""
+        app, labeling = self.app, self.app.labeling
 
         @handler(app)
         def skip(user, view):
@@ -236,23 +256,16 @@ class LabelView:
         @handler(app)
         def preview_edit(user, view, edit_v):
             return labeling.preview_edit(owned(view, user), edit_v or "")
+        return skip, next_task, undo, preview_edit
 
+    def wire(self, who: gr.Markdown) -> None:
+        """Register the tab's events (inside the Blocks context)."""
+        outputs = self.outputs(who)
+        form = [self.view_state, self.rationale, self.flags, self.edit, self.ratings_json]
+        on_pair, submit_ranking, submit_ratings, on_strength = self._submit_handlers()
+        skip, next_task, undo, preview_edit = self._nav_handlers()
         for r in self.rates:   # browser-side only: the radios' values -> the JSON the handlers read
             r.change(None, self.rates, self.ratings_json, js="(...v) => JSON.stringify(v)")
-        def on_strength(level: str):
-            @handler(app)
-            def submit_graded(user, view, rationale_v, flags_v, edit_v, table, pending):
-                on_screen(view, user)
-                if pending not in ("A", "B"):
-                    raise AppError("press A or B first, then how much better")
-                cid, nxt = labeling.submit_and_next(user, view.task_id, choice=pending,
-                                                    rationale=rationale_v or "", flags=flags_v or [],
-                                                    edit=edit_v or "", ratings=self._ratings(view, table),
-                                                    strength=level)
-                caption = STRENGTH_LABELS[store.STRENGTHS.index(level)].lower()
-                return self.show(nxt, user, f"Saved ({pending}, {caption}).", prev=view) + [[user.id, cid]]
-            return submit_graded
-
         for choice, button in self.pair_buttons.items():
             if self.strength_buttons and choice in ("A", "B"):     # first step of a graded choice
                 button.click(None, None, None, js=PENDING_JS % (choice, choice))
