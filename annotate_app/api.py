@@ -355,7 +355,7 @@ def _labeling_routes(api: FastAPI, services, anyone) -> None:
 
     @api.get("/v1/queue", response_model=Queue)
     def queue(user: store.Annotator = anyone):
-        from prefloop.store.reports import annotator_progress
+        from prefloop.store.counts import annotator_progress
 
         return Queue(open_tasks=services.store.tasks.count_open(), you=annotator_progress(services.store, user.id),
                      max_comparison_id=services.store.comparisons.max_id())

@@ -115,7 +115,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT.parent))
     from prefloop import store
     from prefloop.core.models import default_model_path
-    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.export_files import ExportOptions, export_pairs
     from prefloop.store.pairs import PairFilters
 
     work = Path(tempfile.mkdtemp(prefix="engines-"))

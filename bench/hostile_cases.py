@@ -1,4 +1,4 @@
-"""Re-run the hostile-input cases of the attack pass (issue: "hostile input never reaches a
+"""Re-run the hostile-input cases of an attack pass ("hostile input never reaches a
 traceback") against the CLI, as a user would type them. Prints one line per case and the
 totals; exits 1 if any case fails. Asserts nothing else.
 

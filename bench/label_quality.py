@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from prefloop import store
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters
 from prefloop.store.reliability import labeler_reliability

@@ -45,7 +45,7 @@ def main() -> None:
     import httpx
 
     from prefloop import store
-    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.export_files import ExportOptions, export_pairs
     from prefloop.store.importer import import_file
     from prefloop.store.pairs import PairFilters
 

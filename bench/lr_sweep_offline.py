@@ -36,7 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     from prefloop import store
     from prefloop.core.models import DEFAULT_MODEL
-    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.export_files import ExportOptions, export_pairs
     from prefloop.store.importer import import_file
     from prefloop.store.pairs import PairFilters
     from prefloop.training.train import train

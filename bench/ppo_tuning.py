@@ -21,9 +21,9 @@ from pathlib import Path
 from rich.console import Console
 
 from prefloop import store
+from prefloop.cli.report import print_eval
 from prefloop.pipelines.evaluation import EvalConfig, run_eval
-from prefloop.pipelines.report import print_eval
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters
 from prefloop.training.train import train

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from prefloop import store
 from prefloop.store import engine
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prefloop import store
 from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters
 from prefloop.training.configs import load_config

@@ -45,7 +45,7 @@ from typing import Literal
 from .errors import PrefloopError
 from .kinds import POLICY_KINDS
 
-__all__ = ["DEFAULT_MODEL", "ModelRef", "ModelNotFoundError", "cache_dir", "default_model_path",
+__all__ = ["DEFAULT_MODEL", "ModelRef", "ModelNotFoundError", "AggregationError", "cache_dir", "default_model_path",
            "minilm_path", "resolve_model", "load_tokenizer", "load_causal_lm", "load_reward_model",
            "CHATML_TEMPLATE", "POLICY_RUN_KINDS", "inference_dtype", "ENSEMBLE_MANIFEST",
            "AGGREGATIONS", "parse_aggregate"]
@@ -71,6 +71,10 @@ CHATML_TEMPLATE = (
 class ModelNotFoundError(PrefloopError):
     """A model spec names no local checkpoint, finished run or embedded model, or names one
     of the wrong kind (a policy where a reward model is required, or the reverse)."""
+
+
+class AggregationError(PrefloopError):
+    """An ensemble aggregation (``mean``, ``wco``, ``uwo``, ``uwo=LAMBDA``) that is not one."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,11 @@ def parse_aggregate(text: str, where: str = "aggregation") -> tuple[str, float |
     """``mean`` / ``wco`` / ``uwo`` / ``uwo=0.5`` -> ``(name, lambda or None)``.
 
     Raises:
-        ModelNotFoundError: an unknown name or a bad lambda (one line naming ``where``).
+        AggregationError: an unknown name or a bad lambda (one line naming ``where``).
     """
     name, _, value = text.strip().lower().partition("=")
     if name not in AGGREGATIONS or (value and name != "uwo"):
-        raise ModelNotFoundError(f"{where} {text!r}: expected mean, wco, uwo or uwo=LAMBDA")
+        raise AggregationError(f"{where} {text!r}: expected mean, wco, uwo or uwo=LAMBDA")
     if not value:
         return name, None
     try:
@@ -114,7 +118,7 @@ def parse_aggregate(text: str, where: str = "aggregation") -> tuple[str, float |
     except ValueError:
         lam = float("nan")
     if not lam >= 0:
-        raise ModelNotFoundError(f"{where} {text!r}: lambda must be a number >= 0")
+        raise AggregationError(f"{where} {text!r}: lambda must be a number >= 0")
     return name, lam
 
 def cache_dir() -> Path:

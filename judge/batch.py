@@ -32,8 +32,26 @@ __all__ = ["BatchResult", "run_batch"]
 
 @dataclass
 class BatchResult:
+    """A finished judge batch: its run and the run's summary (JSON as stored); the counts every
+    mode reports are typed properties."""
+
     run: store.Run
     summary: dict[str, Any]
+
+    @property
+    def calls(self) -> int:
+        """Backend calls made (each a judgment, critique or revision request)."""
+        return int(self.summary.get("calls", 0))
+
+    @property
+    def comparisons(self) -> int:
+        """AI comparisons recorded (pairwise and ranking modes)."""
+        return int(self.summary.get("comparisons", 0))
+
+    @property
+    def revisions(self) -> int:
+        """Revised responses stored (critique mode)."""
+        return int(self.summary.get("revisions", 0))
 
 
 def _expected_calls(mode: str, n_items: int, n_principles: int, rounds: int, groups=None) -> int:

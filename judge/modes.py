@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefloop import store
+from prefloop.core.kinds import JUDGE_MODES
 
 from .backends import Completion
 from .constitution import Constitution, Principle
@@ -47,7 +48,7 @@ from .templates import (
 __all__ = ["ModeResult", "judge_pairwise", "judge_rank", "critique_responses", "score_responses",
            "MODES"]
 
-MODES = ("pairwise", "rank", "critique", "score")
+MODES = JUDGE_MODES
 
 
 @dataclass

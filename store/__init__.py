@@ -1,6 +1,6 @@
 """The DuckDB preference store: schema, typed records, importers and pair exports.
 
-The only package that writes SQL. See ``../shared/DESIGN.md`` for the data model and
+The only package that writes SQL. See ``docs/architecture.md`` for the data model and
 :class:`Store` for the API.
 """
 

@@ -51,7 +51,7 @@ class ExportsAPI:
 
     def mark_replaced(self, path: str, new_id: int) -> None:
         """Mark every earlier export at ``path`` as replaced by export ``new_id`` (its files were
-        overwritten): :func:`~prefloop.store.export.verify_export` then names the new one."""
+        overwritten): :func:`~prefloop.store.export_files.verify_export` then names the new one."""
         with self.engine.atomic() as con:
             con.execute("UPDATE exports SET replaced_by = ? WHERE path = ? AND id <> ? "
                         "AND replaced_by IS NULL", [new_id, path, new_id])

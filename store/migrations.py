@@ -132,7 +132,7 @@ _INITIAL_TABLES = ("""
 
 
 def _0001_initial(con: duckdb.DuckDBPyConnection) -> None:
-    """The tables of DESIGN.md. Content hashes are 16-byte BLOBs (128 bits of sha256): unique
+    """The tables of the data model (docs/architecture.md). Content hashes are 16-byte BLOBs (128 bits of sha256): unique
     indexes on them cost about half as much as on 64-char hex strings."""
     for seq in ("prompts", "responses", "annotators", "tasks", "comparisons", "judgments", "runs",
                 "exports"):

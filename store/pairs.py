@@ -8,7 +8,7 @@ aggregated: the majority direction is exported, with ``votes_chosen``, ``votes_r
 or as many votes each way) are not exported and are counted in the result.
 
 This module selects and aggregates (:func:`derive_pairs`, :func:`derive_unpaired`, the
-prompt split); :mod:`prefloop.store.export` writes the snapshot files,
+prompt split); :mod:`prefloop.store.export_files` writes the snapshot files,
 :mod:`prefloop.store.formats.engines` the RL engines' own files, and
 :mod:`prefloop.store.reliability` scores the labelers.
 
@@ -90,7 +90,7 @@ class PairFilters:
             with probability 1/2 (by sha256 of ``seed`` and the pair), so a method trained on
             them shows what drift alone does.
 
-    What is written from them, and in which format, is :class:`prefloop.store.export.ExportOptions`.
+    What is written from them, and in which format, is :class:`prefloop.store.export_files.ExportOptions`.
     """
 
     source: Literal["human", "ai", "all"] = "all"

@@ -1,6 +1,6 @@
 """Typed records of the store: what the store API takes and returns.
 
-Every row type of the data model (``../shared/DESIGN.md``) has a frozen dataclass here. The
+Every row type of the data model (``docs/architecture.md``) has a frozen dataclass here. The
 store converts rows to these records; other packages never see SQL rows or tuples.
 
 Conventions:

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from prefloop import store
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import PairFilters
 
 from .conftest import ROOT

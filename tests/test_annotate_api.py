@@ -82,7 +82,7 @@ def test_an_annotator_cannot_call_admin_handlers(db, server):
 
 
 def test_another_users_session_cannot_use_or_overwrite_its_state(db, server):
-    """Issue 14, defect 6: Gradio's session_hash was not bound to the logged-in user."""
+    """Gradio's session_hash was not bound to the logged-in user."""
     db.annotators.add("bob", "annotator", hash_password("password123"))
     ann = Client(server.url, auth=("ann", "password123"), verbose=False)
     first = ann.predict(api_name="/load_task")
@@ -98,7 +98,7 @@ def test_another_users_session_cannot_use_or_overwrite_its_state(db, server):
 
 
 def test_a_password_change_ends_a_live_session(db, server):
-    """Issue 14, defect 5, through the real server and Gradio's login cookie."""
+    """A password change ends a session, through the real server and Gradio's login cookie."""
     ann = Client(server.url, auth=("ann", "password123"), verbose=False)
     ann.predict(api_name="/load_task")
     db.annotators.update("ann", password_hash=hash_password("a brand new password"))
@@ -125,7 +125,7 @@ def test_the_browser_protocol_client_labels_and_is_checked_like_any_caller(db, s
 
 
 def test_gold_tasks_look_like_any_other(db, tmp_path):
-    """Issue 14: the progress line used to say "Task 14 (gold)", so annotators knew."""
+    """The progress line used to say "Task 14 (gold)", so annotators knew."""
     pids = db.prompts.add([[{"role": "user", "content": f"g{i}"}] for i in range(3)], dataset="g")
     rids = db.responses.add([store.ResponseIn(p, f"{t} {p}") for p in pids for t in ("good", "bad")])
     db.tasks.create([store.TaskIn(p, [rids[2 * i], rids[2 * i + 1]],
@@ -198,7 +198,7 @@ def test_sixteen_annotators_and_a_judge_process_at_once(db, tmp_path):
 
 
 def test_cookies_are_samesite_lax_an_unknown_event_is_4xx_and_old_tokens_end(db, server):
-    """Issue 23, class 6: Gradio's SameSite=None cookie, its 500 on an unknown fn_index, and a
+    """Gradio's SameSite=None cookie, its 500 on an unknown fn_index, and a
     login token obtained before a password change but first used after it."""
     import httpx
 

@@ -426,7 +426,7 @@ def test_graded_strength_by_keys_and_by_clicks_reaches_the_export(db, tmp_path, 
     shows it, and the export's margin carries it (Llama 2's mapping), OpenRLHF's too."""
     import json
 
-    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.export_files import ExportOptions, export_pairs
     from prefloop.store.pairs import PairFilters
 
     made = []

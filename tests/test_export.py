@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefloop import store
-from prefloop.store.export import ExportOptions, export_pairs, verify_export
+from prefloop.store.export_files import ExportOptions, export_pairs, verify_export
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters, derive_pairs
 

@@ -1,4 +1,4 @@
-"""Hostile and careless input (issue: the fail classes of the attack pass): each class fails
+"""Hostile and careless input (the fail classes of an attack pass): each class fails
 at its boundary with one line naming what is wrong, deletes nothing it did not write, and
 writes nothing partial. No model is loaded: the fast tier."""
 
@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from prefloop import store
-from prefloop.store.export import export_pairs, verify_export
+from prefloop.store.export_files import export_pairs, verify_export
 from prefloop.store.pairs import PairFilters
 
 from .conftest import make_pairs

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefloop import store
+from prefloop.store.counts import store_stats
 from prefloop.store.importer import import_file
-from prefloop.store.reports import store_stats
 
 from .conftest import ALPACA, HH, MT_BENCH
 
@@ -277,7 +277,7 @@ def test_label_studio_round_trip_export_annotate_import(db, tmp_path):
     on the same prompt and responses, by the Label Studio annotator."""
     import json
 
-    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.export_files import ExportOptions, export_pairs
     from prefloop.store.importer import import_file
     from prefloop.store.pairs import PairFilters
 

@@ -12,7 +12,7 @@ from prefloop import store
 from prefloop.annotate_app.auth import hash_password
 from prefloop.annotate_app.config import AppConfig
 from prefloop.annotate_app.services import AppServices
-from prefloop.store.export import ExportOptions, export_pairs
+from prefloop.store.export_files import ExportOptions, export_pairs
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters, derive_pairs
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefloop.core.labels import dawid_skene
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import PairFilters, derive_pairs
 from prefloop.store.records import ResponseIn
 

@@ -64,7 +64,7 @@ def test_a_built_wheel_installs_nothing_but_prefloop(tmp_path):
 
 @pytest.mark.parametrize("module", ["prefloop.judge", "prefloop.judge.batch", "prefloop.judge.backends",
                                     "prefloop.cli", "prefloop.annotate_app.app",
-                                    "prefloop.store.reports", "prefloop.core.models", "prefloop.store.tracking"])
+                                    "prefloop.store.counts", "prefloop.core.models", "prefloop.store.tracking"])
 def test_torch_free_modules_import_no_torch(module):
     code = (f"import sys, json, {module}; "
             "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules)))")
@@ -189,3 +189,42 @@ def test_the_namespace_holds_every_folder():
     assert prefloop.__path__ and sorted(FOLDERS) == sorted({"core", "store", "judge", "training",
                                                             "annotate_app", "prefloop"})
     assert len(_modules()) > 40
+
+
+def test_the_error_tree_in_core_errors_names_every_error_class():
+    """``core/errors.py`` documents the tree of PrefloopError; every class defined in the
+    packages appears in it, and it names no class that no longer exists."""
+    import importlib
+    import re
+
+    from prefloop.core import errors
+
+    defined = set()
+    for pkg in ("prefloop.store", "prefloop.core", "prefloop.judge", "prefloop.annotate_app",
+                "prefloop.pipelines", "prefloop.cli", "prefloop.client"):
+        root = importlib.import_module(pkg)
+        names = [pkg] + [m.name for m in pkgutil.walk_packages(getattr(root, "__path__", []), pkg + ".")
+                         if not m.name.endswith("__main__")]
+        for name in names:
+            mod = importlib.import_module(name)
+            defined |= {c.__name__ for c in vars(mod).values() if isinstance(c, type)
+                        and issubclass(c, errors.PrefloopError) and c.__module__ == mod.__name__}
+    from prefloop.training import errors as training_errors
+
+    defined |= {"TrainingError", "ConfigError"} & set(training_errors.__all__)
+    tree = errors.__doc__.split("::", 1)[1].split("\n\n", 2)[1]
+    documented = {w.rsplit(".", 1)[-1] for w in re.findall(r"[A-Za-z_.]*[A-Z][A-Za-z]*(?:Error|Match|Authorized|"
+                                                          r"Submission|Items|Short)\b", tree)}
+    assert documented == defined, (sorted(defined - documented), sorted(documented - defined))
+
+
+def test_code_speaks_of_what_it_does_not_of_its_history():
+    """No issue numbers, no "this round", no link to files a clone does not have."""
+    import re
+
+    bad = re.compile(r"\b[Ii]ssue:? ?#?\d+|\(issue[:)]|since this round|\.\./shared/DESIGN")
+    roots = ("core", "store", "judge", "training", "annotate_app", "prefloop", "bench", "tests")
+    hits = [f"{p}:{n}" for r in roots for p in sorted(ROOT.joinpath(r).rglob("*.py"))
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if bad.search(line) and "re.compile" not in line]
+    assert not hits, hits

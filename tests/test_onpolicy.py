@@ -7,7 +7,7 @@ import pytest
 
 from prefloop.pipelines.errors import OnPolicyConfigError
 from prefloop.pipelines.onpolicy import onpolicy_config, run_onpolicy
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import PairFilters
 from prefloop.training.errors import TrainingError
 from prefloop.training.generate import GenParams, generate, reward_labeler

@@ -7,7 +7,7 @@ import pytest
 
 from prefloop import store
 from prefloop.pipelines.prompt_sets import PromptSetPlan, PromptSetsError, plan_prompt_sets, record_prompt_sets
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import PairFilters, derive_pairs
 
 

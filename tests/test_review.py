@@ -11,7 +11,7 @@ from prefloop.annotate_app.config import AppConfig
 from prefloop.annotate_app.errors import InvalidSubmission, NotAuthorized
 from prefloop.annotate_app.render import render_review_item
 from prefloop.annotate_app.services import AppServices
-from prefloop.store.export import ExportOptions, export_pairs
+from prefloop.store.export_files import ExportOptions, export_pairs
 from prefloop.store.pairs import PairFilters, derive_pairs
 
 
@@ -194,7 +194,7 @@ def test_app_yaml_review_rules_are_checked(tmp_path):
 
 
 def test_activity_plots_count_submissions_agreement_and_open_tasks(db, team):
-    from prefloop.store.reports import labeling_activity
+    from prefloop.store.counts import labeling_activity
 
     assert labeling_activity(db) == {"submissions": [], "agreement": [], "burndown": []}
     p1, (a1, b1) = _pair(db, "q1")
@@ -255,7 +255,7 @@ def test_edit_preview_is_a_word_diff_against_the_closest_response(db, team):
 
 
 def test_ratings_with_and_without_a_ranking_are_stored_exported_and_summarized(db, team, tmp_path):
-    from prefloop.store.reports import ratings_summary
+    from prefloop.store.counts import ratings_summary
 
     aspects = ["helpfulness", "harmlessness"]
     both = AppServices(db, AppConfig(ratings={"aspects": aspects, "scale": 5, "datasets": ["r"]}))

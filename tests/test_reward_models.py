@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from prefloop.core.models import ModelNotFoundError, resolve_model
+from prefloop.core.models import AggregationError, ModelNotFoundError, resolve_model
 from prefloop.pipelines.errors import EvalError
 from prefloop.pipelines.reward_eval import run_rm_eval
 from prefloop.store.errors import InvalidInputError
@@ -123,7 +123,7 @@ def test_an_ensemble_trains_as_one_run_and_is_scored_everywhere(hh_store, tiny_m
                                               "export_id": run.export_id})
     with pytest.raises(ModelNotFoundError, match="not an ensemble"):
         resolve_model(f"run:{single.run.id}@wco", hh_store)
-    with pytest.raises(ModelNotFoundError, match="expected mean, wco, uwo"):
+    with pytest.raises(AggregationError, match="expected mean, wco, uwo"):
         resolve_model(f"run:{run.id}@median", hh_store)
 
 
@@ -147,7 +147,7 @@ def test_graded_strength_reaches_the_reward_models_margin_loss(db, tiny_model, t
     """Labels with a strength export a margin; margin_loss trains with it (TRL's margin
     column); an export without the column is one clear error."""
     from prefloop import store
-    from prefloop.store.export import export_pairs
+    from prefloop.store.export_files import export_pairs
     from prefloop.store.pairs import PairFilters
     from prefloop.training.data import load_pairs
 

@@ -1,6 +1,6 @@
 """Reward scoring tokenizes as the reward trainer did, and a long conversation keeps the
-special tokens and the whole response (issue: the [CLS] token an encoder's head reads used to be
-cut off)."""
+special tokens and the whole response (the [CLS] token an encoder's head reads used to be cut
+off)."""
 
 from __future__ import annotations
 

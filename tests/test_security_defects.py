@@ -1,5 +1,5 @@
-"""Regression tests for the defects a security pass found in the labeling app and the importers
-(issue 14, section 6); each failed before its fix."""
+"""Regression tests for the defects a security pass found in the labeling app and the importers;
+each failed before its fix."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_undo_after_an_edit_withdraws_the_edit_and_shows_the_same_task(db):
 def test_an_export_killed_before_its_record_can_be_run_again(db, tmp_path):
     """Defect 4: kill -9 between the rename and the exports row left a complete, unrecorded
     directory, and a re-run refused it as "exists and is not empty"."""
-    from prefloop.store.export import export_pairs
+    from prefloop.store.export_files import export_pairs
     from prefloop.store.pairs import PairFilters
 
     (pid, rids), = make_pairs(db, 1)
@@ -250,7 +250,7 @@ def test_a_password_change_ends_existing_sessions_and_sessions_expire(db):
 
 
 def test_a_token_issued_before_a_password_change_is_refused_at_its_first_use(db):
-    """Issue 23, class 6: a login token obtained before the change and never used was accepted
+    """A login token obtained before the change and never used was accepted
     after the user's next login (sessions were tied to a login at their first use)."""
     from prefloop.annotate_app.errors import NotAuthorized
 

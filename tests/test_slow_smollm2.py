@@ -37,7 +37,7 @@ SORRY_ITERATIONS = 12
 
 
 def test_ppo_learns_the_sorry_reward_on_smollm2_at_its_defaults(shared_data, tmp_path):
-    """The check that found the old defaults flat (issue: KL within +-0.02 nats and no trend
+    """The check that found the old defaults flat (KL within +-0.02 nats and no trend
     over 17 iterations at lr 3e-6): +1 when the response contains "sorry", 8 rollouts of 24
     tokens per iteration on HH-RLHF prompts, every other setting at PPORunConfig's defaults."""
     from peft import get_peft_model

@@ -46,10 +46,14 @@ def test_reward_model_run_is_recorded_with_metrics_and_lineage(hh_store, rm_run)
 
 def test_dpo_and_sft_runs_read_a_named_export(hh_store, rm_run, tiny_model):
     export_id = rm_run.run.export_id
-    dpo = train(hh_store, "dpo", overrides={"model": str(tiny_model), "export_id": export_id, **FAST})
+    # a typed config built by the caller (the pipelines' way in); its figures come back typed
+    cfg = configs.DPORunConfig(model=str(tiny_model), export_id=export_id, **FAST)
+    dpo = train(hh_store, "dpo", config=cfg)
     assert dpo.run.export_id == export_id and dpo.run.status == "finished"
     assert "rewards/accuracies" in dpo.summary["eval"]
-    # the cost of evaluation is reported as a share of the run (issue: bounded evaluation)
+    assert dpo.steps == 2 and dpo.n_train and 0.0 <= dpo.eval_accuracy <= 1.0
+    assert dpo.run.config["output_dir"] != "trainer_output"      # runs/ next to the store
+    # the cost of evaluation is reported as a share of the run
     assert 0 < dpo.summary["eval_seconds"] <= dpo.summary["seconds"]
     assert 0 < dpo.summary["eval_share"] < 1
     sft = train(hh_store, "sft", overrides={"model": f"run:{dpo.run.id}", "export_id": export_id, **FAST})
@@ -94,6 +98,13 @@ def test_generate_stores_provenance_and_queues_the_most_uncertain(hh_store, rm_r
     assert len(tasks) == 2 and all(t.reason.startswith("uncertain") for t in tasks)
     gaps = [float(t.reason.split("gap ")[1].split(" ")[0]) for t in tasks]  # by priority
     assert gaps == sorted(gaps)
+
+
+def test_a_typed_config_must_be_the_kinds_and_comes_alone(hh_store):
+    with pytest.raises(ConfigError, match="expected a DPORunConfig"):
+        train(hh_store, "dpo", config=configs.SFTRunConfig(model="x"))
+    with pytest.raises(ConfigError, match="not both"):
+        train(hh_store, "dpo", config=configs.DPORunConfig(model="x"), overrides={"max_steps": 2})
 
 
 def test_configs_merge_file_and_overrides(tmp_path):

@@ -10,7 +10,7 @@ import sys
 import time
 
 from prefloop import store
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import PairFilters
 
 

@@ -182,15 +182,22 @@ class RewardRunConfig(DataOptions, LoraOptions, TrainerDefaults, RewardConfig):
         lam = self.uwo_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
             raise ConfigError(f"uwo_lambda: expected a number >= 0, found {lam!r}")
-        smoothing = str(self.label_smoothing).strip().lower()
-        if smoothing != "auto":
-            try:
-                eps = float(smoothing)
-            except ValueError:
-                raise ConfigError(f"label_smoothing {self.label_smoothing!r}: expected auto or a "
-                                  "number in [0, 0.5)") from None
-            if not 0.0 <= eps < 0.5:
-                raise ConfigError(f"label_smoothing {eps}: expected a number in [0, 0.5)")
+        parse_label_smoothing(self.label_smoothing)
+
+
+def parse_label_smoothing(value) -> float | None:
+    """A reward model's ``label_smoothing``: ``None`` for ``auto`` (each pair's ``p_chosen``),
+    else the constant epsilon. Raises ConfigError: not ``auto`` nor a number in [0, 0.5)."""
+    smoothing = str(value).strip().lower()
+    if smoothing == "auto":
+        return None
+    try:
+        eps = float(smoothing)
+    except ValueError:
+        raise ConfigError(f"label_smoothing {value!r}: expected auto or a number in [0, 0.5)") from None
+    if not 0.0 <= eps < 0.5:
+        raise ConfigError(f"label_smoothing {eps}: expected a number in [0, 0.5)")
+    return eps
 
 
 @dataclass

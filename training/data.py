@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from prefloop import store
-from prefloop.store.export import ExportOptions, export_pairs, verify_export
+from prefloop.store.export_files import ExportOptions, export_pairs, verify_export
 from prefloop.store.pairs import PairFilters
 
 from .errors import TrainingError

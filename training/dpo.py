@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.core.models import load_causal_lm, load_tokenizer, resolve_model
+from prefloop.core.models import load_causal_lm, resolve_model
 
-from .configs import lora_config
 from .data import fit_rows
 from .reward import PAIR_COLUMNS
 
@@ -23,9 +22,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     from trl import DPOTrainer
 
     cfg = ctx.config
-    tok = load_tokenizer(ctx.model.path)
-    model = load_causal_lm(ctx.model.path)
-    peft_config = lora_config(cfg, model) if cfg.use_lora else None
+    tok, model, peft_config = ctx.policy()
     ref_model = None
     if cfg.ref_model:
         ref_model = load_causal_lm(resolve_model(cfg.ref_model, ctx.store, require="policy").path)
@@ -39,8 +36,4 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                          eval_dataset=test,
                          processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
-    summary = ctx.summary(result, train_pairs=len(train))
-    if test is not None and len(test):   # before merging: a LoRA reference is the disabled adapters
-        summary["eval"] = ctx.evaluate_trainer(trainer, result.global_step)
-    final = ctx.save_final(trainer.model.merge_and_unload() if peft_config else trainer.model, tok)
-    return final, summary
+    return ctx.finish(trainer, result, tok, peft_config, test, train_pairs=len(train))

@@ -8,9 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.core.models import load_causal_lm, load_tokenizer
-
-from .configs import lora_config
 from .errors import TrainingError
 
 __all__ = ["run", "check_unpaired", "KTO_COLUMNS"]
@@ -42,16 +39,10 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     cfg = ctx.config
     train = ctx.data["train"].select_columns(KTO_COLUMNS)
     n_good, n_bad = check_unpaired(ctx.export.id, train, cfg)
-    tok = load_tokenizer(ctx.model.path)
-    model = load_causal_lm(ctx.model.path)
-    peft_config = lora_config(cfg, model) if cfg.use_lora else None
+    tok, model, peft_config = ctx.policy()
     test = ctx.eval_split()
     trainer = KTOTrainer(model=model, args=cfg, train_dataset=train,
                          eval_dataset=test.select_columns(KTO_COLUMNS) if test is not None else None,
                          processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
-    summary = ctx.summary(result, train_rows=len(train), desirable=n_good, undesirable=n_bad)
-    if test is not None and len(test):
-        summary["eval"] = ctx.evaluate_trainer(trainer, result.global_step)
-    final = ctx.save_final(trainer.model.merge_and_unload() if peft_config else trainer.model, tok)
-    return final, summary
+    return ctx.finish(trainer, result, tok, peft_config, test, train_rows=len(train), desirable=n_good, undesirable=n_bad)

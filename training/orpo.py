@@ -10,9 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefloop.core.models import load_causal_lm, load_tokenizer
-
-from .configs import lora_config
 from .errors import TrainingError
 from .reward import PAIR_COLUMNS
 
@@ -38,9 +35,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     from trl.experimental.orpo import ORPOTrainer
 
     cfg = ctx.config
-    tok = load_tokenizer(ctx.model.path)
-    model = load_causal_lm(ctx.model.path)
-    peft_config = lora_config(cfg, model) if cfg.use_lora else None
+    tok, model, peft_config = ctx.policy()
     train, dropped = _fitting(ctx.data["train"].select_columns(PAIR_COLUMNS), tok, cfg.max_length)
     test = ctx.eval_split()
     if test is not None:
@@ -53,8 +48,4 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
                           eval_dataset=test if test is not None and len(test) else None,
                           processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())
     result = ctx.fit(trainer)
-    summary = ctx.summary(result, train_pairs=len(train), dropped_long_prompts=dropped)
-    if test is not None and len(test):
-        summary["eval"] = ctx.evaluate_trainer(trainer, result.global_step)
-    final = ctx.save_final(trainer.model.merge_and_unload() if peft_config else trainer.model, tok)
-    return final, summary
+    return ctx.finish(trainer, result, tok, peft_config, test, train_pairs=len(train), dropped_long_prompts=dropped)

@@ -21,7 +21,7 @@ from typing import Any
 
 from prefloop.core.models import load_reward_model
 
-from .configs import lora_config
+from .configs import lora_config, parse_label_smoothing
 from .errors import TrainingError
 from .rm_eval import grouped_reward_metrics
 from .scoring import (
@@ -57,16 +57,8 @@ def soft_label_columns(cfg, split) -> list[str]:
     Raises:
         TrainingError: a bad ``label_smoothing``, or a column the export does not have.
     """
-    smoothing = str(cfg.label_smoothing).strip().lower()
-    if smoothing != "auto":
-        try:
-            eps = float(smoothing)
-        except ValueError:
-            raise TrainingError(f"label_smoothing {cfg.label_smoothing!r}: expected auto or a "
-                                "number in [0, 0.5)") from None
-        if not 0.0 <= eps < 0.5:
-            raise TrainingError(f"label_smoothing {eps}: expected a number in [0, 0.5)")
-    need = (["p_chosen"] if smoothing == "auto" else []) + (["weight"] if cfg.label_weights else [])
+    auto = parse_label_smoothing(cfg.label_smoothing) is None
+    need = (["p_chosen"] if auto else []) + (["weight"] if cfg.label_weights else [])
     missing = [c for c in need if c not in split.column_names]
     if missing:
         raise TrainingError(f"label_smoothing/label_weights need the export columns {missing}: "
@@ -95,8 +87,7 @@ def _soft_trainer(cfg):
     from trl import RewardTrainer
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
-    smoothing = str(cfg.label_smoothing).strip().lower()
-    fixed = None if smoothing == "auto" else float(smoothing)
+    fixed = parse_label_smoothing(cfg.label_smoothing)
 
     class SoftCollator(DataCollatorForPreference):
         def torch_call(self, examples):

@@ -33,7 +33,7 @@ __all__ = ["RewardScorer", "EnsembleScorer", "reward_scorer", "prepare_reward_to
            "reward_statistics", "normalized", "normalized_score"]
 
 #: Written next to a trained reward model: ``{"max_length": N}``, the trainer's length limit,
-#: and (since this round) ``"score_mean"``/``"score_std"``: its scores' mean and population std
+#: and ``"score_mean"``/``"score_std"``: its scores' mean and population std
 #: over held-out responses, the statistics that ``normalize_reward`` divides by.
 REWARD_CONFIG = "prefloop_reward.json"
 _DEFAULT_MAX_LENGTH = 512
@@ -200,7 +200,7 @@ class RewardScorer:
         the decoded sequence ending in the EOS token (``<|im_end|>``) without ChatML's newline,
         or, for a reply cut at the length limit, no end at all; trailing pad tokens are dropped.
         The head reads the last token, so without this the same conversation scores
-        differently through the two paths (issue 22)."""
+        differently through the two paths."""
         end = self._turn_end()
         if not end:
             return text
@@ -295,7 +295,8 @@ class EnsembleScorer:
     :meth:`member_scores` and :meth:`disagreement`.
 
     Raises:
-        prefloop.core.models.ModelNotFoundError: a bad manifest or aggregation.
+        prefloop.core.models.ModelNotFoundError: a bad manifest;
+        prefloop.core.models.AggregationError: a bad aggregation.
     """
 
     def __init__(self, path: str | Path, aggregate: str | None = None, *, batch_size: int = 8,

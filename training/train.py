@@ -93,6 +93,27 @@ class RunContext:
         test = self.data["test"]
         return test.select(range(min(len(test), self.config.max_eval_pairs)))
 
+    def policy(self):
+        """The starting policy of a TRL preference/SFT trainer: ``(tokenizer, model,
+        peft_config)``, the last ``None`` without ``config.use_lora``."""
+        from prefloop.core.models import load_causal_lm, load_tokenizer
+
+        from .configs import lora_config
+
+        tok = load_tokenizer(self.model.path)
+        model = load_causal_lm(self.model.path)
+        return tok, model, lora_config(self.config, model) if self.config.use_lora else None
+
+    def finish(self, trainer, result, tok, peft_config, test, **extra: Any) -> tuple[Path, dict[str, Any]]:
+        """After a TRL trainer's fit: the summary (:meth:`summary` with ``extra``, and the
+        held-out figures when ``test`` has rows; before merging, since a LoRA reference is the
+        disabled adapters) and the final model saved (LoRA merged): ``(final_dir, summary)``."""
+        summary = self.summary(result, **extra)
+        if test is not None and len(test):
+            summary["eval"] = self.evaluate_trainer(trainer, result.global_step)
+        final = self.save_final(trainer.model.merge_and_unload() if peft_config else trainer.model, tok)
+        return final, summary
+
     def fit(self, trainer) -> Any:
         """``trainer.train()``, from the last checkpoint when resuming; returns TRL's
         ``TrainOutput`` (``training_loss``, ``global_step``)."""
@@ -133,10 +154,44 @@ class RunContext:
 
 @dataclass
 class TrainResult:
+    """One finished training run: its row, the final checkpoint's folder, the run's summary
+    (as stored, JSON) and the wall clock (seconds). The properties read the summary's figures
+    that every method reports, typed, so callers never walk the JSON."""
+
     run: store.Run
     final_dir: Path
     summary: dict[str, Any]
     seconds: float
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps (PPO: iterations)."""
+        return int(self.summary.get("steps", self.summary.get("iterations", 0)))
+
+    @property
+    def train_loss(self) -> float | None:
+        return self.summary.get("train_loss")
+
+    @property
+    def n_train(self) -> int | None:
+        """Training rows: pairs (RM, DPO, ORPO), rows (SFT), labels (KTO) or prompts (RL)."""
+        for key in ("train_pairs", "train_rows", "train_labels", "train_prompts"):
+            if key in self.summary:
+                return int(self.summary[key])
+        return None
+
+    @property
+    def eval_metrics(self) -> dict[str, float]:
+        """The held-out figures: a reward model's ``accuracy`` and ``n`` (pairs) over all
+        held-out pairs; a preference method's TRL eval metrics (``rewards/accuracies``...)."""
+        ev = self.summary.get("eval") or {}
+        return dict(ev.get("all", ev)) if isinstance(ev, dict) else {}
+
+    @property
+    def eval_accuracy(self) -> float | None:
+        """Held-out pairwise accuracy: the reward model's, or the implicit reward's (DPO)."""
+        ev = self.eval_metrics
+        return ev.get("accuracy", ev.get("rewards/accuracies"))
 
 
 def _method(kind: str):
@@ -170,19 +225,25 @@ def find_resumable(s: store.Store, kind: str, run_id: int | None = None) -> stor
     return run
 
 
-def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
+def train(s: store.Store, kind: str, *, config: Any | None = None, config_path: str | Path | None = None,
           overrides: dict[str, Any] | None = None, resume: bool = False,
           resume_run_id: int | None = None, pipeline_run_id: int | None = None) -> TrainResult:
     """Train one model of ``kind`` (:data:`prefloop.core.kinds.TRAIN_KINDS`) and record it as a
     run. The on-policy methods (iterative DPO, rejection-sampling SFT) are pipelines of such
     runs: :mod:`prefloop.pipelines.onpolicy`.
 
+    The config: ``config``, a typed config of ``kind`` built by the caller
+    (:data:`prefloop.training.configs.CONFIGS`, e.g. ``DPORunConfig(model=..., export_id=3)``),
+    or one built from ``config_path`` (YAML/JSON) with ``overrides`` on top (the CLI's way in).
     With ``resume``/``resume_run_id`` the run's saved config is used, with ``overrides`` on top
     (e.g. a new ``max_steps``), and training continues from its last checkpoint.
 
     Raises:
         TrainingError, store.StoreError: bad config, model, export or resume target.
+        ConfigError: ``config`` is not ``kind``'s config class, or comes with a path or overrides.
     """
+    if config is not None:
+        overrides = _typed_overrides(kind, config, config_path, overrides)
     rank, world = _world()
     if world > 1:
         _distributed_state()
@@ -215,6 +276,35 @@ def train(s: store.Store, kind: str, *, config_path: str | Path | None = None,
                    "processes": world}
         run = s.runs.update(run.id, status="finished", checkpoint_path=str(final_dir), summary=summary)
     return TrainResult(run, Path(final_dir), summary, time.perf_counter() - t0)
+
+
+def _typed_overrides(kind: str, config, config_path, overrides) -> dict[str, Any]:
+    """A caller's typed config as the fields :func:`load_config` rebuilds it from (the same
+    path a resumed run's saved config takes), after checking it is ``kind``'s."""
+    from .configs import CONFIGS, ConfigError, config_to_dict
+
+    if config_path is not None or overrides:
+        raise ConfigError("train: give a typed config, or a config file and overrides, not both")
+    if type(config) is not CONFIGS.get(kind):
+        raise ConfigError(f"train {kind}: expected a {CONFIGS[kind].__name__ if kind in CONFIGS else kind} "
+                          f"config, found {type(config).__name__}")
+    fields = config_to_dict(config)
+    if fields.get("output_dir") == CONFIGS[kind]().output_dir:     # TRL's placeholder: ours applies
+        fields.pop("output_dir")
+    return fields
+
+
+def run_config(kind: str, **fields):
+    """``kind``'s typed config (:data:`~prefloop.training.configs.CONFIGS`) from keyword
+    fields, for :func:`train`'s ``config``. Raises ConfigError: unknown kind or field."""
+    from .configs import CONFIGS, ConfigError
+
+    if kind not in CONFIGS:
+        raise ConfigError(f"unknown training kind {kind!r}: expected one of {', '.join(CONFIGS)}")
+    try:
+        return CONFIGS[kind](**fields)
+    except TypeError as exc:
+        raise ConfigError(f"config for {kind}: {exc}") from None
 
 
 def _prepare(s: store.Store, kind: str, config_path, overrides, resume: bool, resume_run_id):

@@ -14,11 +14,7 @@ from prefloop.core.agreement import (
     pairwise_agreement,
     ranking_units,
 )
-from prefloop.store.export import export_pairs
-from prefloop.store.judge_rows import agreement_rows
-from prefloop.store.pairs import PairFilters
-from prefloop.store.reliability import labeler_reliability
-from prefloop.store.reports import (
+from prefloop.store.counts import (
     ai_labelers,
     labeling_activity,
     labeling_dashboard,
@@ -26,6 +22,10 @@ from prefloop.store.reports import (
     ratings_summary,
     task_rankings,
 )
+from prefloop.store.export_files import export_pairs
+from prefloop.store.judge_rows import agreement_rows
+from prefloop.store.pairs import PairFilters
+from prefloop.store.reliability import labeler_reliability
 
 from ..config import AppConfig
 from ..errors import InvalidSubmission
@@ -41,11 +41,11 @@ class AdminService:
 
     def activity(self) -> dict[str, list[dict[str, Any]]]:
         """Submissions per hour, agreement over time and the queue's burn-down (48 hours);
-        see :func:`prefloop.store.reports.labeling_activity`."""
+        see :func:`prefloop.store.counts.labeling_activity`."""
         return labeling_activity(self.store)
 
     def ratings(self) -> list[dict[str, Any]]:
-        """Per-response ratings by dataset and aspect (:func:`prefloop.store.reports.ratings_summary`)."""
+        """Per-response ratings by dataset and aspect (:func:`prefloop.store.counts.ratings_summary`)."""
         return ratings_summary(self.store)
 
     def people(self) -> list[dict[str, Any]]:

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from prefloop import store
-from prefloop.core.kinds import TRAIN_KINDS
+from prefloop.core.kinds import JUDGE_MODES, app_trainable
 
 from ..errors import InvalidSubmission
 
 __all__ = ["JobRunner", "JOB_KINDS"]
 
 #: The jobs the admin page may start: command -> kinds (train) or modes (judge).
-JOB_KINDS = {"train": tuple(k for k in TRAIN_KINDS if k != "kto"),   # kto needs feedback labels
-             "judge": ("pairwise", "rank", "critique", "score"),
+JOB_KINDS = {"train": app_trainable(),      # the trainers that read pairs (not KTO's feedback labels)
+             "judge": JUDGE_MODES,
              "loop": ("", "iteration")}
 #: The options a job may be given (as ``--option value``).
 JOB_OPTIONS = frozenset({"model", "reward_model", "max_steps", "source", "limit", "backend",

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from prefloop import store
-from prefloop.store.reports import annotator_progress
+from prefloop.store.counts import annotator_progress
 
 from ..config import AppConfig
 from ..errors import InvalidSubmission

@@ -108,7 +108,7 @@ class PlatformService:
         Raises:
             InvalidSubmission: a name that is not one plain folder name inside ``root``.
         """
-        from prefloop.store.export import ExportOptions, export_pairs
+        from prefloop.store.export_files import ExportOptions, export_pairs
         from prefloop.store.pairs import PairFilters
 
         target = self._inside(root, name, "name")

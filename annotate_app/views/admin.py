@@ -8,6 +8,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from prefloop.core.display import cell
+
 from ..handlers import handler
 from ..services import JOB_KINDS, AppServices
 
@@ -17,7 +19,7 @@ DEFAULT_METRICS = ["loss", "accuracy", "reward", "kl", "eval/all/accuracy"]
 
 
 def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
+    return cell(v, 3)
 
 
 def dashboard_markdown(board: dict[str, Any], review_waiting: int, review_counts: dict[str, int],

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from prefloop.core.display import cell
 from prefloop.core.errors import PrefloopError
 from prefloop.core.secrets import redact
 
@@ -123,7 +124,7 @@ def _click_errors():
 
 def fmt(v, digits: int = 3) -> str:
     """A table cell: ``-`` for ``None``, floats to ``digits`` decimals."""
-    return "-" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+    return cell(v, digits)
 
 
 def show_progress() -> None:

@@ -162,7 +162,7 @@ def export(
 ) -> None:
     """Export preferences (TRL conversational format, Parquet + datasets dir): pairs, or
     unpaired labels for KTO with ``--format kto``."""
-    from prefloop.store.export import ExportOptions, export_pairs
+    from prefloop.store.export_files import ExportOptions, export_pairs
     from prefloop.store.pairs import PairFilters
 
     filters = PairFilters(source=source, min_agreement=min_agreement, dataset=dataset,
@@ -213,7 +213,7 @@ def stats(labelers: bool = typer.Option(False, "--labelers", help="Per labeler (
     if labelers:
         _print_labelers(dataset)
         return
-    from prefloop.store.reports import ratings_summary, store_stats
+    from prefloop.store.counts import ratings_summary, store_stats
 
     st = store_stats(state.store())
     ratings = ratings_summary(state.store())

@@ -58,8 +58,8 @@ def board_show(run: Annotated[Optional[int], typer.Argument(help="Board run id (
 
 
 def _print_board(s, run) -> None:
+    from prefloop.cli.report import print_board
     from prefloop.pipelines.board import board_rows
-    from prefloop.pipelines.report import print_board
 
     print_board(console, run, board_rows(s, run))
 
@@ -74,9 +74,9 @@ def demo(
 ) -> None:
     """The whole loop on real data with the embedded SmolLM2: prompt sets, reward models, SFT,
     on-policy DPO, an evaluation on test prompts with blind tasks for people. Re-running resumes."""
+    from prefloop.cli.report import print_demo
     from prefloop.pipelines.demo import DEFAULT, FULL, QUICK, run_demo
     from prefloop.pipelines.errors import DemoDataError
-    from prefloop.pipelines.report import print_demo
 
     if quick and full:
         raise DemoDataError("--quick and --full: choose one")
@@ -181,10 +181,10 @@ def eval_(
 
 
 def _show_eval(s, run) -> None:
+    from prefloop.cli.report import print_eval, print_leaderboards
     from prefloop.core.models import DEFAULT_MODEL
     from prefloop.core.stats import leaderboards
     from prefloop.pipelines.evaluation import with_people
-    from prefloop.pipelines.report import print_eval, print_leaderboards
 
     summary, progress = with_people(s, run)
     print_eval(console, run.id, summary, progress)
@@ -205,7 +205,7 @@ def eval_rm(
     """A reward model on any pair set: accuracy with a 95% CI, ECE, mean margin, accuracy when
     the chosen response is longer vs shorter (length bias), per-group figures and RewardBench
     v1's section scores; recorded as an eval-rm run."""
-    from prefloop.pipelines.report import print_rm_eval
+    from prefloop.cli.report import print_rm_eval
     from prefloop.pipelines.reward_eval import run_rm_eval
 
     r = run_rm_eval(state.store(), model, pairs, by=by, limit=limit, batch_size=batch_size)

@@ -10,8 +10,9 @@ import typer
 import yaml
 from rich.table import Table
 
+from prefloop.core.display import cell
 from prefloop.core.kinds import METHODS as KINDS
-from prefloop.core.kinds import ONPOLICY_KINDS
+from prefloop.core.kinds import ONPOLICY_KINDS, REWARDED_METHODS
 
 from ._common import OptionError, console, state
 
@@ -65,7 +66,7 @@ def train(
     if kind in ONPOLICY_KINDS:
         _train_onpolicy(kind, config, overrides, resume or run is not None)
         return
-    if kind not in ("ppo", "grpo", "rloo"):
+    if kind not in REWARDED_METHODS:
         overrides.pop("reward_model")
     import os
 
@@ -128,7 +129,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return cell(v, sig=True)
 
 
 @runs_app.command("list")

@@ -20,6 +20,11 @@ __all__ = ["Pipeline"]
 log = logging.getLogger(__name__)
 
 
+def stage_output(run: store.Run, stage: str) -> dict[str, Any]:
+    """What stage ``stage`` of the pipeline run ``run`` returned (``{}`` when it did not run)."""
+    return dict(((run.summary or {}).get("stages") or {}).get(stage) or {})
+
+
 class Pipeline:
     """Stages of one ``kind`` run (``demo`` or ``loop``) with the given ``config``.
 
@@ -42,7 +47,7 @@ class Pipeline:
             if not self.already_finished:
                 run = s.runs.update(run.id, status="running", claim=True)
             log.info("Resuming %s run %d (%d stages done)", kind, run.id,
-                     len((run.summary or {}).get("stages", {})))
+                     len((run.summary or {}).get("stages") or {}))
         else:
             run = s.runs.create(kind, config, pipeline_run_id=pipeline_run_id)
         self.run = run

@@ -22,7 +22,7 @@ from typing import Any
 
 from prefloop import store
 from prefloop.core.stats import WinRate, seed_win_rate
-from prefloop.store.export import ExportOptions, export_pairs
+from prefloop.store.export_files import ExportOptions, export_pairs
 from prefloop.store.pairs import PairFilters
 
 from .base import Pipeline
@@ -107,7 +107,7 @@ class _Seed:
         self.out = s.path.resolve().parent / "runs" / f"board-{pipe.run.id}-seed-{seed}"
 
     def setup(self) -> dict[str, Any]:
-        from prefloop.training.train import train
+        from prefloop.training.train import run_config, train
 
         data = {}
         for half, shard in (("a", 0), ("b", 1)):
@@ -120,15 +120,15 @@ class _Seed:
         data["kto"] = export_pairs(self.s, self.out / "export-kto", f, ExportOptions(format="kto", kto_pairs=True),
                                    overwrite=True).export.id
         for name, half in (("proxy", "half_a"), ("second", "half_b")):
-            r = train(self.s, "rm", overrides={
-                "model": "minilm", "export_id": data[half], "max_steps": self.cfg.rm_steps, "max_length": 256,
-                "per_device_train_batch_size": 8, "learning_rate": 5e-5, "max_eval_pairs": 96,
-                "save_steps": 10_000, "logging_steps": 10, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
+            rm = run_config("rm", model="minilm", export_id=data[half], max_steps=self.cfg.rm_steps,
+                            max_length=256, per_device_train_batch_size=8, learning_rate=5e-5,
+                            max_eval_pairs=96, save_steps=10_000, logging_steps=10, seed=self.seed)
+            r = train(self.s, "rm", config=rm, pipeline_run_id=self.pipe.run.id)
             data[name] = f"run:{r.run.id}"
         return data
 
     def method(self, method: str, data: dict[str, Any], base: str, budget: float) -> dict[str, Any]:
-        from prefloop.training.train import train
+        from prefloop.training.train import run_config, train
 
         from .onpolicy import onpolicy_config, run_onpolicy
 
@@ -138,19 +138,16 @@ class _Seed:
         rl = {**common, "export_id": data["half_a"], "reward_model": data["proxy"],
               "second_reward_model": data["second"]}
         if method in ("dpo", "orpo", "sft"):
-            r = train(self.s, method, overrides={**offline, "export_id": data["half_a"]}, pipeline_run_id=pid)
+            kind, fields = method, {**offline, "export_id": data["half_a"]}
         elif method == "dpo-random":
-            r = train(self.s, "dpo", overrides={**offline, "export_id": data["random"]}, pipeline_run_id=pid)
+            kind, fields = "dpo", {**offline, "export_id": data["random"]}
         elif method == "kto":
-            r = train(self.s, "kto", overrides={**offline, "export_id": data["kto"], "per_device_train_batch_size": 4},
-                      pipeline_run_id=pid)
+            kind, fields = "kto", {**offline, "export_id": data["kto"], "per_device_train_batch_size": 4}
         elif method == "ppo":
-            r = train(self.s, "ppo", overrides={**rl, "max_new_tokens": cfg.max_new_tokens,
-                                                 "max_prompt_length": cfg.max_prompt_tokens, "batch_size": 16,
-                                                 "mini_batch_size": 8}, pipeline_run_id=pid)
+            kind, fields = "ppo", {**rl, "max_new_tokens": cfg.max_new_tokens, "batch_size": 16,
+                                   "max_prompt_length": cfg.max_prompt_tokens, "mini_batch_size": 8}
         elif method in ("grpo", "rloo"):
-            r = train(self.s, method, overrides={**rl, "max_completion_length": cfg.max_new_tokens,
-                                                  "logging_steps": 1}, pipeline_run_id=pid)
+            kind, fields = method, {**rl, "max_completion_length": cfg.max_new_tokens, "logging_steps": 1}
         else:                                           # iterative-dpo, rs-sft: sample, label, train
             sampling = 48 * 4 * cfg.max_new_tokens / 70.0           # 70 tokens/s on 2 cores
             oc = onpolicy_config("rs-sft" if method == "rs-sft" else "iterative-dpo", {
@@ -159,8 +156,9 @@ class _Seed:
                 "max_prompt_tokens": cfg.max_prompt_tokens, "max_steps": 10_000, "save_steps": 10_000,
                 "max_seconds": max(30.0, budget - sampling), "logging_steps": 5, "seed": self.seed}, "board")
             res = run_onpolicy(self.s, oc, pipeline_run_id=pid, fresh=True)
-            return {"run_id": res.run.summary["final_run_id"], "seconds": round(time.perf_counter() - t0, 1)}
-        return {"run_id": r.run.id, "seconds": round(time.perf_counter() - t0, 1), "steps": r.summary.get("steps")}
+            return {"run_id": res.final_run_id, "seconds": round(time.perf_counter() - t0, 1)}
+        r = train(self.s, kind, config=run_config(kind, **fields), pipeline_run_id=pid)
+        return {"run_id": r.run.id, "seconds": round(time.perf_counter() - t0, 1), "steps": r.steps}
 
     def evaluate(self, trained: dict[str, dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:
         from prefloop.core.models import DEFAULT_MODEL

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from prefloop import store
-from prefloop.store.export import export_pairs
+from prefloop.core.display import interval
+from prefloop.store.export_files import export_pairs
 from prefloop.store.importer import import_file
 from prefloop.store.pairs import PairFilters
 
@@ -201,16 +202,16 @@ class _Demo:
         return out
 
     def reward_model(self, export_id: int) -> dict[str, Any]:
+        from prefloop.training.configs import RewardRunConfig
         from prefloop.training.train import train
 
-        r = train(self.s, "rm", overrides={
-            "model": "minilm", "export_id": export_id, "max_steps": self.plan.rm_steps,
-            "max_length": self.plan.rm_max_length, "per_device_train_batch_size": 8, "learning_rate": 5e-5,
-            "max_eval_pairs": 96, "save_steps": 10_000, "logging_steps": 10, "seed": self.seed},
-            pipeline_run_id=self.pipe.run.id)
-        ev = r.summary.get("eval", {}).get("all", {})
-        return {"run_id": r.run.id, "accuracy": ev.get("accuracy"), "eval_pairs": ev.get("n"),
-                "steps": r.summary["steps"]}
+        cfg = RewardRunConfig(model="minilm", export_id=export_id, max_steps=self.plan.rm_steps,
+                              max_length=self.plan.rm_max_length, per_device_train_batch_size=8,
+                              learning_rate=5e-5, max_eval_pairs=96, save_steps=10_000, logging_steps=10,
+                              seed=self.seed)
+        r = train(self.s, "rm", config=cfg, pipeline_run_id=self.pipe.run.id)
+        return {"run_id": r.run.id, "accuracy": r.eval_accuracy, "eval_pairs": r.eval_metrics.get("n"),
+                "steps": r.steps}
 
     def rehearsal(self, proxy: str) -> dict[str, Any]:
         """The base's own answers to benign training prompts, best finished of ``rehearsal_n``
@@ -228,47 +229,48 @@ class _Demo:
         labelers = ("hh-rlhf", reward_labeler(proxy))
         r = export_pairs(self.s, self.runs / f"demo-{self.pipe.run.id}-export-sft", PairFilters(
             labeler=labelers, test_fraction=0.1, seed=self.seed, shard=0, shards=2), overwrite=True)
-        return {"generate_run_id": g.run.id, "labeled": g.run.summary.get("labeled", 0),
+        return {"generate_run_id": g.run.id, "labeled": len(g.comparison_ids),
                 "export_id": r.export.id, "rows": r.n_train}
 
     def sft(self, export_id: int) -> dict[str, Any]:
         from prefloop.core.models import DEFAULT_MODEL
+        from prefloop.training.configs import SFTRunConfig
         from prefloop.training.train import train
 
         p = self.plan
-        r = train(self.s, "sft", overrides={
-            "model": DEFAULT_MODEL, "export_id": export_id, "max_steps": p.sft_steps, "use_lora": True,
-            "lora_layers": 0.5, "per_device_train_batch_size": p.sft_batch, "max_length": p.sft_max_length,
-            "learning_rate": p.sft_learning_rate, "max_eval_pairs": 16, "save_steps": 10_000,
-            "logging_steps": 5, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
-        return {"run_id": r.run.id, "steps": r.summary["steps"], "rows": r.summary.get("train_rows"),
-                "train_loss": r.summary.get("train_loss")}
+        cfg = SFTRunConfig(model=DEFAULT_MODEL, export_id=export_id, max_steps=p.sft_steps, use_lora=True,
+                           lora_layers=0.5, per_device_train_batch_size=p.sft_batch, max_length=p.sft_max_length,
+                           learning_rate=p.sft_learning_rate, max_eval_pairs=16, save_steps=10_000,
+                           logging_steps=5, seed=self.seed)
+        r = train(self.s, "sft", config=cfg, pipeline_run_id=self.pipe.run.id)
+        return {"run_id": r.run.id, "steps": r.steps, "rows": r.n_train, "train_loss": r.train_loss}
 
     def dpo(self, policy: str, export_id: int) -> dict[str, Any]:
+        from prefloop.training.configs import DPORunConfig
         from prefloop.training.train import train
 
         p = self.plan
-        r = train(self.s, "dpo", overrides={
-            "model": policy, "export_id": export_id, "max_steps": p.dpo_steps, "use_lora": True,
-            "lora_layers": 0.5, "per_device_train_batch_size": 2, "max_length": p.sft_max_length,
-            "learning_rate": p.dpo_learning_rate, "beta": p.dpo_beta, "max_eval_pairs": 16,
-            "save_steps": 10_000, "logging_steps": 4, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
-        ev = r.summary.get("eval", {})
-        return {"run_id": r.run.id, "steps": r.summary["steps"], "pairs": r.summary.get("train_pairs"),
-                "train_loss": r.summary.get("train_loss"), "eval_accuracy": ev.get("rewards/accuracies")}
+        cfg = DPORunConfig(model=policy, export_id=export_id, max_steps=p.dpo_steps, use_lora=True,
+                           lora_layers=0.5, per_device_train_batch_size=2, max_length=p.sft_max_length,
+                           learning_rate=p.dpo_learning_rate, beta=p.dpo_beta, max_eval_pairs=16,
+                           save_steps=10_000, logging_steps=4, seed=self.seed)
+        r = train(self.s, "dpo", config=cfg, pipeline_run_id=self.pipe.run.id)
+        return {"run_id": r.run.id, "steps": r.steps, "pairs": r.n_train, "train_loss": r.train_loss,
+                "eval_accuracy": r.eval_accuracy}
 
     def ppo(self, policy: str, export_id: int, proxy: str, second: str) -> dict[str, Any]:
+        from prefloop.training.configs import PPORunConfig
         from prefloop.training.train import train
 
         p = self.plan
-        r = train(self.s, "ppo", overrides={
-            "model": policy, "export_id": export_id, "reward_model": proxy, "second_reward_model": second,
-            "max_steps": p.ppo_iterations, "batch_size": p.ppo_batch, "mini_batch_size": max(1, p.ppo_batch // 2),
-            "ppo_epochs": 2, "max_new_tokens": p.eval_tokens, "max_prompt_length": p.max_prompt_tokens,
-            "save_steps": 10_000, "seed": self.seed}, pipeline_run_id=self.pipe.run.id)
+        cfg = PPORunConfig(model=policy, export_id=export_id, reward_model=proxy, second_reward_model=second,
+                           max_steps=p.ppo_iterations, batch_size=p.ppo_batch,
+                           mini_batch_size=max(1, p.ppo_batch // 2), ppo_epochs=2, max_new_tokens=p.eval_tokens,
+                           max_prompt_length=p.max_prompt_tokens, save_steps=10_000, seed=self.seed)
+        r = train(self.s, "ppo", config=cfg, pipeline_run_id=self.pipe.run.id)
         curve = {name: [m.value for m in self.s.runs.metrics(r.run.id, name)]
                  for name in ("probe_reward_model", "probe_reward_second", "kl")}
-        return {"run_id": r.run.id, "iterations": r.summary["iterations"], **curve}
+        return {"run_id": r.run.id, "iterations": r.steps, **curve}
 
     def evaluate(self, models: list[str], proxy: str, second: str) -> dict[str, Any]:
         from prefloop.core.models import DEFAULT_MODEL
@@ -291,7 +293,7 @@ class _Demo:
         r = run_batch(self.s, "critique", make_backend("local", store=self.s), source="generated",
                       limit=self.plan.critique_responses, concurrency=1, max_tokens=96, progress=False,
                       pipeline_run_id=self.pipe.run.id)
-        return {"run_id": r.run.id, "revisions": r.summary["revisions"], "calls": r.summary["calls"]}
+        return {"run_id": r.run.id, "revisions": r.revisions, "calls": r.calls}
 
 
 def _admin(s: store.Store) -> tuple[dict[str, Any], str | None]:
@@ -366,7 +368,7 @@ def run_demo(s: store.Store, *, plan: DemoPlan = DEFAULT, seed: int = 1, data: s
 
 
 def _fmt(w) -> str:
-    return "-" if w is None or not w.n else f"{w.rate:.2f} [{w.low:.2f}, {w.high:.2f}]"
+    return "-" if w is None else interval(w.rate, w.low, w.high, n=w.n)
 
 
 def demo_targets(summary: EvalSummary, progress, final: str, seconds: dict[str, float],

@@ -21,10 +21,10 @@ from typing import Any
 
 from prefloop import store
 from prefloop.core.kinds import ONPOLICY_KINDS
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import NoPairsMatch, PairFilters
 
-from .base import Pipeline
+from .base import Pipeline, stage_output
 from .loop_config import REWARDED_UPDATES, EvalStep, LoopConfig, TrainStep, load_loop_config
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def run_loop(s: store.Store, cfg: LoopConfig, *, fresh: bool = False,
     def export():
         since = None
         if cfg.export.since_last and previous:
-            since = (previous[-1].summary or {}).get("stages", {}).get("export", {}).get("export_id")
+            since = stage_output(previous[-1], "export").get("export_id")
         out = s.path.resolve().parent / "runs" / f"loop-{loop_id}-export"
         try:
             r = export_pairs(s, out, replace(cfg.export.filters, since_export=since), overwrite=True)
@@ -124,7 +124,7 @@ def _judge(s: store.Store, cfg: LoopConfig, loop_id: int) -> dict[str, Any]:
     for mode in j.modes:
         r = run_batch(s, mode, backend, source=j.source, limit=j.limit, rounds=j.rounds,
                       constitution=j.constitution, pipeline_run_id=loop_id)
-        out[mode] = {"run_id": r.run.id, "comparisons": r.summary["comparisons"], "calls": r.summary["calls"]}
+        out[mode] = {"run_id": r.run.id, "comparisons": r.comparisons, "calls": r.calls}
     return out
 
 
@@ -162,14 +162,14 @@ def _onpolicy(s: store.Store, step: TrainStep, overrides: dict[str, Any], loop_i
 
     cfg = onpolicy_config(step.kind, overrides, step.kind)
     r = run_onpolicy(s, cfg, pipeline_run_id=loop_id)
-    return {"run_id": r.run.summary["final_run_id"], "pipeline_run_id": r.run.id,
+    return {"run_id": r.final_run_id, "pipeline_run_id": r.run.id,
             "rounds": len(r.rounds), "pairs": sum(x["pairs"] for x in r.rounds)}
 
 
 def _kto_export(s: store.Store, cfg: LoopConfig, pairs_export_id: int, loop_id: int) -> int:
     """KTO reads unpaired labels: the iteration's selection again, in the KTO format (feedback,
     "both bad" labels and each pair's two sides)."""
-    from prefloop.store.export import ExportOptions
+    from prefloop.store.export_files import ExportOptions
 
     filters = s.exports.get(pairs_export_id).filters or {}
     known = set(PairFilters.__dataclass_fields__)
@@ -183,6 +183,4 @@ def _train(s: store.Store, step: TrainStep, overrides: dict[str, Any], loop_id: 
     from prefloop.training.train import train
 
     r = train(s, step.kind, overrides=overrides, pipeline_run_id=loop_id)
-    ev = r.summary.get("eval", {})
-    head = ev.get("all", ev) if isinstance(ev, dict) else {}
-    return {"run_id": r.run.id, **{k: v for k, v in head.items() if isinstance(v, (int, float))}}
+    return {"run_id": r.run.id, **{k: v for k, v in r.eval_metrics.items() if isinstance(v, (int, float))}}

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from prefloop.core.errors import PrefloopError
-from prefloop.core.kinds import ONPOLICY_KINDS
+from prefloop.core.kinds import ONPOLICY_KINDS, POLICY_KINDS, REWARDED_METHODS
 from prefloop.core.models import DEFAULT_MODEL
 from prefloop.store.pairs import PairFilters
 
@@ -54,9 +54,10 @@ __all__ = ["Trigger", "parse_duration", "LoopConfig", "ExportStep", "TrainStep",
            "load_loop_config", "POLICY_UPDATES", "REWARDED_UPDATES", "LOOP_KEYS"]
 
 #: ``policy_update`` values: the method that updates the policy each iteration.
-POLICY_UPDATES = ("dpo", "iterative-dpo", "ppo", "grpo", "rloo", "rs-sft", "orpo", "kto", "none")
+#: Every policy method but SFT (which learns from demonstrations, not preferences), or none.
+POLICY_UPDATES = (*(m for m in (*POLICY_KINDS, *ONPOLICY_KINDS) if m != "sft"), "none")
 #: The updates that sample from the policy and need the reward model trained this iteration.
-REWARDED_UPDATES = ("ppo", "grpo", "rloo", "iterative-dpo", "rs-sft")
+REWARDED_UPDATES = REWARDED_METHODS
 LOOP_KEYS = ("policy", "export", "rm", "policy_update", *POLICY_UPDATES[:-1], "eval", "generate", "judge",
              "trigger")
 

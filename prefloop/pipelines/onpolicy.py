@@ -29,7 +29,7 @@ from prefloop import store
 from prefloop.core.errors import PrefloopError
 from prefloop.core.kinds import ONPOLICY_KINDS
 from prefloop.core.models import DEFAULT_MODEL
-from prefloop.store.export import export_pairs
+from prefloop.store.export_files import export_pairs
 from prefloop.store.pairs import NoPairsMatch, PairFilters
 
 from .base import Pipeline
@@ -172,6 +172,11 @@ class OnPolicyResult:
     policy: str
     rounds: list[dict[str, Any]]
 
+    @property
+    def final_run_id(self) -> int:
+        """The run id of the last round's trained policy."""
+        return int(self.policy.removeprefix("run:"))
+
 
 def _judge_backend(s: store.Store, cfg: OnPolicyConfig, policy: str):
     """The backend that labels this round: the AI judge, or the current policy (``self``);
@@ -220,7 +225,7 @@ def sample_pairs(s: store.Store, cfg: OnPolicyConfig, policy: str, round_index: 
     groups = {p: r for p, r in g.response_groups.items() if len(r) >= 2}
     j = run_batch(s, "rank", backend, response_groups=groups, concurrency=8, progress=False,
                   pipeline_run_id=pipeline_run_id)
-    out.update(labeler=backend.model, comparisons=j.summary["comparisons"], judge_run_id=j.run.id)
+    out.update(labeler=backend.model, comparisons=j.comparisons, judge_run_id=j.run.id)
     return out
 
 
@@ -274,7 +279,7 @@ def run_onpolicy(s: store.Store, cfg: OnPolicyConfig, *, pipeline_run_id: int | 
             if cfg.method == "iterative-dpo" and r > 0:
                 overrides["ref_model"] = cfg.policy        # the reference stays the first model
             t = train(s, cfg.trainer, overrides=overrides, pipeline_run_id=pipe.run.id)
-            return {"run_id": t.run.id, "steps": t.summary["steps"], "train_loss": t.summary["train_loss"]}
+            return {"run_id": t.run.id, "steps": t.steps, "train_loss": t.train_loss}
 
         fitted = pipe.stage(f"r{r + 1}.{cfg.trainer}", f"{cfg.method} {tag}: {cfg.trainer} on "
                             f"{ex['pairs']} pairs", fit)

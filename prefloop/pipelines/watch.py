@@ -18,7 +18,7 @@ from typing import Any
 
 from prefloop import store
 from prefloop.core.errors import PrefloopError
-from prefloop.store.reports import labels_since_last_loop
+from prefloop.store.counts import labels_since_last_loop
 
 from .errors import PipelineError
 from .loop_config import LoopConfig

@@ -1,7 +1,7 @@
 """How the pipelines' results read on a terminal: the eval tables and the leaderboards (rich).
 
 The library functions (:func:`prefloop.pipelines.evaluation.run_eval`, the trainers) return
-results and log progress; the CLI and the pipelines' own summaries print with these.
+results and log progress; the CLI prints them with these.
 """
 
 from __future__ import annotations
@@ -12,22 +12,21 @@ from rich.console import Console
 from rich.table import Table
 
 from prefloop import store
+from prefloop.core.display import cell, interval
 from prefloop.core.stats import WinRate
 
-from .eval_results import EvalRow, EvalSummary
+from prefloop.pipelines.eval_results import EvalRow, EvalSummary
 
 __all__ = ["print_eval", "print_leaderboards", "print_rm_eval"]
 
 
 def _rate(w: WinRate | None) -> str:
     """A win rate over its 95% CI on the next line."""
-    if w is None or w.n == 0:
-        return "-"
-    return f"{w.rate:.2f}\n[{w.low:.2f}, {w.high:.2f}]"
+    return "-" if w is None else interval(w.rate, w.low, w.high, n=w.n, sep="\n")
 
 
 def _num(v: float | None, digits: int = 2) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
+    return cell(v, digits)
 
 
 def _people(row: EvalRow, subset: str | None, progress) -> str:
