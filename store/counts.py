@@ -66,14 +66,27 @@ def store_stats(store: Store) -> StoreStats:
 
 
 def annotator_progress(store: Store, annotator_id: int, now=None) -> dict[str, int]:
-    """``{"today": n, "total": n}`` task submissions of an annotator (today = since 00:00 UTC)."""
+    """``{"today": n, "total": n, "left": n}``: an annotator's task submissions (today = since
+    00:00 UTC), and the tasks still open to them (a free slot, not done, skipped or leased by
+    them; the one on screen counts)."""
+    from .frontier import BUSY_SLOT
+
     now = now or utcnow()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with store.atomic() as con:
         today, total = con.execute(
             "SELECT count(*) FILTER (created_at >= ?), count(*) FROM comparisons "
             "WHERE annotator_id = ? AND task_id IS NOT NULL", [midnight, annotator_id]).fetchone()
-    return {"today": today, "total": total}
+        left = con.execute(f"""
+            WITH busy AS (SELECT task_id, count(*) FILTER ({BUSY_SLOT}) AS n,
+                                 bool_or(annotator_id = ? AND state IN ('done', 'skipped')) AS mine,
+                                 bool_or(annotator_id = ? AND state = 'leased' AND lease_expires_at > ?) AS held
+                          FROM assignments GROUP BY task_id)
+            SELECT count(*) FROM tasks t LEFT JOIN busy b ON b.task_id = t.id
+            WHERE t.completed_at IS NULL AND t.gold_ranking IS NULL AND NOT coalesce(b.mine, false)
+              AND (coalesce(b.n, 0) < t.overlap OR coalesce(b.held, false))""",
+            [now, annotator_id, annotator_id, now]).fetchone()[0]
+    return {"today": today, "total": total, "left": left}
 
 
 def labeling_dashboard(store: Store, now=None) -> dict[str, list[dict[str, Any]]]:

@@ -243,6 +243,12 @@ class SFTRunConfig(DataOptions, LoraOptions, TrainerDefaults, SFTConfig):
     per_device_train_batch_size: int = _f(2, "Rows per step.")
     learning_rate: float | None = _f(None, "AdamW learning rate (default: 0.0002 with LoRA, 1e-05 "
                                      "full fine-tuning; bench/lr_sweep.py).")
+    max_completion_tokens: int | None = _f(None, "Leave out demonstrations longer than this many "
+                                           "tokens: trained on replies longer than its sampling "
+                                           "budget, a policy learns answers that get cut off.")
+    max_rows_per_dataset: int | None = _f(None, "At most this many rows of each prompt dataset "
+                                          "(a seeded random choice): the mixture's weights, so "
+                                          "one source does not drown the others.")
     LEARNING_RATES: ClassVar[dict[str, float]] = {"full": 1e-05, "lora": 0.0002}
 
 

@@ -57,7 +57,8 @@ def load_pairs(export: store.Export):
     return datasets.load_from_disk(str(path))
 
 
-def sft_rows(split, tokenizer=None, max_length: int | None = None):
+def sft_rows(split, tokenizer=None, max_length: int | None = None, *, max_completion_tokens: int | None = None,
+             max_rows_per_dataset: int | None = None, seed: int = 0):
     """SFT data (a ``datasets.Dataset``) from a pair split: one ``{"prompt", "completion"}`` row
     (conversational prompt-completion format) per distinct (prompt, chosen response). Chosen
     responses include constitutional revisions and human edits, which the judge and the app
@@ -66,14 +67,29 @@ def sft_rows(split, tokenizer=None, max_length: int | None = None):
     With ``tokenizer`` and ``max_length``, each prompt loses its oldest turns whole
     (:func:`trim_turns`) until prompt and completion fit in ``max_length`` tokens, and a row
     whose completion cannot fit is left out: a trainer that cut it would teach a reply that
-    stops mid-sentence (or ends where the demonstration did not)."""
+    stops mid-sentence (or ends where the demonstration did not).
+
+    The mixture: ``max_completion_tokens`` (needs ``tokenizer``) leaves out demonstrations
+    longer than that; ``max_rows_per_dataset`` keeps at most that many rows of each prompt
+    dataset, a random choice seeded by ``seed``."""
+    import random
+
     seen: set[tuple[int, int]] = set()
-    keep = []
-    for i, (p, c) in enumerate(zip(split["prompt_id"], split["chosen_id"])):
+    by_dataset: dict[str, list[int]] = {}
+    for i, (p, c, d) in enumerate(zip(split["prompt_id"], split["chosen_id"], split["dataset"])):
         if (p, c) not in seen:
             seen.add((p, c))
-            keep.append(i)
-    rows = split.select(keep)
+            by_dataset.setdefault(d or "", []).append(i)
+    if max_completion_tokens is not None and tokenizer is not None:
+        chosen = split["chosen"]
+        by_dataset = {d: [i for i in ix if len(tokenizer(chosen[i][-1]["content"], add_special_tokens=False)
+                                               ["input_ids"]) <= max_completion_tokens]
+                      for d, ix in by_dataset.items()}
+    if max_rows_per_dataset is not None:
+        rng = random.Random(seed)
+        by_dataset = {d: sorted(rng.sample(ix, min(len(ix), max_rows_per_dataset)))
+                      for d, ix in sorted(by_dataset.items())}
+    rows = split.select(sorted(i for ix in by_dataset.values() for i in ix))
     rows = rows.map(lambda r: {"prompt": r["prompt"], "completion": r["chosen"]},
                     remove_columns=[c for c in rows.column_names if c != "prompt"])
     if tokenizer is None or max_length is None:

@@ -172,10 +172,10 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
     ``prompts_source``: see :func:`prefloop.store.sources.prompts_from` (a dataset, a prompts
     file, ``export:ID`` or ``export:ID:train``); prompts longer than ``max_prompt_tokens``
     (chat-formatted) are left out; ``offset`` skips the first prompts (wrapping around).
-    With ``label_best`` the reward model labels each prompt's
-    finished samples (those that emitted EOS within ``max_new_tokens``; a cut-off sample is
-    never a label's side) as an AI labeler (``reward-model:<spec>``): one comparison, its best
-    response over the others, the data of rejection-sampling fine-tuning (best-of-n SFT; Touvron et al. 2023,
+    With ``label_best`` the reward model labels each prompt's samples as an AI labeler
+    (``reward-model:<spec>``): one comparison, the best-scored finished sample (one that
+    emitted EOS within ``max_new_tokens``; a cut-off sample is never chosen) over the others,
+    the data of rejection-sampling fine-tuning (best-of-n SFT; Touvron et al. 2023,
     Dong et al. 2023): export it with ``--labeler`` and train SFT on it.
 
     With ``pairs`` the reward model labels on-policy preference pairs of each prompt's finished
@@ -227,7 +227,7 @@ def generate(s: store.Store, model_spec: str | None, prompts_source: str, *, lim
                                                          label_truncated)
         rewards, members = _score(s, rm_ref, prompts, by_prompt) if rm_ref is not None else ({}, {})
         task_ids = _queue(s, by_prompt, rewards, select, n_tasks, overlap, params.seed, members)
-        labeled = _label_best(s, run.id, complete, rewards, reward_model) if label_best else []
+        labeled = _label_best(s, run.id, by_prompt, complete, rewards, reward_model) if label_best else []
         pair_ids = (_label_pairs(s, run.id, complete, rewards, reward_model, pairs, margin)
                     if pairs else [])
         metrics = _metrics(n_tokens / max(seconds, 1e-9), samples, items, complete, rewards,
@@ -306,7 +306,7 @@ def _metrics(tokens_per_second: float, samples, items, complete: dict[int, list[
     if n_labeled is not None or n_pairs is not None:
         metrics["prompts_without_two_finished"] = sum(len(r) < 2 for r in complete.values())
     if n_labeled is not None:
-        best = [max(rewards[r] for r in rids) for rids in complete.values() if len(rids) > 1]
+        best = [max(rewards[r] for r in rids) for rids in complete.values() if rids]
         metrics.update(labeled=n_labeled, mean_best_reward=sum(best) / max(1, len(best)))
     if n_pairs is not None:
         metrics["pairs"] = n_pairs
@@ -321,22 +321,25 @@ def reward_labeler(reward_model: str) -> str:
 
 
 def _label_best(s: store.Store, run_id: int, by_prompt: dict[int, list[int]],
-                rewards: dict[int, float], reward_model: str) -> list[int]:
-    """One AI comparison per prompt with 2+ distinct samples: the best under the reward model
-    over the others (its confidence: the Bradley-Terry probability that it beats the
-    runner-up)."""
+                complete: dict[int, list[int]], rewards: dict[int, float], reward_model: str) -> list[int]:
+    """One AI comparison per prompt with 2+ distinct samples of which 1+ finished: the
+    best-scored finished sample over every other sample (finished or cut off: a finished
+    answer over one cut off is a preference people share), its confidence the Bradley-Terry
+    probability that it beats the best of the others under the reward model."""
     import math
 
     out = []
     with s.atomic():                          # one transaction for the whole batch of labels
         for pid, rids in by_prompt.items():
-            if len(rids) < 2:
+            finished = complete.get(pid, [])
+            if len(rids) < 2 or not finished:
                 continue
-            ranked = sorted(rids, key=lambda r: -rewards[r])
-            gap = rewards[ranked[0]] - rewards[ranked[1]]
+            best = max(finished, key=lambda r: rewards[r])
+            others = sorted((r for r in rids if r != best), key=lambda r: -rewards[r])
+            gap = rewards[best] - rewards[others[0]]
             out.append(s.comparisons.record(
-                pid, [[ranked[0]], ranked[1:]], labeler_kind="ai",
-                labeler=reward_labeler(reward_model), rationale=f"best of {len(rids)}",
+                pid, [[best], others], labeler_kind="ai",
+                labeler=reward_labeler(reward_model), rationale=f"best finished of {len(rids)}",
                 confidence=1 / (1 + math.exp(-gap)), dedup_key=f"best-of-n:{run_id}:{pid}"))
     return out
 

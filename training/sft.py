@@ -16,7 +16,8 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
 
     cfg = ctx.config
     tok, model, peft_config = ctx.policy()
-    train = sft_rows(ctx.data["train"], tok, cfg.max_length)
+    train = sft_rows(ctx.data["train"], tok, cfg.max_length, max_completion_tokens=cfg.max_completion_tokens,
+                     max_rows_per_dataset=cfg.max_rows_per_dataset, seed=cfg.seed)
     test = ctx.eval_split()
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=train,
                          eval_dataset=sft_rows(test, tok, cfg.max_length) if test is not None else None,

@@ -14,6 +14,7 @@ from prefloop.core.agreement import (
     pairwise_agreement,
     ranking_units,
 )
+from prefloop.core.display import cell, interval
 from prefloop.store.counts import (
     ai_labelers,
     labeling_activity,
@@ -87,12 +88,16 @@ class AdminService:
         """Per labeler (people, datasets' crowds, AI judges under a principle): votes,
         Dawid-Skene accuracy with its 95% CI, gold accuracy, agreement with the others,
         length and position bias; see :func:`prefloop.store.pairs.labeler_reliability`."""
-        r2 = lambda v: None if v is None else round(v, 3)  # noqa: E731
-        return [{"labeler": x.labeler, "kind": x.kind, "votes": x.votes, "accuracy": r2(x.accuracy),
-                 "ci": "" if x.accuracy_low is None else f"{x.accuracy_low:.2f} .. {x.accuracy_high:.2f}",
-                 "gold": r2(x.gold_accuracy), "gold_votes": x.gold_votes,
-                 "agreement": r2(x.consensus_agreement), "longer_chosen": r2(x.extra.get("longer_chosen")),
-                 "first_shown": r2(x.extra.get("first_shown"))}
+        def na(v, why: str = "") -> str:
+            return cell(v, 2) if v is not None else f"n/a ({why})" if why else "n/a"
+
+        return [{"labeler": x.labeler, "kind": x.kind, "votes": x.votes,
+                 "accuracy": (interval(x.accuracy, x.accuracy_low, x.accuracy_high)
+                              if x.accuracy is not None and x.accuracy_low is not None
+                              else na(x.accuracy, x.extra.get("why", ""))),
+                 "gold": na(x.gold_accuracy, "" if x.gold_votes else "no gold"), "gold_votes": x.gold_votes,
+                 "agreement": na(x.consensus_agreement, "" if x.consensus_votes else "no overlap"),
+                 "longer_chosen": na(x.extra.get("longer_chosen")), "first_shown": na(x.extra.get("first_shown"))}
                 for x in labeler_reliability(self.store)]
 
     def queue(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -140,16 +145,23 @@ class AdminService:
                 f"test) -> {r.export.path}")
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run, newest first: ``{run, kind, status, parent, export, started, summary}``
-        (runs whose process died are marked interrupted first)."""
+        """Every run, newest first: ``{run, kind, status, parent, export, started, headline}``,
+        the headline a few of its summary's figures (:data:`HEADLINE`; the whole summary is
+        :meth:`run_summary`); runs whose process died are marked interrupted first."""
         self.store.runs.reap()
         return [{"run": r.id, "kind": r.kind, "status": r.status, "parent": r.parent_run_id,
                  "export": r.export_id,
-                 "started": r.started_at.strftime("%H:%M:%S") if r.started_at else "",
-                 "summary": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                      for k, v in (r.summary or {}).items()
-                                      if not isinstance(v, (dict, list)) and k != "output_dir")[:120]}
+                 "started": r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "",
+                 "headline": "; ".join(f"{label} {cell(v, sig=True)}" for label, v in _headline(r.summary or {}))}
                 for r in reversed(self.store.runs.list())]
+
+    def run_summary(self, run_id: int) -> list[dict[str, str]]:
+        """A run's summary as rows ``{field, value}``: nested figures under dotted names
+        (``eval.all.accuracy``), numbers to 4 significant digits, lists shortened.
+
+        Raises:
+            prefloop.store.NotFoundError: no such run."""
+        return [{"field": k, "value": v} for k, v in _flatten(self.store.runs.get(run_id).summary or {})]
 
     def webhook_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
         """Recent webhook deliveries, newest first: ``{delivery, url, event, status, attempts,
@@ -187,6 +199,35 @@ class AdminService:
                 if names is None or m.name in names]
 
 
+#: The runs table's headline: (label, dotted summary key), the first few that a run has.
+HEADLINE = (("steps", "steps"), ("loss", "train_loss"), ("accuracy", "eval.all.accuracy"),
+            ("eval acc.", "eval.rewards/accuracies"), ("reward", "mean_reward"), ("tasks", "tasks"),
+            ("comparisons", "comparisons"), ("responses", "responses"), ("labeled", "labeled"),
+            ("revisions", "revisions"), ("prompts", "prompts"), ("seconds", "seconds"))
+
+
+def _headline(summary: dict[str, Any], n: int = 4) -> list[tuple[str, Any]]:
+    flat = dict(_flatten(summary, raw=True))
+    return [(label, flat[key]) for label, key in HEADLINE if isinstance(flat.get(key), (int, float))][:n]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "", *, raw: bool = False) -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of a nested summary; values formatted unless ``raw``."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flatten(v, key + ".", raw=raw)
+        elif raw:
+            out.append((key, v))
+        elif isinstance(v, list):
+            shown = ", ".join(cell(x, sig=True) for x in v[:6] if not isinstance(x, (dict, list)))
+            out.append((key, f"{shown}{' ...' if len(v) > 6 else ''} ({len(v)} items)" if shown else f"{len(v)} items"))
+        else:
+            out.append((key, cell(v, sig=True)))
+    return out
+
+
 def models_table(s: store.Store, *, anchor: str | None = None) -> list[dict[str, Any]]:
     """One row per model version for the admin page: combined rating with its CI and votes,
     people's and AI's ratings, parent run, round, KL to the reference, mean length. Versions
@@ -203,10 +244,12 @@ def models_table(s: store.Store, *, anchor: str | None = None) -> list[dict[str,
         for group in VOTE_GROUPS:
             b = boards.get(group)
             rated = b is not None and model in b.ratings
-            row[f"rating_{group}"] = round(b.ratings[model], 1) if rated else None
+            row[f"rating_{group}"] = round(b.ratings[model]) if rated else None
             if group == "all":
                 row["ci"] = (f"{b.low[model]:.0f} .. {b.high[model]:.0f}" if rated else None)
                 row["votes"] = b.votes.get(model, 0) if b else 0
-        row.update(kl=meta["kl"], mean_tokens=meta["mean_tokens"], eval_run=meta["eval_run_id"])
+        row.update(kl=None if meta["kl"] is None else round(meta["kl"], 2),
+                   mean_tokens=None if meta["mean_tokens"] is None else round(meta["mean_tokens"], 1),
+                   eval_run=meta["eval_run_id"])
         rows.append(row)
     return sorted(rows, key=lambda r: (r["rating_all"] is None, -(r["rating_all"] or 0), r["model"]))

@@ -138,12 +138,20 @@ class AdminView:
             self.hooks_df = gr.Dataframe(label="Webhook deliveries (newest first)", interactive=False,
                                          visible=False, elem_id="pf-deliveries")
         with gr.Row():
-            self.m_run = gr.Number(None, label="Run id to plot", precision=0)
+            self.m_run = gr.Number(None, label="Run id (its summary and metrics)", precision=0)
             self.m_names = gr.Textbox(label="Metrics (comma separated; empty: loss, accuracy, reward, kl)")
+        self.run_summary_df = gr.Dataframe(label="Run summary", interactive=False, visible=False,
+                                           elem_id="pf-run-summary")
         self.plot = gr.LinePlot(x="step", y="value", color="metric", label="Run metrics", visible=False,
                                 elem_id="pf-run-plot")
 
     # ------------------------------------------------------------------ figures
+    def _run_summary(self, run_id):
+        if not run_id:
+            return gr.update(visible=False)
+        rows = self.app.admin.run_summary(int(run_id))
+        return gr.update(value=pd.DataFrame(rows, columns=["field", "value"]), visible=True)
+
     def _run_plot(self, run_id, names):
         if not run_id:
             return gr.update(value=pd.DataFrame({"step": [], "value": [], "metric": []}), visible=False)
@@ -173,7 +181,8 @@ class AdminView:
         return (text, annot, data, ai, queue, runs, self._run_plot(run_id, names),
                 _line(act["submissions"], "hour", "submissions"), _line(act["agreement"], "hour", "agreement"),
                 _line(act["burndown"], "hour", "open"), people, rated,
-                trigger_markdown(admin.retraining_trigger()) + ("\n\n" + n6 if n6 else ""), hooks)
+                trigger_markdown(admin.retraining_trigger()) + ("\n\n" + n6 if n6 else ""), hooks,
+                self._run_summary(run_id))
 
     # ------------------------------------------------------------------ handlers
     def wire(self, tab: gr.Tab) -> None:
@@ -216,9 +225,10 @@ class AdminView:
 
         outputs = [self.agreement_md, self.annot_df, self.data_df, self.ai_df, self.queue_df, self.runs_df,
                    self.plot, self.subs_plot, self.agree_plot, self.burn_plot, self.people_df, self.ratings_df,
-                   self.trigger_md, self.hooks_df]
+                   self.trigger_md, self.hooks_df, self.run_summary_df]
         plot_in = [self.m_run, self.m_names]
         self.b_refresh.click(admin_refresh, plot_in, outputs, api_name="admin_refresh")
+        self.m_run.change(admin_refresh, plot_in, outputs, api_name=False)
         self.timer.tick(admin_refresh, plot_in, outputs, api_name=False)
         tab.select(admin_refresh, plot_in, outputs, api_name=False)   # figures on open
         self.b_reenable.click(admin_reenable, [self.p_name], [self.status, self.people_df],

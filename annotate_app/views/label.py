@@ -138,7 +138,8 @@ class LabelView:
         if view is None:
             return self._empty(user, head, message)
         p = view.progress
-        prog = f"Task {view.task_id} - today: {p.get('today', 0)}, total: {p.get('total', 0)}"
+        prog = (f"Task {view.task_id} · {p.get('left', 0)} left in your queue · {p.get('today', 0)} done "
+                f"today · {p.get('total', 0)} in all")
         cols = [gr.update(visible=i < view.k) for i in range(MAX_K)]
         mds = [f"### Response {view.labels[i]}\n\n{view.response_markdown[i]}" if i < view.k else ""
                for i in range(MAX_K)]

@@ -47,7 +47,7 @@ class ModelsView:
         @handler(self.app, role="admin")
         def admin_models(user):
             rows = admin.models()
-            plot_rows = pd.DataFrame([{"round": r["round"], "rating": r["rating_all"], "model": r["model"]}
+            plot_rows = pd.DataFrame([{"round": str(r["round"]), "rating": r["rating_all"], "model": r["model"]}
                                       for r in rows if r["rating_all"] is not None],
                                      columns=["round", "rating", "model"])
             return models_note(rows), pd.DataFrame(rows), plot_rows, pd.DataFrame(admin.labelers())
