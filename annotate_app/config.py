@@ -83,7 +83,46 @@ class RatingsConfig:
         return self.datasets is None or dataset in self.datasets
 
 
-_SECTIONS = {"assist": AssistConfig, "ratings": RatingsConfig, "review": store.ReviewRules}
+@dataclass(frozen=True)
+class QualityConfig:
+    """The rules (the ``quality`` section; without it the admin page still shows
+    the figures and flags under these defaults, and nobody is paused).
+
+    Attributes:
+        window: the last submissions of each annotator that are read.
+        min_items: a flag needs at least this many of them (gold: 5 gold items).
+        min_seconds: the time floor per item (seconds).
+        max_fast_share: flagged when more than this share of items took under the floor.
+        max_same_share: flagged when one answer (:data:`ANSWERS`) is at least this share.
+        min_gold_accuracy: flagged when right on fewer than this share of gold items.
+        pause: close a flagged annotator's queue (an admin re-enables them).
+    """
+
+    window: int = 50
+    min_items: int = 20
+    min_seconds: float = 3.0
+    max_fast_share: float = 0.5
+    max_same_share: float = 0.9
+    min_gold_accuracy: float = 0.6
+    pause: bool = False
+
+    def __post_init__(self):
+        for name in ("window", "min_items"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, found {v!r}")
+        for name in ("max_fast_share", "max_same_share", "min_gold_accuracy"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"{name}: expected a share in [0, 1], found {v!r}")
+        if isinstance(self.min_seconds, bool) or not isinstance(self.min_seconds, (int, float)) or self.min_seconds < 0:
+            raise ValueError(f"min_seconds: expected seconds >= 0, found {self.min_seconds!r}")
+        if not isinstance(self.pause, bool):
+            raise ValueError(f"pause: expected true or false, found {self.pause!r}")
+
+
+
+_SECTIONS = {"assist": AssistConfig, "ratings": RatingsConfig, "review": store.ReviewRules, "quality": QualityConfig}
 
 
 @dataclass
@@ -107,7 +146,8 @@ class AppConfig:
     with the comparison and exported as the pairs' ``margin``), ``webhook_backoff_seconds`` and
     ``webhook_attempts`` (a failed webhook delivery is retried after backoff * 4**(n-1)
     seconds, at most this many tries), ``webhook_timeout`` (seconds a delivery may take, the
-    whole exchange; :mod:`prefloop.annotate_app.webhooks`).
+    whole exchange; :mod:`prefloop.annotate_app.webhooks`), ``quality`` (quality control on
+    every labeler: :class:`QualityConfig`, :mod:`prefloop.annotate_app.services.quality`).
     """
 
     guidelines: str = DEFAULT_GUIDELINES
@@ -130,6 +170,7 @@ class AppConfig:
     review: store.ReviewRules = field(default_factory=store.ReviewRules)
     assist: AssistConfig | None = None
     ratings: RatingsConfig | None = None
+    quality: QualityConfig | None = None
 
     def __post_init__(self):
         if self.cookie_samesite not in ("lax", "strict", "none"):

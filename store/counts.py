@@ -10,7 +10,7 @@ from .db import Store
 from .records import utcnow
 from .votes import LABELER_JOIN, LABELER_SQL, votes_cte
 
-__all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard",
+__all__ = ["StoreStats", "store_stats", "TABLES", "annotator_progress", "labeling_dashboard", "recent_submissions",
            "task_rankings", "labeling_activity", "ratings_summary", "ai_labelers",
            "labels_since_last_loop"]
 
@@ -229,3 +229,26 @@ def labels_since_last_loop(s: Store, now: Any = None) -> dict[str, Any]:
             "after_comparison_id": after,
             "new_labels": s.comparisons.count_after(after, labeler_kind="human"),
             "seconds_since_last": since}
+
+
+def recent_submissions(store: Store, window: int, annotator_id: int | None = None,
+                       since=None) -> list[dict[str, Any]]:
+    """Each annotator's last ``window`` task submissions (or only ``annotator_id``'s, made at
+    or after ``since``), newest first: ``{annotator_id, annotator, task_id, response_ids (the
+    task's, stored order), ranking, flags, duration_ms, gold_ranking}`` (``gold_ranking``
+    ``None`` unless a gold task)."""
+    where = "AND c.annotator_id = ?" if annotator_id is not None else ""
+    where += " AND c.created_at >= ?" if since is not None else ""
+    with store.atomic() as con:
+        rows = con.execute(f"""
+            SELECT c.annotator_id, n.name, c.task_id, t.response_ids, c.ranking, c.flags, c.duration_ms,
+                   t.gold_ranking
+            FROM comparisons c JOIN tasks t ON t.id = c.task_id JOIN annotators n ON n.id = c.annotator_id
+            WHERE c.annotator_id IS NOT NULL {where}
+            QUALIFY row_number() OVER (PARTITION BY c.annotator_id ORDER BY c.created_at DESC, c.id DESC) <= ?
+            ORDER BY n.name, c.created_at DESC, c.id DESC""",
+            [*([annotator_id] if annotator_id is not None else []), *([since] if since is not None else []),
+             window]).fetchall()
+    keys = ("annotator_id", "annotator", "task_id", "response_ids", "ranking", "flags", "duration_ms",
+            "gold_ranking")
+    return [dict(zip(keys, r)) for r in rows]

@@ -57,6 +57,16 @@ class AdminService:
                  "gold": "{}/{}".format(*gold[a.id]) if a.id in gold else "",
                  "paused": a.paused_reason or ""} for a in self.store.annotators.list()]
 
+    def quality(self) -> list[dict[str, Any]]:
+        """Quality control (:mod:`.quality`): per annotator, items read, median seconds, the
+        share under the time floor, the answer they give most, gold right, and the flags with
+        their evidence; under the app's ``quality`` rules, else the defaults."""
+        from ..config import QualityConfig
+        from .quality import quality_reports
+
+        cfg = self.config.quality or QualityConfig()
+        return [r.row() for r in quality_reports(self.store, cfg)]
+
     def reenable(self, name: str) -> str:
         """Re-open a paused annotator's queue (qualified now, rolling gold window restarted)."""
         a = self.store.annotators.get((name or "").strip())

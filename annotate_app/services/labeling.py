@@ -27,6 +27,7 @@ from ..render import (
     render_response,
     shuffled,
 )
+from .quality import quality_reports
 
 __all__ = ["TaskView", "LabelingService", "FLAGS", "PAIR_CHOICES"]
 
@@ -119,9 +120,11 @@ class LabelingService:
         ``qualification_tasks`` gold tasks; at least ``min_gold_accuracy`` of them right
         qualifies them, fewer pauses them; once qualified, a rolling accuracy over their last
         ``gold_window`` gold tasks (since an admin last re-enabled them) below the threshold
-        pauses them. A paused annotator's queue is closed until an admin re-enables them."""
+        pauses them; with the ``quality`` rules' ``pause``, so does a quality flag
+        (:mod:`.quality`). A paused annotator's queue is closed until an admin re-enables them."""
         cfg = self.config
-        if annotator.role != "annotator" or not (cfg.qualification_tasks or cfg.gold_window):
+        quality = cfg.quality is not None and cfg.quality.pause
+        if annotator.role != "annotator" or not (cfg.qualification_tasks or cfg.gold_window or quality):
             return None, False
         a = self.store.annotators.get_by_id(annotator.id)
         if a.paused_reason:
@@ -145,6 +148,12 @@ class LabelingService:
             if len(recent) >= cfg.gold_window and sum(recent) / len(recent) < thr:
                 reason = (f"gold accuracy {sum(recent)} of the last {len(recent)} gold tasks "
                           f"({sum(recent) / len(recent):.0%}), below {thr:.0%}")
+                self.store.annotators.set_qualification(a.id, paused_reason=reason)
+                return reason, False
+        if quality:
+            flagged = [r for r in quality_reports(self.store, cfg.quality, a.id, since=a.gold_since) if r.flags]
+            if flagged:
+                reason = "quality: " + "; ".join(flagged[0].flags)
                 self.store.annotators.set_qualification(a.id, paused_reason=reason)
                 return reason, False
         return None, False

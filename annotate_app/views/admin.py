@@ -91,8 +91,11 @@ class AdminView:
                                              visible=False, elem_id="pf-plot-agreement")
             self.burn_plot = gr.LinePlot(x="hour", y="open", label="Open tasks (burn-down)", visible=False,
                                          elem_id="pf-plot-burndown")
-        with gr.Accordion("People: roles, qualification, pauses", open=False):
+        with gr.Accordion("People: roles, qualification, pauses, quality control", open=False):
             self.people_df = gr.Dataframe(label="Users", interactive=False, visible=False, elem_id="pf-people")
+            self.quality_df = gr.Dataframe(label="Quality control (each annotator's last submissions: time per "
+                                                 "item, the answer given most, gold; flags with their evidence)",
+                                           interactive=False, visible=False, elem_id="pf-quality")
             with gr.Row():
                 self.p_name = gr.Textbox(label="User to re-enable", elem_id="pf-reenable-name")
                 self.b_reenable = gr.Button("Re-enable", size="sm", elem_id="pf-reenable")
@@ -171,18 +174,22 @@ class AdminView:
         ai, _ = _table(board["human_vs_ai"], "")
         queue, n4 = _table(admin.queue(), "The queue is empty: create tasks below.")
         runs, n5 = _table(admin.runs(), "No training or judge runs yet.")
-        text = dashboard_markdown(board, len(self.app.review.queue()), self.app.review.counts(),
-                                  self.app.store.comparisons.assist_report(),
-                                  [n for n in (n1, n2, n4, n5) if n])
         act = admin.activity()
         people, _ = _table(admin.people(), "")
+        quality_rows = admin.quality()
+        quality, _ = _table(quality_rows, "")
+        flagged = [r["annotator"] for r in quality_rows if r["flags"] != "-"]
+        n7 = (f"Quality flags on {', '.join(flagged)}: see People, quality control." if flagged else "")
+        text = dashboard_markdown(board, len(self.app.review.queue()), self.app.review.counts(),
+                                  self.app.store.comparisons.assist_report(),
+                                  [n for n in (n7, n1, n2, n4, n5) if n])
         rated, _ = _table(admin.ratings(), "")
         hooks, n6 = _table(admin.webhook_deliveries(), "No webhook deliveries yet (`prefloop webhooks add URL`).")
         return (text, annot, data, ai, queue, runs, self._run_plot(run_id, names),
                 _line(act["submissions"], "hour", "submissions"), _line(act["agreement"], "hour", "agreement"),
                 _line(act["burndown"], "hour", "open"), people, rated,
                 trigger_markdown(admin.retraining_trigger()) + ("\n\n" + n6 if n6 else ""), hooks,
-                self._run_summary(run_id))
+                self._run_summary(run_id), quality)
 
     # ------------------------------------------------------------------ handlers
     def wire(self, tab: gr.Tab) -> None:
@@ -225,7 +232,7 @@ class AdminView:
 
         outputs = [self.agreement_md, self.annot_df, self.data_df, self.ai_df, self.queue_df, self.runs_df,
                    self.plot, self.subs_plot, self.agree_plot, self.burn_plot, self.people_df, self.ratings_df,
-                   self.trigger_md, self.hooks_df, self.run_summary_df]
+                   self.trigger_md, self.hooks_df, self.run_summary_df, self.quality_df]
         plot_in = [self.m_run, self.m_names]
         self.b_refresh.click(admin_refresh, plot_in, outputs, api_name="admin_refresh")
         self.m_run.change(admin_refresh, plot_in, outputs, api_name=False)

@@ -23,9 +23,12 @@ Stages (each recorded; re-running resumes):
    runs one iteration; the dev-set measurements behind this plan are in ``docs/results.md``:
    a MiniLM reward model agrees with held-out human labels 49-64% of the time, too weakly for
    its labels to steer a policy, so the preference stage learns from the labels themselves);
+   with ``control_row``, the same DPO on half A with chosen and rejected swapped at random
+   (the random-label control: what training alone, without the labels' signal, does);
 7. **evaluation** on the test prompts (harmless and benign reported apart): the base against the
-   SFT, DPO and final policies (and itself: the A/A row, with ``aa_row``), blind pairwise tasks
-   queued for people (the headline, filled in as they label), the reward models, KL to the
+   SFT, DPO and final policies (and itself: the A/A row, with ``aa_row``; and the control),
+   blind pairwise tasks queued for people on the final policy, the A/A row and the control
+   (the headline, filled in as they label), the reward models, KL to the
    base, length, EOS and refusal rates; a Constitutional-AI critique/revision batch; an
    ``admin`` user.
 
@@ -96,6 +99,7 @@ class DemoPlan:
     max_prompt_tokens: int
     eval_stages: bool            # evaluate the SFT and DPO policies too, not only the final one
     aa_row: bool                 # the base against itself (another seed): drift alone
+    control_row: bool            # the random-label control: the preference stage on labels swapped at random
     critique_responses: int
     minutes: int                 # the time target of the whole demo, install included
 
@@ -104,15 +108,16 @@ DEFAULT = DemoPlan(name="default", rm_steps=40, rm_max_length=192, rehearsal_pro
                    sft_steps=30, sft_batch=4,
                    sft_max_length=320, sft_learning_rate=2e-4, dpo_steps=16, dpo_beta=0.1,
                    dpo_learning_rate=5e-4, ppo_iterations=0, ppo_batch=16, eval_per_subset=32, eval_tokens=128,
-                   max_prompt_tokens=256, eval_stages=False, aa_row=False, critique_responses=1, minutes=20)
+                   max_prompt_tokens=256, eval_stages=False, aa_row=False, control_row=False, critique_responses=1,
+                   minutes=20)
 FULL = replace(DEFAULT, name="full", rm_steps=100, rm_max_length=256, rehearsal_prompts=96, sft_steps=40,
                dpo_steps=48,
-               eval_per_subset=100, eval_stages=True, aa_row=True, minutes=90)
+               eval_per_subset=100, eval_stages=True, aa_row=True, control_row=True, minutes=90)
 QUICK = DemoPlan(name="quick", rm_steps=8, rm_max_length=128, rehearsal_prompts=4, rehearsal_n=2, sft_steps=4,
                  sft_batch=2, sft_max_length=192,
                  sft_learning_rate=2e-4, dpo_steps=2, dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=1,
                  ppo_batch=4, eval_per_subset=6, eval_tokens=24, max_prompt_tokens=128, eval_stages=True,
-                 aa_row=True, critique_responses=1, minutes=10)
+                 aa_row=True, control_row=True, critique_responses=1, minutes=10)
 PLANS = {p.name: p for p in (QUICK, DEFAULT, FULL)}
 
 
@@ -201,6 +206,13 @@ class _Demo:
                          "held_out": r.counts.n_held_out}
         return out
 
+    def random_labels(self) -> dict[str, Any]:
+        """Half A with each pair's chosen and rejected swapped at random (the control)."""
+        r = export_pairs(self.s, self.runs / f"demo-{self.pipe.run.id}-export-random", PairFilters(
+            source="all", test_fraction=0.1, seed=self.seed, shard=0, shards=2, random_labels=True),
+            overwrite=True)
+        return {"export_id": r.export.id, "train": r.n_train, "swapped": r.counts.n_swapped}
+
     def reward_model(self, export_id: int) -> dict[str, Any]:
         from prefloop.training.configs import RewardRunConfig
         from prefloop.training.train import train
@@ -272,16 +284,20 @@ class _Demo:
                  for name in ("probe_reward_model", "probe_reward_second", "kl")}
         return {"run_id": r.run.id, "iterations": r.steps, **curve}
 
-    def evaluate(self, models: list[str], proxy: str, second: str) -> dict[str, Any]:
+    def evaluate(self, models: list[str], proxy: str, second: str, control: str | None) -> dict[str, Any]:
+        """The base against the policies (the last is the final one), the A/A row and the
+        control; blind tasks for people on the final policy, the A/A row and the control, each
+        on prompts of its own."""
         from prefloop.core.models import DEFAULT_MODEL
 
         from .evaluation import EvalConfig, run_eval
 
         p = self.plan
-        specs = [DEFAULT_MODEL] + ([DEFAULT_MODEL] if p.aa_row else []) + models
+        controls = ([DEFAULT_MODEL] if p.aa_row else []) + ([control] if control else [])
+        specs = [DEFAULT_MODEL] + controls + models
         cfg = EvalConfig(models=tuple(specs), prompts="set:test", per_subset=p.eval_per_subset,
                          max_prompt_tokens=p.max_prompt_tokens, reward_model=proxy, second_reward_model=second,
-                         tasks=2 * p.eval_per_subset, task_models=(models[-1],), overlap=1,
+                         tasks=2 * p.eval_per_subset, task_models=(models[-1], *controls), overlap=1,
                          max_new_tokens=p.eval_tokens, batch_size=16, seed=self.seed)
         r = run_eval(self.s, cfg, pipeline_run_id=self.pipe.run.id)
         return {"run_id": r.run.id, "tasks": r.summary.tasks}
@@ -340,15 +356,21 @@ def run_demo(s: store.Store, *, plan: DemoPlan = DEFAULT, seed: int = 1, data: s
                                "prompts (rehearsal)", lambda: d.rehearsal(proxy))["export_id"]
         policy = f"run:{pipe.stage('sft', '   SFT on the demonstrations', lambda: d.sft(demos))['run_id']}"
         evaluated.append(policy)
+    control = None
     if plan.dpo_steps:
-        policy = f"run:{pipe.stage('dpo', '6. DPO from the SFT policy on half A pairs', lambda: d.dpo(policy, a))['run_id']}"
+        start = policy
+        policy = f"run:{pipe.stage('dpo', '6. DPO from the SFT policy on half A pairs', lambda: d.dpo(start, a))['run_id']}"
         evaluated.append(policy)
+        if plan.control_row:
+            rand = pipe.stage("random_labels", "   The random-label control: half A, chosen and rejected "
+                              "swapped at random", d.random_labels)["export_id"]
+            control = f"run:{pipe.stage('dpo_random', '   DPO on the random labels (control)', lambda: d.dpo(start, rand))['run_id']}"
     if plan.ppo_iterations:
         policy = f"run:{pipe.stage('ppo', '   PPO on the proxy RM', lambda: d.ppo(policy, a, proxy, second))['run_id']}"
         evaluated.append(policy)
     compared = evaluated if plan.eval_stages else evaluated[-1:]
     ev = pipe.stage("eval", "7. Evaluate on the test prompts: people (blind tasks), reward models, KL",
-                    lambda: d.evaluate(compared, proxy, second))
+                    lambda: d.evaluate(compared, proxy, second, control))
     pipe.stage("cai", "   Constitutional AI: critique and revise a response (local judge)", d.constitutional)
     password_box: list[str | None] = [None]
 
