@@ -318,7 +318,7 @@ class LabelStudio:
         self.log.close()
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--annotators", type=int, default=16)
@@ -340,6 +340,33 @@ def main() -> None:
     args = ap.parse_args()
     if args.peer and not args.peer_bin:
         ap.error("--peer label-studio: give --peer-bin (label-studio is not on PATH)")
+    return args
+
+
+def _label_studio(args, tmp: Path, ours: dict[float, list[float]]) -> None:
+    """The same load on Label Studio, side by side with ours (``ours``: latencies by think time)."""
+    ls = LabelStudio(args.peer_bin, args.tasks, args.annotators, tmp)
+    try:
+        for think in args.think:
+            t0 = time.perf_counter()
+            lat = ls.load(args.submits, think)
+            wall = time.perf_counter() - t0
+            if not lat:
+                continue
+            line = (f"label-studio submit -> next task, {args.annotators} annotators, think "
+                    f"{think:.1f} s: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
+                    f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
+            if think in ours:
+                mine = ours[think]
+                line += (f"; prefloop ({args.client[0]})/label-studio p50 {pct(mine, .5) / pct(lat, .5):.2f}, "
+                         f"p99 {pct(mine, .99) / pct(lat, .99):.2f}")
+            print(line)
+    finally:
+        ls.stop()
+
+
+def main() -> None:
+    args = _args()
     fast_client_poll(args.client_poll)
     print(f"gradio_client message poll: {args.client_poll * 1000:.0f} ms (its default is 50 ms)")
     tmp = Path(tempfile.mkdtemp(prefix="annotate-bench-"))
@@ -386,24 +413,7 @@ def main() -> None:
     finally:
         srv.stop()
     if args.peer == "label-studio":
-        ls = LabelStudio(args.peer_bin, args.tasks, args.annotators, tmp)
-        try:
-            for think in args.think:
-                t0 = time.perf_counter()
-                lat = ls.load(args.submits, think)
-                wall = time.perf_counter() - t0
-                if not lat:
-                    continue
-                line = (f"label-studio submit -> next task, {args.annotators} annotators, think "
-                        f"{think:.1f} s: p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms, "
-                        f"{len(lat)} submissions, {len(lat) / wall:.1f}/s")
-                if think in ours:
-                    mine = ours[think]
-                    line += (f"; prefloop ({args.client[0]})/label-studio p50 {pct(mine, .5) / pct(lat, .5):.2f}, "
-                             f"p99 {pct(mine, .99) / pct(lat, .99):.2f}")
-                print(line)
-        finally:
-            ls.stop()
+        _label_studio(args, tmp, ours)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

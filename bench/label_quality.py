@@ -42,24 +42,9 @@ def _ci(correct: np.ndarray) -> tuple[float, float]:
     return float(r.confidence_interval.low), float(r.confidence_interval.high)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--dir", default="/tmp/prefloop-label-quality")
-    ap.add_argument("--steps", type=int, default=48)
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--settings", default="majority,dawid-skene,soft,weighted",
-                    help="which reward models to train (comma-separated)")
-    args = ap.parse_args()
-    d = Path(args.dir)
-    d.mkdir(parents=True, exist_ok=True)
-
-    truth = store.Store(d / "truth.duckdb", create=True)
-    if not truth.prompts.datasets():
-        import_file(truth, SHARED / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz", "hh")
-    t_exp = export_pairs(truth, d / "truth-export", PairFilters(source="human", test_fraction=0.1),
-                         overwrite=True)
-    rows = pq.read_table(Path(t_exp.export.path) / "train.parquet").to_pylist()
-
+def _crowd(d: Path, rows: list[dict], t_exp) -> store.Store:
+    """The crowd store: each planted labeler of :data:`CROWD` relabels the truth's training
+    pairs with its flip rate; the held-out prompts come from the truth only."""
     crowd = store.Store(d / "crowd.duckdb", create=True)
     if not crowd.comparisons.list(labeler="hh"):
         rng = np.random.default_rng(0)
@@ -82,24 +67,13 @@ def main() -> None:
                 out.write(json.dumps({"prompt": r["prompt"], "chosen": r["chosen"],
                                       "rejected": r["rejected"]}) + "\n")
         import_file(crowd, f, "trl", dataset="crowd", labeler="hh")
+    return crowd
 
-    print("\nlabeler reliability (Dawid-Skene, crowd-kit):")
-    for s in labeler_reliability(crowd):
-        print(f"  {s.labeler:9s} votes {s.votes:5d}  accuracy {s.accuracy:.3f} "
-              f"[{s.accuracy_low:.3f}, {s.accuracy_high:.3f}]  (true {1 - CROWD[s.labeler]:.2f})")
 
-    text_key = lambda r: (json.dumps(r["prompt"]), r["chosen"][0]["content"])  # noqa: E731
-    true_text = {text_key(r) for r in rows}
-    exports, label_acc = {}, {}
-    for agg in ("majority", "dawid-skene"):
-        e = export_pairs(crowd, d / f"crowd-{agg}", PairFilters(aggregate=agg, test_fraction=0.1),
-                         overwrite=True)
-        tr = pq.read_table(Path(e.export.path) / "train.parquet").to_pylist()
-        label_acc[agg] = np.mean([text_key(r) in true_text for r in tr])
-        exports[agg] = e.export.id
-        print(f"{agg:12s} export {e.export.id}: {e.n_train} train pairs, label accuracy "
-              f"{label_acc[agg]:.3f} against the truth")
 
+def _reward_models(crowd: store.Store, t_exp, exports: dict[str, int], args):
+    """Train one reward model per setting and score it on the true held-out pairs; returns
+    the held-out split and ``[(name, accuracy, low, high, seconds)]``."""
     import datasets
 
     from prefloop.core.models import resolve_model
@@ -129,6 +103,46 @@ def main() -> None:
         results.append((name, acc, low, high, time.perf_counter() - t0))
         print(f"{name:42s} held-out accuracy on true labels {acc:.3f} [{low:.3f}, {high:.3f}] "
               f"(run {r.run.id}, {time.perf_counter() - t0:.0f} s)", flush=True)
+    return test, results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", default="/tmp/prefloop-label-quality")
+    ap.add_argument("--steps", type=int, default=48)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--settings", default="majority,dawid-skene,soft,weighted",
+                    help="which reward models to train (comma-separated)")
+    args = ap.parse_args()
+    d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
+
+    truth = store.Store(d / "truth.duckdb", create=True)
+    if not truth.prompts.datasets():
+        import_file(truth, SHARED / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz", "hh")
+    t_exp = export_pairs(truth, d / "truth-export", PairFilters(source="human", test_fraction=0.1),
+                         overwrite=True)
+    rows = pq.read_table(Path(t_exp.export.path) / "train.parquet").to_pylist()
+
+    crowd = _crowd(d, rows, t_exp)
+    print("\nlabeler reliability (Dawid-Skene, crowd-kit):")
+    for s in labeler_reliability(crowd):
+        print(f"  {s.labeler:9s} votes {s.votes:5d}  accuracy {s.accuracy:.3f} "
+              f"[{s.accuracy_low:.3f}, {s.accuracy_high:.3f}]  (true {1 - CROWD[s.labeler]:.2f})")
+
+    text_key = lambda r: (json.dumps(r["prompt"]), r["chosen"][0]["content"])  # noqa: E731
+    true_text = {text_key(r) for r in rows}
+    exports, label_acc = {}, {}
+    for agg in ("majority", "dawid-skene"):
+        e = export_pairs(crowd, d / f"crowd-{agg}", PairFilters(aggregate=agg, test_fraction=0.1),
+                         overwrite=True)
+        tr = pq.read_table(Path(e.export.path) / "train.parquet").to_pylist()
+        label_acc[agg] = np.mean([text_key(r) in true_text for r in tr])
+        exports[agg] = e.export.id
+        print(f"{agg:12s} export {e.export.id}: {e.n_train} train pairs, label accuracy "
+              f"{label_acc[agg]:.3f} against the truth")
+
+    test, results = _reward_models(crowd, t_exp, exports, args)
     print(f"\nsummary ({len(test)} true held-out pairs, {args.steps} steps each, 95% bootstrap CI):")
     for name, acc, low, high, _ in results:
         print(f"  {name:42s} {acc:.3f} [{low:.3f}, {high:.3f}]")

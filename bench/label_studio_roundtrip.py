@@ -37,6 +37,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _label_in_label_studio(c, config: str, tasks: list[dict], work: Path) -> int:
+    """Create a project with the exported config, import the tasks, check their predictions,
+    label every task (the "good" side) and save the project's JSON export as
+    ``work/ls-export.json``; returns the predictions seen."""
+    r = c.post("/api/projects", json={"title": "prefloop round trip", "label_config": config})
+    assert r.status_code == 201, r.text
+    project = r.json()["id"]
+    r = c.post(f"/api/projects/{project}/import", json=tasks)
+    assert r.status_code == 201, r.text
+    ls_tasks = c.get("/api/tasks", params={"project": project, "page_size": 100}).json()
+    ls_tasks = ls_tasks["tasks"] if isinstance(ls_tasks, dict) else ls_tasks
+    assert len(ls_tasks) == len(tasks), ls_tasks
+    n_pred = 0
+    for t in ls_tasks:
+        side = "left" if t["data"]["answer1"].startswith("good") else "right"
+        full = c.get(f"/api/tasks/{t['id']}").json()
+        for p in full.get("predictions", []):
+            n_pred += 1
+            assert p["result"][0]["value"]["selected"] == side
+        r = c.post(f"/api/tasks/{t['id']}/annotations", json={"result": [
+            {"from_name": "comparison", "to_name": "answer1", "type": "pairwise",
+             "value": {"selected": side}}]})
+        assert r.status_code == 201, r.text
+    exported = c.get(f"/api/projects/{project}/export", params={"exportType": "JSON"})
+    assert exported.status_code == 200, exported.text[:500]
+    (work / "ls-export.json").write_bytes(exported.content)
+    return n_pred
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ls-bin", required=True, help="label-studio executable of its own venv")
@@ -82,29 +111,7 @@ def main() -> None:
                 raise SystemExit(f"label-studio exited: see {work / 'ls.log'}")
             time.sleep(0.5)
         started = time.perf_counter() - t0
-        c = httpx.Client(base_url=url, headers=h, timeout=60)
-        r = c.post("/api/projects", json={"title": "prefloop round trip", "label_config": config})
-        assert r.status_code == 201, r.text
-        project = r.json()["id"]
-        r = c.post(f"/api/projects/{project}/import", json=tasks)
-        assert r.status_code == 201, r.text
-        ls_tasks = c.get("/api/tasks", params={"project": project, "page_size": 100}).json()
-        ls_tasks = ls_tasks["tasks"] if isinstance(ls_tasks, dict) else ls_tasks
-        assert len(ls_tasks) == len(tasks), ls_tasks
-        n_pred = 0
-        for t in ls_tasks:
-            side = "left" if t["data"]["answer1"].startswith("good") else "right"
-            full = c.get(f"/api/tasks/{t['id']}").json()
-            for p in full.get("predictions", []):
-                n_pred += 1
-                assert p["result"][0]["value"]["selected"] == side
-            r = c.post(f"/api/tasks/{t['id']}/annotations", json={"result": [
-                {"from_name": "comparison", "to_name": "answer1", "type": "pairwise",
-                 "value": {"selected": side}}]})
-            assert r.status_code == 201, r.text
-        exported = c.get(f"/api/projects/{project}/export", params={"exportType": "JSON"})
-        assert exported.status_code == 200, exported.text[:500]
-        (work / "ls-export.json").write_bytes(exported.content)
+        n_pred = _label_in_label_studio(httpx.Client(base_url=url, headers=h, timeout=60), config, tasks, work)
     finally:
         proc.terminate()
         try:

@@ -220,6 +220,66 @@ def test_empty_admin_page_says_so_instead_of_placeholders(db, tmp_path, browser)
         assert admin.locator(empty).count() == 0 or not admin.locator(empty).is_visible(), empty
 
 
+def _adjudicate(browser, url):
+    """The reviewer opens the disputed task and records A > B; returns the queue's and the item's text."""
+    rev = login(browser, url, "rev")
+    assert rev.get_by_role("tab", name="Admin").count() == 0          # a reviewer is not an admin
+    rev.get_by_role("tab", name="Review").click()
+    rev.wait_for_function("document.querySelector('#pf-review-queue') && "
+                          "document.querySelector('#pf-review-queue').innerText.includes('disputed')",
+                          timeout=15_000)
+    queue = rev.inner_text("#pf-review-queue")
+    rev.locator("#pf-review-queue").locator("text=disputed question >> visible=true").first.click()
+    rev.wait_for_function("document.querySelector('#pf-review-item').innerText.includes(\"bob's reason\")",
+                          timeout=15_000)
+    item = rev.inner_text("#pf-review-item")
+    rev.screenshot(path=str(SHOTS / "review.png"), full_page=True)
+    rev.locator("#pf-review-ranking textarea, #pf-review-ranking input").first.fill("A > B")
+    rev.click("#pf-review-save")
+    rev.wait_for_function("document.querySelector('#pf-review-status').innerText.includes('final ranking saved')",
+                          timeout=15_000)
+    rev.wait_for_function("document.querySelector('#pf-review-note').innerText.includes('Nothing to review')",
+                          timeout=15_000)
+    return queue, item
+
+
+def _miss_qualification(browser, url):
+    """The new annotator answers both gold tasks wrong and is paused; returns the page, its progress line and the paused message."""
+    new = login(browser, url, "newbie")
+    for _ in range(2):                                            # answer both gold tasks wrong
+        new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('gold question')",
+                              timeout=15_000)
+        progress = new.inner_text("#pf-progress")
+        wrong_slot = 0 if "gold wrong" in new.inner_text("#pf-response-0") else 1
+        before = new.inner_text("#pf-prompt")
+        new.click("#pf-a" if wrong_slot == 0 else "#pf-b")
+        new.wait_for_function(f"!document.querySelector('#pf-prompt').innerText.includes({before!r})",
+                              timeout=15_000)
+    new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('paused')", timeout=15_000)
+    paused = new.inner_text("#pf-prompt")
+    new.screenshot(path=str(SHOTS / "paused.png"), full_page=True)
+    return new, progress, paused
+
+
+def _reenable(browser, url):
+    """The admin re-enables the paused annotator; returns the people table's text."""
+    admin = login(browser, url, "boss")
+    admin.get_by_role("tab", name="Admin").click()
+    admin.wait_for_function("document.querySelector('#pf-agreement').innerText.includes('Review')",
+                            timeout=15_000)
+    admin.get_by_text("People: roles, qualification, pauses").click()
+    admin.wait_for_function("document.querySelector('#pf-people').innerText.includes('qualification')",
+                            timeout=15_000)
+    people = admin.inner_text("#pf-people")
+    admin.locator("#pf-reenable-name input, #pf-reenable-name textarea").first.fill("newbie")
+    admin.click("#pf-reenable")
+    admin.wait_for_function("document.querySelector('#pf-admin-status').innerText.includes('re-enabled')",
+                            timeout=15_000)
+    admin.wait_for_timeout(500)
+    admin.screenshot(path=str(SHOTS / "admin_people.png"), full_page=True)
+    return people
+
+
 def test_review_adjudication_and_qualification_in_a_browser(db, tmp_path, browser):
     """Two annotators disagree and one flags the task; the reviewer sees both labels, records
     the final ranking, which the adjudicated export follows. A new annotator misses the
@@ -248,54 +308,9 @@ def test_review_adjudication_and_qualification_in_a_browser(db, tmp_path, browse
                               annotator_id=ids[name], flags=flags, rationale=f"{name}'s reason")
     server = serve(db, tmp_path, "qualification_tasks: 2\nmin_gold_accuracy: 1.0\nreview:\n  min_agreement: 0.75\n")
     try:
-        rev = login(browser, server.url, "rev")
-        assert rev.get_by_role("tab", name="Admin").count() == 0          # a reviewer is not an admin
-        rev.get_by_role("tab", name="Review").click()
-        rev.wait_for_function("document.querySelector('#pf-review-queue') && "
-                              "document.querySelector('#pf-review-queue').innerText.includes('disputed')",
-                              timeout=15_000)
-        queue = rev.inner_text("#pf-review-queue")
-        rev.locator("#pf-review-queue").locator("text=disputed question >> visible=true").first.click()
-        rev.wait_for_function("document.querySelector('#pf-review-item').innerText.includes(\"bob's reason\")",
-                              timeout=15_000)
-        item = rev.inner_text("#pf-review-item")
-        rev.screenshot(path=str(SHOTS / "review.png"), full_page=True)
-        rev.locator("#pf-review-ranking textarea, #pf-review-ranking input").first.fill("A > B")
-        rev.click("#pf-review-save")
-        rev.wait_for_function("document.querySelector('#pf-review-status').innerText.includes('final ranking saved')",
-                              timeout=15_000)
-        rev.wait_for_function("document.querySelector('#pf-review-note').innerText.includes('Nothing to review')",
-                              timeout=15_000)
-
-        new = login(browser, server.url, "newbie")
-        for _ in range(2):                                            # answer both gold tasks wrong
-            new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('gold question')",
-                                  timeout=15_000)
-            progress = new.inner_text("#pf-progress")
-            wrong_slot = 0 if "gold wrong" in new.inner_text("#pf-response-0") else 1
-            before = new.inner_text("#pf-prompt")
-            new.click("#pf-a" if wrong_slot == 0 else "#pf-b")
-            new.wait_for_function(f"!document.querySelector('#pf-prompt').innerText.includes({before!r})",
-                                  timeout=15_000)
-        new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('paused')", timeout=15_000)
-        paused = new.inner_text("#pf-prompt")
-        new.screenshot(path=str(SHOTS / "paused.png"), full_page=True)
-
-        admin = login(browser, server.url, "boss")
-        admin.get_by_role("tab", name="Admin").click()
-        admin.wait_for_function("document.querySelector('#pf-agreement').innerText.includes('Review')",
-                                timeout=15_000)
-        admin.get_by_text("People: roles, qualification, pauses").click()
-        admin.wait_for_function("document.querySelector('#pf-people').innerText.includes('qualification')",
-                                timeout=15_000)
-        people = admin.inner_text("#pf-people")
-        admin.locator("#pf-reenable-name input, #pf-reenable-name textarea").first.fill("newbie")
-        admin.click("#pf-reenable")
-        admin.wait_for_function("document.querySelector('#pf-admin-status').innerText.includes('re-enabled')",
-                                timeout=15_000)
-        admin.wait_for_timeout(500)
-        admin.screenshot(path=str(SHOTS / "admin_people.png"), full_page=True)
-
+        queue, item = _adjudicate(browser, server.url)
+        new, progress, paused = _miss_qualification(browser, server.url)
+        people = _reenable(browser, server.url)
         new.click("#pf-next")
         new.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('regular question')",
                               timeout=15_000)
