@@ -67,20 +67,27 @@ def _print_board(s, run) -> None:
 @app.command()
 def demo(
     quick: Annotated[bool, typer.Option("--quick", help="A smoke run of every stage (minutes), not a result.")] = False,
-    full: Annotated[bool, typer.Option("--full", help="The plan the documentation reports (at most 90 minutes on 2 cores): more steps, the whole test set, every stage evaluated, an A/A row.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="The plan the documentation reports (about an hour on 2 cores): more steps, 128 test prompts, the A/A row and the random-label control, with blind tasks for each.")] = False,
     seed: Annotated[int, typer.Option(help="The end-to-end seed: halves A/B, reward models, policies, samples.")] = 1,
     data: Annotated[Optional[Path], typer.Option(help="The shared data dir (default: ../shared/data or $PREFLOOP_SHARED_DATA).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the last demo.")] = False,
+    show: Annotated[bool, typer.Option("--show", help="Run nothing: the seed-level table of this plan's finished demos on the store (people's column from the blind labels so far).")] = False,
 ) -> None:
-    """The whole loop on real data with the embedded SmolLM2: prompt sets, reward models, SFT,
-    on-policy DPO, an evaluation on test prompts with blind tasks for people. Re-running resumes."""
-    from prefloop.cli.report import print_demo
-    from prefloop.pipelines.demo import DEFAULT, FULL, QUICK, run_demo
+    """The whole loop on real data with the embedded SmolLM2: prompt sets, reward models, SFT
+    with rehearsal, DPO, an evaluation on test prompts with blind tasks for people. Re-running
+    resumes."""
+    from prefloop.cli.report import print_demo, print_seed_rows
+    from prefloop.pipelines.demo import DEFAULT, FULL, QUICK, demo_seed_rows, run_demo
     from prefloop.pipelines.errors import DemoDataError
 
     if quick and full:
         raise DemoDataError("--quick and --full: choose one")
     plan = QUICK if quick else FULL if full else DEFAULT
+    if show:
+        runs, rows = demo_seed_rows(state.store(), plan.name)
+        print_seed_rows(console, f"prefloop demo{'' if plan is DEFAULT else ' --' + plan.name}: runs "
+                        f"{', '.join(map(str, runs))}, win rate against the base on the test prompts", rows)
+        return
     s = state.store(create=True)
     r = run_demo(s, plan=plan, seed=seed, data=data, fresh=fresh)
     print_demo(console, r, _prefloop_command(), Path(s.path).resolve())

@@ -14,7 +14,6 @@ from rich.table import Table
 from prefloop import store
 from prefloop.core.display import cell, interval
 from prefloop.core.stats import WinRate
-
 from prefloop.pipelines.eval_results import EvalRow, EvalSummary
 
 __all__ = ["print_eval", "print_leaderboards", "print_rm_eval"]
@@ -207,14 +206,23 @@ def print_board(console: Console, run: store.Run, rows) -> None:
     rate with its CI (two-level bootstrap) over the per-seed values; KL, tokens, EOS rate and
     refusals on benign prompts, means over seeds."""
     cfg = run.config.get("board", {})
-    t = Table(title=f"method board (run {run.id}): win rate against the base on the test prompts, seeds "
+    print_seed_rows(console, f"method board (run {run.id}): win rate against the base on the test prompts, seeds "
                     f"{', '.join(map(str, cfg.get('seeds', [])))}; {cfg.get('budget', 0):.0f} s of training each",
-              caption="seed-level CI: resample seeds, then prompts; (per-seed values); people: blind labels so far")
-    for col in ("method", "people harmless", "people benign", "2nd RM", "proxy RM", "KL nats", "tokens",
-                "EOS", "benign refusals"):
+                    rows)
+
+
+def print_seed_rows(console: Console, title: str, rows) -> None:
+    """Rows of :func:`prefloop.pipelines.board.seed_rows` (one per method or version) as a
+    table: people's seed-level win rate against the base (all, harmless, benign), then the
+    reward models', each with its CI and per-seed values; KL, tokens, EOS, benign refusals."""
+    t = Table(title=title, caption="seed-level CI: resample seeds, then prompts; (per-seed values); "
+                                   "people: blind labels so far")
+    for col in ("method", "people", "people harmless", "people benign", "2nd RM", "proxy RM", "KL nats",
+                "tokens", "EOS", "benign refusals"):
         t.add_column(col, justify="left" if col == "method" else "right", overflow="fold")
     for r in rows:
-        t.add_row(r.method, _seed_cell(r.win["people"]["harmless"], r.per_seed["people:harmless"]),
+        t.add_row(r.method, _seed_cell(r.win["people"]["all"], r.per_seed["people:all"]),
+                  _seed_cell(r.win["people"]["harmless"], r.per_seed["people:harmless"]),
                   _seed_cell(r.win["people"]["benign"], r.per_seed["people:benign"]),
                   _seed_cell(r.win["second_rm"]["all"], r.per_seed["second_rm:all"]),
                   _seed_cell(r.win["proxy"]["all"], r.per_seed["proxy:all"]), _num(r.kl),

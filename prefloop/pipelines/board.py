@@ -28,12 +28,12 @@ from prefloop.store.pairs import PairFilters
 from .base import Pipeline
 from .errors import PipelineError
 
-__all__ = ["BOARD_METHODS", "BoardConfig", "BoardRow", "run_board", "board_rows", "BoardError"]
+__all__ = ["BOARD_METHODS", "BoardConfig", "BoardRow", "run_board", "board_rows", "seed_rows", "BoardError"]
 
 log = logging.getLogger(__name__)
 
 #: The board's methods, in its order. ``aa`` is the base sampled again (no training);
-#: ``sft+dpo`` is the demo's chain (SFT, then on-policy DPO from it).
+#: ``sft+dpo`` is SFT, then on-policy (iterative) DPO from it.
 BOARD_METHODS = ("aa", "sft", "dpo", "dpo-random", "iterative-dpo", "sft+dpo", "rs-sft", "ppo", "grpo",
                  "rloo", "orpo", "kto")
 
@@ -204,7 +204,7 @@ def _run_seed(s: store.Store, cfg: BoardConfig, seed: int, pipe: Pipeline) -> di
     for m in cfg.methods:
         if m == "aa":
             continue
-        if m == "sft+dpo":             # the demo's chain: on-policy DPO from this seed's SFT policy
+        if m == "sft+dpo":             # on-policy DPO from this seed's SFT policy
             start = f"run:{trained['sft']['run_id']}"
             trained[m] = pipe.stage(f"s{seed}.{m}", f"seed {seed}: {m}",
                                     lambda start=start: sd.method("iterative-dpo", data, start, cfg.budget))
@@ -227,12 +227,20 @@ def _subset_outcomes(outcomes: dict[int, list[float]] | dict[int, float], subset
 
 def board_rows(s: store.Store, board: store.Run) -> list[BoardRow]:
     """The board's rows from its eval runs and people's labels as they are now."""
-    from .eval_results import EvalSummary
-    from .evaluation import people_outcomes
-
     seeds = (board.summary or {}).get("seeds", {})
     if not seeds:
         raise BoardError(f"board run {board.id} has no finished seed yet")
+    return seed_rows(s, seeds)
+
+
+def seed_rows(s: store.Store, seeds: dict[str, dict[str, Any]]) -> list[BoardRow]:
+    """One :class:`BoardRow` per method over end-to-end seeds: ``seeds`` maps each seed to
+    ``{"eval_run_id": ID, "models": {method: the eval's version name}}``; people's column
+    from the blind labels given so far. A seed-level win rate needs every seed to have
+    outcomes in that view (else ``None``)."""
+    from .eval_results import EvalSummary
+    from .evaluation import people_outcomes
+
     per_method: dict[str, BoardRow] = {}
     raw: dict[str, dict[str, list[list[float]]]] = {}
     for seed, info in seeds.items():

@@ -33,7 +33,7 @@ Stages (each recorded; re-running resumes):
    ``admin`` user.
 
 :data:`DEFAULT` is what ``make demo`` runs (about 20 minutes on 2 cores), :data:`FULL`
-(``--full``) the plan whose results the documentation reports (at most 90 minutes), and
+(``--full``) the plan whose results the documentation reports (about an hour), and
 :data:`QUICK` a smoke run of every stage.
 """
 
@@ -58,7 +58,8 @@ from .eval_results import EvalSummary
 from .prompt_sets import PromptSetPlan, record_prompt_sets
 
 __all__ = ["DemoPlan", "DEFAULT", "FULL", "QUICK", "PLANS", "PROMPT_SETS", "DemoResult", "Target",
-           "run_demo", "shared_data_dir", "demo_targets", "import_shared", "record_demo_prompt_sets"]
+           "run_demo", "shared_data_dir", "demo_targets", "import_shared", "record_demo_prompt_sets",
+           "demo_seed_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,8 @@ DEFAULT = DemoPlan(name="default", rm_steps=40, rm_max_length=192, rehearsal_pro
                    dpo_learning_rate=5e-4, ppo_iterations=0, ppo_batch=16, eval_per_subset=32, eval_tokens=128,
                    max_prompt_tokens=256, eval_stages=False, aa_row=False, control_row=False, critique_responses=1,
                    minutes=20)
-FULL = replace(DEFAULT, name="full", rm_steps=100, rm_max_length=256, rehearsal_prompts=96, sft_steps=40,
-               dpo_steps=48,
-               eval_per_subset=100, eval_stages=True, aa_row=True, control_row=True, minutes=90)
+FULL = replace(DEFAULT, name="full", rm_steps=60, rm_max_length=256, rehearsal_prompts=96, sft_steps=40,
+               dpo_steps=48, eval_per_subset=64, eval_stages=False, aa_row=True, control_row=True, minutes=75)
 QUICK = DemoPlan(name="quick", rm_steps=8, rm_max_length=128, rehearsal_prompts=4, rehearsal_n=2, sft_steps=4,
                  sft_batch=2, sft_max_length=192,
                  sft_learning_rate=2e-4, dpo_steps=2, dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=1,
@@ -300,7 +300,10 @@ class _Demo:
                          tasks=2 * p.eval_per_subset, task_models=(models[-1], *controls), overlap=1,
                          max_new_tokens=p.eval_tokens, batch_size=16, seed=self.seed)
         r = run_eval(self.s, cfg, pipeline_run_id=self.pipe.run.id)
-        return {"run_id": r.run.id, "tasks": r.summary.tasks}
+        roles = (["a/a"] if p.aa_row else []) + (["random labels"] if control else []) + \
+            [f"stage {i + 1}" for i in range(len(models) - 1)] + ["final"]
+        return {"run_id": r.run.id, "tasks": r.summary.tasks,
+                "models": dict(zip(roles, [row.model for row in r.summary.rows][1:]))}
 
     def constitutional(self) -> dict[str, Any]:
         from prefloop.judge.backends import make_backend
@@ -337,7 +340,7 @@ def run_demo(s: store.Store, *, plan: DemoPlan = DEFAULT, seed: int = 1, data: s
     from prefloop.core.models import DEFAULT_MODEL, default_model_path
 
     data_dir = shared_data_dir(data)
-    config = {"demo": plan.name, "plan": asdict(plan), "seed": seed, "version": 12}
+    config = {"demo": plan.name, "plan": asdict(plan), "seed": seed, "version": 13}
     pipe = Pipeline(s, "demo", config, resume=not fresh, reuse_finished=not fresh)
     d = _Demo(s, plan, seed, data_dir, pipe)
     pipe.stage("import", "1. Import HH-RLHF (human labels), AlpacaEval (AI labels), MT-Bench prompts", d.imports)
@@ -387,6 +390,29 @@ def run_demo(s: store.Store, *, plan: DemoPlan = DEFAULT, seed: int = 1, data: s
     seconds = {k: v["seconds"] for k, v in pipe.stages.items()}
     return DemoResult(run, plan, seed, dict(pipe.stages), eval_run, summary, policy, password_box[0],
                       demo_targets(summary, progress, policy, seconds, plan))
+
+
+def demo_seed_rows(s: store.Store, plan: str = "full") -> tuple[list[int], list]:
+    """The finished demo runs of ``plan`` on this store, one per seed (the newest), as
+    seed-level rows (:func:`prefloop.pipelines.board.seed_rows`): the final policy, the A/A
+    row and the random-label control, each against the base. Returns ``(run ids, rows)``.
+
+    Raises:
+        DemoDataError: no finished demo run of that plan records its versions.
+    """
+    from .board import seed_rows
+
+    by_seed: dict[int, store.Run] = {}
+    for r in s.runs.list(kind="demo"):
+        if r.status == "finished" and (r.config or {}).get("demo") == plan and \
+                "models" in ((r.summary or {}).get("stages", {}).get("eval") or {}):
+            by_seed[int(r.config["seed"])] = r          # runs come oldest first: the newest wins
+    if not by_seed:
+        raise DemoDataError(f"no finished `prefloop demo{'' if plan == 'default' else ' --' + plan}` run "
+                            "on this store records its evaluated versions: run it first")
+    seeds = {str(seed): {"eval_run_id": r.summary["stages"]["eval"]["run_id"],
+                         "models": r.summary["stages"]["eval"]["models"]} for seed, r in sorted(by_seed.items())}
+    return [r.id for _, r in sorted(by_seed.items())], seed_rows(s, seeds)
 
 
 def _fmt(w) -> str:
