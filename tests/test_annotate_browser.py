@@ -165,7 +165,7 @@ def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, brow
     ev = run_eval(db, EvalConfig(models=(str(tiny_model), f"run:{dpo.id}"), prompts=f"export:{rm.export_id}",
                                  limit=6, max_prompt_tokens=512, reward_model=f"run:{rm.id}",
                                  max_new_tokens=8, tasks=3, overlap=2))
-    n_tasks = ev.summary["tasks"]
+    n_tasks = ev.summary.tasks
     assert n_tasks >= 2
     for name in ("ann", "bob"):
         db.annotators.add(name, "annotator", hash_password("password123"))

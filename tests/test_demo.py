@@ -18,6 +18,7 @@ from .conftest import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
+@pytest.mark.timeout(2400)
 def test_quick_demo_runs_and_resumes(tmp_path, shared_data):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFLOOP_ADMIN_PASSWORD": "demo-password-1",
            "COLUMNS": "120"}

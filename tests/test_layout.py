@@ -228,3 +228,19 @@ def test_code_speaks_of_what_it_does_not_of_its_history():
             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
             if bad.search(line) and "re.compile" not in line]
     assert not hits, hits
+
+
+def test_other_packages_import_only_the_stores_public_modules():
+    """``prefloop.store``'s surface is the facade and :data:`PUBLIC_MODULES`."""
+    import re
+
+    from prefloop.store import PUBLIC_MODULES
+
+    pattern = re.compile(r"from prefloop\.store\.([a-z_]+)(?:\.[a-z_]+)* import|import prefloop\.store\.([a-z_]+)")
+    found = {}
+    for root in ("core", "judge", "training", "annotate_app", "prefloop", "bench"):
+        for p in ROOT.joinpath(root).rglob("*.py"):
+            for m in pattern.finditer(p.read_text(encoding="utf-8")):
+                found.setdefault(m.group(1) or m.group(2), []).append(str(p.relative_to(ROOT)))
+    inside = {k: v for k, v in found.items() if k not in PUBLIC_MODULES}
+    assert not inside, inside

@@ -91,7 +91,7 @@ def test_loop_runs_on_policy_and_unpaired_methods(hh_store, tiny_model, tmp_path
     tiny = str(tiny_model)
     fast = {"max_steps": 1, "max_length": 256, "max_eval_pairs": 4}
     section = ({"rounds": 1, "prompts_per_round": 3, "n": 2, "max_new_tokens": 6,
-                "max_prompt_tokens": 128, **fast} if update == "iterative-dpo"
+                "max_prompt_tokens": 128, "label_truncated": True, **fast} if update == "iterative-dpo"
                else {**fast, "per_device_train_batch_size": 2})
     cfg = loop_config_from_dict({
         "policy": tiny, "export": {"source": "human", "test_fraction": 0.1},
@@ -119,8 +119,8 @@ def test_loop_config_errors_name_the_file(tmp_path):
     bad.write_text("eval: {min_second_rm_win_rate: 0.5}\n")
     with pytest.raises(LoopConfigError, match="needs eval.second_reward_model"):
         load_loop_config(bad)
-    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, iterative-dpo, ppo, "
-                         "grpo, rloo, rs-sft, orpo, kto, none"),
+    for text, match in [("policy_update: rlhf\n", "policy_update: expected one of dpo, ppo, grpo, rloo, "
+                         "kto, orpo, iterative-dpo, rs-sft, none"),
                         ("iterative-dpo: {n: 1}\n", "bad.yaml: iterative-dpo: .*n: expected at least 2"),
                         ("iterative-dpo: {bogus: 1}\n", "bad.yaml: iterative-dpo: .*unknown key 'bogus'"),
                         ("rs-sft: {export_id: 3}\n", "bad.yaml: rs-sft.export_id: set by the loop"),

@@ -117,7 +117,7 @@ def test_an_ensemble_trains_as_one_run_and_is_scored_everywhere(hh_store, tiny_m
     ev2 = run_eval(hh_store, EvalConfig(models=(str(tiny_model), str(tiny_model)),
                                         prompts=f"export:{run.export_id}", limit=3, judge=None,
                                         max_new_tokens=6, reward_model=f"run:{run.id}@uwo"))
-    assert ev2.run.status == "finished" and ev2.summary["reward_model"].endswith("@uwo")
+    assert ev2.run.status == "finished" and ev2.summary.reward_model.endswith("@uwo")
     # an aggregation on one reward model, or an unknown one: one line each
     single = train(hh_store, "rm", overrides={"model": str(tiny_model), **FAST,
                                               "export_id": run.export_id})

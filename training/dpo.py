@@ -32,6 +32,7 @@ def run(ctx) -> tuple[Path, dict[str, Any]]:
     test = ctx.eval_split()
     if test is not None:
         test = fit_rows(test.select_columns(PAIR_COLUMNS), tok, cfg.max_length, pairs)
+        test = test if len(test) else None          # no held-out pair fits max_length
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=cfg, train_dataset=train,
                          eval_dataset=test,
                          processing_class=tok, peft_config=peft_config, callbacks=ctx.callbacks())

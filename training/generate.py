@@ -265,9 +265,11 @@ def _store_samples(s: store.Store, prompts, samples, model_ref, run_id: int, par
     chosen or rejected side (closed by the chat template, it would teach stopping
     mid-sentence) unless ``label_truncated``."""
     gen_params = {**asdict(params), "policy_run_id": model_ref.run_id}
-    items = [store.ResponseIn(p.id, x.text, origin="model", model=model_ref.name, run_id=run_id,
+    # a byte-level vocabulary can decode a NUL, which the store refuses as text: drop it
+    items = [store.ResponseIn(p.id, text, origin="model", model=model_ref.name, run_id=run_id,
                               gen_params={**gen_params, "finished": x.finished})
-             for p, group in zip(prompts, samples) for x in group if x.text.strip()]
+             for p, group in zip(prompts, samples) for x in group
+             if (text := x.text.replace("\x00", "")).strip()]
     ids = s.responses.add(items)
     by_prompt: dict[int, list[int]] = {}
     finished: set[int] = set()

@@ -1,4 +1,4 @@
-"""``prefloop judge run`` and ``prefloop judge agreement``."""
+"""``prefloop judge run``, ``prefloop judge agreement`` and ``prefloop judge route``."""
 
 from __future__ import annotations
 
@@ -91,3 +91,24 @@ def agreement(
         for group, m in res.items():
             t.add_row(group, *(fmt(m.get(c)) for c in cols))
         console.print(t)
+
+
+@judge_app.command("route")
+def route(
+    fraction: Annotated[Optional[float], typer.Option(help="Route this share of the judged pairs, the most uncertain first.")] = None,
+    n: Annotated[Optional[int], typer.Option(help="Route this many pairs, the most uncertain first.")] = None,
+    labeler: Annotated[list[str], typer.Option(help="Panel members (judge models as recorded; default: every AI labeler with pairwise labels).")] = [],
+    min_uncertainty: Annotated[float, typer.Option(help="Route no pair the panel is surer of than this (0..1).")] = 0.0,
+    overlap: Annotated[int, typer.Option(help="People per routed pair.")] = 1,
+) -> None:
+    """Send the pairs the judge panel is least sure of to people: every AI pairwise label
+    (judges, principles, both orders) is a panel member; pairs where they disagree or flip
+    with the order are queued as blind tasks first (priority by uncertainty); the rest keep
+    their AI labels."""
+    from prefloop.judge.routing import route_to_people
+
+    s = state.store()
+    r = route_to_people(s, fraction=fraction, n=n, labelers=labeler or None,
+                        min_uncertainty=min_uncertainty, overlap=overlap)
+    console.print(f"{len(r.task_ids)} of {r.pairs} judged pairs routed to people ({r.created} new tasks); "
+                  f"least uncertain routed: {fmt(r.threshold, 2)}")

@@ -67,7 +67,7 @@ def _print_board(s, run) -> None:
 @app.command()
 def demo(
     quick: Annotated[bool, typer.Option("--quick", help="A smoke run of every stage (minutes), not a result.")] = False,
-    full: Annotated[bool, typer.Option("--full", help="The plan the documentation reports (about an hour on 2 cores): more steps, 128 test prompts, the A/A row and the random-label control, with blind tasks for each.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="The plan the documentation reports (about 40 minutes on 2 cores): more SFT and DPO steps, the A/A row and the random-label control, with blind tasks for each.")] = False,
     seed: Annotated[int, typer.Option(help="The end-to-end seed: halves A/B, reward models, policies, samples.")] = 1,
     data: Annotated[Optional[Path], typer.Option(help="The shared data dir (default: ../shared/data or $PREFLOOP_SHARED_DATA).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the last demo.")] = False,

@@ -33,7 +33,7 @@ Stages (each recorded; re-running resumes):
    ``admin`` user.
 
 :data:`DEFAULT` is what ``make demo`` runs (about 20 minutes on 2 cores), :data:`FULL`
-(``--full``) the plan whose results the documentation reports (about an hour), and
+(``--full``) the plan whose results the documentation reports (about 40 minutes), and
 :data:`QUICK` a smoke run of every stage.
 """
 
@@ -111,8 +111,8 @@ DEFAULT = DemoPlan(name="default", rm_steps=40, rm_max_length=192, rehearsal_pro
                    dpo_learning_rate=5e-4, ppo_iterations=0, ppo_batch=16, eval_per_subset=32, eval_tokens=128,
                    max_prompt_tokens=256, eval_stages=False, aa_row=False, control_row=False, critique_responses=1,
                    minutes=20)
-FULL = replace(DEFAULT, name="full", rm_steps=60, rm_max_length=256, rehearsal_prompts=96, sft_steps=40,
-               dpo_steps=48, eval_per_subset=64, eval_stages=False, aa_row=True, control_row=True, minutes=75)
+FULL = replace(DEFAULT, name="full", sft_steps=40, dpo_steps=48, eval_stages=False, aa_row=True, control_row=True,
+               minutes=40)
 QUICK = DemoPlan(name="quick", rm_steps=8, rm_max_length=128, rehearsal_prompts=4, rehearsal_n=2, sft_steps=4,
                  sft_batch=2, sft_max_length=192,
                  sft_learning_rate=2e-4, dpo_steps=2, dpo_beta=0.1, dpo_learning_rate=5e-4, ppo_iterations=1,
