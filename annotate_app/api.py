@@ -14,6 +14,10 @@ dependency (:func:`require`). Routes, under ``/api/v1``:
 ``POST /tasks/{id}/label``  any        label your task (``choice``: A, B, tie or both_bad;
                                        ``rationale``, ``flags``, ``strength``, ``edit``)
 ``POST /tasks/{id}/skip``   any        skip it and get the next one
+``POST /conversations``     any        start a conversation with the chat model (Chat view)
+``GET /conversations``      any        your conversations; ``GET /conversations/{id}``: one
+``POST /conversations/{id}/messages``  any   send a message: the stored turn's candidates
+``POST /conversations/{id}/choice``    any   rank the turn (``turn``, ``choice``, ``edit``...)
 ``POST /prompts``           admin      add prompts with responses, optionally queue tasks
                                        (at most :data:`MAX_ITEMS`; idempotent; any bad item:
                                        422 naming each bad item, nothing written)
@@ -31,7 +35,8 @@ dependency (:func:`require`). Routes, under ``/api/v1``:
 The routes authorize and delegate to the app's services (the labeling service the Gradio
 view uses, :class:`~prefloop.annotate_app.services.platform.PlatformService`); request and
 response models document every route in ``/api/openapi.json``. Errors are JSON ``{"detail":
-message}``: 401 (no or bad key), 403 (role), 404, 409 (a lease that ran out), 413 (a body over
+message}``: 401 (no or bad key), 403 (role), 404, 409 (a lease that ran out, a turn not yet
+ranked), 502 (the chat model's endpoint failed; nothing stored), 413 (a body over
 :data:`MAX_BODY_BYTES`, however it is sent), 415 (not JSON), 422 (a field or item, named).
 Input never causes a 500: integers are bounded where they are declared, text and names pass the
 store's rules.
@@ -50,10 +55,11 @@ from pydantic import BaseModel, Field
 from prefloop import store
 from prefloop.core.http import BodyLimit
 from prefloop.core.signing import SigningKeyError
-from prefloop.store.validation import MAX_ID, MAX_NAME_CHARS
+from prefloop.store.validation import MAX_ID, MAX_NAME_CHARS, MAX_TEXT_CHARS
 
 from .auth import ROLE_RANK
 from .errors import AppError, InvalidItems
+from .services.chat import ModelUnavailable
 from .services.platform import MAX_ITEMS, NewPrompt
 
 __all__ = ["build_api", "MAX_ITEMS", "MAX_BODY_BYTES"]
@@ -134,6 +140,47 @@ class LabelRequest(BaseModel):
 
 class Labeled(NextTask):
     comparison_id: int
+
+
+class ChatCandidate(BaseModel):
+    label: str
+    response_id: int
+    text: str
+    finished: bool = Field(True, description="false: cut off at the chat section's max_tokens.")
+
+
+class ChatOut(BaseModel):
+    """A conversation: ``messages`` so far (chosen replies included) and, while a turn waits for
+    its ranking, ``turn`` and its ``candidates``."""
+
+    conversation_id: int
+    model: str
+    messages: list[dict[str, Any]]
+    turns: int
+    turn: int | None = None
+    candidates: list[ChatCandidate] = Field(default_factory=list)
+
+
+class ChatItem(BaseModel):
+    id: int
+    model: str
+    turns: int
+
+
+class ChatList(BaseModel):
+    items: list[ChatItem]
+
+
+class ChatMessage(BaseModel):
+    message: str = Field(..., min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class ChatChoice(BaseModel):
+    turn: int = Field(..., ge=1, le=MAX_ID, description="The turn being ranked (a second submission writes nothing).")
+    choice: str = Field(..., max_length=16, description="A candidate's label (A, B...), tie or both_bad.")
+    strength: str | None = Field(None, max_length=32)
+    edit: str = Field("", max_length=MAX_TEXT_CHARS, description="Your version of the chosen reply.")
+    rationale: str = Field("", max_length=10_000)
 
 
 class PromptItem(BaseModel):
@@ -284,7 +331,8 @@ def _handlers(api: FastAPI) -> None:
 
     @api.exception_handler(store.StoreError)
     async def store_error(request: Request, exc: store.StoreError):
-        status = 404 if isinstance(exc, store.NotFoundError) else 409 if isinstance(exc, store.LeaseError) else 422
+        status = (404 if isinstance(exc, store.NotFoundError) else
+                  409 if isinstance(exc, (store.LeaseError, store.ConversationError)) else 422)
         return JSONResponse({"detail": str(exc)}, status)
 
     @api.exception_handler(SigningKeyError)
@@ -294,7 +342,7 @@ def _handlers(api: FastAPI) -> None:
     @api.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError):
         extra = {"errors": exc.errors} if isinstance(exc, InvalidItems) else {}
-        return JSONResponse({"detail": str(exc), **extra}, 422)
+        return JSONResponse({"detail": str(exc), **extra}, 502 if isinstance(exc, ModelUnavailable) else 422)
 
 
 def require(s: store.Store, role: str):
@@ -331,6 +379,7 @@ def build_api(services) -> FastAPI:
     s: store.Store = services.store
     anyone, reviewer, admin = (Depends(require(s, r)) for r in ("annotator", "reviewer", "admin"))
     _labeling_routes(api, services, anyone)
+    _chat_routes(api, services, anyone)
     _data_routes(api, services, reviewer, admin)
     _webhook_routes(api, s, admin)
     return api
@@ -381,6 +430,39 @@ def _labeling_routes(api: FastAPI, services, anyone) -> None:
     @api.post("/v1/tasks/{task_id}/skip", response_model=NextTask)
     def skip_task(task_id: int = _id(), user: store.Annotator = anyone):
         return next_task(user, labeling.skip_and_next(user, task_id))
+
+
+def _chat_out(st) -> ChatOut:
+    return ChatOut(conversation_id=st.conversation_id, model=st.model, messages=st.messages, turns=st.turns,
+                   turn=st.turn, candidates=[ChatCandidate(label=c.label, response_id=c.response_id, text=c.text,
+                                                           finished=c.finished) for c in st.candidates])
+
+
+def _chat_routes(api: FastAPI, services, anyone) -> None:
+    """Live conversations (:class:`~prefloop.annotate_app.services.chat.ChatService`): only
+    their own annotator sees them; 502 when the chat model's endpoint fails (nothing stored)."""
+    chat = services.chat
+
+    @api.post("/v1/conversations", response_model=ChatOut)
+    def start_conversation(user: store.Annotator = anyone):
+        return _chat_out(chat.start(user))
+
+    @api.get("/v1/conversations", response_model=ChatList)
+    def list_conversations(user: store.Annotator = anyone):
+        return ChatList(items=[ChatItem(id=i, model=m, turns=n) for i, m, n in chat.conversations(user)])
+
+    @api.get("/v1/conversations/{conversation_id}", response_model=ChatOut)
+    def get_conversation(conversation_id: int = _id(), user: store.Annotator = anyone):
+        return _chat_out(chat.state(user, conversation_id))
+
+    @api.post("/v1/conversations/{conversation_id}/messages", response_model=ChatOut)
+    def send_message(req: ChatMessage, conversation_id: int = _id(), user: store.Annotator = anyone):
+        return _chat_out(chat.send(user, conversation_id, req.message))
+
+    @api.post("/v1/conversations/{conversation_id}/choice", response_model=ChatOut)
+    def choose_reply(req: ChatChoice, conversation_id: int = _id(), user: store.Annotator = anyone):
+        return _chat_out(chat.choose(user, conversation_id, req.turn, req.choice, strength=req.strength,
+                                     edit=req.edit, rationale=req.rationale))
 
 
 def _data_routes(api: FastAPI, services, reviewer, admin) -> None:

@@ -1,4 +1,4 @@
-"""The Gradio labeling app: Label, Review, Admin and Models tabs on one store.
+"""The Gradio labeling app: Label, Chat, Review, Admin and Models tabs on one store.
 
 :func:`build_app` composes the views (:mod:`prefloop.annotate_app.views`), each of which builds
 its components and wires handlers that check the caller first
@@ -21,6 +21,7 @@ from .handlers import handler
 from .render import CSS
 from .services import AppServices
 from .views.admin import AdminView
+from .views.chat import ChatView
 from .views.label import LabelView
 from .views.models import ModelsView
 from .views.review import ReviewView
@@ -69,6 +70,8 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Label", id="label"):
                 label = LabelView(app)
+            with gr.Tab("Chat", id="chat", visible=app.config.chat is not None) as chat_tab:
+                chat = ChatView(app)
             with gr.Tab("Review", id="review", visible=False) as review_tab:
                 review = ReviewView(app)
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
@@ -87,6 +90,7 @@ def build_app(s: store.Store, config: AppConfig | None = None) -> gr.Blocks:
         demo.load(load_task, None, label.outputs(who) + [admin_tab, models_tab, review_tab],
                   api_name="load_task")
         label.wire(who)
+        chat.wire(chat_tab)
         review.wire(review_tab)
         admin.wire(admin_tab)
         models.wire(models_tab)

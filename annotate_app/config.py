@@ -20,7 +20,7 @@ from prefloop.core.files import read_config_file
 
 from .errors import AppError
 
-__all__ = ["AppConfig", "AssistConfig", "RatingsConfig", "MAX_K", "MAX_ASPECTS", "DEFAULT_GUIDELINES"]
+__all__ = ["AppConfig", "AssistConfig", "RatingsConfig", "QualityConfig", "ChatConfig", "MAX_K", "MAX_ASPECTS", "DEFAULT_GUIDELINES"]
 
 MAX_K = 6
 MAX_ASPECTS = 6
@@ -122,7 +122,56 @@ class QualityConfig:
 
 
 
-_SECTIONS = {"assist": AssistConfig, "ratings": RatingsConfig, "review": store.ReviewRules, "quality": QualityConfig}
+@dataclass(frozen=True)
+class ChatConfig:
+    """The Chat view (the ``chat`` section; without it the view is off): the model under study
+    behind an OpenAI-compatible endpoint (``transformers serve RUN_DIR/final``, vLLM, a hosted
+    API; the key from ``$PREFLOOP_CHAT_API_KEY``).
+
+    Attributes:
+        base_url: e.g. ``http://127.0.0.1:8000/v1``.
+        model: the model name the endpoint serves.
+        candidates: candidate replies per turn (2..6).
+        max_tokens: the longest candidate (tokens).
+        temperature: sampling temperature of the candidates (> 0: they must differ).
+        timeout: seconds a candidate may take before the turn fails (the conversation is kept).
+        system: a system message put before every conversation (none by default).
+        extra_body: more fields of each request, as the server reads them; ``transformers
+            serve`` samples only when asked: ``{generation_config: '{"do_sample": true}'}``.
+    """
+
+    base_url: str = ""
+    model: str = ""
+    candidates: int = 2
+    max_tokens: int = 256
+    temperature: float = 0.9
+    timeout: float = 120.0
+    system: str | None = None
+    extra_body: dict | None = None
+
+    def __post_init__(self):
+        for name in ("base_url", "model"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                raise ValueError(f"{name}: required (the endpoint and the model it serves)")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url: expected an http(s) URL, found {self.base_url!r}")
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or not 2 <= self.candidates <= MAX_K:
+            raise ValueError(f"candidates: expected an integer in 2..{MAX_K}, found {self.candidates!r}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or not 1 <= self.max_tokens <= 4096:
+            raise ValueError(f"max_tokens: expected an integer in 1..4096, found {self.max_tokens!r}")
+        for name in ("temperature", "timeout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise ValueError(f"{name}: expected a number > 0, found {v!r}")
+        if self.system is not None and not isinstance(self.system, str):
+            raise ValueError(f"system: expected text, found {self.system!r}")
+        if self.extra_body is not None and not isinstance(self.extra_body, dict):
+            raise ValueError(f"extra_body: expected a mapping, found {self.extra_body!r}")
+
+
+_SECTIONS = {"assist": AssistConfig, "ratings": RatingsConfig, "review": store.ReviewRules, "quality": QualityConfig,
+             "chat": ChatConfig}
 
 
 @dataclass
@@ -147,7 +196,8 @@ class AppConfig:
     ``webhook_attempts`` (a failed webhook delivery is retried after backoff * 4**(n-1)
     seconds, at most this many tries), ``webhook_timeout`` (seconds a delivery may take, the
     whole exchange; :mod:`prefloop.annotate_app.webhooks`), ``quality`` (quality control on
-    every labeler: :class:`QualityConfig`, :mod:`prefloop.annotate_app.services.quality`).
+    every labeler: :class:`QualityConfig`, :mod:`prefloop.annotate_app.services.quality`), ``chat``
+    (the Chat view's model endpoint: :class:`ChatConfig`, :mod:`prefloop.annotate_app.services.chat`).
     """
 
     guidelines: str = DEFAULT_GUIDELINES
@@ -171,6 +221,7 @@ class AppConfig:
     assist: AssistConfig | None = None
     ratings: RatingsConfig | None = None
     quality: QualityConfig | None = None
+    chat: ChatConfig | None = None
 
     def __post_init__(self):
         if self.cookie_samesite not in ("lax", "strict", "none"):

@@ -44,6 +44,16 @@ def handler(app, role: str | None = None) -> Callable[[Callable], Callable]:
             except PrefloopError as exc:
                 raise gr.Error(str(exc)) from None
 
+        def streaming(*args: Any):         # a generator handler: Gradio streams what it yields
+            *inputs, req = args
+            try:
+                yield from fn(app.authorize(req, role), *inputs)
+            except PrefloopError as exc:
+                raise gr.Error(str(exc)) from None
+
+        if inspect.isgeneratorfunction(fn):
+            wrapper = streaming
+
         wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
         wrapper.__signature__ = inspect.Signature(
             [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params] + [request])

@@ -2,6 +2,7 @@
 
     python bench/annotate_bench.py [--tasks 100000] [--annotators 16] [--submits 20] [--think 5 1 0]
                                    [--peer label-studio --peer-bin /path/to/label-studio]
+                                   [--chatting 4 --chat-model DIR]
 
 Starts ``prefloop annotate`` on a store with N two-response tasks, then 16 annotators (threads,
 each with its own logged-in session) submit and get the next task, waiting ``--think`` seconds
@@ -19,6 +20,10 @@ screen) and the admin page, when chromium is installed.
 
 ``--browser-clicks N`` times click -> next prompt on screen in chromium (Playwright) for one
 annotator while the other 15 label over the API at 5 s think time.
+
+``--chatting N --chat-model DIR`` then measures the annotators at 1 s think time while N
+others chat with the model in DIR (served by ``transformers serve``) through the JSON API, beside
+the same load without chatting.
 
 ``--peer label-studio`` measures Label Studio side by side: a fresh data directory (SQLite, the
 default of ``pip install label-studio``; ``label-studio init``), the same tasks and annotators
@@ -38,6 +43,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -337,7 +343,12 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--peer", choices=["label-studio"], help="measure a peer side by side")
     ap.add_argument("--peer-bin", default=shutil.which("label-studio"),
                     help="the peer's executable (default: on PATH)")
+    ap.add_argument("--chatting", type=int, default=0,
+                    help="also measure the annotators while N others chat in the Chat view (JSON API)")
+    ap.add_argument("--chat-model", help="the chat model's directory (served by transformers serve)")
     args = ap.parse_args()
+    if args.chatting and not args.chat_model:
+        ap.error("--chatting: give --chat-model (a model directory)")
     if args.peer and not args.peer_bin:
         ap.error("--peer label-studio: give --peer-bin (label-studio is not on PATH)")
     return args
@@ -363,6 +374,74 @@ def _label_studio(args, tmp: Path, ours: dict[float, list[float]]) -> None:
             print(line)
     finally:
         ls.stop()
+
+
+@contextlib.contextmanager
+def chat_model(model_dir: str, tmp: Path):
+    """``transformers serve MODEL_DIR`` on a free port (the chat model under study), yielding
+    the ``chat`` section of the app config that points at it; stopped on exit."""
+    port = free_port()
+    exe = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
+    proc = subprocess.Popen([exe, "serve", model_dir, "--port", str(port), "--device", "cpu"],
+                            stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        for _ in range(240):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield {"base_url": f"http://127.0.0.1:{port}/v1", "model": model_dir, "max_tokens": 32,
+               "extra_body": {"generation_config": json.dumps({"do_sample": True})}}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def chatters(url: str, keys: list[str], stop: threading.Event, turns: list[float]) -> list[threading.Thread]:
+    """One thread per API key: a conversation through the JSON API (a message, its candidates,
+    pick A) until ``stop``; appends each turn's seconds (message -> candidates) to ``turns``."""
+    def one(key: str) -> None:
+        with httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=300) as c:
+            cid = c.post("/conversations", json={}).raise_for_status().json()["conversation_id"]
+            n = 0
+            while not stop.is_set():
+                n += 1
+                t0 = time.perf_counter()
+                st = c.post(f"/conversations/{cid}/messages", json={"message": f"Tell me about topic {n}."})
+                turns.append(time.perf_counter() - t0)
+                c.post(f"/conversations/{cid}/choice", json={"turn": st.json()["turn"], "choice": "A"}).raise_for_status()
+                if n % 5 == 0:        # a fresh conversation now and then: prompts stay short
+                    cid = c.post("/conversations", json={}).raise_for_status().json()["conversation_id"]
+    threads = [threading.Thread(target=one, args=(k,), daemon=True) for k in keys]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def chat_load(args, s: store.Store, tmp: Path) -> None:
+    """Submit -> next task for ``--annotators`` while ``--chatting`` others chat with the model of
+    ``--chat-model`` (its own ``transformers serve``), beside the same load without chatting."""
+    keys = [s.api_keys.create(s.annotators.add(f"chat{i}", "annotator", hash_password("password123")).id)[1]
+            for i in range(args.chatting)]
+    with chat_model(args.chat_model, tmp) as chat:
+        (tmp / "app.yaml").write_text("chat: " + json.dumps(chat) + "\n")
+        s.close()
+        srv = AppServer(s.path, config=tmp / "app.yaml", log=tmp / "server-chat.log")
+        try:
+            for chatting in (0, args.chatting):
+                stop, turns = threading.Event(), []
+                threads = chatters(srv.url, keys[:chatting], stop, turns)
+                lat = load(srv.url, args.annotators, args.submits, 1.0)
+                stop.set()
+                for t in threads:
+                    t.join(timeout=300)
+                chat_note = (f"; chat turns p50 {pct(turns, .5):.2f} s over {len(turns)}" if turns else "")
+                print(f"submit -> next task (http), {args.annotators} annotators, think 1.0 s, {chatting} chatting: "
+                      f"p50 {pct(lat, .5) * 1000:.0f} ms, p99 {pct(lat, .99) * 1000:.0f} ms{chat_note}")
+        finally:
+            srv.stop()
 
 
 def main() -> None:
@@ -412,6 +491,8 @@ def main() -> None:
             print("page load: chromium not installed, skipped")
     finally:
         srv.stop()
+    if args.chatting:
+        chat_load(args, s, tmp)
     if args.peer == "label-studio":
         _label_studio(args, tmp, ours)
     shutil.rmtree(tmp, ignore_errors=True)

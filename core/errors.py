@@ -5,6 +5,7 @@ The tree (a test keeps it equal to the classes defined)::
     PrefloopError
     +-- prefloop.store.StoreError             store file, SQL rules, import and export input
     |   +-- StoreNotFoundError, StoreBusyError, SchemaError, NotFoundError, LeaseError,
+    |   +-- ConversationError,
     |   +-- InvalidInputError, ValidationError (+-- PromptSetConflictError),
     |   +-- ExportError (+-- prefloop.store.pairs.NoPairsMatch)
     +-- prefloop.core.models.ModelNotFoundError   a model spec names nothing usable
@@ -15,7 +16,8 @@ The tree (a test keeps it equal to the classes defined)::
     +-- prefloop.training.TrainingError       configs, data and checkpoints of a run
     |   +-- ConfigError
     +-- prefloop.annotate_app.AppError        the labeling app's settings and submissions
-    |   +-- NotAuthorized, InvalidSubmission (+-- InvalidItems), auth.PasswordTooShort
+    |   +-- NotAuthorized, InvalidSubmission (+-- InvalidItems), auth.PasswordTooShort,
+    |   +-- services.chat.ModelUnavailable
     +-- prefloop.pipelines.errors.PipelineError   eval, demo, loop, board, watch
     |   +-- EvalError, LoopConfigError, DemoDataError, OnPolicyConfigError,
     |   +-- prompt_sets.PromptSetsError, board.BoardError, watch.WatchError

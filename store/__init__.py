@@ -16,7 +16,8 @@ to it); the rest is the store's inside:
 - ``reliability``, ``judge_rows``, ``versions``: the rows behind labeler reliability, judge
   agreement and model versions (the statistics are in ``prefloop.core``);
 - ``validation``: the text and name rules every way in shares;
-- ``prompt_sets``, ``platform``, ``errors``: prompt sets, the HTTP API's bulk reads, errors.
+- ``prompt_sets``, ``platform``, ``errors``: prompt sets, the HTTP API's bulk reads, errors;
+- ``conversations``: live conversations ranked turn by turn (the labeling app's Chat view).
 """
 
 from .db import Store, default_db_path
@@ -30,7 +31,8 @@ from .validation import MAX_TEXT_CHARS, validate_messages, validate_ranking
 
 #: The submodules other packages may import directly (the rest is the store's inside).
 PUBLIC_MODULES = ("pairs", "export_files", "importer", "formats", "sources", "tracking", "counts",
-                  "reliability", "judge_rows", "versions", "validation", "prompt_sets", "platform", "errors")
+                  "reliability", "judge_rows", "versions", "validation", "prompt_sets", "platform", "errors",
+                  "conversations")
 
 __all__ = ["PUBLIC_MODULES", "Store", "default_db_path", "validate_messages", "validate_ranking",
            "DEFAULT_LEASE_SECONDS", "MAX_TEXT_CHARS", "QueueReport", "ReviewRules", "ReviewItem", *_errors_all, *_records_all]

@@ -21,6 +21,7 @@ import duckdb
 
 from .annotators import AnnotatorsAPI
 from .comparisons import ComparisonsAPI
+from .conversations import ConversationsAPI
 from .engine import DEFAULT_LOCK_TIMEOUT, Engine
 from .exports import ExportsAPI
 from .judgments import JudgmentsAPI
@@ -52,7 +53,7 @@ class Store:
 
     Attributes:
         prompts, responses, annotators, tasks, comparisons, judgments, runs, exports, samples, reviews,
-        api_keys, webhooks, prompt_sets:
+        api_keys, webhooks, prompt_sets, conversations:
             the API of each table (see their modules).
 
     Opening applies missing migrations (an older store is upgraded in place).
@@ -82,6 +83,7 @@ class Store:
         self.api_keys = APIKeysAPI(self.engine)
         self.webhooks = WebhooksAPI(self.engine)
         self.prompt_sets = PromptSetsAPI(self.engine)
+        self.conversations = ConversationsAPI(self.engine)
 
     @property
     def path(self) -> Path:

@@ -17,6 +17,7 @@ __all__ = [
     "ValidationError",
     "PromptSetConflictError",
     "LeaseError",
+    "ConversationError",
     "InvalidInputError",
     "ExportError",
 ]
@@ -49,6 +50,10 @@ class ValidationError(StoreError):
 class PromptSetConflictError(ValidationError):
     """A prompt would join a second recorded prompt set (train, dev, test): a test set may
     never overlap the prompts that trained a model or chose its settings."""
+
+
+class ConversationError(StoreError):
+    """A conversation cannot take this turn: its last turn is not ranked yet, or it is full."""
 
 
 class LeaseError(StoreError):

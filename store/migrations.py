@@ -328,6 +328,31 @@ def _0009_prompt_sets(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
+def _0010_conversations(con: duckdb.DuckDBPyConnection) -> None:
+    """Live conversations ranked turn by turn: each turn's prompt, candidates and comparison
+    (:mod:`prefloop.store.conversations`)."""
+    con.execute("CREATE SEQUENCE conversations_id_seq START 1")
+    con.execute("""
+        CREATE TABLE conversations (
+            id BIGINT PRIMARY KEY DEFAULT nextval('conversations_id_seq'),
+            annotator_id BIGINT NOT NULL,
+            model VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""")
+    con.execute("""
+        CREATE TABLE conversation_turns (
+            conversation_id BIGINT NOT NULL,
+            turn INTEGER NOT NULL,
+            prompt_id BIGINT NOT NULL,
+            response_ids BIGINT[] NOT NULL,
+            comparison_id BIGINT,
+            chosen_response_id BIGINT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (conversation_id, turn)
+        )""")
+
+
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0001_initial", _0001_initial),
     ("0002_provenance", _0002_provenance),
@@ -338,6 +363,7 @@ MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("0007_preference_strength", _0007_preference_strength),
     ("0008_platform", _0008_platform),
     ("0009_prompt_sets", _0009_prompt_sets),
+    ("0010_conversations", _0010_conversations),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -14,6 +14,13 @@ the app's services and the CLI, in under a minute.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,3 +126,39 @@ def hh_store(store_path, shared_data) -> store.Store:
     s = store.Store(store_path)
     import_file(s, HH, "hh")
     return s
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_tiny(tiny_model, tmp_path_factory):
+    """The tiny model behind a real ``transformers serve`` on loopback: ``(base_url, model)``."""
+    exe = shutil.which("transformers", path=os.path.dirname(sys.executable)) or shutil.which("transformers")
+    assert exe, "the transformers CLI is not installed (pip install 'transformers[serving]')"
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path_factory.mktemp("hf"))}
+    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
+    proc = subprocess.Popen([exe, "serve", str(tiny_model), "--port", str(port), "--device", "cpu"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            assert proc.poll() is None, open(log.name).read()[-2000:]
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("transformers serve did not come up")
+    yield url + "/v1", str(tiny_model)
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 
 from prefloop.judge.backends import OpenAIBackend
@@ -19,41 +10,6 @@ from prefloop.judge.batch import run_batch
 from .conftest import make_pairs
 
 pytestmark = pytest.mark.model
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served_tiny(tiny_model, tmp_path_factory):
-    exe = shutil.which("transformers", path=os.path.dirname(sys.executable)) or shutil.which("transformers")
-    assert exe, "the transformers CLI is not installed (pip install 'transformers[serving]')"
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path_factory.mktemp("hf"))}
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    proc = subprocess.Popen([exe, "serve", str(tiny_model), "--port", str(port), "--device", "cpu"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, open(log.name).read()[-2000:]
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("transformers serve did not come up")
-    yield url + "/v1", str(tiny_model)
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def test_pairwise_and_critique_through_transformers_serve(db, served_tiny, monkeypatch):

@@ -5,7 +5,8 @@
 * :class:`~.review.ReviewService` (``app.review``): the review queue and decisions;
 * :class:`~.admin.AdminService` (``app.admin``): figures, people, queue, exports, models;
 * :class:`~.jobs.JobRunner` (``app.jobs``): training and judge jobs as subprocesses;
-* :class:`~.platform.PlatformService` (``app.platform``): what other tools do through the JSON API.
+* :class:`~.platform.PlatformService` (``app.platform``): what other tools do through the JSON API;
+* :class:`~.chat.ChatService` (``app.chat``): live conversations ranked turn by turn.
 
 The views (:mod:`prefloop.annotate_app.views`) call these after
 :meth:`AppServices.authorize`; tests call them directly. Nothing here imports torch.
@@ -18,12 +19,13 @@ from prefloop import store
 from ..auth import SessionGuard, caller
 from ..config import AppConfig
 from .admin import AdminService
+from .chat import ChatService
 from .jobs import JOB_KINDS, JobRunner
 from .labeling import FLAGS, PAIR_CHOICES, LabelingService, TaskView
 from .platform import PlatformService
 from .review import ReviewService
 
-__all__ = ["AppServices", "LabelingService", "ReviewService", "AdminService", "JobRunner", "PlatformService",
+__all__ = ["AppServices", "ChatService", "LabelingService", "ReviewService", "AdminService", "JobRunner", "PlatformService",
            "TaskView", "FLAGS", "PAIR_CHOICES", "JOB_KINDS"]
 
 
@@ -39,6 +41,7 @@ class AppServices:
         self.admin = AdminService(s, self.config)
         self.jobs = JobRunner(s)
         self.platform = PlatformService(s, self.config)
+        self.chat = ChatService(s, self.config)
 
     def authorize(self, request, role: str | None = None) -> store.Annotator:
         """The logged-in, active annotator behind a Gradio request (``role="reviewer"``:
