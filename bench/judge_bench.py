@@ -1,8 +1,8 @@
 """Judge batch runner throughput against a local ``transformers serve``; prints figures.
 
-    python bench/judge_bench.py [--model PATH|smollm2-135m-instruct] [--calls 48] [--max-tokens 8]
+    python bench/judge_bench.py [--model PATH|smollm2-135m-instruct] [--calls 48] [--max-tokens 8] [--concurrency 1 4 16 64]
 
-For concurrency 1, 4 and 16: calls/s and completion tokens/s of the batch runner
+For concurrency 1, 4, 16 and 64 (``--concurrency``): calls/s and completion tokens/s of the batch runner
 (:class:`judge.runner.JudgeSession`: cache lookup, retries, store writes) and of a bare loop
 of the ``openai`` client making the same calls, and their ratio; then the per-call cost of the
 cache lookup and of the store write, measured directly.
@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="checkpoint dir (default: a tiny random Llama)")
     ap.add_argument("--calls", type=int, default=48)
     ap.add_argument("--max-tokens", type=int, default=8)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="judge-bench-"))
     if args.model in (None, "tiny"):
@@ -98,13 +99,14 @@ def main() -> None:
     try:
         s = store.Store.init(tmp / "bench.duckdb")
         print(f"model {model_path}, {args.calls} calls per measurement, max_tokens {args.max_tokens}")
-        for conc in (1, 4, 16):
+        for conc in args.concurrency:
             async def both(conc: int = conc):
                 client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
                 backend = OpenAIBackend(model_path, client=client, logprobs=False)
                 await bare(client, model_path, 4, conc, args.max_tokens, "warmup")
                 b = await bare(client, model_path, args.calls, conc, args.max_tokens, f"bare{conc}")
                 r = await runner(s, backend, args.calls, conc, args.max_tokens, f"run{conc}")
+                await client.close()          # in its own loop: no "Event loop is closed" at exit
                 return b, r
 
             (tb, kb), (tr, kr) = asyncio.run(both())

@@ -67,10 +67,13 @@ class OpenAIBackend:
         timeout: seconds per request.
         logprobs: ask for top log-probs of the first token to get soft labels (servers that do
             not return them fall back to parsing the text).
+        seed: sent with each request when given; calls are greedy (temperature 0) and need
+            none, and ``transformers serve`` runs seeded requests one at a time (a seed is
+            process state), which cut the batch runner to 0.27 of a bare loop at concurrency 16.
     """
 
     def __init__(self, model: str, base_url: str | None = None, *, client=None,
-                 timeout: float = 60.0, logprobs: bool = True, seed: int = 0):
+                 timeout: float = 60.0, logprobs: bool = True, seed: int | None = None):
         self.model, self.logprobs, self.seed = model, logprobs, seed
         self._given, self._timeout = client, timeout
         self._clients: dict[int, Any] = {}
@@ -92,6 +95,14 @@ class OpenAIBackend:
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the client this event loop made (not a given one), inside that loop: a client
+        left to the garbage collector after ``asyncio.run`` returned closes its connections on
+        a closed loop ("Event loop is closed" at exit)."""
+        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if client is not None:
+            await client.close()
 
     def check(self, timeout: float = 10.0) -> None:
         """Fail fast when the server cannot be reached, refuses the key, or does not serve
@@ -125,13 +136,14 @@ class OpenAIBackend:
 
     async def complete(self, messages: list[dict], *, max_tokens: int,
                        choices: tuple[str, ...] | None = None) -> Completion:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if choices and self.logprobs:
             kwargs = {"logprobs": True, "top_logprobs": 5}
+        if self.seed is not None:         # greedy needs none; a server may serialize seeded requests
+            kwargs["seed"] = self.seed
         t0 = time.perf_counter()
         resp = await self.client.chat.completions.create(
-            model=self.model, messages=messages, max_tokens=max_tokens, temperature=0.0,
-            seed=self.seed, **kwargs)
+            model=self.model, messages=messages, max_tokens=max_tokens, temperature=0.0, **kwargs)
         latency = (time.perf_counter() - t0) * 1000
         choice = resp.choices[0]
         probs = None

@@ -161,6 +161,8 @@ async def _run(s, mode, backend, pairs, response_ids, groups, cons, chosen, roun
                 result = await critique_responses(s, session, response_ids, cons, rounds, max_tokens)
             else:
                 result = await score_responses(s, session, response_ids, (chosen or [cons.principles[0]])[0])
+        if hasattr(backend, "aclose"):      # its connections close in the loop that opened them
+            await backend.aclose()
     summary = session.stats.summary()
     summary.update({f"outcome_{k}": v for k, v in result.outcomes.items()})
     summary["comparisons"] = len(result.comparisons)

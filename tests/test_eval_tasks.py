@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from prefloop import store
+from prefloop.pipelines.errors import EvalError
 from prefloop.pipelines.eval_config import EvalConfig
 from prefloop.pipelines.evaluation import _Plan, _queue_tasks, _Version
 
@@ -46,3 +49,10 @@ def test_each_version_gets_its_own_prompts_and_both_subsets(db):
     only_c = _queue_tasks(db, db.runs.create("eval", {}), EvalConfig(models=("base", "c"), prompts="d", tasks=12,
                                                                      task_models=("c",)), plan)
     assert len(only_c) == 12
+    weighted = _queue_tasks(db, db.runs.create("eval", {}), EvalConfig(
+        models=("base", "b", "c"), prompts="d", tasks=12, task_models=("b", "c"), task_weights=(3, 1)), plan)
+    owners = [next(v.key for v in (b, c) if db.tasks.get(i).response_ids[0] == v.samples[db.tasks.get(i).prompt_id].response_id)
+              for i in weighted]
+    assert (owners.count("b"), owners.count("c")) == (9, 3)        # 12 prompts, three to one
+    with pytest.raises(EvalError, match="task_weights: expected an integer >= 1 for each of task_models"):
+        EvalConfig(models=("base", "b"), prompts="d", task_models=("b",), task_weights=(1, 2))

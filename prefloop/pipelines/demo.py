@@ -287,7 +287,7 @@ class _Demo:
     def evaluate(self, models: list[str], proxy: str, second: str, control: str | None) -> dict[str, Any]:
         """The base against the policies (the last is the final one), the A/A row and the
         control; blind tasks for people on the final policy, the A/A row and the control, each
-        on prompts of its own."""
+        on prompts of its own (the final policy on three prompts for each one of the others)."""
         from prefloop.core.models import DEFAULT_MODEL
 
         from .evaluation import EvalConfig, run_eval
@@ -298,6 +298,7 @@ class _Demo:
         cfg = EvalConfig(models=tuple(specs), prompts="set:test", per_subset=p.eval_per_subset,
                          max_prompt_tokens=p.max_prompt_tokens, reward_model=proxy, second_reward_model=second,
                          tasks=2 * p.eval_per_subset, task_models=(models[-1], *controls), overlap=1,
+                         task_weights=(3, *[1] * len(controls)),
                          max_new_tokens=p.eval_tokens, batch_size=16, seed=self.seed)
         r = run_eval(self.s, cfg, pipeline_run_id=self.pipe.run.id)
         roles = (["a/a"] if p.aa_row else []) + (["random labels"] if control else []) + \

@@ -63,6 +63,8 @@ class EvalConfig:
                     "prompts of its own, so no annotator meets the baseline's response twice).")
     task_models: tuple[str, ...] | None = _f(None, "The versions people compare with the baseline "
                                              "(default: all).")
+    task_weights: tuple[int, ...] | None = _f(None, "Shares of the prompts each of task_models "
+                                              "gets, in its order (default: equal).")
     overlap: int = _f(2, "Annotators per task.")
     reference: str | None = _f(None, "KL reference model (default: the baseline).")
     max_new_tokens: int = _f(64, "Tokens per response.")
@@ -86,6 +88,10 @@ class EvalConfig:
         ps = self.per_subset
         if ps is not None and (isinstance(ps, bool) or not isinstance(ps, int) or ps < 1):
             raise EvalError(f"per_subset: expected an integer >= 1, found {ps!r}")
+        w = self.task_weights
+        if w is not None and (not self.task_models or len(w) != len(self.task_models) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in w)):
+            raise EvalError(f"task_weights: expected an integer >= 1 for each of task_models, found {w!r}")
         if self.judge not in (None, "local", "openai"):
             raise EvalError(f"judge: expected local or openai, found {self.judge!r}")
 

@@ -368,14 +368,17 @@ def _queue_tasks(s: store.Store, run: store.Run, cfg: EvalConfig, plan: _Plan) -
     """Up to ``cfg.tasks`` blind tasks per compared version, on prompts where it answered
     differently from the baseline. With several versions each gets its own prompts (taken in
     turn, each subset evenly), so that no annotator meets the baseline's response twice and
-    learns to recognise it: the pairs stay blind."""
+    learns to recognise it: the pairs stay blind. ``cfg.task_weights`` gives a version that
+    many prompts in each turn of the round robin (the headline row more labels)."""
     compared = [v for v in plan.versions if v is not plan.base
                 and (cfg.task_models is None or v.spec in cfg.task_models or v.key in cfg.task_models)]
+    weights = dict(zip(cfg.task_models or (), getattr(cfg, "task_weights", None) or ()))
+    compared = [v for v in compared for _ in range(weights.get(v.spec, weights.get(v.key, 1)))]
     groups: dict[str | None, list[store.Prompt]] = {}
     for p in plan.prompts:
         groups.setdefault(plan.subsets.get(p.id), []).append(p)
     order = [p for batch in itertools.zip_longest(*groups.values()) for p in batch if p is not None]
-    taken: dict[str, list[store.Prompt]] = {v.key: [] for v in compared}
+    taken: dict[str, list[store.Prompt]] = {v.key: [] for v in compared}      # each version once
     for i, p in enumerate(order):            # round robin over the versions, one prompt each
         for k in range(len(compared)):
             v = compared[(i + k) % len(compared)]
@@ -385,7 +388,8 @@ def _queue_tasks(s: store.Store, run: store.Run, cfg: EvalConfig, plan: _Plan) -
     tasks = [store.TaskIn(p.id, [v.samples[p.id].response_id, plan.base.samples[p.id].response_id],
                           overlap=cfg.overlap, priority=100,
                           reason=f"eval run {run.id}: a blind comparison of two model versions",
-                          eval_run_id=run.id) for v in compared for p in taken[v.key]]
+                          eval_run_id=run.id) for v in {v.key: v for v in compared}.values()
+             for p in taken[v.key]]
     return s.tasks.create(tasks)
 
 
