@@ -62,6 +62,11 @@ def test_three_turns_are_three_labels_on_growing_prompts(db, served_tiny):
     assert comps[0].strength == "slightly" and comps[2].strength is None
     edits = [x for x in db.comparisons.list(labeler_kind="human") if x.rationale == "human edit"]
     assert len(edits) == 1 and edits[0].prompt_id == c.turns[1].prompt_id
+    # listed for reviewers, turn by turn, with what was chosen (turn 2: the edit)
+    assert [(r["conversation"], r["annotator"], r["turns"]) for r in app.review.conversations()] == \
+        [(c.id, "ann", 3)]
+    read = app.review.conversation(c.id)
+    assert read.count("✓ chosen") == 3 and "**edit** ✓ chosen: My better reply." in read and "Thanks, bye" in read
     # a double click: the ranked turn again writes nothing
     before = db.comparisons.max_id()
     again = app.chat.choose(ann, st.conversation_id, 3, "A")

@@ -1,6 +1,7 @@
 """The reviewer's side of the labeling app, without Gradio: the review queue (tasks that the
 config's ``review`` rules flag), one task with every label on it, and the decisions
-(adjudicate a final ranking, or mark the task ambiguous so its pairs leave the exports)."""
+(adjudicate a final ranking, or mark the task ambiguous so its pairs leave the exports); and
+the Chat view's conversations, every annotator's, turn by turn."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prefloop import store
 
 from ..config import AppConfig
 from ..errors import InvalidSubmission
-from ..render import labels, snippet
+from ..render import escape, labels, render_response, snippet
 
 __all__ = ["ReviewService", "ReviewCounts"]
 
@@ -80,3 +81,30 @@ class ReviewService:
         reasons = self.store.reviews.item(task_id, self.config.review).reasons
         self.store.reviews.decide(task_id, reviewer.id, "ambiguous", note=note, reasons=reasons)
         return f"Task {task_id}: marked ambiguous; its pairs are left out of exports."
+
+    def conversations(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Every annotator's conversations (the Chat view), the latest first: ``{conversation,
+        annotator, model, turns, updated}`` rows."""
+        names = {a.id: a.name for a in self.store.annotators.list()}
+        return [{"conversation": c.id, "annotator": names.get(c.annotator_id, c.annotator_id), "model": c.model,
+                 "turns": n, "updated": c.updated_at.strftime("%Y-%m-%d %H:%M")}
+                for c, n in self.store.conversations.list()[:limit]]
+
+    def conversation(self, conversation_id: int) -> str:
+        """A conversation as markdown, turn by turn: the message, the candidates, which one was
+        chosen (and an edit). Raises ``store.NotFoundError``."""
+        c = self.store.conversations.get(conversation_id)
+        out = [f"### Conversation {c.id} · {c.model} · {len(c.turns)} turns"]
+        for t in c.turns:
+            prompt = self.store.prompts.get(t.prompt_id)
+            texts = {r.id: r.text for r in self.store.responses.get_many(
+                t.response_ids + ([t.chosen_response_id] if t.chosen_response_id else []))}
+            out.append(f"**Turn {t.turn}.** User: {escape(snippet(prompt.messages[-1]['content'], 300))}")
+            for lab, rid in zip(labels(len(t.response_ids)), t.response_ids):
+                mark = " ✓ chosen" if rid == t.chosen_response_id else ""
+                out.append(f"- **{lab}**{mark}: {render_response(texts[rid], limit=600)}")
+            if t.chosen_response_id and t.chosen_response_id not in t.response_ids:
+                out.append(f"- **edit** ✓ chosen: {render_response(texts[t.chosen_response_id], limit=600)}")
+            if t.comparison_id is None:
+                out.append("- *waiting for the annotator's ranking*")
+        return "\n\n".join(out)

@@ -36,6 +36,9 @@ class ReviewView:
             self.b_save = gr.Button("Save final ranking", variant="primary", elem_id="pf-review-save")
             self.b_ambiguous = gr.Button("Mark ambiguous (left out of exports)", elem_id="pf-review-ambiguous")
         self.status = gr.Markdown("", elem_id="pf-review-status")
+        self.chats_df = gr.Dataframe(label="Conversations in the Chat view (click a row to read it)",
+                                     interactive=False, visible=False, elem_id="pf-review-chats")
+        self.chat_md = gr.Markdown("", elem_id="pf-review-chat")
 
     def _listing(self):
         rows = self.app.review.queue()
@@ -45,6 +48,10 @@ class ReviewView:
                 f"**Nothing to review.** No task matches the review rules "
                 f"({c['adjudicated']} adjudicated, {c['ambiguous']} ambiguous so far).")
         return note, gr.update(value=pd.DataFrame(rows), visible=bool(rows))
+
+    def _chats(self):
+        rows = self.app.review.conversations()
+        return gr.update(value=pd.DataFrame(rows), visible=bool(rows))
 
     def _item(self, task_id: int) -> str:
         return render_review_item(task_id, *self.app.review.item(task_id))
@@ -82,6 +89,19 @@ class ReviewView:
                 raise AppError("open a task first")
             return (review.mark_ambiguous(user, int(task_id), note_v or ""), *self._listing())
 
+        @handler(app, role="reviewer")
+        def review_chats(user):
+            return self._chats()
+
+        @handler(app, role="reviewer")
+        def review_chat(user, evt: gr.SelectData):
+            row = evt.row_value if evt is not None else None
+            if not row:
+                raise AppError("click a row of the conversations")
+            return review.conversation(int(row[0]))
+
+        tab.select(review_chats, None, [self.chats_df], api_name="review_chats")
+        self.chats_df.select(review_chat, None, [self.chat_md], api_name=False)
         listing = [self.note, self.queue_df]
         decided = [self.status, self.note, self.queue_df]
         form = [self.task, self.ranking, self.note_text]
