@@ -151,3 +151,30 @@ def test_the_openapi_schema_documents_every_response(db):
             if "files" not in path and "$ref" not in schema:
                 missing.append(f"{method.upper()} {path}")
     assert missing == [] and len(spec["paths"]) >= 14
+
+
+def test_a_client_that_leaves_mid_body_gets_no_answer_and_no_traceback():
+    """``Content-Length: 100000``, part of the body, then the client goes away: the body limit
+    stops there (no answer, the app never called: no ClientDisconnect traceback in a log)."""
+    import asyncio
+
+    from prefloop.core.http import BodyLimit
+
+    called, sent = [], []
+
+    async def app(scope, receive, send):
+        called.append(scope)
+
+    messages = iter([{"type": "http.request", "body": b'{"query": ["par', "more_body": True},
+                     {"type": "http.disconnect"}])
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST",
+             "headers": [(b"content-length", b"100000"), (b"content-type", b"application/json")]}
+    asyncio.run(BodyLimit(app)(scope, receive, send))
+    assert called == [] and sent == []
