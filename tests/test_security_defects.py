@@ -18,7 +18,7 @@ from .conftest import make_pairs
 
 
 def test_login_locks_a_name_after_repeated_failures_and_unlocks_later(db):
-    """Defect 5: 300 wrong passwords in a row, then the right one, used to work."""
+    """300 wrong passwords in a row, then the right one, used to work."""
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
     guard = LoginGuard(max_failures=5, lockout_seconds=0.5)
     for _ in range(5):
@@ -32,7 +32,7 @@ def test_login_locks_a_name_after_repeated_failures_and_unlocks_later(db):
 
 
 def test_an_unknown_user_costs_as_much_as_a_wrong_password(db):
-    """Defect 5: user names could be enumerated by timing (argon2 was skipped)."""
+    """user names could be enumerated by timing (argon2 was skipped)."""
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
 
     def cost(name):
@@ -46,7 +46,7 @@ def test_an_unknown_user_costs_as_much_as_a_wrong_password(db):
 
 
 def test_the_admin_export_path_is_confined_to_the_exports_root(db, tmp_path):
-    """Defect 11: the admin export path was unrestricted (``../../anywhere``)."""
+    """the admin export path was unrestricted (``../../anywhere``)."""
     root = tmp_path / "exports-root"
     svc = AppServices(db, AppConfig(exports_root=str(root)))
     for bad in ("../../anywhere", str(tmp_path / "elsewhere"), "", ".", "a/../.."):
@@ -56,7 +56,7 @@ def test_the_admin_export_path_is_confined_to_the_exports_root(db, tmp_path):
 
 
 def test_a_bad_rejects_path_fails_before_anything_is_imported(db, tmp_path):
-    """Defect 3: ``--rejects /nonexistent/r.jsonl`` committed the rows, then failed."""
+    """``--rejects /nonexistent/r.jsonl`` committed the rows, then failed."""
     f = tmp_path / "p.jsonl"
     f.write_text('{"prompt": "hello"}\n{"prompt": 3}\n')
     with pytest.raises(store.InvalidInputError, match="directory does not exist"):
@@ -65,7 +65,7 @@ def test_a_bad_rejects_path_fails_before_anything_is_imported(db, tmp_path):
 
 
 def test_default_rejects_files_are_named_after_the_input_file(db, tmp_path, monkeypatch):
-    """Defect 3: two imports with the same dataset name overwrote each other's rejects file."""
+    """two imports with the same dataset name overwrote each other's rejects file."""
     monkeypatch.chdir(tmp_path)
     for name in ("a.jsonl", "b.jsonl"):
         (tmp_path / name).write_text(f'{{"prompt": "{name}"}}\n{{"prompt": 3}}\n')
@@ -75,7 +75,7 @@ def test_default_rejects_files_are_named_after_the_input_file(db, tmp_path, monk
 
 
 def test_a_store_path_with_a_quote_works(tmp_path):
-    """Defect 10: a store path containing ' broke ATTACH with an SQL traceback."""
+    """a store path containing ' broke ATTACH with an SQL traceback."""
     d = tmp_path / "it's here"
     d.mkdir()
     s = store.Store(d / "o'neil.duckdb", create=True)
@@ -84,7 +84,7 @@ def test_a_store_path_with_a_quote_works(tmp_path):
 
 
 def test_rationale_and_edit_text_are_bounded(db):
-    """Defect 7: a 5 MB rationale was stored."""
+    """a 5 MB rationale was stored."""
     (pid, rids), = make_pairs(db, 1)
     db.tasks.create([store.TaskIn(pid, rids)])
     db.annotators.add("ann", "annotator", hash_password("correct horse"))
@@ -99,7 +99,7 @@ def test_rationale_and_edit_text_are_bounded(db):
 
 
 def test_a_busy_port_is_one_line(db, cli):
-    """Defect 10: ``prefloop annotate`` on a busy port printed a traceback."""
+    """``prefloop annotate`` on a busy port printed a traceback."""
     import socket
 
     db.annotators.add("ann", "admin", hash_password("correct horse"))
@@ -136,7 +136,7 @@ def test_malformed_files_are_one_line_errors_and_the_store_is_unchanged(db, tmp_
 
 
 def test_a_lone_surrogate_is_skippable(db, tmp_path):
-    """Defect 1: a lone surrogate could not even be skipped with --skip-invalid."""
+    """a lone surrogate could not even be skipped with --skip-invalid."""
     f = tmp_path / "s.jsonl"
     f.write_text('{"prompt":"a\\udfff"}\n{"prompt": "fine"}\n')
     r = import_file(db, f, "prompts", skip_invalid=True, rejects_path=tmp_path / "r.jsonl")
@@ -153,7 +153,7 @@ def test_a_broken_datasets_directory_is_one_line(db, tmp_path):
 
 
 def test_a_byte_order_mark_is_accepted_in_jsonl_and_json(db, tmp_path):
-    """Defect 2: a UTF-8 BOM was rejected in JSONL but accepted in JSON."""
+    """a UTF-8 BOM was rejected in JSONL but accepted in JSON."""
     (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"prompt": "one"}\n')
     (tmp_path / "b.json").write_bytes(b'\xef\xbb\xbf[{"prompt": "two"}]')
     assert import_file(db, tmp_path / "a.jsonl", "prompts").prompts_added == 1
@@ -161,7 +161,7 @@ def test_a_byte_order_mark_is_accepted_in_jsonl_and_json(db, tmp_path):
 
 
 def test_an_endless_line_is_refused_without_reading_it_all(db, tmp_path, monkeypatch):
-    """Defect 2: reading /dev/zero grew memory without limit."""
+    """reading /dev/zero grew memory without limit."""
     from prefloop.store.formats import common
 
     monkeypatch.setattr(common, "MAX_LINE_BYTES", 1 << 20)
@@ -172,7 +172,7 @@ def test_an_endless_line_is_refused_without_reading_it_all(db, tmp_path, monkeyp
 
 
 def test_undo_after_an_edit_withdraws_the_edit_and_shows_the_same_task(db):
-    """Defect 8: undo left the edit's comparison (exported later), a new edit then got no
+    """undo left the edit's comparison (exported later), a new edit then got no
     comparison (same dedup key), and the app showed a different task."""
     made = make_pairs(db, 3)
     db.tasks.create([store.TaskIn(p, r) for p, r in made])
@@ -194,7 +194,7 @@ def test_undo_after_an_edit_withdraws_the_edit_and_shows_the_same_task(db):
 
 
 def test_an_export_killed_before_its_record_can_be_run_again(db, tmp_path):
-    """Defect 4: kill -9 between the rename and the exports row left a complete, unrecorded
+    """kill -9 between the rename and the exports row left a complete, unrecorded
     directory, and a re-run refused it as "exists and is not empty"."""
     from prefloop.store.export_files import export_pairs
     from prefloop.store.pairs import PairFilters
@@ -221,7 +221,7 @@ class _Request:
 
 
 def test_a_password_change_ends_existing_sessions_and_sessions_expire(db):
-    """Defect 5: changing a password (or disabling a user) must end that user's sessions, and
+    """changing a password (or disabling a user) must end that user's sessions, and
     sessions should expire."""
     from prefloop.annotate_app.errors import NotAuthorized
 
