@@ -29,6 +29,7 @@ from prefloop import store
 from prefloop.core.secrets import redact
 
 from .backends import Completion, JudgeBackend
+from .errors import JudgeError
 
 __all__ = ["CallSpec", "JudgeSession", "BatchStats", "cache_key", "is_retryable", "retry_after"]
 
@@ -96,6 +97,13 @@ def retry_after(exc: BaseException) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _call_errors() -> tuple[type[BaseException], ...]:
+    import httpx
+    import openai
+
+    return (openai.OpenAIError, httpx.HTTPError, asyncio.TimeoutError, json.JSONDecodeError, JudgeError)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -217,11 +225,14 @@ class JudgeSession:
         return judgment
 
     async def _complete_with_retries(self, spec: CallSpec) -> Completion | None:
+        """The backend's completion, retried on transient faults (:func:`is_retryable`); ``None``
+        after a call failed for good (an API or transport error, counted in ``stats``). A bug
+        in a backend (``TypeError`` and the like) is not a failed call: it propagates."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return await self.backend.complete(spec.messages, max_tokens=spec.max_tokens,
                                                    choices=spec.choices)
-            except Exception as exc:
+            except _call_errors() as exc:
                 if not is_retryable(exc) or attempt == self.max_attempts:
                     self.stats.failed += 1
                     self.stats.errors.append(redact(f"{type(exc).__name__}: {exc}")[:200])

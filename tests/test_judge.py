@@ -244,3 +244,19 @@ def test_local_pairwise_calls_batched_together_match_one_at_a_time(tiny_model):
     for x, y in zip(batched, single):
         assert x.choice_probs["A"] == pytest.approx(y.choice_probs["A"], abs=1e-4)
         assert x.text == y.text and x.tokens_in == y.tokens_in
+
+
+def test_a_bug_in_a_backend_propagates_instead_of_counting_as_a_failed_call(db):
+    class Broken:
+        model = "broken"
+
+        async def complete(self, messages, *, max_tokens, choices=None):
+            return None + 1                    # a programming error, not a failed call
+
+    async def go():
+        async with JudgeSession(db, Broken(), concurrency=1) as s:
+            await s.call(CallSpec("score@1", [{"role": "user", "content": "q"}], 4, parse=None))
+
+    with pytest.raises(TypeError):
+        asyncio.run(go())
+    assert db.judgments.list() == []
