@@ -147,7 +147,7 @@ def test_a_store_still_opens_and_a_new_one_is_created(tmp_path):
     path = tmp_path / "new" / "s.duckdb"
     s = store.Store.init(path)
     s.close()
-    assert store.Store(path).schema_version()[-1] == "0009_prompt_sets"
+    assert store.Store(path).schema_version()[-1] == "0010_conversations"
     shutil.copy(path, tmp_path / "copy.duckdb")
     assert store.Store(tmp_path / "copy.duckdb").prompts.list() == []
 

@@ -73,7 +73,7 @@ def test_a_slow_receiver_neither_delays_a_healthy_one_nor_holds_the_sender(db, m
         assert asyncio.run(one_round(sender)) >= 2
         round_seconds = time.monotonic() - t0
         times.append(_Healthy.arrived[0] - t0)
-        assert round_seconds < 3.0                  # the slow one was cut off at its deadline
+        assert round_seconds < 4.5                  # the slow one was cut off at its deadline (1.5 s)
     assert max(times) < 0.5, times                  # the healthy one never waited for the slow one
     by_url = {w.id: w.url for w in db.webhooks.list()}
     slow_tries = [d for d in db.webhooks.deliveries() if by_url[d.webhook_id] == slow]
