@@ -174,11 +174,14 @@ def test_models_view_rates_versions_after_two_annotators_vote(db, tmp_path, brow
     try:
         for name in ("ann", "bob"):
             page = login(browser, server.url, name)
-            for _ in range(n_tasks):
+            for k in range(1, n_tasks + 1):
                 page.wait_for_function("document.querySelector('#pf-progress').innerText.includes('Task')")
                 page.keyboard.press("1")                              # A is better
                 wait_status(page, "Saved (A)")
-                page.wait_for_timeout(200)
+                # the k-th label is stored before the next key (a loaded machine answers late)
+                page.wait_for_function(f"/\\b{k} in all/.test(document.querySelector('#pf-progress').innerText) || "
+                                       "document.querySelector('#pf-prompt').innerText.includes('Nothing to label')",
+                                       timeout=30_000)
             page.wait_for_function("document.querySelector('#pf-prompt').innerText.includes('Nothing to label')")
         admin = login(browser, server.url, "boss")
         admin.get_by_role("tab", name="Models").click()
