@@ -97,6 +97,7 @@ def win_rate(outcomes: Sequence[float], *, seed: int = 0) -> WinRate:
 def _lc_fit(outcomes: np.ndarray, features: np.ndarray) -> float:
     """P(win) at zero covariates from ``logit P(win) = b0 + b . features`` (``features``:
     ``(n, k)``); a tie is a half win and a half loss (sample weights)."""
+    from scipy.special import expit  # a separable bootstrap sample drives b0 to +-1e3: no overflow
     from sklearn.linear_model import LogisticRegression
 
     y = np.concatenate([np.ones_like(outcomes), np.zeros_like(outcomes)])
@@ -105,7 +106,7 @@ def _lc_fit(outcomes: np.ndarray, features: np.ndarray) -> float:
         return float(outcomes.mean())
     X = np.concatenate([features, features])
     model = LogisticRegression(C=1e6, max_iter=1000).fit(X, y, sample_weight=w)
-    return float(1 / (1 + math.exp(-model.intercept_[0])))
+    return float(expit(model.intercept_[0]))
 
 
 def length_controlled_win_rate(outcomes: Sequence[float], length_diff: Sequence[float],

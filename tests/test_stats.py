@@ -109,3 +109,22 @@ def test_style_control_takes_a_planted_length_preference_out_of_the_ratings():
     assert styled.low["verbose"] <= styled.ratings["verbose"] <= styled.high["verbose"]
     with pytest.raises(ValueError, match="3 values for"):
         bradley_terry_style(votes, {"length": [1.0, 2.0, 3.0]})
+
+
+def test_a_separable_bootstrap_sample_does_not_overflow(monkeypatch):
+    """A bootstrap sample the length covariate separates drives the intercept to about -1e3;
+    P(win) at equal length is then 0, not an OverflowError."""
+    import numpy as np
+    import sklearn.linear_model
+
+    from prefloop.core.stats import _lc_fit
+
+    class Separated:
+        def __init__(self, **kw):
+            self.intercept_ = np.array([-1000.0])
+
+        def fit(self, *a, **kw):
+            return self
+
+    monkeypatch.setattr(sklearn.linear_model, "LogisticRegression", Separated)
+    assert _lc_fit(np.array([1.0, 1.0, 0.0, 0.0]), np.array([[900.0], [950.0], [1.0], [2.0]])) == 0.0
