@@ -219,7 +219,8 @@ def print_seed_rows(console: Console, title: str, rows) -> None:
                                    "people: blind labels so far")
     for col in ("method", "people", "people harmless", "people benign", "2nd RM", "proxy RM", "KL nats",
                 "tokens", "EOS", "benign refusals"):
-        t.add_column(col, justify="left" if col == "method" else "right", overflow="fold")
+        t.add_column(col, justify="left" if col == "method" else "right", overflow="fold",
+                     no_wrap=col == "method")          # a role name reads whole ("random labels")
     for r in rows:
         t.add_row(r.method, _seed_cell(r.win["people"]["all"], r.per_seed["people:all"]),
                   _seed_cell(r.win["people"]["harmless"], r.per_seed["people:harmless"]),
