@@ -1,6 +1,7 @@
 """What routing the judge panel's uncertain pairs to people buys; prints figures.
 
     python bench/judge_routing.py [--pairs 100] [--principles harmless,helpful] [--share 0.2]
+                                  [--panel local|simulated --judges 3]
 
 On HH-RLHF harmless-base pairs whose human label is known, a panel of the local judge
 (SmolLM2-135M-Instruct under each principle, both orders: a noisy judge) labels every pair
@@ -83,6 +84,25 @@ def _report(panel, truth, share: float, seed: int) -> None:
           f"order flips on {sum(x.flips > 0 for x in panel)} pairs")
 
 
+def simulated_panel(s: store.Store, truth: dict[tuple[int, int, int], int], judges: int, seed: int) -> None:
+    """Record ``judges`` simulated judges' labels on every pair: a pair's difficulty ``d`` is
+    uniform in [0, 1]; each judge flips with the order with probability ``0.1 + 0.5 d`` (a tie),
+    else picks HH-RLHF's winner with probability ``1 - 0.45 d``, at confidence ``0.5 + 0.5 (1 - d) u``
+    (``u`` uniform). A noise model, not a model: it says what routing buys when a panel's
+    disagreement tracks how hard a pair is, as judges' errors do (Zheng et al. 2023)."""
+    rng = np.random.default_rng(seed)
+    for (pid, lo, hi), win in truth.items():
+        d = rng.uniform()
+        for j in range(judges):
+            flip = rng.uniform() < 0.1 + 0.5 * d
+            right = rng.uniform() < 1 - 0.45 * d
+            best = win if right else (hi if win == lo else lo)
+            ranking = [[lo, hi]] if flip else [[best], [hi if best == lo else lo]]
+            s.comparisons.record(pid, ranking, labeler_kind="ai", labeler=f"simulated-judge-{j + 1}",
+                                 confidence=None if flip else float(0.5 + 0.5 * (1 - d) * rng.uniform()),
+                                 flags=["position_inconsistent"] if flip else [])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", default=None, help="work folder (default: a new temporary one)")
@@ -91,18 +111,29 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--panel", choices=["local", "simulated"], default="local",
+                    help="local: SmolLM2 under each principle, both orders; simulated: noisy judges "
+                         "whose disagreement tracks each pair's difficulty (see simulated_panel)")
+    ap.add_argument("--judges", type=int, default=3, help="simulated judges")
     args = ap.parse_args()
     d = Path(args.dir or tempfile.mkdtemp(prefix="judge-routing-"))
     d.mkdir(parents=True, exist_ok=True)
     s = store.Store(d / "routing.duckdb", create=True)
     if not s.prompts.datasets():
         import_file(s, SHARED / "hh-rlhf" / "harmless-base-test-dev.jsonl.gz", "hh")
-    r = run_batch(s, "pairwise", make_backend("local", store=s), source="human", limit=args.pairs,
-                  principles=args.principles.split(","), concurrency=args.concurrency, max_tokens=8,
-                  progress=False)
-    print(f"judge run {r.run.id}: {r.calls} calls, {r.comparisons} AI labels ({d})")
     truth = _truth(s)
-    panel = [x for x in panel_pairs(s) if (x.prompt_id, x.lo, x.hi) in truth]
+    if args.panel == "simulated":
+        keep = dict(sorted(truth.items())[:args.pairs])
+        simulated_panel(s, keep, args.judges, args.seed)
+        print(f"{args.judges} simulated judges on {len(keep)} pairs ({d})")
+        labelers = [f"simulated-judge-{j + 1}" for j in range(args.judges)]
+    else:
+        r = run_batch(s, "pairwise", make_backend("local", store=s), source="human", limit=args.pairs,
+                      principles=args.principles.split(","), concurrency=args.concurrency, max_tokens=8,
+                      progress=False)
+        print(f"judge run {r.run.id}: {r.calls} calls, {r.comparisons} AI labels ({d})")
+        labelers = None
+    panel = [x for x in panel_pairs(s, labelers) if (x.prompt_id, x.lo, x.hi) in truth]
     _report(panel, truth, args.share, args.seed)
 
 
