@@ -31,7 +31,7 @@ def _turn(page, message: str, n: int, choice: str, edit: str = "") -> None:
     if edit:
         page.locator("#pf-chat-edit textarea").fill(edit)
     page.locator(f"#pf-chat-{choice}").click()
-    _status(page, f"{n} turns ranked")
+    _status(page, f"{n} turn{'' if n == 1 else 's'} ranked")
 
 
 def test_three_turn_conversation_in_the_chat_view(db, tmp_path, browser, served_tiny):  # noqa: F811
