@@ -124,7 +124,8 @@ class JudgeSession:
     Args:
         max_attempts: tries per call (first call + retries).
         linger: seconds the writer waits after a finished call for others to join its store
-            transaction (one write per batch instead of per call).
+            transaction (one write per batch instead of per call); it does not wait when no
+            other call is in flight.
         base_delay, max_delay: exponential backoff with full jitter, seconds.
         on_done: called after each finished call (progress bars).
     """
@@ -141,6 +142,7 @@ class JudgeSession:
         self._writer: asyncio.Task | None = None
         self._known: dict[str, store.Judgment] = {}
         self._checked: set[str] = set()   # keys already looked up in the store
+        self._in_flight = 0               # calls between the semaphore and their completion
 
     async def __aenter__(self) -> JudgeSession:
         self._queue = asyncio.Queue()
@@ -155,7 +157,7 @@ class JudgeSession:
         while True:
             item = await self._queue.get()
             batch = [item]
-            if item is not None and self.linger:  # let calls finishing together share a write
+            if item is not None and self.linger and self._in_flight:  # calls finishing soon share a write
                 await asyncio.sleep(self.linger)
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -195,7 +197,11 @@ class JudgeSession:
                 self.on_done()
             return self._known[key]
         async with self.semaphore:
-            completion = await self._complete_with_retries(spec)
+            self._in_flight += 1
+            try:
+                completion = await self._complete_with_retries(spec)
+            finally:
+                self._in_flight -= 1
         if completion is None:
             if self.on_done:
                 self.on_done()
