@@ -20,7 +20,7 @@ install: $(BIN)/.installed
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The fast tier: no model, no server (the store, the app's services, the CLI), under a minute.
+# The fast tier: no model, no server (the store, the app's services, the CLI): about 3 minutes on 2 cores.
 test-fast: install
 	$(BIN)/pytest -m "not model" $(PYTEST_ARGS)
 
