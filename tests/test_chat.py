@@ -101,6 +101,9 @@ def test_bad_input_leaves_the_conversation_as_it_was(db, served_tiny):
     with pytest.raises(store.NotFoundError):
         app.chat.choose(bob, st.conversation_id, turn.turn, "A")
     assert db.conversations.get(st.conversation_id).pending is not None
+    app.chat.choose(ann, st.conversation_id, turn.turn, "A")
+    again = app.chat.choose(ann, st.conversation_id, turn.turn, "B")       # a double click: nothing twice
+    assert again.turns == 1 and len(db.comparisons.list(annotator_id=ann.id)) == 1
     with pytest.raises(AppError, match="Chat view is off"):
         AppServices(db, AppConfig()).chat.start(ann)
 
