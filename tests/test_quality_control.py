@@ -6,6 +6,8 @@ answer wherever it is shown). The first three are flagged with their evidence an
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import time
 
@@ -21,6 +23,9 @@ from .test_annotate_browser import SHOTS, browser, login, serve  # noqa: F401  (
 
 FLOOR = 0.15           # seconds: the planted readers wait 0.25 s, the clicker none (a loaded machine
                        # can take 0.1 s to store a label)
+RULES = QualityConfig(window=50, min_items=15, min_seconds=FLOOR, max_fast_share=0.5,
+                      max_same_share=0.9, pause=True)
+GOLD_RATE = 0.5
 
 
 def _crowd_store(db: store.Store, n: int = 24, gold_every: int = 3) -> None:
@@ -41,13 +46,13 @@ def _worse(view) -> str:
     return view.labels[["bad" in t for t in view.response_texts].index(True)]
 
 
-def plant_crowd(db: store.Store, rules) -> tuple[AppServices, dict[str, store.Annotator], dict[str, int]]:
+def plant_crowd(db: store.Store, rules: QualityConfig = RULES) -> tuple[AppServices, dict[str, store.Annotator], dict[str, int]]:
     """The four planted labelers label the crowd store; returns the services, the users and how
     many items each labeled before their queue closed."""
     _crowd_store(db)
     users = {name: db.annotators.add(name, "annotator", hash_password("password123"))
              for name in ("clicker", "first", "contrarian", "honest")}
-    svc = AppServices(db, AppConfig(quality=rules, gold_rate=0.5))
+    svc = AppServices(db, AppConfig(quality=rules, gold_rate=GOLD_RATE))
     rng = random.Random(0)
     done = {"honest": _label(svc, users["honest"], _better, 0.25, 30),
             "clicker": _label(svc, users["clicker"], lambda v: rng.choice(["A", "B"]), 0.0, 24),
@@ -69,8 +74,7 @@ def _label(svc: AppServices, user: store.Annotator, policy, wait: float, n: int)
 
 
 def test_a_planted_crowd_is_flagged_as_expected_and_paused(db):
-    rules = QualityConfig(window=50, min_items=15, min_seconds=FLOOR, max_fast_share=0.5,
-                          max_same_share=0.9, pause=True)
+    rules = RULES
     svc, users, done = plant_crowd(db, rules)
     n = done["honest"]
     assert n >= 16                     # every pair, and the gold items the gold rate served
@@ -106,8 +110,8 @@ def test_quality_rules_are_checked(bad):
         QualityConfig(**bad)
 
 
-QUALITY_YAML = ("gold_rate: 0.5\nquality: {window: 50, min_items: 15, min_seconds: 0.15, "
-                "max_fast_share: 0.5, max_same_share: 0.9, pause: true}\n")
+#: The same rules as the app's config file (YAML, of which JSON is a subset).
+QUALITY_YAML = json.dumps({"gold_rate": GOLD_RATE, "quality": dataclasses.asdict(RULES)}) + "\n"
 
 
 @pytest.mark.browser
@@ -115,7 +119,7 @@ def test_the_admin_sees_the_planted_crowd_flagged_in_a_browser(db, tmp_path, bro
     """The planted crowd as the admin page shows it: three labelers flagged with their evidence
     and paused, the honest one not."""
     db.annotators.add("boss", "admin", hash_password("password123"))
-    plant_crowd(db, QualityConfig(window=50, min_items=15, min_seconds=FLOOR, pause=True))
+    plant_crowd(db)
     server = serve(db, tmp_path, QUALITY_YAML)
     try:
         admin = login(browser, server.url, "boss")
